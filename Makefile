@@ -1,0 +1,45 @@
+# checkout-operator developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup lint typecheck imports unit test bench crds golden clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+setup: $(BIN)/python  ## create .venv and install the project with its dev and services extras
+	$(BIN)/pip install -q -e '.[dev,services]'
+
+lint:  ## ruff (lint + format check)
+	$(BIN)/ruff check operator services hack tests
+	$(BIN)/ruff format --check operator services hack tests
+
+typecheck:  ## mypy --strict on checkout_operator
+	$(BIN)/mypy
+
+imports:  ## import-linter layer contracts
+	$(BIN)/lint-imports
+
+unit:  ## pytest without the real-stack tests
+	$(BIN)/pytest -m 'not stack and not bench'
+
+test: lint typecheck imports  ## everything CI runs: lint, types, layers, all tests
+	$(BIN)/pytest -m 'not bench'
+
+bench:  ## benchmarks (print p50/p95/p99, throughput, RSS)
+	$(BIN)/pytest -m bench -s tests/bench
+
+crds:  ## regenerate crds/ from the API models
+	$(BIN)/checkout-operator crds --output-dir crds
+
+golden:  ## regenerate the golden render outputs (review the diff!)
+	$(BIN)/pytest tests/unit/test_golden.py --update-golden
+
+clean:  ## remove caches and the venv
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The API: pydantic models of the CheckoutRegion and PSPRoute custom resources."""

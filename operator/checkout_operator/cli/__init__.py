@@ -1,0 +1,1 @@
+"""Command-line entry points: they parse arguments and delegate, nothing more."""

@@ -1,0 +1,65 @@
+"""`checkout-operator`: the operator's command line.
+
+Each subcommand lives in its own module with ``register(subparsers)``; this module only wires
+them together and turns expected failures into a message and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import checkout_operator
+from checkout_operator.cli import errors
+
+DESCRIPTION = """\
+Run and inspect a multi-region e-commerce checkout on Kubernetes.
+
+CheckoutRegion and PSPRoute custom resources describe the fleet; the operator reconciles
+them into the checkout services, MirrorMaker 2 replication, payment routing and failover
+routing. The subcommands below work offline (render, crds) or against a cluster (run).
+"""
+
+EPILOG = """\
+examples:
+  checkout-operator render -f examples/          # what the operator would create, as YAML
+  checkout-operator crds --output-dir crds/      # regenerate the CRDs from the API models
+
+Exit codes: 0 ok, 1 runtime failure, 2 invalid input (the message names the field).
+"""
+
+
+def build_parser(prog: str = "checkout-operator") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {checkout_operator.__version__}"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in _subcommands():
+        register(subparsers)
+    return parser
+
+
+def _subcommands() -> list[errors.Register]:
+    # Imported here so that `--help` of one command never pays for another's imports.
+    return []
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "checkout-operator") -> int:
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    handler: errors.Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return errors.EXIT_USAGE
+    return errors.run_guarded(handler, args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
