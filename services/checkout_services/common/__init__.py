@@ -1,0 +1,1 @@
+"""Shared pieces of the checkout services: config models, and later db, kafka, errors, health."""

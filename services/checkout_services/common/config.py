@@ -1,0 +1,46 @@
+"""The region config file, rendered by the operator into the ConfigMap ``checkout-region``.
+
+Every checkout service of a region mounts it (key ``region.json``) at the path in
+``REGION_CONFIG_FILE``. It holds no secret: credentials come from env vars filled from the
+Secrets that the CheckoutRegion references (``DATABASE_URL``, ``REDIS_URL``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from checkout_services.common.model import ConfigModel
+
+CONFIGMAP_NAME: Final = "checkout-region"
+CONFIG_KEY: Final = "region.json"
+CONFIG_FILE_ENV: Final = "REGION_CONFIG_FILE"
+DEFAULT_MOUNT_DIR: Final = "/etc/checkout/region"
+
+SERVICE_NAMES: Final = ("cart", "pricing", "inventory", "payments", "orders", "gateway")
+"""The services a region runs: one Deployment + Service ``checkout-<name>`` each."""
+
+SERVICE_PORT: Final = 8080
+METRICS_PORT: Final = 9090
+
+
+class KafkaTopics(ConfigModel):
+    """Names of the region-local event topics (MirrorMaker 2 replicates them to peers)."""
+
+    order_placed: str = "checkout.order-placed"
+    payment_captured: str = "checkout.payment-captured"
+    fulfillment_requested: str = "checkout.fulfillment-requested"
+    payment_capture_failed_dlq: str = "checkout.dlq.payment-capture-failed"
+    reservation_expired_dlq: str = "checkout.dlq.reservation-expired"
+
+
+class RegionConfig(ConfigModel):
+    region: str
+    fleet: str
+    jurisdiction: str
+    home_markets: tuple[str, ...]
+    """ISO 3166-1 alpha-2 markets this region is the configured home (write-primary) of."""
+    endpoints: dict[str, str]
+    """Service name -> base URL of that service inside the region (e.g. ``http://checkout-payments:8080``)."""
+    topics: KafkaTopics = KafkaTopics()
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "checkout"

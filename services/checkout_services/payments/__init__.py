@@ -1,0 +1,1 @@
+"""The payments service: PSP routing, authorize/capture/void/refund without double charges."""

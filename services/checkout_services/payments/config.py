@@ -1,0 +1,88 @@
+"""The PSP routing file, rendered by the operator from PSPRoutes into ``checkout-psp-routing``.
+
+Key ``routing.json``, mounted at the path in ``PSP_ROUTING_FILE``. Routes are listed in
+evaluation order: the payments service takes the first route whose match accepts the payment.
+Credentials are never in this file: each provider names the directory where its Secret is
+mounted (``credentials_dir``), and the Deployment mounts it there.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import Field
+
+from checkout_services.common.model import ConfigModel
+
+CONFIGMAP_NAME: Final = "checkout-psp-routing"
+CONFIG_KEY: Final = "routing.json"
+CONFIG_FILE_ENV: Final = "PSP_ROUTING_FILE"
+DEFAULT_MOUNT_DIR: Final = "/etc/checkout/psp-routing"
+CREDENTIALS_MOUNT_ROOT: Final = "/etc/checkout/psp-credentials"
+
+ProviderType = Literal["stripe", "adyen", "upi", "ideal", "pix"]
+Strategy = Literal["priority", "weighted"]
+FailureClass = Literal[
+    "soft_decline",  # e.g. insufficient funds, do-not-honor: another provider may approve
+    "hard_decline",  # e.g. stolen card, invalid account: never retry anywhere
+    "fraud",  # fraud/risk decline: never retry anywhere
+    "timeout",  # ambiguous: look the payment up before trying anything else
+    "server_error",  # provider 5xx
+    "network_error",  # connection refused/reset before the request was sent
+]
+RetryAction = Literal["next_provider", "retry_same", "stop"]
+
+
+class Match(ConfigModel):
+    """Empty tuple = any. Countries ISO 3166-1 alpha-2, currencies ISO 4217."""
+
+    countries: tuple[str, ...] = ()
+    currencies: tuple[str, ...] = ()
+    payment_methods: tuple[str, ...] = ()
+
+
+class Provider(ConfigModel):
+    name: str
+    """Unique within the route; with ``account`` and ``endpoint`` it identifies where a payment
+    was authorized, so capture/void/refund go back to exactly there."""
+    type: ProviderType
+    endpoint: str
+    """The provider's regional API base URL."""
+    account: str
+    """Merchant account id at the provider (not a secret)."""
+    credentials_dir: str
+    """Directory where the provider's credentials Secret is mounted (files ``api-key``,
+    ``webhook-secret``)."""
+    weight: int = Field(default=1, ge=0)
+    timeout_ms: int = Field(default=2000, ge=1)
+
+
+class RetryRule(ConfigModel):
+    on: FailureClass
+    action: RetryAction
+    max_attempts: int = Field(default=1, ge=1)
+
+
+class CircuitBreaker(ConfigModel):
+    failure_rate_percent: int = Field(default=50, ge=1, le=100)
+    minimum_requests: int = Field(default=20, ge=1)
+    window_seconds: int = Field(default=30, ge=1)
+    open_seconds: int = Field(default=15, ge=1)
+    half_open_requests: int = Field(default=3, ge=1)
+
+
+class Route(ConfigModel):
+    name: str
+    """``<namespace>/<name>`` of the PSPRoute it came from."""
+    match: Match
+    strategy: Strategy
+    providers: tuple[Provider, ...]
+    retry: tuple[RetryRule, ...] = ()
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+    success_rate_ordering: bool = False
+    """Reorder providers by recent authorization rate (with exploration)."""
+
+
+class PaymentRoutingConfig(ConfigModel):
+    region: str
+    routes: tuple[Route, ...]
