@@ -17,8 +17,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {checkout_services.__version__}"
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    payments = sub.add_parser(
+        "payments",
+        help="run the payments service (env: DATABASE_URL, REDIS_URL, PSP_ROUTING_FILE)",
+        description="Run the payments service with uvicorn. Settings come from env vars "
+        "(DATABASE_URL, REDIS_URL, PSP_ROUTING_FILE, PAYMENTS_*); PSP credentials from the "
+        "files in each provider's credentials_dir.",
+    )
+    payments.add_argument("--host", default="127.0.0.1")
+    payments.add_argument("--port", type=_port, default=8080)
+    payments.set_defaults(handler=_run_payments)
+
+    sim = sub.add_parser(
+        "psp-sim",
+        help="run the PSP simulator (Stripe-like, Adyen-like, UPI, iDEAL, Pix)",
+        description="Run the PSP simulator: provider APIs under /<endpoint>/<provider>/..., "
+        "admin API (accounts, faults, ledger) under /_sim/.",
+    )
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=_port, default=8099)
+    sim.add_argument("--seed", type=int, default=0, help="seed for fault injection")
+    sim.set_defaults(handler=_run_sim)
     return parser
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {raw!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"port out of range: {port}")
+    return port
+
+
+def _run_payments(args: argparse.Namespace) -> int:
+    from checkout_services.payments import main as payments_main
+
+    return payments_main.run(host=args.host, port=args.port)
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    from checkout_services.psp_sim import main as sim_main
+
+    return sim_main.run(host=args.host, port=args.port, seed=args.seed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

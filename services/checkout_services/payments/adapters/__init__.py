@@ -1,0 +1,1 @@
+"""One adapter per provider, each holding its wire format, behind `base.PSPAdapter`."""

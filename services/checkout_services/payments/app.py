@@ -1,0 +1,123 @@
+"""The payments FastAPI app: lifespan (pool, migrations, Redis, one httpx client), errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from checkout_services.payments import db, exceptions, idempotency, metrics, reconcile, router
+from checkout_services.payments.service import PaymentsService
+from checkout_services.payments.settings import Settings, load_routing
+
+log = logging.getLogger("checkout_services.payments")
+PROBLEM = router.PROBLEM
+
+
+def field_of(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cfg = settings or Settings.from_env()
+        routing_config = load_routing(cfg.routing_file)
+        pool = await db.create_pool(cfg.database_url)
+        redis = aioredis.from_url(cfg.redis_url)
+        sweeper: asyncio.Task[None] | None = None
+        try:
+            await db.migrate(pool)
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+            async with httpx.AsyncClient(limits=limits) as http:
+                service = PaymentsService(
+                    settings=cfg,
+                    routing_config=routing_config,
+                    repo=db.Repository(pool),
+                    idem=idempotency.IdempotencyStore(
+                        redis,
+                        ttl_seconds=cfg.idempotency_ttl_seconds,
+                        in_flight_seconds=cfg.in_flight_seconds,
+                    ),
+                    http=http,
+                    metrics=metrics.Metrics(),
+                )
+                app.state.service = service
+                if cfg.sweep_interval_seconds > 0:
+                    sweeper = asyncio.create_task(
+                        reconcile.sweeper(service, cfg.sweep_interval_seconds)
+                    )
+                yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            await redis.aclose()
+            await pool.close()
+
+    app = FastAPI(
+        title="checkout payments",
+        version="0.1.0",
+        description="Authorize, capture, void and refund across multi-homed PSPs, without "
+        "double charges. Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+    )
+    app.include_router(router.router)
+
+    @app.exception_handler(exceptions.PaymentsError)
+    async def payments_error(request: Request, exc: exceptions.PaymentsError) -> JSONResponse:
+        return router.problem_response(exc, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": field_of(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        body = {
+            "type": exceptions.TYPE_BASE + "invalid-request",
+            "title": "Invalid request",
+            "status": 422,
+            "detail": f"{first['field']}: {first['message']}",
+            "instance": request.url.path,
+            "field": first["field"],
+            "errors": errors,
+        }
+        return JSONResponse(body, status_code=422, media_type=PROBLEM)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        body = {
+            "type": "about:blank",
+            "title": str(exc.detail),
+            "status": exc.status_code,
+            "detail": str(exc.detail),
+            "instance": request.url.path,
+        }
+        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
+        body = {
+            "type": exceptions.TYPE_BASE + "internal",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "internal error",
+            "instance": request.url.path,
+        }
+        return JSONResponse(body, status_code=500, media_type=PROBLEM)
+
+    return app

@@ -1,0 +1,33 @@
+"""``checkout-services payments``: check the settings, then run the service with uvicorn."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from checkout_services.payments import app as payments_app
+from checkout_services.payments import config
+from checkout_services.payments.adapters import base
+from checkout_services.payments.settings import Settings, SettingsError, load_routing
+
+
+def run(*, host: str, port: int) -> int:
+    try:
+        settings = Settings.from_env()
+        routing: config.PaymentRoutingConfig = load_routing(settings.routing_file)
+        for route in routing.routes:
+            for provider in route.providers:
+                base.load_credentials(provider)
+    except (SettingsError, base.CredentialsError) as exc:
+        print(f"checkout-services payments: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        payments_app.create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""One module per operation: authorize, capture, void, refund (plus the shared modify loop)."""

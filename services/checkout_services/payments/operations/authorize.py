@@ -1,0 +1,294 @@
+"""Authorize: route, try providers in order, never charge twice.
+
+Every provider gets one attempt per checkout with a key derived from (checkout, "authorize",
+provider). An answer that is not a PSP verdict (timeout, 5xx, dropped connection) is ambiguous:
+the provider is asked what it holds for this checkout before anything else happens, and another
+provider is tried only when the first is known not to have charged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from checkout_services.payments import config, db, exceptions, keys, routing, schemas
+from checkout_services.payments.adapters import base
+from checkout_services.payments.service import PaymentsService, backoff
+from checkout_services.payments.state_machine import PaymentState as S
+
+CHARGED = ("authorized", "captured", "refunded")
+
+
+def verdict_from_lookup(found: list[base.FoundPayment]) -> base.PSPResult | None:
+    """What the provider's records say about this checkout (None = nothing charged)."""
+    for p in found:
+        if p.status in CHARGED:
+            return base.PSPResult("approved", p.psp_reference, p.status)
+    for p in found:
+        if p.status == "pending":
+            return base.PSPResult("pending", p.psp_reference, "pending")
+    declined = [p for p in found if p.status == "declined"]
+    if declined:
+        return base.PSPResult(
+            "declined", declined[0].psp_reference, "declined", "soft_decline", "declined"
+        )
+    return None
+
+
+async def authorize(svc: PaymentsService, req: schemas.AuthorizeRequest) -> db.Payment:
+    route = routing.match_route(
+        svc.routing, country=req.country, currency=req.currency, method=req.payment_method
+    )
+    if route is None:
+        raise exceptions.NoRoute(
+            f"no PSP route serves country={req.country} currency={req.currency} "
+            f"payment_method={req.payment_method}",
+            field="country",
+        )
+    payment = await svc.repo.create_or_get(
+        checkout_id=req.checkout_id,
+        amount=req.amount,
+        currency=req.currency,
+        country=req.country,
+        method=req.payment_method,
+    )
+    if (payment.amount, payment.currency, payment.country, payment.payment_method) != (
+        req.amount,
+        req.currency,
+        req.country,
+        req.payment_method,
+    ):
+        raise exceptions.CheckoutMismatch(
+            f"checkout {req.checkout_id!r} was authorized for {payment.amount} {payment.currency}"
+            f" ({payment.country}, {payment.payment_method})",
+            field="amount",
+        )
+    if payment.state not in (S.PENDING, S.FAILED):
+        return payment
+    if not await svc.repo.acquire_lease(req.checkout_id, svc.owner, svc.settings.lease_seconds):
+        raise exceptions.OperationInProgress(
+            f"checkout {req.checkout_id!r} is being authorized by another request"
+        )
+    try:
+        payment = await svc.get(req.checkout_id)
+        if payment.state == S.FAILED:
+            payment = await svc.move(payment, S.PENDING)
+        if payment.state != S.PENDING:
+            return payment
+        return await run(svc, route, payment)
+    finally:
+        await svc.repo.release_lease(req.checkout_id, svc.owner)
+
+
+async def settle(
+    svc: PaymentsService,
+    payment: db.Payment,
+    attempt: db.Attempt,
+    target: base.Target,
+    result: base.PSPResult,
+) -> db.Payment | None:
+    """Apply an approved/pending verdict; None for a decline or a rejection (caller decides)."""
+    where = {
+        "provider": target.provider,
+        "provider_type": target.type,
+        "endpoint": target.endpoint,
+        "account": target.account,
+        "psp_reference": result.psp_reference,
+    }
+    if result.outcome == "approved":
+        await svc.repo.finish_attempt(attempt.id, "succeeded", psp_reference=result.psp_reference)
+        svc.metrics.auth.labels(target.provider, "approved", "").inc()
+        svc.rates.record(target.provider, True)
+        return await svc.move(
+            payment, S.AUTHORIZED, decline_class=None, decline_reason=None, **where
+        )
+    if result.outcome == "pending":
+        await svc.repo.finish_attempt(attempt.id, "pending", psp_reference=result.psp_reference)
+        svc.metrics.auth.labels(target.provider, "pending", "").inc()
+        return await svc.move(payment, S.REQUIRES_ACTION, action=result.action, **where)
+    if result.outcome == "declined":
+        await svc.repo.finish_attempt(
+            attempt.id,
+            "declined",
+            failure_class=result.decline_class,
+            psp_reference=result.psp_reference,
+            detail=result.reason,
+        )
+        svc.metrics.auth.labels(target.provider, "declined", result.decline_class or "").inc()
+        svc.rates.record(target.provider, False)
+        return None
+    await svc.repo.finish_attempt(
+        attempt.id, "rejected", failure_class="server_error", detail=result.reason
+    )
+    svc.metrics.auth.labels(target.provider, "error", "").inc()
+    return None
+
+
+async def resolve_open_attempts(
+    svc: PaymentsService, payment: db.Payment, attempts: list[db.Attempt]
+) -> db.Payment:
+    """An earlier run died (or timed out) mid-call: ask those providers before anything else."""
+    for a in attempts:
+        if a.status not in ("in_flight", "unknown"):
+            continue
+        target = svc.target_of(a.provider, a.provider_type, a.endpoint, a.account)
+        found = await svc.lookup(target, payment.checkout_id)
+        if found is None:
+            raise exceptions.OutcomeUnknown(
+                f"the outcome at provider {a.provider!r} is not known yet; retry later"
+            )
+        verdict = verdict_from_lookup(found)
+        if verdict is None:
+            await svc.repo.finish_attempt(
+                a.id, "not_charged", failure_class=a.failure_class or "timeout"
+            )
+            continue
+        settled = await settle(svc, payment, a, target, verdict)
+        if settled is not None:
+            return settled
+    return payment
+
+
+async def run(svc: PaymentsService, route: config.Route, payment: db.Payment) -> db.Payment:
+    cid = payment.checkout_id
+    attempts = await svc.repo.attempts(cid, "authorize")
+    payment = await resolve_open_attempts(svc, payment, attempts)
+    if payment.state != S.PENDING:
+        return payment
+    attempts = await svc.repo.attempts(cid, "authorize")
+    prior = {a.attempt_scope: a for a in attempts}
+    last_decline: db.Attempt | None = None
+    for a in attempts:
+        if a.status == "declined":
+            last_decline = a
+            if routing.retry_action(route, a.failure_class or "soft_decline")[0] == "stop":  # type: ignore[arg-type]
+                return await svc.move(
+                    payment, S.DECLINED, decline_class=a.failure_class, decline_reason=None
+                )
+    order = routing.order_providers(
+        route, rng=svc.rng, rates=svc.rates if route.success_rate_ordering else None
+    )
+    for provider in order:
+        earlier = prior.get(provider.name)
+        if earlier is not None and earlier.status == "declined":
+            continue  # this provider already said no; a replay would say it again
+        target = base.Target.of(provider)
+        if not svc.breaker_for(target).allow():
+            continue
+        outcome = await attempt_provider(svc, route, payment, provider, target)
+        if isinstance(outcome, db.Payment):
+            return outcome
+        if outcome == "stop":
+            break
+        if outcome == "declined_next":
+            last_decline = await last_declined(svc, cid)
+    # Nobody approved.
+    last_decline = await last_declined(svc, cid) or last_decline
+    if last_decline is not None:
+        return await svc.move(
+            payment,
+            S.DECLINED,
+            decline_class=last_decline.failure_class,
+            decline_reason=None,
+        )
+    await svc.move(payment, S.FAILED)
+    raise exceptions.ProvidersUnavailable(
+        "no payment provider could take the payment; nothing was charged, retry later"
+    )
+
+
+async def last_declined(svc: PaymentsService, cid: str) -> db.Attempt | None:
+    declined = [a for a in await svc.repo.attempts(cid, "authorize") if a.status == "declined"]
+    return declined[-1] if declined else None
+
+
+async def attempt_provider(
+    svc: PaymentsService,
+    route: config.Route,
+    payment: db.Payment,
+    provider: config.Provider,
+    target: base.Target,
+) -> db.Payment | str:
+    """One provider's attempt. Returns the settled payment, or what to do next:
+    ``"next"`` (try the next provider), ``"declined_next"``, ``"stop"``."""
+    cid = payment.checkout_id
+    key = keys.psp_idempotency_key(cid, "authorize", provider.name)
+    attempt = await svc.repo.start_attempt(
+        checkout_id=cid,
+        operation="authorize",
+        scope=provider.name,
+        provider=target.provider,
+        provider_type=target.type,
+        endpoint=target.endpoint,
+        account=target.account,
+        key=key,
+        amount=payment.amount,
+    )
+    adapter = svc.adapter(target)
+    tries = 0
+    while True:
+        tries += 1
+        result: base.PSPResult | None = None
+        failure: config.FailureClass = "server_error"
+        try:
+            result = await adapter.authorize(
+                checkout_id=cid,
+                amount=payment.amount,
+                currency=payment.currency,
+                method=payment.payment_method,
+                key=key,
+            )
+            svc.record_call(target, result.outcome != "rejected")
+        except base.PSPNotSent:
+            failure = "network_error"
+            svc.record_call(target, False)
+            svc.metrics.psp_errors.labels(target.provider, failure).inc()
+            await svc.repo.finish_attempt(attempt.id, "not_charged", failure_class=failure)
+        except base.PSPInProgress:
+            await svc.repo.finish_attempt(attempt.id, "unknown", failure_class="timeout")
+            raise exceptions.OutcomeUnknown(
+                f"provider {provider.name!r} is still processing this checkout; retry later"
+            ) from None
+        except base.PSPAmbiguous as exc:
+            failure = exc.failure_class
+            svc.record_call(target, False)
+            svc.metrics.psp_errors.labels(target.provider, failure).inc()
+            found = await svc.lookup(target, cid)
+            if found is None:
+                await svc.repo.finish_attempt(attempt.id, "unknown", failure_class=failure)
+                raise exceptions.OutcomeUnknown(
+                    f"provider {provider.name!r} did not answer and could not be asked; "
+                    "nothing else was tried; retry later"
+                ) from None
+            result = verdict_from_lookup(found)
+            if result is None:
+                await svc.repo.finish_attempt(attempt.id, "not_charged", failure_class=failure)
+        except base.PSPRejected as exc:
+            svc.record_call(target, False)
+            await svc.repo.finish_attempt(
+                attempt.id, "rejected", failure_class="server_error", detail=str(exc)
+            )
+            return "next"
+        if result is not None:
+            settled = await settle(svc, payment, attempt, target, result)
+            if settled is not None:
+                return settled
+            if result.outcome == "rejected":
+                return "next"
+            action, _ = routing.retry_action(route, result.decline_class or "soft_decline")
+            return "stop" if action == "stop" else "declined_next"
+        action, max_attempts = routing.retry_action(route, failure)
+        if action == "retry_same" and tries < max_attempts:
+            await asyncio.sleep(backoff(tries))
+            attempt = await svc.repo.start_attempt(
+                checkout_id=cid,
+                operation="authorize",
+                scope=provider.name,
+                provider=target.provider,
+                provider_type=target.type,
+                endpoint=target.endpoint,
+                account=target.account,
+                key=key,
+                amount=payment.amount,
+            )
+            continue
+        return "stop" if action == "stop" else "next"

@@ -1,0 +1,137 @@
+"""The loop capture and void share: same provider, account and endpoint as the authorization.
+
+Each round has its own key, ``(checkout, operation, "r<n>")``: a round ends only when the
+provider is known not to have acted (the payment, retrieved, is still authorized), so a new
+round never repeats something done. Another region counting rounds from 0 replays the same keys
+in the same order and reaches the provider's stored answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from checkout_services.payments import db, exceptions, keys
+from checkout_services.payments.adapters import base
+from checkout_services.payments.service import PaymentsService, backoff
+from checkout_services.payments.state_machine import PaymentState as S
+
+Call = Callable[[base.PSPAdapter, str, str], Awaitable[base.PSPResult]]
+"""(adapter, psp_reference, key) -> result."""
+
+
+async def retrieve(
+    svc: PaymentsService, target: base.Target, psp_reference: str
+) -> base.FoundPayment | None:
+    adapter = svc.adapter(target)
+    for attempt in range(svc.settings.lookup_attempts):
+        try:
+            return await adapter.retrieve(psp_reference=psp_reference)
+        except base.PSPError as exc:
+            svc.metrics.psp_errors.labels(target.provider, exc.failure_class).inc()
+            await asyncio.sleep(backoff(attempt))
+    raise exceptions.OutcomeUnknown(
+        f"provider {target.provider!r} could not be asked about the payment; retry later"
+    )
+
+
+async def sync(svc: PaymentsService, payment: db.Payment, found: base.FoundPayment) -> db.Payment:
+    """Bring our state in line with what the provider holds (only legal moves)."""
+    mapping = {"captured": S.CAPTURED, "voided": S.VOIDED, "refunded": S.CAPTURED}
+    target_state = mapping.get(found.status)
+    if target_state is None or target_state == payment.state:
+        return payment
+    fields: dict[str, object] = {}
+    if target_state == S.CAPTURED:
+        fields["captured_amount"] = payment.amount
+    svc.metrics.reconciled.labels(f"sync_{found.status}").inc()
+    return await svc.move(payment, target_state, **fields)
+
+
+async def modify(
+    svc: PaymentsService,
+    payment: db.Payment,
+    *,
+    operation: keys.Operation,
+    done: tuple[str, ...],
+    goal: S,
+    call: Call,
+    amount: int | None,
+    goal_fields: dict[str, object],
+) -> db.Payment:
+    assert payment.psp_reference is not None
+    target = svc.payment_target(payment)
+    cid = payment.checkout_id
+    earlier = await svc.repo.attempts(cid, operation)
+    first_round = sum(1 for a in earlier if a.status == "not_charged")
+    adapter = svc.adapter(target)
+    for n in range(first_round, first_round + svc.settings.capture_attempts):
+        scope = f"r{n}"
+        key = keys.psp_idempotency_key(cid, operation, scope)
+        attempt = await svc.repo.start_attempt(
+            checkout_id=cid,
+            operation=operation,
+            scope=scope,
+            provider=target.provider,
+            provider_type=target.type,
+            endpoint=target.endpoint,
+            account=target.account,
+            key=key,
+            amount=amount,
+        )
+        try:
+            result = await call(adapter, payment.psp_reference, key)
+            svc.record_call(target, True)
+        except base.PSPNotSent:
+            svc.record_call(target, False)
+            await svc.repo.finish_attempt(attempt.id, "not_charged", failure_class="network_error")
+            await asyncio.sleep(backoff(n))
+            continue
+        except base.PSPInProgress:
+            await svc.repo.finish_attempt(attempt.id, "unknown", failure_class="timeout")
+            raise exceptions.OutcomeUnknown(
+                f"{operation} is still running at the provider"
+            ) from None
+        except base.PSPAmbiguous as exc:
+            svc.record_call(target, False)
+            svc.metrics.psp_errors.labels(target.provider, exc.failure_class).inc()
+            found = await retrieve(svc, target, payment.psp_reference)
+            if found is None:
+                raise exceptions.ProviderRejected(
+                    f"provider {target.provider!r} lost the payment"
+                ) from None
+            if found.status in done:
+                await svc.repo.finish_attempt(
+                    attempt.id, "succeeded", psp_reference=payment.psp_reference
+                )
+                return await svc.move(payment, goal, **goal_fields)
+            if found.status == "authorized" or (found.status == "pending" and goal == S.VOIDED):
+                await svc.repo.finish_attempt(
+                    attempt.id, "not_charged", failure_class=exc.failure_class
+                )
+                await asyncio.sleep(backoff(n))
+                continue
+            await svc.repo.finish_attempt(attempt.id, "rejected", failure_class=exc.failure_class)
+            synced = await sync(svc, payment, found)
+            raise exceptions.IllegalTransitionError(
+                f"cannot {operation}: the payment is {synced.state.value} at the provider",
+                state=synced.state.value,
+            ) from None
+        if result.outcome == "approved":
+            await svc.repo.finish_attempt(
+                attempt.id, "succeeded", psp_reference=payment.psp_reference
+            )
+            return await svc.move(payment, goal, **goal_fields)
+        await svc.repo.finish_attempt(attempt.id, "rejected", detail=result.reason)
+        # The provider refused: its view of the payment decides.
+        found = await retrieve(svc, target, payment.psp_reference)
+        if found is not None and found.status in done:
+            return await svc.move(payment, goal, **goal_fields)
+        if found is not None:
+            synced = await sync(svc, payment, found)
+            raise exceptions.IllegalTransitionError(
+                f"cannot {operation}: the payment is {synced.state.value} at the provider",
+                state=synced.state.value,
+            )
+        raise exceptions.ProviderRejected(f"provider {target.provider!r} refused the {operation}")
+    raise exceptions.OutcomeUnknown(f"{operation} did not go through after retries; retry later")

@@ -1,0 +1,113 @@
+"""The sweeper: resolves payments a crash left pending, voids abandoned authorizations and any
+stray authorization a failover left at another provider."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from checkout_services.payments import exceptions, keys, schemas
+from checkout_services.payments.adapters import base
+from checkout_services.payments.operations import authorize, void
+from checkout_services.payments.service import PaymentsService
+from checkout_services.payments.state_machine import PaymentState as S
+
+log = logging.getLogger("checkout_services.payments.reconcile")
+
+
+async def reconcile(
+    svc: PaymentsService, *, abandon_after_s: float, pending_after_s: float, limit: int = 5000
+) -> schemas.ReconcileReport:
+    report = {
+        "resolved_pending": 0,
+        "voided_abandoned": 0,
+        "voided_stray": 0,
+        "synced": 0,
+        "errors": 0,
+    }
+    # 1. Pending payments nobody is working on (the process died, the client went away).
+    for payment in await svc.repo.stale((S.PENDING,), pending_after_s, limit):
+        cid = payment.checkout_id
+        if not await svc.repo.acquire_lease(cid, svc.owner, svc.settings.lease_seconds):
+            continue
+        try:
+            current = await svc.get(cid)
+            if current.state != S.PENDING:
+                continue
+            attempts = await svc.repo.attempts(cid, "authorize")
+            settled = await authorize.resolve_open_attempts(svc, current, attempts)
+            if settled.state == S.PENDING:
+                declined = [a for a in attempts if a.status == "declined"]
+                if declined:
+                    await svc.move(settled, S.DECLINED, decline_class=declined[-1].failure_class)
+                else:
+                    await svc.move(settled, S.FAILED)
+            report["resolved_pending"] += 1
+        except exceptions.PaymentsError as exc:
+            report["errors"] += 1
+            log.warning("reconcile: pending %s: %s", cid, exc.detail)
+        finally:
+            await svc.repo.release_lease(cid, svc.owner)
+    # 2. Authorizations nobody captured in time (abandoned checkouts).
+    for payment in await svc.repo.stale((S.AUTHORIZED, S.REQUIRES_ACTION), abandon_after_s, limit):
+        try:
+            await void.void(svc, payment.checkout_id)
+            report["voided_abandoned"] += 1
+            svc.metrics.reconciled.labels("void_abandoned").inc()
+        except exceptions.IllegalTransitionError:
+            report["synced"] += 1  # captured (or voided) elsewhere, e.g. by another region
+        except exceptions.OperationInProgress:
+            continue
+        except exceptions.PaymentsError as exc:
+            report["errors"] += 1
+            log.warning("reconcile: void %s: %s", payment.checkout_id, exc.detail)
+    # 3. Authorizations at providers other than the one the payment settled on.
+    for attempt in await svc.repo.stray_attempts(limit):
+        try:
+            report["voided_stray"] += await void_strays(svc, attempt)
+            await svc.repo.finish_attempt(attempt.id, "reconciled", detail=f"was {attempt.status}")
+        except exceptions.PaymentsError as exc:
+            report["errors"] += 1
+            log.warning("reconcile: stray %s: %s", attempt.checkout_id, exc.detail)
+    return schemas.ReconcileReport(**report)
+
+
+async def void_strays(svc: PaymentsService, attempt: object) -> int:
+    from checkout_services.payments import db
+
+    assert isinstance(attempt, db.Attempt)
+    payment = await svc.get(attempt.checkout_id)
+    target = svc.target_of(
+        attempt.provider, attempt.provider_type, attempt.endpoint, attempt.account
+    )
+    found = await svc.lookup(target, attempt.checkout_id)
+    if found is None:
+        raise exceptions.OutcomeUnknown(f"provider {attempt.provider!r} could not be asked")
+    voided = 0
+    for p in found:
+        if p.status != "authorized" or p.psp_reference == payment.psp_reference:
+            continue
+        key = keys.psp_idempotency_key(attempt.checkout_id, "void", f"stray:{p.psp_reference}")
+        try:
+            result = await svc.adapter(target).void(
+                psp_reference=p.psp_reference, checkout_id=attempt.checkout_id, key=key
+            )
+        except base.PSPError as exc:
+            raise exceptions.OutcomeUnknown(f"stray void at {attempt.provider!r}: {exc}") from None
+        if result.outcome == "approved":
+            voided += 1
+            svc.metrics.reconciled.labels("void_stray").inc()
+    return voided
+
+
+async def sweeper(svc: PaymentsService, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await reconcile(
+                svc,
+                abandon_after_s=svc.settings.abandon_after_seconds,
+                pending_after_s=svc.settings.pending_resolve_after_seconds,
+            )
+        except Exception:
+            log.exception("reconcile pass failed")

@@ -1,0 +1,113 @@
+"""Provider selection from :class:`config.PaymentRoutingConfig`: pure, seeded, table-tested."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from checkout_services.payments import config
+
+DEFAULT_ACTIONS: dict[config.FailureClass, config.RetryAction] = {
+    "soft_decline": "next_provider",
+    "hard_decline": "stop",
+    "fraud": "stop",
+    "timeout": "next_provider",  # only after a lookup showed nothing was charged
+    "server_error": "next_provider",  # likewise
+    "network_error": "next_provider",  # the request never left: nothing can be charged
+}
+NEVER_RETRIED: frozenset[config.FailureClass] = frozenset({"hard_decline", "fraud"})
+EXPLORATION_EPSILON = 0.1
+
+
+def match_route(
+    routing: config.PaymentRoutingConfig, *, country: str, currency: str, method: str
+) -> config.Route | None:
+    """The first route (in evaluation order) whose match accepts the payment."""
+    for route in routing.routes:
+        m = route.match
+        if m.countries and country not in m.countries:
+            continue
+        if m.currencies and currency not in m.currencies:
+            continue
+        if m.payment_methods and method not in m.payment_methods:
+            continue
+        return route
+    return None
+
+
+def retry_action(
+    route: config.Route, failure: config.FailureClass
+) -> tuple[config.RetryAction, int]:
+    """What to do after ``failure``: (action, max attempts at the same provider).
+
+    A hard decline or a fraud decline always stops, whatever the rules say.
+    """
+    if failure in NEVER_RETRIED:
+        return "stop", 1
+    for rule in route.retry:
+        if rule.on == failure:
+            return rule.action, rule.max_attempts
+    return DEFAULT_ACTIONS[failure], 1
+
+
+@dataclass
+class SuccessRates:
+    """Recent authorization outcomes per provider (a sliding window of the last N)."""
+
+    window: int = 200
+
+    def __post_init__(self) -> None:
+        self.outcomes: dict[str, deque[bool]] = {}
+
+    def record(self, provider: str, approved: bool) -> None:
+        self.outcomes.setdefault(provider, deque(maxlen=self.window)).append(approved)
+
+    def rate(self, provider: str) -> float:
+        """Laplace-smoothed approval rate: an unseen provider starts at 0.5."""
+        seen = self.outcomes.get(provider, ())
+        return (sum(seen) + 1) / (len(seen) + 2)
+
+
+def order_providers(
+    route: config.Route,
+    *,
+    rng: random.Random,
+    rates: SuccessRates | None = None,
+    epsilon: float = EXPLORATION_EPSILON,
+) -> list[config.Provider]:
+    """The order in which to try the route's providers.
+
+    ``priority``: as listed. ``weighted``: a weighted draw without replacement (weight 0 comes
+    last, as a pure fallback). With ``success_rate_ordering``: by recent approval rate, except
+    that with probability ``epsilon`` the strategy's own order is kept (exploration), so a
+    provider that had a bad minute gets traffic again and can recover its rate.
+    """
+    providers: Sequence[config.Provider] = route.providers
+    order = weighted_order(providers, rng) if route.strategy == "weighted" else list(providers)
+    if route.success_rate_ordering and rates is not None and rng.random() >= epsilon:
+        # sorted() is stable: ties keep the strategy's order.
+        order = sorted(order, key=lambda p: -rates.rate(p.name))
+    return order
+
+
+def weighted_order(
+    providers: Sequence[config.Provider], rng: random.Random
+) -> list[config.Provider]:
+    pool = [p for p in providers if p.weight > 0]
+    zero = [p for p in providers if p.weight == 0]
+    out: list[config.Provider] = []
+    while pool:
+        total = sum(p.weight for p in pool)
+        pick = rng.uniform(0, total)
+        acc = 0.0
+        chosen = pool[-1]
+        for p in pool:
+            acc += p.weight
+            if pick < acc:
+                chosen = p
+                break
+        out.append(chosen)
+        pool.remove(chosen)
+    return out + zero

@@ -1,0 +1,78 @@
+"""Request and response bodies (JSON, snake_case). Money: integer minor units + ISO 4217."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CheckoutId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, upper case")]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+Amount = Annotated[int, Field(gt=0, le=10**12, description="minor units (cents)")]
+Method = Literal["card", "upi", "ideal", "pix"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AuthorizeRequest(Strict):
+    checkout_id: CheckoutId
+    amount: Amount
+    currency: Currency
+    country: Country
+    payment_method: Method = "card"
+
+
+class CaptureRequest(Strict):
+    amount: Amount | None = None
+    """Defaults to the authorized amount."""
+
+
+class VoidRequest(Strict):
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class RefundRequest(Strict):
+    refund_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    amount: Amount
+
+
+class PaymentView(BaseModel):
+    checkout_id: str
+    state: str
+    amount: int
+    currency: str
+    country: str
+    payment_method: str
+    provider: str | None
+    psp_reference: str | None
+    captured_amount: int
+    refunded_amount: int
+    decline_class: str | None
+    decline_reason: str | None
+    action: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReconcileReport(BaseModel):
+    resolved_pending: int
+    voided_abandoned: int
+    voided_stray: int
+    synced: int
+    errors: int
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    field: str | None = None
+    errors: list[dict[str, Any]] | None = None

@@ -1,0 +1,145 @@
+"""The payments service object: its dependencies, and the helpers the operations share."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+
+import httpx
+
+from checkout_services.payments import (
+    breaker,
+    config,
+    db,
+    exceptions,
+    idempotency,
+    metrics,
+    routing,
+)
+from checkout_services.payments import state_machine as sm
+from checkout_services.payments.adapters import base, registry
+from checkout_services.payments.settings import Settings
+
+log = logging.getLogger("checkout_services.payments")
+
+
+class PaymentsService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        routing_config: config.PaymentRoutingConfig,
+        repo: db.Repository,
+        idem: idempotency.IdempotencyStore,
+        http: httpx.AsyncClient,
+        metrics: metrics.Metrics,
+    ) -> None:
+        self.settings = settings
+        self.routing = routing_config
+        self.repo = repo
+        self.idem = idem
+        self.http = http
+        self.metrics = metrics
+        self.breakers = breaker.BreakerRegistry()
+        self.rates = routing.SuccessRates()
+        self.rng = random.Random(settings.routing_seed)
+        self.owner = settings.instance or f"payments-{secrets.token_hex(4)}"
+        self.providers: dict[str, config.Provider] = {}
+        self.breaker_settings: dict[str, config.CircuitBreaker] = {}
+        for route in routing_config.routes:
+            for p in route.providers:
+                self.providers.setdefault(p.name, p)
+                self.breaker_settings.setdefault(p.name, route.circuit_breaker)
+        self.credentials: dict[str, base.Credentials] = {
+            name: base.load_credentials(p) for name, p in self.providers.items()
+        }
+        self._adapters: dict[base.Target, base.PSPAdapter] = {}
+
+    # -- adapters ------------------------------------------------------------------------------
+    def adapter(self, target: base.Target) -> base.PSPAdapter:
+        adapter = self._adapters.get(target)
+        if adapter is None:
+            creds = self.credentials.get(target.provider)
+            if creds is None:
+                raise exceptions.ProviderRejected(
+                    f"provider {target.provider!r} is no longer configured"
+                )
+            adapter = registry.build(target, creds, self.http)
+            adapter.latency_observer = self.metrics.observe_psp  # type: ignore[attr-defined]
+            self._adapters[target] = adapter
+        return adapter
+
+    def target_of(
+        self, provider: str, provider_type: str, endpoint: str, account: str
+    ) -> base.Target:
+        """The exact provider/account/endpoint an earlier call went to (from the DB)."""
+        configured = self.providers.get(provider)
+        timeout = configured.timeout_ms if configured else 2000
+        return base.Target(provider, provider_type, endpoint, account, timeout)  # type: ignore[arg-type]
+
+    def payment_target(self, payment: db.Payment) -> base.Target:
+        assert payment.provider
+        assert payment.provider_type
+        assert payment.endpoint
+        assert payment.account
+        return self.target_of(
+            payment.provider, payment.provider_type, payment.endpoint, payment.account
+        )
+
+    def breaker_for(self, target: base.Target) -> breaker.CircuitBreaker:
+        settings = self.breaker_settings.get(target.provider, config.CircuitBreaker())
+        return self.breakers.get(target.provider, target.endpoint, settings)
+
+    def record_call(self, target: base.Target, ok: bool) -> None:
+        b = self.breaker_for(target)
+        b.record(ok)
+        self.metrics.breaker.labels(target.provider, target.endpoint).set(
+            breaker.STATE_VALUE[b.current()]
+        )
+
+    # -- lookups -------------------------------------------------------------------------------
+    async def lookup(self, target: base.Target, checkout_id: str) -> list[base.FoundPayment] | None:
+        """What the provider holds for this checkout; None if it could not be asked."""
+        adapter = self.adapter(target)
+        for attempt in range(self.settings.lookup_attempts):
+            try:
+                found = await adapter.lookup(checkout_id=checkout_id)
+            except base.PSPError as exc:
+                self.metrics.psp_errors.labels(target.provider, exc.failure_class).inc()
+                await asyncio.sleep(backoff(attempt))
+                continue
+            self.metrics.lookups.labels(target.provider, "found" if found else "nothing").inc()
+            return found
+        self.metrics.lookups.labels(target.provider, "failed").inc()
+        return None
+
+    async def get(self, checkout_id: str) -> db.Payment:
+        payment = await self.repo.get(checkout_id)
+        if payment is None:
+            raise exceptions.PaymentNotFound(f"no payment for checkout {checkout_id!r}")
+        return payment
+
+    async def move(
+        self, payment: db.Payment, target: sm.PaymentState, **fields: object
+    ) -> db.Payment:
+        """A legal transition, compare-and-set on the current state."""
+        try:
+            sm.check(payment.state, target)
+        except sm.IllegalTransition as exc:
+            raise exceptions.IllegalTransitionError(str(exc), state=payment.state.value) from None
+        moved = await self.repo.transition(payment.checkout_id, payment.state, target, **fields)
+        if moved is None:
+            current = await self.get(payment.checkout_id)
+            if current.state == target:
+                return current
+            raise exceptions.IllegalTransitionError(
+                f"payment moved to {current.state.value} meanwhile", state=current.state.value
+            )
+        return moved
+
+
+def backoff(attempt: int, base_s: float = 0.02, cap_s: float = 0.5) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(cap_s, base_s * 2**attempt))

@@ -1,0 +1,65 @@
+"""The payment state machine: a transition table, and nothing is legal that is not in it."""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+
+class PaymentState(enum.StrEnum):
+    PENDING = "pending"
+    """Authorization started (or its outcome is not known yet)."""
+    REQUIRES_ACTION = "requires_action"
+    """Local method: waiting for the customer (redirect / QR / collect) and the webhook."""
+    AUTHORIZED = "authorized"
+    DECLINED = "declined"
+    FAILED = "failed"
+    """No provider could take the payment (all unavailable); nothing was charged."""
+    CAPTURED = "captured"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    VOIDED = "voided"
+
+
+S = PaymentState
+
+TRANSITIONS: Final[frozenset[tuple[PaymentState, PaymentState]]] = frozenset(
+    {
+        (S.PENDING, S.REQUIRES_ACTION),
+        (S.PENDING, S.AUTHORIZED),
+        (S.PENDING, S.DECLINED),
+        (S.PENDING, S.FAILED),
+        (S.FAILED, S.PENDING),  # the client retries later; attempts already made are reused
+        (S.REQUIRES_ACTION, S.AUTHORIZED),
+        (S.REQUIRES_ACTION, S.DECLINED),
+        (S.REQUIRES_ACTION, S.VOIDED),
+        (S.AUTHORIZED, S.CAPTURED),
+        (S.AUTHORIZED, S.VOIDED),
+        (S.CAPTURED, S.PARTIALLY_REFUNDED),
+        (S.CAPTURED, S.REFUNDED),
+        (S.PARTIALLY_REFUNDED, S.PARTIALLY_REFUNDED),
+        (S.PARTIALLY_REFUNDED, S.REFUNDED),
+    }
+)
+
+TERMINAL: Final = frozenset({S.DECLINED, S.VOIDED, S.REFUNDED})
+
+
+class IllegalTransition(Exception):
+    """A transition that is not in :data:`TRANSITIONS`."""
+
+    def __init__(self, current: PaymentState, target: PaymentState) -> None:
+        super().__init__(f"payment is {current.value}: cannot move to {target.value}")
+        self.current = current
+        self.target = target
+
+
+def can(current: PaymentState, target: PaymentState) -> bool:
+    return (current, target) in TRANSITIONS
+
+
+def check(current: PaymentState, target: PaymentState) -> PaymentState:
+    """Return ``target`` if the move is legal, else raise :class:`IllegalTransition`."""
+    if (current, target) not in TRANSITIONS:
+        raise IllegalTransition(current, target)
+    return target
