@@ -1,0 +1,300 @@
+"""Test harness for the payments service: the PSP simulator and payments instances as real
+server processes on loopback (``checkout-services psp-sim`` / ``checkout-services payments``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BIN = Path(sys.executable).parent / "checkout-services"
+
+# Test credentials: generated per run, written to files the service reads; never in config.
+PROVIDERS: dict[str, dict[str, str]] = {
+    # name -> type, endpoint name, account
+    "stripe-eu": {"type": "stripe", "ep": "eu", "account": "acct_stripe_eu"},
+    "adyen-eu": {"type": "adyen", "ep": "eu", "account": "CheckoutShopEU"},
+    "adyen-us": {"type": "adyen", "ep": "us", "account": "CheckoutShopEU"},
+    "stripe-us": {"type": "stripe", "ep": "us", "account": "acct_stripe_us"},
+    "upi-in": {"type": "upi", "ep": "in", "account": "merchant_upi"},
+    "ideal-nl": {"type": "ideal", "ep": "eu", "account": "merchant_ideal"},
+    "pix-br": {"type": "pix", "ep": "br", "account": "merchant_pix"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"{url}: process exited with {proc.returncode}:\n{log.read_text()}"
+            )
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} not up after {timeout}s:\n{log.read_text()}")
+
+
+@dataclass
+class Sim:
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        resp = httpx.request(method, f"{self.url}/_sim/{path}", json=body, timeout=30)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def reset(self) -> None:
+        self.admin("POST", "reset")
+        self.admin("POST", "settings", {"autoCompleteMs": 5})
+
+    def faults(self, *rules: dict[str, Any], replace: bool = True) -> None:
+        self.admin("POST", "faults", {"rules": list(rules), "replace": replace})
+
+    def ledger(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.admin("GET", "ledger")
+        return result
+
+    def payments(self, reference: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.admin("GET", f"payments?reference={reference}")[
+            "payments"
+        ]
+        return result
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_sim(workdir: Path, seed: int = 7) -> Sim:
+    port = free_port()
+    log = workdir / f"psp-sim-{port}.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [str(BIN), "psp-sim", "--port", str(port), "--seed", str(seed)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    sim = Sim(port, proc, log)
+    wait_http(f"{sim.url}/_sim/health", proc, log)
+    return sim
+
+
+@dataclass
+class Credentials:
+    root: Path
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def dir(self, provider: str) -> Path:
+        return self.root / provider
+
+    def all_secret_values(self) -> list[str]:
+        return [v for per in self.values.values() for v in per.values()]
+
+
+def make_credentials(root: Path) -> Credentials:
+    creds = Credentials(root)
+    for name in PROVIDERS:
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        api_key = f"sk_test_{name.replace('-', '_')}_{os.urandom(12).hex()}"
+        secret = f"whsec_{os.urandom(16).hex()}"
+        (d / "api-key").write_text(api_key + "\n")
+        (d / "webhook-secret").write_text(secret + "\n")
+        creds.values[name] = {"api-key": api_key, "webhook-secret": secret}
+    return creds
+
+
+def register_accounts(sim: Sim, creds: Credentials, webhook_urls: dict[str, str]) -> None:
+    """Tell the simulator each account's key and secret (the providers' side of the setup)."""
+    accounts = []
+    for name, p in PROVIDERS.items():
+        accounts.append(
+            {
+                "provider": p["type"],
+                "account": p["account"],
+                "apiKey": creds.values[name]["api-key"],
+                "webhookSecret": creds.values[name]["webhook-secret"],
+                "webhookUrl": webhook_urls.get(name),
+            }
+        )
+    sim.admin("POST", "accounts", {"accounts": accounts})
+
+
+def provider(
+    name: str, sim: Sim, creds: Credentials, *, timeout_ms: int = 1000, weight: int = 1
+) -> dict[str, Any]:
+    p = PROVIDERS[name]
+    return {
+        "name": name,
+        "type": p["type"],
+        "endpoint": f"{sim.url}/{p['ep']}/{p['type']}",
+        "account": p["account"],
+        "credentialsDir": str(creds.dir(name)),
+        "weight": weight,
+        "timeoutMs": timeout_ms,
+    }
+
+
+def routing_config(
+    sim: Sim,
+    creds: Credentials,
+    *,
+    region: str = "eu",
+    timeout_ms: int = 1000,
+    card_eu_providers: tuple[str, ...] = ("stripe-eu", "adyen-eu"),
+    retry: list[dict[str, Any]] | None = None,
+    breaker: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    cb = breaker or {
+        "failureRatePercent": 50,
+        "minimumRequests": 20,
+        "windowSeconds": 30,
+        "openSeconds": 2,
+        "halfOpenRequests": 2,
+    }
+
+    def route(
+        name: str, match: dict[str, Any], providers: list[str], strategy: str = "priority"
+    ) -> dict[str, Any]:
+        return {
+            "name": f"shop/{name}",
+            "match": match,
+            "strategy": strategy,
+            "providers": [provider(p, sim, creds, timeout_ms=timeout_ms) for p in providers],
+            "retry": retry or [],
+            "circuitBreaker": cb,
+            "successRateOrdering": False,
+        }
+
+    return {
+        "region": region,
+        "routes": [
+            route(
+                "card-eu",
+                {
+                    "countries": ["DE", "FR", "NL"],
+                    "currencies": ["EUR"],
+                    "paymentMethods": ["card"],
+                },
+                list(card_eu_providers),
+            ),
+            route(
+                "card-us",
+                {"countries": ["US"], "currencies": ["USD"], "paymentMethods": ["card"]},
+                ["adyen-us", "stripe-us"],
+                "weighted",
+            ),
+            route(
+                "upi",
+                {"countries": ["IN"], "currencies": ["INR"], "paymentMethods": ["upi"]},
+                ["upi-in"],
+            ),
+            route(
+                "ideal",
+                {"countries": ["NL"], "currencies": ["EUR"], "paymentMethods": ["ideal"]},
+                ["ideal-nl"],
+            ),
+            route(
+                "pix",
+                {"countries": ["BR"], "currencies": ["BRL"], "paymentMethods": ["pix"]},
+                ["pix-br"],
+            ),
+        ],
+    }
+
+
+@dataclass
+class PaymentsProc:
+    port: int
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> PaymentsProc:
+        fh = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [str(BIN), "payments", "--port", str(self.port)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
+        fh.close()
+        wait_http(f"{self.url}/health/ready", self.proc, self.log)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, whatever was in flight is cut."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def payments_proc(
+    workdir: Path,
+    *,
+    name: str,
+    database_url: str,
+    redis_url: str,
+    routing: dict[str, Any],
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> PaymentsProc:
+    port = port or free_port()
+    routing_file = workdir / f"routing-{name}.json"
+    routing_file.write_text(json.dumps(routing))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PSP_")},
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "PSP_ROUTING_FILE": str(routing_file),
+        "PAYMENTS_INSTANCE": name,
+        "PAYMENTS_IN_FLIGHT_SECONDS": "5",
+        **(extra_env or {}),
+    }
+    return PaymentsProc(port, env, workdir / f"payments-{name}.log")
