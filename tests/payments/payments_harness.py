@@ -125,11 +125,18 @@ class Credentials:
 
 def make_credentials(root: Path) -> Credentials:
     creds = Credentials(root)
-    for name in PROVIDERS:
+    per_account: dict[tuple[str, str], tuple[str, str]] = {}
+    for name, p in PROVIDERS.items():
         d = root / name
         d.mkdir(parents=True, exist_ok=True)
-        api_key = f"sk_test_{name.replace('-', '_')}_{os.urandom(12).hex()}"
-        secret = f"whsec_{os.urandom(16).hex()}"
+        # one merchant account served at several regional endpoints has one set of keys
+        api_key, secret = per_account.setdefault(
+            (p["type"], p["account"]),
+            (
+                f"sk_test_{name.replace('-', '_')}_{os.urandom(12).hex()}",
+                f"whsec_{os.urandom(16).hex()}",
+            ),
+        )
         (d / "api-key").write_text(api_key + "\n")
         (d / "webhook-secret").write_text(secret + "\n")
         creds.values[name] = {"api-key": api_key, "webhook-secret": secret}
