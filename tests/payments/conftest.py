@@ -14,7 +14,7 @@ from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Sim]:
     s = harness.start_sim(tmp_path_factory.mktemp("sim"))
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
 import uvicorn
@@ -13,6 +15,11 @@ from checkout_services.payments.settings import Settings, SettingsError, load_ro
 
 
 def run(*, host: str, port: int) -> int:
+    level = os.environ.get("PAYMENTS_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     try:
         settings = Settings.from_env()
         routing: config.PaymentRoutingConfig = load_routing(settings.routing_file)
@@ -26,8 +33,8 @@ def run(*, host: str, port: int) -> int:
         payments_app.create_app(settings),
         host=host,
         port=port,
-        log_level="warning",
-        access_log=False,
+        log_level=level.lower() if level in ("DEBUG", "INFO") else "warning",
+        access_log=level in ("DEBUG", "INFO"),
         lifespan="on",
     )
     return 0

@@ -1,0 +1,178 @@
+"""Local methods (UPI, iDEAL, Pix): pending -> signed webhook -> authorized; webhooks are
+verified, idempotent and out-of-order safe."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import Env
+
+pytestmark = pytest.mark.stack
+
+LOCAL = [
+    ("upi-in", "upi", "IN", "INR"),
+    ("ideal-nl", "ideal", "NL", "EUR"),
+    ("pix-br", "pix", "BR", "BRL"),
+]
+
+
+def cid() -> str:
+    return f"lm_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+async def client(env: Env) -> Any:
+    async with httpx.AsyncClient(base_url=env.url, timeout=30) as c:
+        yield c
+
+
+async def wait_state(
+    client: httpx.AsyncClient, c: str, state: str, timeout: float = 5.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = (await client.get(f"/v1/payments/{c}")).json()
+        if body["state"] == state:
+            return body
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{c} never reached {state}: {body}")
+
+
+def sign(secret: str, body: bytes, ts: int | None = None) -> str:
+    ts = int(time.time()) if ts is None else ts
+    sig = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={ts},v1={sig}"
+
+
+@pytest.mark.parametrize(("name", "method", "country", "currency"), LOCAL)
+async def test_local_method_is_authorized_by_its_webhook_then_captured(
+    env: Env, client: httpx.AsyncClient, name: str, method: str, country: str, currency: str
+) -> None:
+    c = cid()
+    env.sim.faults({"kind": "webhook_duplicate", "provider": method})
+    r = await client.post(
+        "/v1/payments/authorize",
+        json={
+            "checkout_id": c,
+            "amount": 1500,
+            "currency": currency,
+            "country": country,
+            "payment_method": method,
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["state"] == "requires_action"
+    assert body["provider"] == name
+    assert body["action"]["url"]
+    await wait_state(client, c, "authorized")
+    assert (await client.post(f"/v1/payments/{c}/capture", json={})).json()["state"] == "captured"
+    await asyncio.sleep(0.2)  # the duplicate webhooks (authorized + captured) arrive late
+    assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "captured"
+    row = env.sim.ledger()["checkouts"][c]
+    assert (row["authorizations"], row["captures"]) == (1, 1)
+    assert env.sim.ledger()["webhooks"]["failed"] == 0
+
+
+async def test_a_late_authorized_webhook_does_not_undo_a_void(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = cid()
+    env.sim.faults({"kind": "webhook_delay", "provider": "upi", "latencyMs": 400})
+    r = await client.post(
+        "/v1/payments/authorize",
+        json={
+            "checkout_id": c,
+            "amount": 900,
+            "currency": "INR",
+            "country": "IN",
+            "payment_method": "upi",
+        },
+    )
+    assert r.json()["state"] == "requires_action"
+    await asyncio.sleep(0.05)  # the customer approved at the PSP; the webhook is still on its way
+    r = await client.post(f"/v1/payments/{c}/void", json={})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "voided"
+    await asyncio.sleep(0.8)  # payment.authorized and payment.voided both arrive now, late
+    assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "voided"
+    row = env.sim.ledger()["checkouts"][c]
+    assert row["charged"] == 0
+
+
+async def test_webhook_signature_is_verified(env: Env, client: httpx.AsyncClient) -> None:
+    secret = env.creds.values["upi-in"]["webhook-secret"]
+    body = json.dumps(
+        {"id": "evt_x", "type": "payment.authorized", "data": {"id": "u1", "reference": "nope"}}
+    ).encode()
+    for header in (
+        "",
+        "t=1,v1=00",
+        sign("wrong-secret", body),
+        sign(secret, body, ts=int(time.time()) - 3600),
+    ):
+        r = await client.post(
+            "/v1/webhooks/upi-in", content=body, headers={"Sim-Signature": header}
+        )
+        assert r.status_code == 401, (header, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert secret not in r.text
+    r = await client.post(
+        "/v1/webhooks/upi-in", content=body, headers={"Sim-Signature": sign(secret, body)}
+    )
+    assert r.status_code == 200
+    assert r.json()["outcome"] == "ignored"  # no such checkout
+    r = await client.post(
+        "/v1/webhooks/no-such-psp", content=body, headers={"Sim-Signature": sign(secret, body)}
+    )
+    assert r.status_code == 404
+
+
+async def test_webhooks_are_idempotent_and_stale_ones_are_ignored(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = cid()
+    env.sim.admin("POST", "settings", {"autoCompleteMs": -1})
+    try:
+        r = await client.post(
+            "/v1/payments/authorize",
+            json={
+                "checkout_id": c,
+                "amount": 700,
+                "currency": "BRL",
+                "country": "BR",
+                "payment_method": "pix",
+            },
+        )
+        ref = r.json()["psp_reference"]
+    finally:
+        env.sim.admin("POST", "settings", {"autoCompleteMs": 5})
+    secret = env.creds.values["pix-br"]["webhook-secret"]
+
+    async def send(event_id: str, type_: str) -> dict[str, Any]:
+        body = json.dumps(
+            {"id": event_id, "type": type_, "data": {"id": ref, "reference": c}}
+        ).encode()
+        r = await client.post(
+            "/v1/webhooks/pix-br", content=body, headers={"Sim-Signature": sign(secret, body)}
+        )
+        assert r.status_code == 200, r.text
+        result: dict[str, Any] = r.json()
+        return result
+
+    assert (await send("e1", "payment.authorized"))["outcome"] == "applied"
+    assert (await send("e1", "payment.authorized"))["outcome"] == "duplicate"
+    assert (await send("e2", "payment.captured"))["outcome"] == "applied"
+    assert (await send("e3", "payment.authorized"))["outcome"] == "stale"  # out of order
+    assert (await send("e4", "payment.voided"))["outcome"] == "stale"  # captured can't be voided
+    assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "captured"
