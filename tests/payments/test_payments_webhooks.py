@@ -36,9 +36,9 @@ async def client(env: Env) -> Any:
 
 
 async def wait_state(
-    client: httpx.AsyncClient, c: str, state: str, timeout: float = 5.0
+    client: httpx.AsyncClient, c: str, state: str, within: float = 5.0
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
         body = (await client.get(f"/v1/payments/{c}")).json()
