@@ -28,26 +28,27 @@ async def reconcile(
     # 1. Pending payments nobody is working on (the process died, the client went away).
     for payment in await svc.repo.stale((S.PENDING,), pending_after_s, limit):
         cid = payment.checkout_id
-        if not await svc.repo.acquire_lease(cid, svc.owner, svc.settings.lease_seconds):
-            continue
         try:
-            current = await svc.get(cid)
-            if current.state != S.PENDING:
-                continue
-            attempts = await svc.repo.attempts(cid, "authorize")
-            settled = await authorize.resolve_open_attempts(svc, current, attempts)
-            if settled.state == S.PENDING:
-                declined = [a for a in attempts if a.status == "declined"]
-                if declined:
-                    await svc.move(settled, S.DECLINED, decline_class=declined[-1].failure_class)
-                else:
-                    await svc.move(settled, S.FAILED)
-            report["resolved_pending"] += 1
+            async with svc.lease(cid):
+                current = await svc.get(cid)
+                if current.state != S.PENDING:
+                    continue
+                attempts = await svc.repo.attempts(cid, "authorize")
+                settled = await authorize.resolve_open_attempts(svc, current, attempts)
+                if settled.state == S.PENDING:
+                    declined = [a for a in attempts if a.status == "declined"]
+                    if declined:
+                        await svc.move(
+                            settled, S.DECLINED, decline_class=declined[-1].failure_class
+                        )
+                    else:
+                        await svc.move(settled, S.FAILED)
+                report["resolved_pending"] += 1
+        except exceptions.OperationInProgress:
+            continue
         except exceptions.PaymentsError as exc:
             report["errors"] += 1
             log.warning("reconcile: pending %s: %s", cid, exc.detail)
-        finally:
-            await svc.repo.release_lease(cid, svc.owner)
     # 2. Authorizations nobody captured in time (abandoned checkouts).
     for payment in await svc.repo.stale((S.AUTHORIZED, S.REQUIRES_ACTION), abandon_after_s, limit):
         try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import secrets
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -114,6 +116,21 @@ class PaymentsService:
             return found
         self.metrics.lookups.labels(target.provider, "failed").inc()
         return None
+
+    @contextlib.asynccontextmanager
+    async def lease(self, checkout_id: str) -> AsyncIterator[str]:
+        """Exclusive right to run a PSP operation for this checkout (expires on its own if the
+        process dies). Each request has its own owner token, so concurrent duplicates inside
+        one process are kept apart too."""
+        owner = f"{self.owner}:{secrets.token_hex(6)}"
+        if not await self.repo.acquire_lease(checkout_id, owner, self.settings.lease_seconds):
+            raise exceptions.OperationInProgress(
+                f"checkout {checkout_id!r} has another operation running; retry later"
+            )
+        try:
+            yield owner
+        finally:
+            await self.repo.release_lease(checkout_id, owner)
 
     async def get(self, checkout_id: str) -> db.Payment:
         payment = await self.repo.get(checkout_id)

@@ -110,8 +110,6 @@ class Sim:
         state = self.state
         state.requests += 1
         faults = state.faults_for(provider, endpoint, operation)
-        if faults.latency_ms:
-            await asyncio.sleep(faults.latency_ms / 1000)
         entry: st.IdempotencyEntry | None = None
         if scope is not None:
             existing = state.keys.get(scope)
@@ -135,6 +133,9 @@ class Sim:
                 )
             entry = st.IdempotencyEntry(fingerprint=fp, created=state.now())
             state.keys[scope] = entry
+        if faults.latency_ms:
+            # Processing time: a second request with the same key meanwhile gets 409.
+            await asyncio.sleep(faults.latency_ms / 1000)
         status: int
         body: JsonDict
         if faults.error_5xx is not None and not faults.error_5xx.after_charge:

@@ -64,19 +64,13 @@ async def authorize(svc: PaymentsService, req: schemas.AuthorizeRequest) -> db.P
         )
     if payment.state not in (S.PENDING, S.FAILED):
         return payment
-    if not await svc.repo.acquire_lease(req.checkout_id, svc.owner, svc.settings.lease_seconds):
-        raise exceptions.OperationInProgress(
-            f"checkout {req.checkout_id!r} is being authorized by another request"
-        )
-    try:
+    async with svc.lease(req.checkout_id):
         payment = await svc.get(req.checkout_id)
         if payment.state == S.FAILED:
             payment = await svc.move(payment, S.PENDING)
         if payment.state != S.PENDING:
             return payment
         return await run(svc, route, payment)
-    finally:
-        await svc.repo.release_lease(req.checkout_id, svc.owner)
 
 
 async def settle(

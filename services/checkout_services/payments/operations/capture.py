@@ -26,9 +26,7 @@ async def capture(
         raise exceptions.IllegalTransitionError(
             f"cannot capture a {payment.state.value} payment", state=payment.state.value
         )
-    if not await svc.repo.acquire_lease(checkout_id, svc.owner, svc.settings.lease_seconds):
-        raise exceptions.OperationInProgress(f"checkout {checkout_id!r} has an operation running")
-    try:
+    async with svc.lease(checkout_id):
         payment = await svc.get(checkout_id)
         if payment.state == S.CAPTURED:
             return payment
@@ -56,5 +54,3 @@ async def capture(
             amount=amount,
             goal_fields={"captured_amount": amount},
         )
-    finally:
-        await svc.repo.release_lease(checkout_id, svc.owner)

@@ -30,9 +30,7 @@ async def refund(svc: PaymentsService, checkout_id: str, req: schemas.RefundRequ
             f"amount {req.amount} exceeds the refundable {remaining} {payment.currency}",
             field="amount",
         )
-    if not await svc.repo.acquire_lease(checkout_id, svc.owner, svc.settings.lease_seconds):
-        raise exceptions.OperationInProgress(f"checkout {checkout_id!r} has an operation running")
-    try:
+    async with svc.lease(checkout_id):
         payment = await svc.get(checkout_id)
         assert payment.psp_reference is not None
         target = svc.payment_target(payment)
@@ -69,5 +67,3 @@ async def refund(svc: PaymentsService, checkout_id: str, req: schemas.RefundRequ
         remaining = payment.captured_amount - payment.refunded_amount
         goal = S.REFUNDED if req.amount >= remaining else S.PARTIALLY_REFUNDED
         return await svc.move(payment, goal, refunded_amount=payment.refunded_amount + req.amount)
-    finally:
-        await svc.repo.release_lease(checkout_id, svc.owner)

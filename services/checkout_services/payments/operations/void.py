@@ -10,7 +10,7 @@ from checkout_services.payments.service import PaymentsService
 from checkout_services.payments.state_machine import PaymentState as S
 
 
-async def void(svc: PaymentsService, checkout_id: str, *, lease: bool = True) -> db.Payment:
+async def void(svc: PaymentsService, checkout_id: str) -> db.Payment:
     payment = await svc.get(checkout_id)
     if payment.state == S.VOIDED:
         return payment
@@ -18,11 +18,7 @@ async def void(svc: PaymentsService, checkout_id: str, *, lease: bool = True) ->
         raise exceptions.IllegalTransitionError(
             f"cannot void a {payment.state.value} payment", state=payment.state.value
         )
-    if lease and not await svc.repo.acquire_lease(
-        checkout_id, svc.owner, svc.settings.lease_seconds
-    ):
-        raise exceptions.OperationInProgress(f"checkout {checkout_id!r} has an operation running")
-    try:
+    async with svc.lease(checkout_id):
         payment = await svc.get(checkout_id)
         if payment.state == S.VOIDED:
             return payment
@@ -44,6 +40,3 @@ async def void(svc: PaymentsService, checkout_id: str, *, lease: bool = True) ->
             amount=None,
             goal_fields={},
         )
-    finally:
-        if lease:
-            await svc.repo.release_lease(checkout_id, svc.owner)
