@@ -44,6 +44,7 @@ def new_env(
     *,
     name: str,
     redis_db: int = 1,
+    extra_env: dict[str, str] | None = None,
     **routing_kw: object,
 ) -> Env:
     creds = harness.make_credentials(workdir / "creds")
@@ -61,6 +62,7 @@ def new_env(
         redis_url=redis.url.rsplit("/", 1)[0] + f"/{redis_db}",
         routing=routing,
         port=port,
+        extra_env=extra_env,
     )
     proc.start()
     return Env(sim, creds, proc, dsn, workdir)

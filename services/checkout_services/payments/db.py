@@ -309,6 +309,11 @@ class Repository:
         )
         return row is not None
 
+    async def forget_webhook(self, provider: str, event_id: str) -> None:
+        await self.pool.execute(
+            "DELETE FROM webhook_events WHERE provider = $1 AND event_id = $2", provider, event_id
+        )
+
     async def find_by_reference(self, psp_reference: str) -> Payment | None:
         row = await self.pool.fetchrow(
             f"SELECT {PAYMENT_COLS} FROM payments WHERE psp_reference = $1", psp_reference

@@ -115,3 +115,12 @@ class WebhookSignatureInvalid(PaymentsError):
 
 class UnknownProvider(PaymentsError):
     status, slug, title = 404, "unknown-provider", "Unknown payment provider"
+
+
+class PaymentNotReady(PaymentsError):
+    status, slug, title = 503, "payment-not-ready", "Payment not ready for this event"
+    retry_after = 1
+
+
+class PaymentIncomplete(PaymentsError):
+    status, slug, title = 409, "payment-incomplete", "Payment has no provider reference"

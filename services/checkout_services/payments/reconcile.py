@@ -49,6 +49,9 @@ async def reconcile(
         except exceptions.PaymentsError as exc:
             report["errors"] += 1
             log.warning("reconcile: pending %s: %s", cid, exc.detail)
+        except Exception as exc:  # one bad payment must not stop the pass
+            report["errors"] += 1
+            log.error("reconcile: pending %s: %s", cid, type(exc).__name__)
     # 2. Authorizations nobody captured in time (abandoned checkouts).
     for payment in await svc.repo.stale((S.AUTHORIZED, S.REQUIRES_ACTION), abandon_after_s, limit):
         try:
@@ -62,6 +65,9 @@ async def reconcile(
         except exceptions.PaymentsError as exc:
             report["errors"] += 1
             log.warning("reconcile: void %s: %s", payment.checkout_id, exc.detail)
+        except Exception as exc:
+            report["errors"] += 1
+            log.error("reconcile: void %s: %s", payment.checkout_id, type(exc).__name__)
     # 3. Authorizations at providers other than the one the payment settled on.
     for attempt in await svc.repo.stray_attempts(limit):
         try:
@@ -70,6 +76,9 @@ async def reconcile(
         except exceptions.PaymentsError as exc:
             report["errors"] += 1
             log.warning("reconcile: stray %s: %s", attempt.checkout_id, exc.detail)
+        except Exception as exc:
+            report["errors"] += 1
+            log.error("reconcile: stray %s: %s", attempt.checkout_id, type(exc).__name__)
     return schemas.ReconcileReport(**report)
 
 

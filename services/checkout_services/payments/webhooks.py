@@ -59,6 +59,13 @@ async def handle(
     target = EVENT_STATES.get(event_type)
     if payment is None or target is None:
         return {"outcome": "ignored"}
+    if payment.state == S.PENDING:
+        # Our own authorize call has not recorded the provider's answer yet: not applied, and
+        # not remembered, so the provider's redelivery is processed once we know the payment.
+        await svc.repo.forget_webhook(provider, event_id)
+        raise exceptions.PaymentNotReady(
+            f"checkout {reference!r} is still being authorized; deliver again later"
+        )
     if payment.psp_reference is not None and payment.psp_reference != psp_reference:
         return {"outcome": "ignored"}  # about another attempt (e.g. a stray authorization)
     if payment.state == target or not sm.can(payment.state, target):

@@ -59,7 +59,10 @@ async def modify(
     amount: int | None,
     goal_fields: dict[str, object],
 ) -> db.Payment:
-    assert payment.psp_reference is not None
+    if payment.psp_reference is None:
+        raise exceptions.PaymentIncomplete(
+            f"checkout {payment.checkout_id!r} has no provider reference yet"
+        )
     target = svc.payment_target(payment)
     cid = payment.checkout_id
     earlier = await svc.repo.attempts(cid, operation)

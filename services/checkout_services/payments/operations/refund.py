@@ -32,7 +32,10 @@ async def refund(svc: PaymentsService, checkout_id: str, req: schemas.RefundRequ
         )
     async with svc.lease(checkout_id):
         payment = await svc.get(checkout_id)
-        assert payment.psp_reference is not None
+        if payment.psp_reference is None:
+            raise exceptions.PaymentIncomplete(
+                f"checkout {checkout_id!r} has no provider reference"
+            )
         target = svc.payment_target(payment)
         key = keys.psp_idempotency_key(checkout_id, "refund", req.refund_id)
         attempt = await svc.repo.start_attempt(
