@@ -212,8 +212,7 @@ async def one_checkout(
         stats.outcomes["captured"] += 1
         stats.captured.add(c)
     else:
-        stats.outcomes["capture_failed"] += 1
-        stats.abandoned.add(c)
+        stats.outcomes["capture_failed"] += 1  # unknown to the client: at most once, still
 
 
 async def killer(a: Env, stats: Stats, done: asyncio.Event) -> None:
@@ -282,7 +281,8 @@ async def test_chaos_no_double_charge(regions: tuple[Env, Env]) -> None:
     elapsed = time.monotonic() - started
 
     print(
-        f"\nchaos: {CHECKOUTS} checkouts in {traffic_s:.1f} s of traffic ({elapsed:.1f} s with sweeps)"
+        f"\nchaos: {CHECKOUTS} checkouts in {traffic_s:.1f} s of traffic "
+        f"({elapsed:.1f} s with sweeps)"
     )
     print(f"chaos: client outcomes {dict(sorted(stats.outcomes.items()))}")
     print(f"chaos: events {dict(sorted(stats.events.items()))}")
@@ -309,6 +309,7 @@ async def test_chaos_no_double_charge(regions: tuple[Env, Env]) -> None:
         assert (row["captures"], row["charged"]) == (1, 1), (c, row)
     for c in stats.abandoned:
         row = checkouts.get(c, {"captures": 0, "charged": 0})
-        assert row["captures"] == 0 and row["charged"] == 0, (c, row)
+        assert row["captures"] == 0, (c, row)
+        assert row["charged"] == 0, (c, row)
     assert stats.events["payments_sigkill"] >= 1
     assert stats.outcomes["captured"] > CHECKOUTS // 2  # the system still did its job
