@@ -8,11 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from checkout_services.payments import db, exceptions, idempotency, metrics, reconcile, router
@@ -34,7 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cfg = settings or Settings.from_env()
         routing_config = load_routing(cfg.routing_file)
         pool = await db.create_pool(cfg.database_url)
-        redis = aioredis.from_url(cfg.redis_url)
+        redis = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                cfg.redis_url, max_connections=100, timeout=5
+            )
+        )
         sweeper: asyncio.Task[None] | None = None
         try:
             await db.migrate(pool)
@@ -107,6 +113,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "instance": request.url.path,
         }
         return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM)
+
+    @app.exception_handler(RedisError)
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(OSError)
+    async def dependency_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency unavailable: %s on %s", type(exc).__name__, request.url.path)
+        body = {
+            "type": exceptions.TYPE_BASE + "dependency-unavailable",
+            "title": "A dependency is unavailable",
+            "status": 503,
+            "detail": f"storage unavailable ({type(exc).__name__}); retry later",
+            "instance": request.url.path,
+        }
+        return JSONResponse(body, status_code=503, media_type=PROBLEM, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -115,6 +115,9 @@ class Attempt:
         return cls(**{f: row[f] for f in cls.__dataclass_fields__})
 
 
+AttemptUpdate = tuple[int, str, str | None, str | None, str | None]
+"""(attempt id, status, failure_class, psp_reference, detail)."""
+
 PAYMENT_COLS = (
     "checkout_id, amount, currency, country, payment_method, state, provider, provider_type, "
     "endpoint, account, psp_reference, captured_amount, refunded_amount, decline_class, "
@@ -185,9 +188,18 @@ class Repository:
         )
 
     async def transition(
-        self, checkout_id: str, expected: PaymentState, target: PaymentState, **fields: Any
+        self,
+        checkout_id: str,
+        expected: PaymentState,
+        target: PaymentState,
+        *,
+        attempt: AttemptUpdate | None = None,
+        **fields: Any,
     ) -> Payment | None:
-        """Compare-and-set the state (the caller checked legality); None if it moved meanwhile."""
+        """Compare-and-set the state (the caller checked legality); None if it moved meanwhile.
+
+        With ``attempt``, the attempt's outcome is written in the same statement (one commit).
+        """
         sets = ["state = $3", "updated_at = now()"]
         args: list[Any] = [checkout_id, expected.value, target.value]
         for name, value in fields.items():
@@ -195,12 +207,59 @@ class Repository:
             sets.append(f"{name} = ${len(args)}")
         if target == PaymentState.AUTHORIZED:
             sets.append("authorized_at = now()")
+        prefix = ""
+        if attempt is not None:
+            n = len(args)
+            args.extend(attempt)
+            prefix = (
+                f"WITH a AS (UPDATE psp_attempts SET status = ${n + 2},"
+                f" failure_class = COALESCE(${n + 3}, failure_class),"
+                f" psp_reference = COALESCE(${n + 4}, psp_reference), detail = ${n + 5},"
+                f" updated_at = now() WHERE id = ${n + 1}) "
+            )
         row = await self.pool.fetchrow(
-            f"UPDATE payments SET {', '.join(sets)} WHERE checkout_id = $1 AND state = $2"
+            f"{prefix}UPDATE payments SET {', '.join(sets)} WHERE checkout_id = $1 AND state = $2"
             f" RETURNING {PAYMENT_COLS}",
             *args,
         )
         return Payment.of(row) if row else None
+
+    async def claim(
+        self,
+        *,
+        checkout_id: str,
+        amount: int,
+        currency: str,
+        country: str,
+        method: str,
+        owner: str,
+        lease_seconds: float,
+    ) -> tuple[Payment | None, bool]:
+        """Create the payment or take its lease, in one statement.
+
+        Returns (payment, created); (None, False) when another request holds the lease.
+        """
+        row = await self.pool.fetchrow(
+            f"""
+            INSERT INTO payments (checkout_id, amount, currency, country, payment_method, state,
+                                  lease_owner, lease_until)
+            VALUES ($1, $2, $3, $4, $5, 'pending', $6, now() + make_interval(secs => $7))
+            ON CONFLICT (checkout_id) DO UPDATE
+               SET lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until
+             WHERE payments.lease_until IS NULL OR payments.lease_until < now()
+            RETURNING {PAYMENT_COLS}, (xmax = 0) AS created
+            """,
+            checkout_id,
+            amount,
+            currency,
+            country,
+            method,
+            owner,
+            lease_seconds,
+        )
+        if row is None:
+            return None, False
+        return Payment.of(row), bool(row["created"])
 
     async def attempts(self, checkout_id: str, operation: str | None = None) -> list[Attempt]:
         rows = await self.pool.fetch(

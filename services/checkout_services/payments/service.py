@@ -8,6 +8,7 @@ import logging
 import random
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -117,12 +118,15 @@ class PaymentsService:
         self.metrics.lookups.labels(target.provider, "failed").inc()
         return None
 
+    def new_owner(self) -> str:
+        return f"{self.owner}:{secrets.token_hex(6)}"
+
     @contextlib.asynccontextmanager
     async def lease(self, checkout_id: str) -> AsyncIterator[str]:
         """Exclusive right to run a PSP operation for this checkout (expires on its own if the
         process dies). Each request has its own owner token, so concurrent duplicates inside
         one process are kept apart too."""
-        owner = f"{self.owner}:{secrets.token_hex(6)}"
+        owner = self.new_owner()
         if not await self.repo.acquire_lease(checkout_id, owner, self.settings.lease_seconds):
             raise exceptions.OperationInProgress(
                 f"checkout {checkout_id!r} has another operation running; retry later"
@@ -139,14 +143,21 @@ class PaymentsService:
         return payment
 
     async def move(
-        self, payment: db.Payment, target: sm.PaymentState, **fields: object
+        self,
+        payment: db.Payment,
+        target: sm.PaymentState,
+        *,
+        attempt: db.AttemptUpdate | None = None,
+        **fields: Any,
     ) -> db.Payment:
         """A legal transition, compare-and-set on the current state."""
         try:
             sm.check(payment.state, target)
         except sm.IllegalTransition as exc:
             raise exceptions.IllegalTransitionError(str(exc), state=payment.state.value) from None
-        moved = await self.repo.transition(payment.checkout_id, payment.state, target, **fields)
+        moved = await self.repo.transition(
+            payment.checkout_id, payment.state, target, attempt=attempt, **fields
+        )
         if moved is None:
             current = await self.get(payment.checkout_id)
             if current.state == target:

@@ -70,7 +70,7 @@ async def handle(
         return {"outcome": "ignored"}  # about another attempt (e.g. a stray authorization)
     if payment.state == target or not sm.can(payment.state, target):
         return {"outcome": "stale"}  # out of order or already applied: the state machine says no
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     if target == S.CAPTURED:
         fields["captured_amount"] = payment.amount
     if target == S.DECLINED:

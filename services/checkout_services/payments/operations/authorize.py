@@ -44,13 +44,36 @@ async def authorize(svc: PaymentsService, req: schemas.AuthorizeRequest) -> db.P
             f"payment_method={req.payment_method}",
             field="country",
         )
-    payment = await svc.repo.create_or_get(
+    owner = svc.new_owner()
+    payment, created = await svc.repo.claim(
         checkout_id=req.checkout_id,
         amount=req.amount,
         currency=req.currency,
         country=req.country,
         method=req.payment_method,
+        owner=owner,
+        lease_seconds=svc.settings.lease_seconds,
     )
+    if payment is None:  # another request holds the lease
+        current = await svc.get(req.checkout_id)
+        check_same(current, req)
+        if current.state not in (S.PENDING, S.FAILED):
+            return current
+        raise exceptions.OperationInProgress(
+            f"checkout {req.checkout_id!r} is being authorized by another request; retry later"
+        )
+    try:
+        check_same(payment, req)
+        if payment.state == S.FAILED:
+            payment = await svc.move(payment, S.PENDING)
+        if payment.state != S.PENDING:
+            return payment
+        return await run(svc, route, payment, created=created)
+    finally:
+        await svc.repo.release_lease(req.checkout_id, owner)
+
+
+def check_same(payment: db.Payment, req: schemas.AuthorizeRequest) -> None:
     if (payment.amount, payment.currency, payment.country, payment.payment_method) != (
         req.amount,
         req.currency,
@@ -62,15 +85,6 @@ async def authorize(svc: PaymentsService, req: schemas.AuthorizeRequest) -> db.P
             f" ({payment.country}, {payment.payment_method})",
             field="amount",
         )
-    if payment.state not in (S.PENDING, S.FAILED):
-        return payment
-    async with svc.lease(req.checkout_id):
-        payment = await svc.get(req.checkout_id)
-        if payment.state == S.FAILED:
-            payment = await svc.move(payment, S.PENDING)
-        if payment.state != S.PENDING:
-            return payment
-        return await run(svc, route, payment)
 
 
 async def settle(
@@ -89,16 +103,25 @@ async def settle(
         "psp_reference": result.psp_reference,
     }
     if result.outcome == "approved":
-        await svc.repo.finish_attempt(attempt.id, "succeeded", psp_reference=result.psp_reference)
         svc.metrics.auth.labels(target.provider, "approved", "").inc()
         svc.rates.record(target.provider, True)
         return await svc.move(
-            payment, S.AUTHORIZED, decline_class=None, decline_reason=None, **where
+            payment,
+            S.AUTHORIZED,
+            attempt=(attempt.id, "succeeded", None, result.psp_reference, None),
+            decline_class=None,
+            decline_reason=None,
+            **where,
         )
     if result.outcome == "pending":
-        await svc.repo.finish_attempt(attempt.id, "pending", psp_reference=result.psp_reference)
         svc.metrics.auth.labels(target.provider, "pending", "").inc()
-        return await svc.move(payment, S.REQUIRES_ACTION, action=result.action, **where)
+        return await svc.move(
+            payment,
+            S.REQUIRES_ACTION,
+            attempt=(attempt.id, "pending", None, result.psp_reference, None),
+            action=result.action,
+            **where,
+        )
     if result.outcome == "declined":
         await svc.repo.finish_attempt(
             attempt.id,
@@ -142,13 +165,16 @@ async def resolve_open_attempts(
     return payment
 
 
-async def run(svc: PaymentsService, route: config.Route, payment: db.Payment) -> db.Payment:
+async def run(
+    svc: PaymentsService, route: config.Route, payment: db.Payment, *, created: bool = False
+) -> db.Payment:
     cid = payment.checkout_id
-    attempts = await svc.repo.attempts(cid, "authorize")
-    payment = await resolve_open_attempts(svc, payment, attempts)
-    if payment.state != S.PENDING:
-        return payment
-    attempts = await svc.repo.attempts(cid, "authorize")
+    attempts = [] if created else await svc.repo.attempts(cid, "authorize")
+    if any(a.status in ("in_flight", "unknown") for a in attempts):
+        payment = await resolve_open_attempts(svc, payment, attempts)
+        if payment.state != S.PENDING:
+            return payment
+        attempts = await svc.repo.attempts(cid, "authorize")
     prior = {a.attempt_scope: a for a in attempts}
     last_decline: db.Attempt | None = None
     for a in attempts:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from checkout_services.payments import db, exceptions, keys
 from checkout_services.payments.adapters import base
@@ -41,7 +42,7 @@ async def sync(svc: PaymentsService, payment: db.Payment, found: base.FoundPayme
     target_state = mapping.get(found.status)
     if target_state is None or target_state == payment.state:
         return payment
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     if target_state == S.CAPTURED:
         fields["captured_amount"] = payment.amount
     svc.metrics.reconciled.labels(f"sync_{found.status}").inc()
@@ -57,7 +58,7 @@ async def modify(
     goal: S,
     call: Call,
     amount: int | None,
-    goal_fields: dict[str, object],
+    goal_fields: dict[str, Any],
 ) -> db.Payment:
     if payment.psp_reference is None:
         raise exceptions.PaymentIncomplete(
@@ -121,10 +122,8 @@ async def modify(
                 state=synced.state.value,
             ) from None
         if result.outcome == "approved":
-            await svc.repo.finish_attempt(
-                attempt.id, "succeeded", psp_reference=payment.psp_reference
-            )
-            return await svc.move(payment, goal, **goal_fields)
+            done_attempt = (attempt.id, "succeeded", None, payment.psp_reference, None)
+            return await svc.move(payment, goal, attempt=done_attempt, **goal_fields)
         await svc.repo.finish_attempt(attempt.id, "rejected", detail=result.reason)
         # The provider refused: its view of the payment decides.
         found = await retrieve(svc, target, payment.psp_reference)

@@ -1,0 +1,145 @@
+"""Benchmark: authorize through the payments service, open loop, simulator at 0 ms.
+
+Requests are sent on a fixed schedule (arrival rate), never waiting for earlier responses.
+Latency is measured from the scheduled send time (no coordinated omission). The service's
+``Server-Timing`` header splits each request into PSP time and our own time (``app``).
+Prints p50/p95/p99, throughput and RSS; asserts only that the requests succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "payments"))
+import payments_harness as harness  # noqa: E402
+
+from checkout_stack.components.postgres import Postgres  # noqa: E402
+from checkout_stack.components.redis import Redis  # noqa: E402
+
+pytestmark = pytest.mark.bench
+
+RATES = (100, 300)
+SECONDS = 10
+
+
+@pytest.fixture(scope="module")
+def service(
+    postgres: Postgres, redis: Redis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[harness.Sim, harness.PaymentsProc]]:
+    root = tmp_path_factory.mktemp("bench")
+    sim = harness.start_sim(root)
+    creds = harness.make_credentials(root / "creds")
+    harness.register_accounts(sim, creds, {})
+    proc = harness.payments_proc(
+        root, name="bench", database_url=postgres.create_database(f"pay_bench_{uuid.uuid4().hex[:8]}"),
+        redis_url=redis.url.rsplit("/", 1)[0] + "/8", routing=harness.routing_config(sim, creds),
+    ).start()
+    try:
+        yield sim, proc
+    finally:
+        proc.stop()
+        sim.stop()
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def timing(header: str) -> dict[str, float]:
+    out = {}
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        out[name] = float(dur)
+    return out
+
+
+async def open_loop(url: str, rate: int, seconds: float) -> dict[str, object]:
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    service_ms: list[float] = []
+    app_ms: list[float] = []
+    psp_ms: list[float] = []
+    errors: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def one(i: int, scheduled: float) -> None:
+            c = f"bench_{rate}_{i}_{uuid.uuid4().hex[:8]}"
+            sent = time.perf_counter()
+            try:
+                r = await client.post(
+                    "/v1/payments/authorize",
+                    json={"checkout_id": c, "amount": 1999, "currency": "EUR", "country": "DE"},
+                    headers={"Idempotency-Key": f"k-{c}"},
+                )
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                return
+            end = time.perf_counter()
+            if r.status_code != 200:
+                errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
+                return
+            latencies.append((end - scheduled) * 1000)
+            service_ms.append((end - sent) * 1000)
+            t = timing(r.headers["server-timing"])
+            app_ms.append(t["app"])
+            psp_ms.append(t["psp"])
+
+        start = time.perf_counter() + 0.05
+        tasks = []
+        for i in range(total):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, scheduled)))
+        send_end = time.perf_counter()
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - start
+    return {
+        "sent": total, "ok": len(latencies), "errors": errors, "wall_s": wall,
+        "send_lag_s": send_end - (start + (total - 1) / rate),
+        "latency": latencies, "service": service_ms, "app": app_ms, "psp": psp_ms,
+    }
+
+
+async def test_authorize_open_loop(service: tuple[harness.Sim, harness.PaymentsProc]) -> None:
+    sim, proc = service
+    sim.admin("DELETE", "faults")  # 0 ms simulator
+    await open_loop(proc.url, 50, 2)  # warm up connections, pools, JIT-free caches
+    assert proc.proc is not None and sim.proc is not None
+    print()
+    for rate in RATES:
+        res = await open_loop(proc.url, rate, SECONDS)
+        line = [f"bench payments authorize @ {rate} req/s open loop, {SECONDS} s:"]
+        for name in ("latency", "service", "app", "psp"):
+            vals: list[float] = res[name]  # type: ignore[assignment]
+            line.append(
+                f"  {name:8s} p50 {pct(vals, 50):7.2f} ms  p95 {pct(vals, 95):7.2f} ms  "
+                f"p99 {pct(vals, 99):7.2f} ms"
+            )
+        ok: int = res["ok"]  # type: ignore[assignment]
+        wall: float = res["wall_s"]  # type: ignore[assignment]
+        line.append(
+            f"  sent {res['sent']}, ok {ok}, errors {res['errors']}, throughput {ok / wall:.1f} req/s, "
+            f"sender lag {res['send_lag_s'] * 1000:.1f} ms, RSS payments {rss_mib(proc.proc.pid):.0f} MiB, "
+            f"sim {rss_mib(sim.proc.pid):.0f} MiB"
+        )
+        print("\n".join(line))
+        assert ok == res["sent"], res["errors"]
