@@ -9,6 +9,7 @@ Prints p50/p95/p99, throughput and RSS; asserts only that the requests succeeded
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -39,8 +40,11 @@ def service(
     creds = harness.make_credentials(root / "creds")
     harness.register_accounts(sim, creds, {})
     proc = harness.payments_proc(
-        root, name="bench", database_url=postgres.create_database(f"pay_bench_{uuid.uuid4().hex[:8]}"),
-        redis_url=redis.url.rsplit("/", 1)[0] + "/8", routing=harness.routing_config(sim, creds),
+        root,
+        name="bench",
+        database_url=postgres.create_database(f"pay_bench_{uuid.uuid4().hex[:8]}"),
+        redis_url=redis.url.rsplit("/", 1)[0] + "/8",
+        routing=harness.routing_config(sim, creds),
     ).start()
     try:
         yield sim, proc
@@ -59,6 +63,11 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timing(header: str) -> dict[str, float]:
@@ -113,9 +122,15 @@ async def open_loop(url: str, rate: int, seconds: float) -> dict[str, object]:
         await asyncio.gather(*tasks)
         wall = time.perf_counter() - start
     return {
-        "sent": total, "ok": len(latencies), "errors": errors, "wall_s": wall,
+        "sent": total,
+        "ok": len(latencies),
+        "errors": errors,
+        "wall_s": wall,
         "send_lag_s": send_end - (start + (total - 1) / rate),
-        "latency": latencies, "service": service_ms, "app": app_ms, "psp": psp_ms,
+        "latency": latencies,
+        "service": service_ms,
+        "app": app_ms,
+        "psp": psp_ms,
     }
 
 
@@ -126,7 +141,9 @@ async def test_authorize_open_loop(service: tuple[harness.Sim, harness.PaymentsP
     assert proc.proc is not None and sim.proc is not None
     print()
     for rate in RATES:
+        cpu_before = cpu_seconds(proc.proc.pid)
         res = await open_loop(proc.url, rate, SECONDS)
+        cpu_used = cpu_seconds(proc.proc.pid) - cpu_before
         line = [f"bench payments authorize @ {rate} req/s open loop, {SECONDS} s:"]
         for name in ("latency", "service", "app", "psp"):
             vals: list[float] = res[name]  # type: ignore[assignment]
@@ -139,7 +156,8 @@ async def test_authorize_open_loop(service: tuple[harness.Sim, harness.PaymentsP
         line.append(
             f"  sent {res['sent']}, ok {ok}, errors {res['errors']}, throughput {ok / wall:.1f} req/s, "
             f"sender lag {res['send_lag_s'] * 1000:.1f} ms, RSS payments {rss_mib(proc.proc.pid):.0f} MiB, "
-            f"sim {rss_mib(sim.proc.pid):.0f} MiB"
+            f"sim {rss_mib(sim.proc.pid):.0f} MiB, payments CPU {cpu_used * 1000 / max(ok, 1):.2f} ms/request, "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
         print("\n".join(line))
         assert ok == res["sent"], res["errors"]

@@ -23,11 +23,15 @@ class CircuitBreaker:
     opened_at: float = 0.0
     probes: int = 0
     probe_successes: int = 0
+    failures: int = 0
+    """Failures among ``outcomes`` (kept up to date, so a record is O(1) amortized)."""
 
     def _trim(self, now: float) -> None:
         horizon = now - self.settings.window_seconds
         while self.outcomes and self.outcomes[0][0] < horizon:
-            self.outcomes.popleft()
+            _, ok = self.outcomes.popleft()
+            if not ok:
+                self.failures -= 1
 
     def current(self) -> BreakerState:
         if self.state == "open" and self.clock() - self.opened_at >= self.settings.open_seconds:
@@ -57,22 +61,25 @@ class CircuitBreaker:
             if self.probe_successes >= self.settings.half_open_requests:
                 self.state = "closed"
                 self.outcomes.clear()
+                self.failures = 0
             return
         if state == "open":
             return
         self.outcomes.append((now, ok))
+        if not ok:
+            self.failures += 1
         self._trim(now)
         total = len(self.outcomes)
         if total < self.settings.minimum_requests:
             return
-        failures = sum(1 for _, good in self.outcomes if not good)
-        if failures * 100 >= self.settings.failure_rate_percent * total:
+        if self.failures * 100 >= self.settings.failure_rate_percent * total:
             self._open(now)
 
     def _open(self, now: float) -> None:
         self.state = "open"
         self.opened_at = now
         self.outcomes.clear()
+        self.failures = 0
 
 
 class BreakerRegistry:
