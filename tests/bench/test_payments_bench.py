@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "payments"))
-import payments_harness as harness  # noqa: E402
+import payments_harness as harness
 
-from checkout_stack.components.postgres import Postgres  # noqa: E402
-from checkout_stack.components.redis import Redis  # noqa: E402
+from checkout_stack.components.postgres import Postgres
+from checkout_stack.components.redis import Redis
 
 pytestmark = pytest.mark.bench
 
@@ -55,7 +55,7 @@ def service(
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def rss_mib(pid: int) -> float:
@@ -138,7 +138,8 @@ async def test_authorize_open_loop(service: tuple[harness.Sim, harness.PaymentsP
     sim, proc = service
     sim.admin("DELETE", "faults")  # 0 ms simulator
     await open_loop(proc.url, 50, 2)  # warm up connections, pools, JIT-free caches
-    assert proc.proc is not None and sim.proc is not None
+    assert proc.proc is not None
+    assert sim.proc is not None
     print()
     for rate in RATES:
         cpu_before = cpu_seconds(proc.proc.pid)
@@ -153,10 +154,14 @@ async def test_authorize_open_loop(service: tuple[harness.Sim, harness.PaymentsP
             )
         ok: int = res["ok"]  # type: ignore[assignment]
         wall: float = res["wall_s"]  # type: ignore[assignment]
+        pid, sim_pid = proc.proc.pid, sim.proc.pid
         line.append(
-            f"  sent {res['sent']}, ok {ok}, errors {res['errors']}, throughput {ok / wall:.1f} req/s, "
-            f"sender lag {res['send_lag_s'] * 1000:.1f} ms, RSS payments {rss_mib(proc.proc.pid):.0f} MiB, "
-            f"sim {rss_mib(sim.proc.pid):.0f} MiB, payments CPU {cpu_used * 1000 / max(ok, 1):.2f} ms/request, "
+            f"  sent {res['sent']}, ok {ok}, errors {res['errors']}, "
+            f"throughput {ok / wall:.1f} req/s, sender lag {res['send_lag_s'] * 1000:.1f} ms"
+        )
+        line.append(
+            f"  RSS payments {rss_mib(pid):.0f} MiB, sim {rss_mib(sim_pid):.0f} MiB, "
+            f"payments CPU {cpu_used * 1000 / max(ok, 1):.2f} ms/request, "
             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
         print("\n".join(line))
