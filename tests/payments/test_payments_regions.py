@@ -3,6 +3,7 @@ same PSPs) reaches the PSP's own dedup: one authorization, one capture."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 
@@ -105,3 +106,25 @@ async def test_sweeper_syncs_instead_of_voiding_what_another_region_captured(
         assert (await ca.get(f"/v1/payments/{c}")).json()["state"] == "captured"
     row = a.sim.ledger()["checkouts"][c]
     assert (row["authorizations"], row["captures"], row["voids"]) == (1, 1, 0)
+
+
+async def test_region_without_the_webhook_asks_the_provider(regions: tuple[Env, Env]) -> None:
+    _, b = regions  # the providers send webhooks to region A only
+    c = f"rg_{uuid.uuid4().hex[:12]}"
+    upi = {
+        "checkout_id": c,
+        "amount": 800,
+        "currency": "INR",
+        "country": "IN",
+        "payment_method": "upi",
+    }
+    async with httpx.AsyncClient(base_url=b.url, timeout=30) as cb:
+        assert (await cb.post("/v1/payments/authorize", json=upi)).json()[
+            "state"
+        ] == "requires_action"
+        await asyncio.sleep(0.2)  # the customer approves; the webhook goes elsewhere
+        assert (await cb.get(f"/v1/payments/{c}")).json()["state"] == "requires_action"
+        params = {"abandon_after_seconds": 3600, "pending_after_seconds": 0}
+        rep = (await cb.post("/v1/payments/reconcile", params=params)).json()
+        assert rep["synced"] >= 1
+        assert (await cb.get(f"/v1/payments/{c}")).json()["state"] == "authorized"

@@ -8,7 +8,7 @@ import logging
 
 from checkout_services.payments import exceptions, keys, schemas
 from checkout_services.payments.adapters import base
-from checkout_services.payments.operations import authorize, void
+from checkout_services.payments.operations import authorize, modify, void
 from checkout_services.payments.service import PaymentsService
 from checkout_services.payments.state_machine import PaymentState as S
 
@@ -52,7 +52,22 @@ async def reconcile(
         except Exception as exc:  # one bad payment must not stop the pass
             report["errors"] += 1
             log.error("reconcile: pending %s: %s", cid, type(exc).__name__)
-    # 2. Authorizations nobody captured in time (abandoned checkouts).
+    # 2. Local-method payments whose webhook never reached this region: ask the provider.
+    for payment in await svc.repo.stale((S.REQUIRES_ACTION,), pending_after_s, limit):
+        try:
+            if payment.psp_reference is None:
+                continue
+            found = await modify.retrieve(svc, svc.payment_target(payment), payment.psp_reference)
+            goal = {"authorized": S.AUTHORIZED, "declined": S.DECLINED}.get(
+                found.status if found else ""
+            )
+            if goal is not None:
+                await svc.move(payment, goal)
+                report["synced"] += 1
+        except exceptions.PaymentsError as exc:
+            report["errors"] += 1
+            log.warning("reconcile: requires_action %s: %s", payment.checkout_id, exc.detail)
+    # 3. Authorizations nobody captured in time (abandoned checkouts).
     for payment in await svc.repo.stale((S.AUTHORIZED, S.REQUIRES_ACTION), abandon_after_s, limit):
         try:
             await void.void(svc, payment.checkout_id)
@@ -68,7 +83,7 @@ async def reconcile(
         except Exception as exc:
             report["errors"] += 1
             log.error("reconcile: void %s: %s", payment.checkout_id, type(exc).__name__)
-    # 3. Authorizations at providers other than the one the payment settled on.
+    # 4. Authorizations at providers other than the one the payment settled on.
     for attempt in await svc.repo.stray_attempts(limit):
         try:
             report["voided_stray"] += await void_strays(svc, attempt)
