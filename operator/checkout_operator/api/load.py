@@ -1,6 +1,7 @@
 """From parsed YAML/JSON documents to API objects, with errors that name the field.
 
-Errors never quote the offending value (it might be a secret pasted in the wrong place).
+Errors never quote the value of an input field (it might be a secret pasted in the wrong
+place); only cross-field rules name a repeated identifier such as a market code.
 """
 
 from __future__ import annotations
