@@ -24,6 +24,7 @@ def region_doc(
     group_size: int = 3,
     namespace: str = "fleet",
     markets_per_region: int = 3,
+    local: bool = False,
 ) -> dict[str, Any]:
     """The ``index``-th of ``total`` regions: jurisdiction group ``index // group_size``."""
     group = index // group_size
@@ -31,6 +32,14 @@ def region_doc(
     members = range(group * group_size, min(total, (group + 1) * group_size))
     peers = [f"r{k:03d}" for k in members if k != index]
     markets = _CODES[index * markets_per_region : (index + 1) * markets_per_region]
+    placement: dict[str, Any] = {
+        "remoteCluster": {
+            "kubeconfigSecretRef": {"name": f"{name}-kubeconfig", "key": "kubeconfig"},
+            "namespace": "checkout",
+        }
+    }
+    if local:  # every region in its own namespace of one cluster (e.g. a test apiserver)
+        namespace, placement = f"ns-{name}", {}
     return {
         "apiVersion": "checkout-operator.io/v1alpha1",
         "kind": "CheckoutRegion",
@@ -39,10 +48,7 @@ def region_doc(
             "region": name,
             "fleet": "bench",
             "jurisdiction": jurisdiction(group),
-            "remoteCluster": {
-                "kubeconfigSecretRef": {"name": f"{name}-kubeconfig", "key": "kubeconfig"},
-                "namespace": "checkout",
-            },
+            **placement,
             "homeMarkets": [{"country": m} for m in markets],
             "services": {"image": "checkout-services:bench"},
             "dependencies": {
@@ -61,9 +67,13 @@ def region_doc(
     }
 
 
-def route_doc(index: int, regions: int, namespace: str = "fleet") -> dict[str, Any]:
+def route_doc(
+    index: int, regions: int, namespace: str = "fleet", local: bool = False
+) -> dict[str, Any]:
     """A PSPRoute for one region (round robin), priority varying."""
     region = f"r{index % regions:03d}"
+    if local:
+        namespace = f"ns-{region}"
     return {
         "apiVersion": "checkout-operator.io/v1alpha1",
         "kind": "PSPRoute",
@@ -89,7 +99,8 @@ def route_doc(index: int, regions: int, namespace: str = "fleet") -> dict[str, A
     }
 
 
-def fleet_docs(regions: int, routes: int) -> list[dict[str, Any]]:
-    return [region_doc(i, regions) for i in range(regions)] + [
-        route_doc(i, regions) for i in range(routes)
+def fleet_docs(regions: int, routes: int, local: bool = False) -> list[dict[str, Any]]:
+    """``regions`` regions and ``routes`` PSPRoutes (``local``: one namespace per region)."""
+    return [region_doc(i, regions, local=local) for i in range(regions)] + [
+        route_doc(i, regions, local=local) for i in range(routes)
     ]

@@ -10,7 +10,6 @@ with escapes. It is ~10x faster than PyYAML's representer, and a property test c
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any, Final
@@ -92,18 +91,23 @@ def scalar(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return (
-            json.dumps(value) if value == value and abs(value) != float("inf") else _special(value)
-        )
+        return _float(value)
     if isinstance(value, str):
         return value if _is_plain(value) else _quote(value)
     raise TypeError(f"cannot write {type(value).__name__} as YAML")
 
 
-def _special(value: float) -> str:
+def _float(value: float) -> str:
+    """YAML 1.1 floats need a dot and a signed exponent: ``5e-324`` -> ``5.0e-324``."""
     if value != value:
         return ".nan"
-    return ".inf" if value > 0 else "-.inf"
+    if value in (float("inf"), float("-inf")):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)
+    if "." not in text:
+        mantissa, _, exponent = text.partition("e")
+        text = f"{mantissa}.0" + (f"e{exponent}" if exponent else "")
+    return text
 
 
 def _literal(prefix: str, text: str, pad: str, out: list[str]) -> None:
