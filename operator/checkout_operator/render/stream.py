@@ -10,6 +10,7 @@ with escapes. It is ~10x faster than PyYAML's representer, and a property test c
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any, Final
@@ -93,8 +94,14 @@ def scalar(value: Any) -> str:
     if isinstance(value, float):
         return _float(value)
     if isinstance(value, str):
-        return value if _is_plain(value) else _quote(value)
+        return _string(value)
     raise TypeError(f"cannot write {type(value).__name__} as YAML")
+
+
+@functools.lru_cache(maxsize=16384)
+def _string(text: str) -> str:
+    """Keys, labels and names repeat thousands of times in a fleet: decide once per string."""
+    return text if _is_plain(text) else _quote(text)
 
 
 def _float(value: float) -> str:
