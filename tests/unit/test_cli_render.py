@@ -120,3 +120,13 @@ def test_kubectl_plugin_help() -> None:
     assert proc.returncode == 0
     assert proc.stdout.startswith("usage: kubectl checkout render")
     assert "examples:" in proc.stdout
+
+
+def test_a_bare_yaml_on_key_gets_an_explanation(tmp_path: Path) -> None:
+    route = (helpers.EXAMPLES / "psproutes" / "in-upi.yaml").read_text()
+    broken = tmp_path / "route.yaml"
+    broken.write_text(route.replace("{failure: hard_decline", "{on: hard_decline"))
+    proc = _run("render", "-f", str(broken))
+    assert proc.returncode == 2
+    assert "spec.retry[0]: a key is not a string" in proc.stderr
+    assert "spec.retry[0].failure: required field is missing" in proc.stderr

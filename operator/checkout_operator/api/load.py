@@ -63,6 +63,13 @@ def _field_errors(exc: pydantic.ValidationError) -> list[FieldError]:
     for error in exc.errors(include_input=False, include_url=False):
         loc: list[str | int] = list(error["loc"])
         message = _MESSAGES.get(error["type"], error["msg"])
+        if error["type"] == "invalid_key":
+            # The loc's last part is the key's position, not a name: name the mapping instead.
+            loc = loc[:-1]
+            message = (
+                "a key is not a string (YAML reads a bare on/off/yes/no/true/false/null key, or "
+                "a number, as such: quote it)"
+            )
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, meta.RuleViolation):
             loc += list(cause.path)
