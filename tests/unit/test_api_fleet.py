@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import helpers
+import example_data as helpers
 
 from checkout_operator.api import fleet, load, residency
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import crdcheck
-import helpers
+import example_data as helpers
 import pytest
 
 from checkout_operator.api import crd, load

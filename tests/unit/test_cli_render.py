@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import helpers
+import example_data as helpers
 import pytest
 import yaml
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import helpers
+import example_data as helpers
 import pytest
 import yaml
 

@@ -5,7 +5,7 @@ After an intended change: `make golden` (pytest --update-golden), then review th
 
 from __future__ import annotations
 
-import helpers
+import example_data as helpers
 import pytest
 
 from checkout_operator.render import command

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import helpers
+import example_data as helpers
 
 from checkout_operator.api.status import MarketStatus
 from checkout_operator.render import configmaps, hashing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import helpers
+import example_data as helpers
 
 from checkout_operator.render import deployment, hashing
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from expect import META, hashed
+from render_expect import META, hashed
 
 from checkout_operator.api.checkoutregion import Autoscaling
 from checkout_operator.render import hpa

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import helpers
+import example_data as helpers
 import jsonschema
 import kubernetes_validate
 import pytest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import helpers
+import example_data as helpers
 
 from checkout_operator.render import mirrormaker
 

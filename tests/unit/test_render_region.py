@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import helpers
+import example_data as helpers
 import pytest
 
 from checkout_operator.api.status import CheckoutRegionStatus, MarketStatus

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from expect import META, SELECTOR, hashed
+from render_expect import META, SELECTOR, hashed
 
 from checkout_operator.render import service
 
