@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import example_data as helpers
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -107,3 +108,8 @@ def test_defaults_in_the_crd_equal_the_model_defaults() -> None:
     spec = _schema(crd.KINDS[0])["properties"]["spec"]["properties"]
     assert spec["healthProbe"]["default"] == checkoutregion.HealthProbe().model_dump(by_alias=True)
     assert spec["failover"]["properties"]["writeLeaseSeconds"]["default"] == 15
+
+
+@pytest.mark.parametrize("info", crd.KINDS, ids=lambda i: i.kind)
+def test_crd_is_a_valid_apiextensions_v1_object(info: crd.KindInfo) -> None:
+    kubernetes_validate.validate(crd.crd(info), "1.34.0", strict=True)
