@@ -96,3 +96,9 @@ def test_yaml_emitter_round_trips(value: Any) -> None:
 @given(st.text())
 def test_yaml_emitter_round_trips_any_string_and_key(text: str) -> None:
     assert yaml.safe_load(stream.dump({text: text, "list": [text]})) == {text: text, "list": [text]}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="aZ09_./:@+-, ()'\"=<>!?;*&%$`#\\ \t", max_size=12))
+def test_yaml_emitter_round_trips_punctuation(text: str) -> None:
+    assert yaml.safe_load(stream.dump({text: [text]})) == {text: [text]}

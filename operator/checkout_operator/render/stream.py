@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import yaml
 
-_CHARS: Final = re.compile(r"[A-Za-z0-9_./:@+-]+")
+_CHARS: Final = re.compile(r"[A-Za-z0-9_./:@+\-, ()'\"=<>!?;*&%$`]+")
 _NUMBERISH: Final = re.compile(r"[-+]?(0[xob][0-9a-fA-F_]+|[0-9_.]*[eE][-+]?[0-9_]+)")
 _RESERVED: Final = frozenset(["y", "n", "yes", "no", "on", "off", "true", "false", "null"])
 _RESOLVER: Final = yaml.resolver.Resolver()
@@ -63,6 +63,8 @@ def _quote(text: str) -> str:
 def _is_plain(text: str) -> bool:
     """Plain only if YAML 1.1 and 1.2 parsers (PyYAML, Go's yaml) both read a string back."""
     if not _CHARS.fullmatch(text) or text.endswith(":") or text.lower() in _RESERVED:
+        return False
+    if text[-1] == " " or ": " in text or " #" in text:
         return False
     if text[0].isalpha() or text[0] == "/":
         return True
