@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from checkout_stack import paths, versions
+from checkout_stack.components.kafka import bootstrap_template, build_cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
 
@@ -94,7 +95,9 @@ def build_kubernetes() -> str:
     return f"built {', '.join(paths.K8S_BINARIES)} into {dest}"
 
 
-def _go_install(component: str, package: str, dest: Path) -> str:
+def _go_install(
+    component: str, package: str, dest: Path, extra: Callable[[Path], None] | None = None
+) -> str:
     if dest.exists():
         return f"cached {dest}"
     tmp = dest.parent.with_name(dest.parent.name + ".tmp")
@@ -107,13 +110,41 @@ def _go_install(component: str, package: str, dest: Path) -> str:
         paths.cache_dir(),
         {**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""},
     )
+    if extra is not None:
+        extra(tmp)
     shutil.rmtree(dest.parent, ignore_errors=True)
     tmp.rename(dest.parent)
     return f"built {dest}"
 
 
+KWOK_STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+)
+
+
+def _kwok_stages(dest_dir: Path) -> None:
+    """kwok run standalone needs its Stage configs: take kwokctl's defaults ("fast" node and pod
+    lifecycle, heartbeat with lease) from the kwok module source at the pinned version."""
+    src = paths.cache_dir() / "go" / "mod" / "sigs.k8s.io" / f"kwok@{versions.KWOK}"
+    docs = []
+    for rel in KWOK_STAGES:
+        path = src / "kustomize" / "stage" / rel
+        if not path.exists():
+            raise StackError("kwok", f"stage config {path} missing", fix="rerun `hack/stack build`")
+        docs.append(path.read_text().strip())
+    (dest_dir / "stages.yaml").write_text("\n---\n".join(docs) + "\n")
+
+
 def build_kwok() -> str:
-    return _go_install("kwok", f"sigs.k8s.io/kwok/cmd/kwok@{versions.KWOK}", paths.kwok_bin())
+    if paths.kwok_bin().exists() and not paths.kwok_stages().exists():
+        _kwok_stages(paths.kwok_bin().parent)
+    return _go_install(
+        "kwok", f"sigs.k8s.io/kwok/cmd/kwok@{versions.KWOK}", paths.kwok_bin(), _kwok_stages
+    )
 
 
 def build_helm() -> str:
@@ -123,6 +154,8 @@ def build_helm() -> str:
 def fetch_kafka() -> str:
     libs = paths.kafka_libs()
     if (libs / f"kafka_2.13-{versions.KAFKA}.jar").exists():
+        bootstrap_template()
+        build_cds_archive()
         return f"cached in {libs}"
     tmp = libs.with_name("libs.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -144,6 +177,8 @@ def fetch_kafka() -> str:
     )
     shutil.rmtree(libs, ignore_errors=True)
     tmp.rename(libs)
+    bootstrap_template()
+    build_cds_archive()
     return f"fetched {len(list(libs.glob('*.jar')))} jars into {libs}"
 
 

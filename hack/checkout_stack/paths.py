@@ -18,8 +18,10 @@ def cache_dir() -> Path:
 
 
 def state_file() -> Path:
-    """Where `hack/stack up` records what it started (one stack per checkout)."""
-    return REPO / ".cache" / "stack-state.json"
+    """Where `hack/stack up` records what it started: one stack per checkout, unless
+    `$CHECKOUT_STACK_STATE` names another file."""
+    override = os.environ.get("CHECKOUT_STACK_STATE")
+    return Path(override) if override else REPO / ".cache" / "stack-state.json"
 
 
 def logs_dir() -> Path:
@@ -41,6 +43,11 @@ def built_k8s_dir() -> Path:
 
 def kwok_bin() -> Path:
     return cache_dir() / "bin" / f"kwok-{versions.KWOK}" / "kwok"
+
+
+def kwok_stages() -> Path:
+    """kwok's Stage configs (node init + heartbeat, pod ready/complete/delete)."""
+    return kwok_bin().parent / "stages.yaml"
 
 
 def helm_bin() -> Path:
