@@ -207,3 +207,23 @@ def test_breakers_are_per_provider_and_endpoint() -> None:
     s = config.CircuitBreaker()
     assert reg.get("adyen", "http://eu", s) is reg.get("adyen", "http://eu", s)
     assert reg.get("adyen", "http://eu", s) is not reg.get("adyen", "http://us", s)
+
+
+def test_a_checkout_gets_the_same_weighted_order_everywhere() -> None:
+    # Another region or a retry must try providers in the same order, so its derived PSP keys
+    # meet the first attempt's instead of charging at another provider.
+    r = route("w", "weighted", (prov("a", 1), prov("b", 1), prov("c", 1)))
+    for n in range(50):
+        orders = {
+            tuple(
+                p.name for p in routing.order_providers(r, rng=routing.checkout_rng(f"co_{n}", "w"))
+            )
+            for _ in range(5)
+        }
+        assert len(orders) == 1
+    firsts = [
+        routing.order_providers(r, rng=routing.checkout_rng(f"co_{n}", "w"))[0].name
+        for n in range(3000)
+    ]
+    for name in "abc":
+        assert 0.28 < firsts.count(name) / 3000 < 0.39  # still spread by weight over checkouts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import deque
 from collections.abc import Sequence
@@ -68,6 +69,17 @@ class SuccessRates:
         """Laplace-smoothed approval rate: an unseen provider starts at 0.5."""
         seen = self.outcomes.get(provider, ())
         return (sum(seen) + 1) / (len(seen) + 2)
+
+
+def checkout_rng(checkout_id: str, route: str, seed: int = 0) -> random.Random:
+    """The random draws of one checkout's routing, the same in every process and region.
+
+    A retry, a restarted process or another region draws the same weighted order (and the same
+    exploration decision), so it tries the same providers in the same order and its derived
+    PSP keys meet the first attempt's at the PSP instead of starting a charge elsewhere.
+    """
+    digest = hashlib.sha256(f"{seed}:{route}:{checkout_id}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
 
 
 def order_providers(

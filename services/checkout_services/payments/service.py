@@ -47,7 +47,6 @@ class PaymentsService:
         self.metrics = metrics
         self.breakers = breaker.BreakerRegistry()
         self.rates = routing.SuccessRates()
-        self.rng = random.Random(settings.routing_seed)
         self.owner = settings.instance or f"payments-{secrets.token_hex(4)}"
         self.providers: dict[str, config.Provider] = {}
         self.breaker_settings: dict[str, config.CircuitBreaker] = {}

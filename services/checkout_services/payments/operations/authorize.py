@@ -185,7 +185,9 @@ async def run(
                     payment, S.DECLINED, decline_class=a.failure_class, decline_reason=None
                 )
     order = routing.order_providers(
-        route, rng=svc.rng, rates=svc.rates if route.success_rate_ordering else None
+        route,
+        rng=routing.checkout_rng(cid, route.name, svc.settings.routing_seed),
+        rates=svc.rates if route.success_rate_ordering else None,
     )
     for provider in order:
         earlier = prior.get(provider.name)
