@@ -128,3 +128,22 @@ async def test_region_without_the_webhook_asks_the_provider(regions: tuple[Env, 
         rep = (await cb.post("/v1/payments/reconcile", params=params)).json()
         assert rep["synced"] >= 1
         assert (await cb.get(f"/v1/payments/{c}")).json()["state"] == "authorized"
+
+
+async def test_weighted_routes_pick_the_same_provider_in_both_regions(
+    regions: tuple[Env, Env],
+) -> None:
+    a, b = regions
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=30) as ca,
+        httpx.AsyncClient(base_url=b.url, timeout=30) as cb,
+    ):
+        providers = set()
+        for _ in range(20):
+            c = f"rg_{uuid.uuid4().hex[:12]}"
+            ra = await ca.post("/v1/payments/authorize", json=body(c, "US", "USD"))
+            rb = await cb.post("/v1/payments/authorize", json=body(c, "US", "USD"))
+            assert ra.json()["psp_reference"] == rb.json()["psp_reference"]
+            providers.add(ra.json()["provider"])
+            assert a.sim.ledger()["checkouts"][c]["authorizations"] == 1
+    assert providers == {"adyen-us", "stripe-us"}  # the weighted split is real
