@@ -403,3 +403,43 @@ async def test_health_metrics_and_openapi(client: httpx.AsyncClient) -> None:
         "/health/ready",
         "/metrics",
     } <= paths
+
+
+@pytest.mark.parametrize("provider", ["stripe", "adyen"])
+async def test_connection_dropped_after_the_charge_is_looked_up(
+    env: Env, client: httpx.AsyncClient, provider: str
+) -> None:
+    c = cid()
+    if provider == "adyen":  # make Stripe decline softly so the payment reaches Adyen
+        env.sim.faults(
+            {"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1},
+            {
+                "kind": "drop_after_charge",
+                "provider": "adyen",
+                "operation": "authorize",
+                "count": 1,
+            },
+        )
+    else:
+        env.sim.faults(
+            {
+                "kind": "drop_after_charge",
+                "provider": "stripe",
+                "operation": "authorize",
+                "count": 1,
+            }
+        )
+    r = await authorize(client, c)
+    assert r.status_code == 200, r.text
+    assert r.json()["provider"] == f"{provider}-eu"
+    assert providers_charged(env, c) == [f"{provider}/eu"]
+    metrics = (await client.get("/metrics")).text
+    # the cut connection was seen as such (an ambiguous network error), then looked up
+    assert (
+        f'payments_psp_errors_total{{failure_class="network_error",provider="{provider}-eu"}}'
+        in (metrics)
+    )
+    env.sim.faults({"kind": "drop_after_charge", "operation": "capture", "count": 1})
+    r = await client.post(f"/v1/payments/{c}/capture", json={})
+    assert r.status_code == 200, r.text
+    assert ledger_row(env, c)["captures"] == 1

@@ -1,7 +1,7 @@
 """Chaos: thousands of checkouts through two regions with faults everywhere; the simulator's
 ledger must show every checkout charged at most once and no authorization left open.
 
-Faults: timeouts after the charge, 5xx before and after it, declines of every class, failing
+Faults: timeouts after the charge, connections cut after the charge, 5xx before and after it, declines of every class, failing
 lookups, slow and duplicated webhooks, concurrent duplicate requests, the same checkout resumed
 in another region (own database and Redis, same PSPs), and region A's payments process SIGKILLed
 mid-traffic and restarted. Then the sweepers run, and the ledger is checked.
@@ -48,6 +48,9 @@ FAULTS: list[dict[str, Any]] = [
     },
     {"kind": "timeout_after_charge", "operation": "capture", "probability": 0.02, "latencyMs": 700},
     {"kind": "timeout_after_charge", "operation": "cancel", "probability": 0.02, "latencyMs": 700},
+    # ambiguous: charged, then the connection is cut mid-answer
+    {"kind": "drop_after_charge", "operation": "authorize", "probability": 0.02},
+    {"kind": "drop_after_charge", "operation": "capture", "probability": 0.01},
     {"kind": "error_5xx", "operation": "authorize", "probability": 0.03},
     {"kind": "error_5xx", "operation": "authorize", "probability": 0.02, "afterCharge": True},
     {"kind": "error_5xx", "operation": "capture", "probability": 0.02},

@@ -81,6 +81,28 @@ LOCAL_METHODS = ("upi", "ideal", "pix")
 LOCAL_ACTIONS = {"upi": "collect", "ideal": "redirect", "pix": "qr_code"}
 
 
+class ConnectionDropped(Exception):
+    """Raised after the response started: the server closes the connection mid-answer."""
+
+
+class DroppedResponse(Response):
+    """Starts a response, then fails, so uvicorn cuts the connection (an incomplete body)."""
+
+    def __init__(self) -> None:
+        super().__init__(b"", status_code=200)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"id": "', "more_body": True})
+        raise ConnectionDropped
+
+
 class Sim:
     """The app's behaviour around one :class:`~state.SimState`."""
 
@@ -157,6 +179,9 @@ class Sim:
                 self.finish(provider, scope, entry, real_status, real_body, executed=True)
             return self.json(status, body)
         self.finish(provider, scope, entry, status, body, executed=True)
+        if faults.drop_after_charge:
+            # The other ambiguous case: recorded, then the connection dies mid-answer.
+            return DroppedResponse()
         if faults.timeout_after_charge_ms:
             # The ambiguous case: the operation is recorded, the answer comes too late.
             await asyncio.sleep(faults.timeout_after_charge_ms / 1000)
@@ -1119,6 +1144,7 @@ FAULT_KINDS = {
     "error_5xx",
     "decline",
     "timeout_after_charge",
+    "drop_after_charge",
     "webhook_delay",
     "webhook_duplicate",
 }

@@ -27,6 +27,7 @@ FaultKind = Literal[
     "error_5xx",
     "decline",
     "timeout_after_charge",
+    "drop_after_charge",
     "webhook_delay",
     "webhook_duplicate",
 ]
@@ -85,6 +86,7 @@ class Faults:
     error_5xx: FaultRule | None = None
     decline: DeclineClass | None = None
     timeout_after_charge_ms: int = 0
+    drop_after_charge: bool = False
     webhook_delay_ms: int = 0
     webhook_duplicate: bool = False
 
@@ -173,6 +175,8 @@ class SimState:
                 out.error_5xx = rule
             elif rule.kind == "decline" and out.decline is None:
                 out.decline = rule.decline_class
+            elif rule.kind == "drop_after_charge":
+                out.drop_after_charge = True
             elif rule.kind == "timeout_after_charge":
                 out.timeout_after_charge_ms = max(out.timeout_after_charge_ms, rule.latency_ms)
             elif rule.kind == "webhook_delay":
