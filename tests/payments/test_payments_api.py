@@ -443,3 +443,33 @@ async def test_connection_dropped_after_the_charge_is_looked_up(
     r = await client.post(f"/v1/payments/{c}/capture", json={})
     assert r.status_code == 200, r.text
     assert ledger_row(env, c)["captures"] == 1
+
+
+async def test_a_slow_charge_still_in_progress_is_not_failed_over(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    """The provider is still processing when we time out, so a lookup finds nothing yet; the
+    same request sent again meets the provider's dedup (409 in progress), and nothing else is
+    tried until the provider has answered."""
+    import asyncio
+
+    c = cid()
+    # processing takes 2.5 s at Stripe (the key is held meanwhile); our timeout is 1 s
+    env.sim.faults(
+        {
+            "kind": "latency",
+            "provider": "stripe",
+            "operation": "authorize",
+            "latencyMs": 2500,
+            "count": 1,
+        }
+    )
+    r = await authorize(client, c, key=f"k-{c}")
+    body = assert_problem(r, 503)
+    assert body["type"].endswith("outcome-unknown")
+    assert [p["provider"] for p in env.sim.payments(c)] == []  # adyen never asked
+    await asyncio.sleep(2.0)  # Stripe finishes (and charges)
+    r = await authorize(client, c, key=f"k-{c}")
+    assert r.status_code == 200, r.text
+    assert r.json()["provider"] == "stripe-eu"
+    assert providers_charged(env, c) == ["stripe/eu"]

@@ -170,10 +170,33 @@ async def run(
 ) -> db.Payment:
     cid = payment.checkout_id
     attempts = [] if created else await svc.repo.attempts(cid, "authorize")
-    if any(a.status in ("in_flight", "unknown") for a in attempts):
-        payment = await resolve_open_attempts(svc, payment, attempts)
-        if payment.state != S.PENDING:
-            return payment
+    tried: set[str] = set()
+    stopped = False
+    open_attempts = [a for a in attempts if a.status in ("in_flight", "unknown")]
+    configured = {p.name: p for p in route.providers}
+    for a in open_attempts:
+        # An earlier run died or timed out mid-call. Send the same request again, with the
+        # same key, to the same provider: its own dedup answers (the stored response, or 409
+        # while that request is still running there) - a lookup alone could miss a charge
+        # still being made.
+        provider = configured.get(a.attempt_scope)
+        if provider is None or (provider.type, provider.endpoint, provider.account) != (
+            a.provider_type,
+            a.endpoint,
+            a.account,
+        ):
+            payment = await resolve_open_attempts(svc, payment, [a])  # routing changed
+            if payment.state != S.PENDING:
+                return payment
+            continue
+        tried.add(provider.name)
+        outcome = await attempt_provider(svc, route, payment, provider, base.Target.of(provider))
+        if isinstance(outcome, db.Payment):
+            return outcome
+        if outcome == "stop":
+            stopped = True
+            break
+    if open_attempts:
         attempts = await svc.repo.attempts(cid, "authorize")
     prior = {a.attempt_scope: a for a in attempts}
     last_decline: db.Attempt | None = None
@@ -189,7 +212,9 @@ async def run(
         rng=routing.checkout_rng(cid, route.name, svc.settings.routing_seed),
         rates=svc.rates if route.success_rate_ordering else None,
     )
-    for provider in order:
+    for provider in [] if stopped else order:
+        if provider.name in tried:
+            continue
         earlier = prior.get(provider.name)
         if earlier is not None and earlier.status == "declined":
             continue  # this provider already said no; a replay would say it again
@@ -216,6 +241,48 @@ async def run(
     raise exceptions.ProvidersUnavailable(
         "no payment provider could take the payment; nothing was charged, retry later"
     )
+
+
+async def confirm_not_charged(
+    svc: PaymentsService,
+    attempt: db.Attempt,
+    adapter: base.PSPAdapter,
+    payment: db.Payment,
+    key: str,
+    failure: config.FailureClass,
+) -> base.PSPResult | None:
+    """The lookup found nothing; is that because nothing was charged, or because the first
+    request is still being processed? Send it again with the same key: the provider's dedup
+    answers with the stored result, or 409 while the first one still runs. Returns a verdict,
+    or None once the provider is known not to hold a charge (then the attempt is
+    ``not_charged``); raises OutcomeUnknown otherwise, and no other provider is tried."""
+    try:
+        result = await adapter.authorize(
+            checkout_id=payment.checkout_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            method=payment.payment_method,
+            key=key,
+        )
+    except base.PSPNotSent:
+        pass  # the lookup said nothing, and this request did not leave: nothing pending here
+    except base.PSPAmbiguous as again:
+        if again.failure_class != "server_error":  # a second timeout: still can't tell
+            await svc.repo.finish_attempt(attempt.id, "unknown", failure_class=failure)
+            raise exceptions.OutcomeUnknown(
+                f"provider {attempt.provider!r} did not answer; nothing else was tried; retry later"
+            ) from None
+        # The provider answered (its stored or transient error): it runs nothing for this key.
+    except base.PSPInProgress:
+        await svc.repo.finish_attempt(attempt.id, "unknown", failure_class=failure)
+        raise exceptions.OutcomeUnknown(
+            f"provider {attempt.provider!r} is still processing this checkout; retry later"
+        ) from None
+    else:
+        if result.outcome != "rejected":
+            return result
+    await svc.repo.finish_attempt(attempt.id, "not_charged", failure_class=failure)
+    return None
 
 
 async def last_declined(svc: PaymentsService, cid: str) -> db.Attempt | None:
@@ -283,7 +350,7 @@ async def attempt_provider(
                 ) from None
             result = verdict_from_lookup(found)
             if result is None:
-                await svc.repo.finish_attempt(attempt.id, "not_charged", failure_class=failure)
+                result = await confirm_not_charged(svc, attempt, adapter, payment, key, failure)
         except base.PSPRejected as exc:
             svc.record_call(target, False)
             await svc.repo.finish_attempt(
