@@ -194,6 +194,7 @@ class Repository:
         target: PaymentState,
         *,
         attempt: AttemptUpdate | None = None,
+        release_owner: str | None = None,
         **fields: Any,
     ) -> Payment | None:
         """Compare-and-set the state (the caller checked legality); None if it moved meanwhile.
@@ -207,6 +208,15 @@ class Repository:
             sets.append(f"{name} = ${len(args)}")
         if target == PaymentState.AUTHORIZED:
             sets.append("authorized_at = now()")
+        if release_owner is not None:
+            args.append(release_owner)
+            n = len(args)
+            sets.append(
+                f"lease_owner = CASE WHEN lease_owner = ${n} THEN NULL ELSE lease_owner END"
+            )
+            sets.append(
+                f"lease_until = CASE WHEN lease_owner = ${n} THEN NULL ELSE lease_until END"
+            )
         prefix = ""
         if attempt is not None:
             n = len(args)

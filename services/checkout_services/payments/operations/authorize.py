@@ -62,15 +62,13 @@ async def authorize(svc: PaymentsService, req: schemas.AuthorizeRequest) -> db.P
         raise exceptions.OperationInProgress(
             f"checkout {req.checkout_id!r} is being authorized by another request; retry later"
         )
-    try:
+    async with svc.holding(req.checkout_id, owner):
         check_same(payment, req)
         if payment.state == S.FAILED:
             payment = await svc.move(payment, S.PENDING)
         if payment.state != S.PENDING:
             return payment
         return await run(svc, route, payment, created=created)
-    finally:
-        await svc.repo.release_lease(req.checkout_id, owner)
 
 
 def check_same(payment: db.Payment, req: schemas.AuthorizeRequest) -> None:
