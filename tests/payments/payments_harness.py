@@ -253,7 +253,7 @@ class PaymentsProc:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> PaymentsProc:
+    def start(self, wait_path: str = "/health/ready") -> PaymentsProc:
         fh = self.log.open("ab")
         self.proc = subprocess.Popen(
             [str(BIN), "payments", "--port", str(self.port)],
@@ -263,7 +263,7 @@ class PaymentsProc:
             start_new_session=True,
         )
         fh.close()
-        wait_http(f"{self.url}/health/ready", self.proc, self.log)
+        wait_http(f"{self.url}{wait_path}", self.proc, self.log)
         return self
 
     def kill(self) -> None:

@@ -158,3 +158,43 @@ async def test_no_secret_in_logs_errors_metrics_or_openapi(
         assert secret not in log
         for text in seen:
             assert secret not in text
+
+
+@pytest.mark.stack
+async def test_redis_down_is_a_503_problem_not_a_crash(
+    sim: harness.Sim, postgres: Postgres, tmp_path: Path
+) -> None:
+    creds = harness.make_credentials(tmp_path / "creds")
+    dead_redis = f"redis://127.0.0.1:{harness.free_port()}/0"  # nothing listens there
+    proc = harness.payments_proc(
+        tmp_path,
+        name="noredis",
+        routing=harness.routing_config(sim, creds),
+        database_url=postgres.create_database(f"pay_noredis_{uuid.uuid4().hex[:8]}"),
+        redis_url=dead_redis,
+    )
+    try:
+        proc.start(wait_path="/health/live")  # not ready, by design
+        async with httpx.AsyncClient(base_url=proc.url, timeout=30) as client:
+            r = await client.get("/health/ready")
+            assert r.status_code == 503
+            assert r.headers["content-type"].startswith("application/problem+json")
+            body = r.json()
+            assert body["checks"]["postgres"] == "ok"
+            assert body["checks"]["redis"] != "ok"
+            r = await client.post(
+                "/v1/payments/authorize",
+                json={
+                    "checkout_id": "co_noredis",
+                    "amount": 100,
+                    "currency": "EUR",
+                    "country": "DE",
+                },
+                headers={"Idempotency-Key": "k-noredis"},
+            )
+            assert r.status_code == 503, r.text
+            assert r.json()["type"].endswith("dependency-unavailable")
+            assert r.headers["retry-after"]
+        assert "Traceback" not in proc.log.read_text()
+    finally:
+        proc.stop()

@@ -124,3 +124,8 @@ class PaymentNotReady(PaymentsError):
 
 class PaymentIncomplete(PaymentsError):
     status, slug, title = 409, "payment-incomplete", "Payment has no provider reference"
+
+
+class NotReady(PaymentsError):
+    status, slug, title = 503, "not-ready", "Not ready"
+    retry_after = 1

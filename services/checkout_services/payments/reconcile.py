@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from checkout_services.payments import exceptions, keys, schemas
+from checkout_services.payments import db, exceptions, keys, schemas
 from checkout_services.payments.adapters import base
 from checkout_services.payments.operations import authorize, modify, void
 from checkout_services.payments.service import PaymentsService
@@ -97,10 +97,7 @@ async def reconcile(
     return schemas.ReconcileReport(**report)
 
 
-async def void_strays(svc: PaymentsService, attempt: object) -> int:
-    from checkout_services.payments import db
-
-    assert isinstance(attempt, db.Attempt)
+async def void_strays(svc: PaymentsService, attempt: db.Attempt) -> int:
     payment = await svc.get(attempt.checkout_id)
     target = svc.target_of(
         attempt.provider, attempt.provider_type, attempt.endpoint, attempt.account

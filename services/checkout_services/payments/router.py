@@ -290,13 +290,11 @@ async def ready(svc: Service, request: Request) -> Response:
         checks["redis"] = type(exc).__name__
     if all(v == "ok" for v in checks.values()):
         return JSONResponse({"status": "ok", "checks": checks})
-    err = exceptions.PaymentsError(
-        "not ready: " + ", ".join(f"{k}={v}" for k, v in checks.items() if v != "ok")
+    err = exceptions.NotReady(
+        "not ready: " + ", ".join(f"{k}={v}" for k, v in checks.items() if v != "ok"),
+        checks=checks,
     )
-    err.status = 503  # type: ignore[misc]
-    return JSONResponse(
-        err.problem(request.url.path) | {"checks": checks}, status_code=503, media_type=PROBLEM
-    )
+    return problem_response(err, request.url.path)
 
 
 @router.get("/metrics", summary="Prometheus metrics", tags=["health"], response_class=Response)
