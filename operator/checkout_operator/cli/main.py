@@ -47,8 +47,11 @@ def build_parser(prog: str = "checkout-operator") -> argparse.ArgumentParser:
 
 
 def _subcommands() -> list[errors.Register]:
-    # Imported here so that `--help` of one command never pays for another's imports.
-    return []
+    # Each subcommand module imports its heavy dependencies inside its handler, so that
+    # `--help` of one command never pays for another's imports.
+    from checkout_operator.cli import crds, render
+
+    return [render.register, crds.register]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "checkout-operator") -> int:

@@ -1,0 +1,139 @@
+"""Rules that span objects: a fleet's regions must agree with each other (pure).
+
+* region names are unique in a fleet, object names unique per kind and namespace;
+* failover targets and replication peers exist in the fleet;
+* residency: a failover target, and a replication peer, must be a jurisdiction every home market
+  of the region allows; and a region that pulls a peer's events must be allowed to hold the
+  peer's markets;
+* Identity replication keeps topic names, so it only works in one direction;
+* a PSPRoute's ``regions`` exist in its namespace.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from checkout_operator.api import residency
+from checkout_operator.api.checkoutregion import CheckoutRegion
+from checkout_operator.api.load import ApiObject, FieldError
+from checkout_operator.api.psproute import PSPRoute
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """An API object and where it came from (a file, a document of a file, a cluster)."""
+
+    source: str
+    obj: ApiObject
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SourcedError:
+    source: str
+    error: FieldError
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.error}"
+
+
+def _residencies(region: CheckoutRegion) -> list[residency.MarketResidency]:
+    spec = region.spec
+    return [
+        residency.market_residency(
+            m.country, spec.region, spec.jurisdiction, m.allowed_jurisdictions
+        )
+        for m in spec.home_markets
+    ]
+
+
+def _check_region(
+    item: Located, members: dict[str, CheckoutRegion], errors: list[SourcedError]
+) -> None:
+    assert isinstance(item.obj, CheckoutRegion)
+    spec = item.obj.spec
+
+    def fail(path: str, message: str) -> None:
+        errors.append(SourcedError(item.source, FieldError(path, message)))
+
+    own = _residencies(item.obj)
+    for index, target in enumerate(spec.failover.targets):
+        path = f"spec.failover.targets[{index}]"
+        other = members.get(target)
+        if other is None:
+            fail(path, f"region {target} is not in fleet {spec.fleet}")
+            continue
+        for bad in residency.violations(own, target, other.spec.jurisdiction):
+            fail(path, residency.violation_message(target, other.spec.jurisdiction, bad))
+    for index, peer in enumerate(spec.replication.peers):
+        path = f"spec.replication.peers[{index}].region"
+        other = members.get(peer.region)
+        if other is None:
+            fail(path, f"region {peer.region} is not in fleet {spec.fleet}")
+            continue
+        for bad in residency.violations(own, peer.region, other.spec.jurisdiction):
+            fail(path, residency.violation_message(peer.region, other.spec.jurisdiction, bad))
+        # Pulling the peer's events puts the peer's markets' data into this region.
+        for bad in residency.violations(_residencies(other), spec.region, spec.jurisdiction):
+            fail(path, residency.violation_message(spec.region, spec.jurisdiction, bad))
+        pulls_back = any(p.region == spec.region for p in other.spec.replication.peers)
+        if spec.replication.policy == "Identity" and pulls_back:
+            fail(
+                "spec.replication.policy",
+                f"Identity replication keeps topic names and works in one direction only, "
+                f"but {peer.region} also pulls from {spec.region}: use Default",
+            )
+
+
+def validate(items: Sequence[Located]) -> list[SourcedError]:
+    """Every cross-object problem, sorted by source and path."""
+    errors: list[SourcedError] = []
+    seen: dict[tuple[str, str, str], str] = {}
+    for item in items:
+        key = (item.obj.kind, item.obj.metadata.namespace, item.obj.metadata.name)
+        if key in seen:
+            errors.append(
+                SourcedError(
+                    item.source,
+                    FieldError(
+                        "metadata.name", f"{key[0]} {key[1]}/{key[2]} is also in {seen[key]}"
+                    ),
+                )
+            )
+        seen.setdefault(key, item.source)
+    fleets: dict[str, dict[str, CheckoutRegion]] = defaultdict(dict)
+    namespaces: dict[str, set[str]] = defaultdict(set)
+    for item in items:
+        if isinstance(item.obj, CheckoutRegion):
+            spec = item.obj.spec
+            if spec.region in fleets[spec.fleet]:
+                errors.append(
+                    SourcedError(
+                        item.source,
+                        FieldError(
+                            "spec.region",
+                            f"region {spec.region} appears twice in fleet {spec.fleet}",
+                        ),
+                    )
+                )
+            fleets[spec.fleet][spec.region] = item.obj
+            namespaces[item.obj.metadata.namespace].add(spec.region)
+    for item in items:
+        if isinstance(item.obj, CheckoutRegion):
+            _check_region(item, fleets[item.obj.spec.fleet], errors)
+        elif isinstance(item.obj, PSPRoute):
+            ns = item.obj.metadata.namespace
+            known = namespaces[ns]
+            for index, name in enumerate(item.obj.spec.regions):
+                if name not in known:
+                    errors.append(
+                        SourcedError(
+                            item.source,
+                            FieldError(
+                                f"spec.regions[{index}]",
+                                f"no CheckoutRegion {name} in namespace {ns}",
+                            ),
+                        )
+                    )
+    return sorted(set(errors))

@@ -1,0 +1,100 @@
+"""Status models of both kinds: written by the operator, read by people, Argo CD and tools."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from checkout_operator.api.meta import ApiModel, ChildSummary, Condition
+
+Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "FailedOver"]
+MarketState = Literal["Serving", "Fencing", "Down"]
+HealthState = Literal["Healthy", "Unhealthy", "Unknown"]
+
+
+class MarketStatus(ApiModel):
+    """Who writes for one home market right now."""
+
+    market: str
+    """ISO country code of the market."""
+    writer: str
+    """Region that currently accepts the market's writes (its home region unless failed over)."""
+    epoch: int = Field(ge=0)
+    """Fencing epoch, bumped on every change of writer."""
+    state: MarketState = "Serving"
+    """Serving, Fencing (a move is in progress) or Down (no healthy legal writer)."""
+    lease_expires_at: str = ""
+    """When the writer's lease for this epoch expires (RFC 3339, UTC)."""
+
+
+class FailoverRecord(ApiModel):
+    """One move of markets from one region to another: what, when, and why."""
+
+    time: str
+    """When the move completed (RFC 3339, UTC)."""
+    markets: tuple[str, ...]
+    """Markets that moved."""
+    from_region: str = Field(alias="from")
+    """Previous writer region."""
+    to_region: str = Field(alias="to")
+    """New writer region."""
+    epoch: int = Field(ge=0)
+    """Epoch the new writer holds."""
+    reason: str
+    """Why, e.g. ``ProbeFailures``, ``Drain``, ``Failback``."""
+    evidence: tuple[str, ...] = ()
+    """Probe results and peer views that justified the move."""
+    actor: str
+    """``operator`` or the spec change that asked for it."""
+
+
+class RegionHealth(ApiModel):
+    """The operator's latest view of the region's health."""
+
+    state: HealthState = "Unknown"
+    """Healthy, Unhealthy or Unknown."""
+    consecutive_failures: int = Field(default=0, ge=0)
+    """Failed (or timed out) probes in a row."""
+    consecutive_successes: int = Field(default=0, ge=0)
+    """Successful probes in a row."""
+    last_probe_time: str = ""
+    """When the last probe finished (RFC 3339, UTC)."""
+    message: str = ""
+    """Result of the last probe."""
+
+
+class CheckoutRegionStatus(ApiModel):
+    """Observed state of a CheckoutRegion."""
+
+    observed_generation: int = Field(default=0, ge=0)
+    """The metadata.generation the status describes."""
+    phase: Phase = "Pending"
+    """Summary: Pending, Progressing, Ready, Degraded or FailedOver."""
+    conditions: tuple[Condition, ...] = ()
+    """Ready, Progressing, Degraded and the failover conditions."""
+    children: ChildSummary = ChildSummary()
+    """Rendered objects and how many are ready."""
+    markets: tuple[MarketStatus, ...] = ()
+    """Effective writer, epoch and state of each home market."""
+    last_failover: FailoverRecord | None = None
+    """The most recent move of markets."""
+    history: tuple[FailoverRecord, ...] = Field(default=(), max_length=20)
+    """Recent moves, newest first (bounded)."""
+    health: RegionHealth = RegionHealth()
+    """Probe results."""
+    expected_failover_seconds: int = Field(default=0, ge=0)
+    """periodSeconds x failureThreshold + writeLeaseSeconds: what a failover should take."""
+
+
+class PSPRouteStatus(ApiModel):
+    """Observed state of a PSPRoute."""
+
+    observed_generation: int = Field(default=0, ge=0)
+    """The metadata.generation the status describes."""
+    phase: Phase = "Pending"
+    """Pending, Ready or Degraded."""
+    conditions: tuple[Condition, ...] = ()
+    """Ready and Degraded."""
+    regions: tuple[str, ...] = ()
+    """Regions whose payments routing includes this route."""

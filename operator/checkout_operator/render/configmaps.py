@@ -1,0 +1,181 @@
+"""The ConfigMaps of a region, each serialized from the services' own config model.
+
+* ``checkout-region``: :class:`checkout_services.common.config.RegionConfig`
+* ``checkout-psp-routing``: :class:`checkout_services.payments.config.PaymentRoutingConfig`
+* ``checkout-fleet-routing``: :class:`checkout_services.common.routing.FleetRouting`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from checkout_operator.api import residency
+from checkout_operator.api.checkoutregion import CheckoutRegion
+from checkout_operator.api.psproute import PSPRoute
+from checkout_operator.api.status import MarketStatus
+from checkout_operator.render import hashing, labels, psp
+from checkout_services.common import config as region_config
+from checkout_services.common import routing
+from checkout_services.payments import config as payments_config
+
+REGION_COMPONENT = "region-config"
+PSP_COMPONENT = "psp-routing"
+FLEET_COMPONENT = "fleet-routing"
+
+
+def configmap(
+    name: str, namespace: str, region: str, component: str, data: Mapping[str, str]
+) -> hashing.KubeObject:
+    return hashing.with_spec_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": labels.labels(region, component),
+            },
+            "data": dict(data),
+        }
+    )
+
+
+def service_url(component: str, namespace: str | None = None) -> str:
+    host = labels.child_name(component) + (f".{namespace}.svc" if namespace else "")
+    return f"http://{host}:{region_config.SERVICE_PORT}"
+
+
+def region_config_model(region: CheckoutRegion) -> region_config.RegionConfig:
+    spec = region.spec
+    return region_config.RegionConfig(
+        region=spec.region,
+        fleet=spec.fleet,
+        jurisdiction=spec.jurisdiction,
+        home_markets=tuple(m.country for m in spec.home_markets),
+        endpoints={name: service_url(name) for name in region_config.SERVICE_NAMES},
+    )
+
+
+def region_configmap(region: CheckoutRegion, namespace: str) -> hashing.KubeObject:
+    return configmap(
+        region_config.CONFIGMAP_NAME,
+        namespace,
+        region.spec.region,
+        REGION_COMPONENT,
+        {region_config.CONFIG_KEY: region_config_model(region).to_json()},
+    )
+
+
+def psp_route(route: PSPRoute) -> payments_config.Route:
+    spec = route.spec
+    return payments_config.Route(
+        name=psp.route_id(route),
+        match=payments_config.Match(
+            countries=spec.match.countries,
+            currencies=spec.match.currencies,
+            payment_methods=spec.match.payment_methods,
+        ),
+        strategy=spec.strategy,
+        providers=tuple(
+            payments_config.Provider(
+                name=p.name,
+                type=p.type,
+                endpoint=p.endpoint,
+                account=p.account,
+                credentials_dir=psp.credentials_dir(p.credentials_secret_ref.name),
+                weight=p.weight,
+                timeout_ms=p.timeout_ms,
+            )
+            for p in spec.providers
+        ),
+        retry=tuple(
+            payments_config.RetryRule(on=r.on, action=r.action, max_attempts=r.max_attempts)
+            for r in spec.retry
+        ),
+        circuit_breaker=payments_config.CircuitBreaker(
+            **spec.circuit_breaker.model_dump(by_alias=False)
+        ),
+        success_rate_ordering=spec.success_rate_ordering,
+    )
+
+
+def psp_routing_model(
+    region: CheckoutRegion, routes: Sequence[PSPRoute]
+) -> payments_config.PaymentRoutingConfig:
+    """``routes`` must already be the region's routes, in evaluation order (see :mod:`psp`)."""
+    return payments_config.PaymentRoutingConfig(
+        region=region.spec.region, routes=tuple(psp_route(r) for r in routes)
+    )
+
+
+def psp_configmap(
+    region: CheckoutRegion, namespace: str, routes: Sequence[PSPRoute]
+) -> hashing.KubeObject:
+    return configmap(
+        payments_config.CONFIGMAP_NAME,
+        namespace,
+        region.spec.region,
+        PSP_COMPONENT,
+        {payments_config.CONFIG_KEY: psp_routing_model(region, routes).to_json()},
+    )
+
+
+def gateway_url(region: CheckoutRegion) -> str:
+    if region.spec.gateway_url:
+        return region.spec.gateway_url
+    namespace = region.spec.namespace_for(region.metadata.namespace)
+    return service_url("gateway", namespace)
+
+
+def fleet_routing_model(
+    fleet: Sequence[CheckoutRegion], writers: Mapping[str, MarketStatus]
+) -> routing.FleetRouting:
+    """Every market of the fleet: its writer (home region unless ``writers`` says otherwise),
+    epoch, and the regions whose jurisdiction may hold its data (they serve its reads)."""
+    regions = sorted(fleet, key=lambda r: r.spec.region)
+    markets: list[routing.MarketRoute] = []
+    for home in regions:
+        for market in home.spec.home_markets:
+            rule = residency.market_residency(
+                market.country,
+                home.spec.region,
+                home.spec.jurisdiction,
+                market.allowed_jurisdictions,
+            )
+            effective = writers.get(market.country)
+            markets.append(
+                routing.MarketRoute(
+                    market=market.country,
+                    writer=effective.writer if effective else home.spec.region,
+                    epoch=effective.epoch if effective else 1,
+                    state=effective.state if effective else "Serving",
+                    read_regions=tuple(
+                        r.spec.region for r in regions if rule.allows(r.spec.jurisdiction)
+                    ),
+                )
+            )
+    return routing.FleetRouting(
+        fleet=regions[0].spec.fleet,
+        regions=tuple(
+            routing.RegionEntry(
+                name=r.spec.region, jurisdiction=r.spec.jurisdiction, gateway_url=gateway_url(r)
+            )
+            for r in regions
+        ),
+        markets=tuple(sorted(markets, key=lambda m: m.market)),
+    )
+
+
+def fleet_configmap(
+    region: CheckoutRegion,
+    namespace: str,
+    fleet: Sequence[CheckoutRegion],
+    writers: Mapping[str, MarketStatus],
+) -> hashing.KubeObject:
+    return configmap(
+        routing.CONFIGMAP_NAME,
+        namespace,
+        region.spec.region,
+        FLEET_COMPONENT,
+        {routing.CONFIG_KEY: fleet_routing_model(fleet, writers).to_json()},
+    )

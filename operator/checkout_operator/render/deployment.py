@@ -1,0 +1,149 @@
+"""Deployment of one checkout service.
+
+The pods mount the region config and the fleet routing (and, for payments, the PSP routing plus
+one directory per provider credentials Secret), get their backing-service addresses from
+Secrets through env vars, and run under the restricted pod security profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from checkout_operator.api.checkoutregion import CheckoutRegion
+from checkout_operator.render import hashing, labels, pods, psp
+from checkout_services.common import config as region_config
+from checkout_services.common import routing
+from checkout_services.payments import config as payments_config
+
+SERVICES_COMMAND: Final = "checkout-services"
+
+
+def _config_volume(
+    volume: str, configmap: str, mount_dir: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (
+        {"name": volume, "configMap": {"name": configmap}},
+        {"name": volume, "mountPath": mount_dir, "readOnly": True},
+    )
+
+
+def build(
+    region: CheckoutRegion,
+    namespace: str,
+    component: str,
+    config_hash: str,
+    credential_secrets: Sequence[str] = (),
+) -> hashing.KubeObject:
+    """``config_hash`` digests the ConfigMaps the pods read; ``credential_secrets`` (payments
+    only) are the PSP credentials Secrets to mount, from :func:`psp.credential_secrets`."""
+    spec = region.spec
+    service = spec.services.for_service(component)
+    name = labels.child_name(component)
+    deps = spec.dependencies
+    mounts = [
+        _config_volume(
+            "region-config", region_config.CONFIGMAP_NAME, region_config.DEFAULT_MOUNT_DIR
+        ),
+        _config_volume("fleet-routing", routing.CONFIGMAP_NAME, routing.DEFAULT_MOUNT_DIR),
+    ]
+    env = [
+        pods.env_value("CHECKOUT_REGION", spec.region),
+        pods.env_value("CHECKOUT_SERVICE", component),
+        pods.env_value(
+            region_config.CONFIG_FILE_ENV,
+            f"{region_config.DEFAULT_MOUNT_DIR}/{region_config.CONFIG_KEY}",
+        ),
+        pods.env_value(
+            routing.CONFIG_FILE_ENV, f"{routing.DEFAULT_MOUNT_DIR}/{routing.CONFIG_KEY}"
+        ),
+        pods.env_from_secret("DATABASE_URL", deps.postgres),
+        pods.env_from_secret("REDIS_URL", deps.redis),
+        pods.env_from_secret("KAFKA_BOOTSTRAP", deps.kafka),
+        pods.env_from_secret("TEMPORAL_ADDRESS", deps.temporal),
+    ]
+    if component == "payments":
+        mounts.append(
+            _config_volume(
+                "psp-routing", payments_config.CONFIGMAP_NAME, payments_config.DEFAULT_MOUNT_DIR
+            )
+        )
+        env.append(
+            pods.env_value(
+                payments_config.CONFIG_FILE_ENV,
+                f"{payments_config.DEFAULT_MOUNT_DIR}/{payments_config.CONFIG_KEY}",
+            )
+        )
+        for index, secret in enumerate(credential_secrets):
+            mounts.append(
+                (
+                    {"name": f"psp-credentials-{index}", "secret": {"secretName": secret}},
+                    {
+                        "name": f"psp-credentials-{index}",
+                        "mountPath": psp.credentials_dir(secret),
+                        "readOnly": True,
+                    },
+                )
+            )
+    mounts.append(pods.tmp_volume())
+    container: dict[str, Any] = {
+        "name": component,
+        "image": spec.services.image,
+        "imagePullPolicy": spec.services.image_pull_policy,
+        "command": [SERVICES_COMMAND],
+        "args": [component],
+        "ports": [
+            {"name": "http", "containerPort": region_config.SERVICE_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": region_config.METRICS_PORT, "protocol": "TCP"},
+        ],
+        "env": env,
+        "readinessProbe": {
+            "httpGet": {"path": "/health/ready", "port": "http"},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/health/live", "port": "http"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 6,
+        },
+        "resources": service.resources.model_dump(by_alias=True, exclude_none=True),
+        "securityContext": pods.container_security_context(),
+        "volumeMounts": [mount for _, mount in mounts],
+    }
+    deployment_spec: dict[str, Any] = {
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": labels.selector(spec.region, component)},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        },
+        "template": {
+            "metadata": {
+                "labels": labels.labels(spec.region, component),
+                "annotations": {labels.CONFIG_HASH_ANNOTATION: config_hash},
+            },
+            "spec": {
+                "serviceAccountName": name,
+                "automountServiceAccountToken": False,
+                "securityContext": pods.pod_security_context(),
+                "terminationGracePeriodSeconds": 30,
+                "containers": [container],
+                "volumes": [volume for volume, _ in mounts],
+            },
+        },
+    }
+    if not service.autoscaling.enabled:
+        # With autoscaling on, the HPA owns .spec.replicas: leaving it out keeps server-side
+        # apply from fighting the autoscaler.
+        deployment_spec = {"replicas": service.replicas, **deployment_spec}
+    return hashing.with_spec_hash(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": labels.metadata(name, namespace, spec.region, component),
+            "spec": deployment_spec,
+        }
+    )

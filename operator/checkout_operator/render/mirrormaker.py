@@ -1,0 +1,244 @@
+"""MirrorMaker 2: each region pulls its peers' events into its own Kafka.
+
+Two forms, the same flows:
+
+* Strimzi: one ``KafkaMirrorMaker2`` at ``kafka.strimzi.io/v1`` (``spec.target`` is this region's
+  Kafka, one ``spec.mirrors[]`` entry per peer with source and checkpoint connectors).
+* Standalone: an ``mm2.properties`` ConfigMap plus a Deployment running MirrorMaker 2 in
+  dedicated mode (``connect-mirror-maker.sh mm2.properties --clusters <region>``).
+
+Bootstrap servers are never written into either: they come from env vars filled from the
+Secrets the CheckoutRegion references, read through Kafka's ``EnvVarConfigProvider``
+(``${env:KAFKA_BOOTSTRAP_<ALIAS>}``), so the same properties run unchanged in a test harness
+that only sets those env vars.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from checkout_operator.api.checkoutregion import CheckoutRegion, Replication
+from checkout_operator.api.meta import SecretKeyRef
+from checkout_operator.render import hashing, labels, pods
+
+COMPONENT: Final = labels.MIRRORMAKER
+NAME: Final = labels.child_name(COMPONENT)
+PROPERTIES_KEY: Final = "mm2.properties"
+PROPERTIES_DIR: Final = "/etc/mirrormaker2"
+ENV_PROVIDER_CLASS: Final = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
+POLICY_CLASSES: Final = {
+    "Default": "org.apache.kafka.connect.mirror.DefaultReplicationPolicy",
+    "Identity": "org.apache.kafka.connect.mirror.IdentityReplicationPolicy",
+}
+
+
+def bootstrap_env(alias: str) -> str:
+    """``KAFKA_BOOTSTRAP_EU_WEST_1`` for ``eu-west-1``."""
+    return "KAFKA_BOOTSTRAP_" + alias.upper().replace("-", "_").replace(".", "_")
+
+
+def bootstrap_ref(alias: str) -> str:
+    return "${env:" + bootstrap_env(alias) + "}"
+
+
+def bootstrap_secrets(region: CheckoutRegion) -> list[tuple[str, SecretKeyRef]]:
+    """(alias, secret key) of this region's Kafka and each peer's, sorted by alias."""
+    own = (region.spec.region, region.spec.dependencies.kafka)
+    peers = [(p.region, p.bootstrap_secret_ref) for p in region.spec.replication.peers]
+    return sorted([own, *peers], key=lambda item: item[0])
+
+
+def bootstrap_env_vars(region: CheckoutRegion) -> list[dict[str, Any]]:
+    return [pods.env_from_secret(bootstrap_env(a), ref) for a, ref in bootstrap_secrets(region)]
+
+
+def _topics(replication: Replication) -> str:
+    return ",".join(replication.topic_patterns)
+
+
+def _groups(replication: Replication) -> str:
+    return ",".join(replication.group_patterns)
+
+
+def _escape(value: str) -> str:
+    """Java properties treat ``\\`` as an escape: double it so regexes survive."""
+    return value.replace("\\", "\\\\")
+
+
+def properties(region: CheckoutRegion) -> str:
+    """The dedicated-mode ``mm2.properties`` of the region (target = this region)."""
+    target = region.spec.region
+    rep = region.spec.replication
+    aliases = [alias for alias, _ in bootstrap_secrets(region)]
+    rf = str(rep.replication_factor)
+    lines = [
+        f"# MirrorMaker 2 for region {target}: pulls from its peers into its own Kafka.",
+        "# Rendered by checkout-operator; bootstrap servers come from env (Secrets).",
+        "clusters = " + ", ".join(aliases),
+        "config.providers = env",
+        f"config.providers.env.class = {ENV_PROVIDER_CLASS}",
+    ]
+    lines += [f"{alias}.bootstrap.servers = {bootstrap_ref(alias)}" for alias in aliases]
+    for peer in sorted(p.region for p in rep.peers):
+        lines += [
+            f"{peer}->{target}.enabled = true",
+            f"{peer}->{target}.topics = {_escape(_topics(rep))}",
+            f"{peer}->{target}.groups = {_escape(_groups(rep))}",
+            f"{target}->{peer}.enabled = false",
+        ]
+    lines += [
+        f"replication.policy.class = {POLICY_CLASSES[rep.policy]}",
+        "emit.heartbeats.enabled = true",
+        "emit.checkpoints.enabled = true",
+        "sync.group.offsets.enabled = true",
+        "sync.topic.acls.enabled = false",
+        f"refresh.topics.interval.seconds = {rep.refresh_interval_seconds}",
+        f"refresh.groups.interval.seconds = {rep.refresh_interval_seconds}",
+        f"replication.factor = {rf}",
+        f"checkpoints.topic.replication.factor = {rf}",
+        f"heartbeats.topic.replication.factor = {rf}",
+        f"offset-syncs.topic.replication.factor = {rf}",
+        f"offset.storage.replication.factor = {rf}",
+        f"status.storage.replication.factor = {rf}",
+        f"config.storage.replication.factor = {rf}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def properties_configmap(region: CheckoutRegion, namespace: str) -> hashing.KubeObject:
+    return hashing.with_spec_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": labels.metadata(NAME, namespace, region.spec.region, COMPONENT),
+            "data": {PROPERTIES_KEY: properties(region)},
+        }
+    )
+
+
+def standalone_deployment(
+    region: CheckoutRegion, namespace: str, config_hash: str
+) -> hashing.KubeObject:
+    """One MirrorMaker 2 process in dedicated mode, driving only the flows into this region."""
+    rep = region.spec.replication
+    tmp_volume, tmp_mount = pods.tmp_volume()
+    container = {
+        "name": "mirrormaker2",
+        "image": rep.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [
+            "/opt/kafka/bin/connect-mirror-maker.sh",
+            f"{PROPERTIES_DIR}/{PROPERTIES_KEY}",
+            "--clusters",
+            region.spec.region,
+        ],
+        "env": [
+            *bootstrap_env_vars(region),
+            pods.env_value("LOG_DIR", "/tmp/logs"),  # noqa: S108 (an emptyDir in the pod)
+            pods.env_value("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m"),
+        ],
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "512Mi"},
+            "limits": {"memory": "768Mi"},
+        },
+        "securityContext": pods.container_security_context(),
+        "volumeMounts": [
+            {"name": "properties", "mountPath": PROPERTIES_DIR, "readOnly": True},
+            tmp_mount,
+        ],
+    }
+    return hashing.with_spec_hash(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": labels.metadata(NAME, namespace, region.spec.region, COMPONENT),
+            "spec": {
+                "replicas": 1,
+                "revisionHistoryLimit": 5,
+                "selector": {"matchLabels": labels.selector(region.spec.region, COMPONENT)},
+                # Two dedicated-mode processes for one target would both run the connectors.
+                "strategy": {"type": "Recreate"},
+                "template": {
+                    "metadata": {
+                        "labels": labels.labels(region.spec.region, COMPONENT),
+                        "annotations": {labels.CONFIG_HASH_ANNOTATION: config_hash},
+                    },
+                    "spec": {
+                        "serviceAccountName": NAME,
+                        "automountServiceAccountToken": False,
+                        "securityContext": pods.pod_security_context(),
+                        "containers": [container],
+                        "volumes": [
+                            {"name": "properties", "configMap": {"name": NAME}},
+                            tmp_volume,
+                        ],
+                    },
+                },
+            },
+        }
+    )
+
+
+def strimzi(region: CheckoutRegion, namespace: str) -> hashing.KubeObject:
+    """A Strimzi ``KafkaMirrorMaker2`` (``kafka.strimzi.io/v1``) with the same flows."""
+    target = region.spec.region
+    rep = region.spec.replication
+    rf = rep.replication_factor
+    policy = POLICY_CLASSES[rep.policy]
+    mirrors = [
+        {
+            "source": {"alias": peer.region, "bootstrapServers": bootstrap_ref(peer.region)},
+            "sourceConnector": {
+                "tasksMax": 1,
+                "config": {
+                    "replication.policy.class": policy,
+                    "replication.factor": rf,
+                    "offset-syncs.topic.replication.factor": rf,
+                    "sync.topic.acls.enabled": "false",
+                    "refresh.topics.interval.seconds": rep.refresh_interval_seconds,
+                },
+            },
+            "checkpointConnector": {
+                "tasksMax": 1,
+                "config": {
+                    "replication.policy.class": policy,
+                    "checkpoints.topic.replication.factor": rf,
+                    "emit.checkpoints.enabled": "true",
+                    "sync.group.offsets.enabled": "true",
+                    "refresh.groups.interval.seconds": rep.refresh_interval_seconds,
+                },
+            },
+            "topicsPattern": _topics(rep),
+            "groupsPattern": _groups(rep),
+        }
+        for peer in sorted(rep.peers, key=lambda p: p.region)
+    ]
+    return hashing.with_spec_hash(
+        {
+            "apiVersion": "kafka.strimzi.io/v1",
+            "kind": "KafkaMirrorMaker2",
+            "metadata": labels.metadata(NAME, namespace, target, COMPONENT),
+            "spec": {
+                "replicas": 1,
+                "target": {
+                    "alias": target,
+                    "bootstrapServers": bootstrap_ref(target),
+                    "groupId": f"{NAME}-{target}",
+                    "configStorageTopic": f"{NAME}-{target}-configs",
+                    "offsetStorageTopic": f"{NAME}-{target}-offsets",
+                    "statusStorageTopic": f"{NAME}-{target}-status",
+                    "config": {
+                        "config.providers": "env",
+                        "config.providers.env.class": ENV_PROVIDER_CLASS,
+                        "config.storage.replication.factor": rf,
+                        "offset.storage.replication.factor": rf,
+                        "status.storage.replication.factor": rf,
+                    },
+                },
+                "mirrors": mirrors,
+                "template": {
+                    "connectContainer": {"env": bootstrap_env_vars(region)},
+                },
+            },
+        }
+    )

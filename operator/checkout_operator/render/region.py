@@ -1,0 +1,131 @@
+"""The whole desired state: every object of a region, and of a fleet.
+
+:func:`render_region` is the one entry point the reconciler needs; :func:`render_fleet` is what
+``checkout-operator render`` prints. Both are pure and deterministic: the same input gives the
+same objects in the same order, whatever order the input came in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from checkout_operator.api.checkoutregion import CheckoutRegion
+from checkout_operator.api.psproute import PSPRoute
+from checkout_operator.api.status import MarketStatus
+from checkout_operator.render import (
+    configmaps,
+    deployment,
+    hashing,
+    hpa,
+    labels,
+    mirrormaker,
+    networkpolicy,
+    pdb,
+    psp,
+    service,
+    serviceaccount,
+)
+from checkout_services.common import config as region_config
+
+
+class RenderError(ValueError):
+    """The inputs are inconsistent (run :func:`checkout_operator.api.fleet.validate` first)."""
+
+
+def sort_key(obj: Mapping[str, object]) -> tuple[str, str, str, str]:
+    """Objects sort by region, kind, namespace, name."""
+    meta = obj["metadata"]
+    assert isinstance(meta, dict)
+    return (
+        meta.get("labels", {}).get(labels.REGION_LABEL, ""),
+        str(obj["kind"]),
+        str(meta.get("namespace", "")),
+        str(meta["name"]),
+    )
+
+
+def effective_writers(fleet: Iterable[CheckoutRegion]) -> dict[str, MarketStatus]:
+    """Market -> writer recorded in the home regions' status (absent: the home region writes)."""
+    writers: dict[str, MarketStatus] = {}
+    for region in fleet:
+        if region.status is None:
+            continue
+        homes = {m.country for m in region.spec.home_markets}
+        for market in region.status.markets:
+            if market.market in homes:
+                writers[market.market] = market
+    return writers
+
+
+def render_region(
+    region: CheckoutRegion,
+    fleet: Sequence[CheckoutRegion],
+    psproutes: Sequence[PSPRoute],
+    writers: Mapping[str, MarketStatus] | None = None,
+) -> list[hashing.KubeObject]:
+    """Every object the operator creates for ``region``, sorted.
+
+    ``fleet`` holds the regions of the region's fleet (it may include ``region`` itself),
+    ``psproutes`` any PSPRoutes (those that apply to the region are picked and ordered here),
+    ``writers`` the effective writer per market (default: from the fleet's status).
+    """
+    spec = region.spec
+    members = {r.spec.region: r for r in fleet if r.spec.fleet == spec.fleet}
+    members[spec.region] = region
+    for peer in spec.replication.peers:
+        if peer.region not in members:
+            raise RenderError(f"replication peer {peer.region} is not in fleet {spec.fleet}")
+    fleet_regions = [members[name] for name in sorted(members)]
+    if writers is None:
+        writers = effective_writers(fleet_regions)
+    namespace = spec.namespace_for(region.metadata.namespace)
+    routes = psp.routes_for(region, psproutes)
+
+    region_cm = configmaps.region_configmap(region, namespace)
+    fleet_cm = configmaps.fleet_configmap(region, namespace, fleet_regions, writers)
+    psp_cm = configmaps.psp_configmap(region, namespace, routes)
+    base_hash = hashing.digest([region_cm["data"], fleet_cm["data"]])
+    payments_hash = hashing.digest([region_cm["data"], fleet_cm["data"], psp_cm["data"]])
+    secrets = psp.credential_secrets(routes)
+
+    objects: list[hashing.KubeObject] = [region_cm, fleet_cm, psp_cm]
+    for name in region_config.SERVICE_NAMES:
+        svc = spec.services.for_service(name)
+        payments = name == "payments"
+        objects += [
+            serviceaccount.build(spec.region, namespace, name),
+            service.build(spec.region, namespace, name),
+            deployment.build(
+                region,
+                namespace,
+                name,
+                payments_hash if payments else base_hash,
+                secrets if payments else (),
+            ),
+            pdb.build(spec.region, namespace, name),
+            networkpolicy.build(spec.region, namespace, name),
+        ]
+        if svc.autoscaling.enabled:
+            objects.append(hpa.build(spec.region, namespace, name, svc.autoscaling))
+    if spec.replication.peers:
+        if spec.replication.mode == "Strimzi":
+            objects.append(mirrormaker.strimzi(region, namespace))
+        else:
+            props = mirrormaker.properties_configmap(region, namespace)
+            objects += [
+                props,
+                serviceaccount.build(spec.region, namespace, mirrormaker.COMPONENT),
+                mirrormaker.standalone_deployment(region, namespace, hashing.digest(props["data"])),
+            ]
+    return sorted(objects, key=sort_key)
+
+
+def render_fleet(
+    regions: Sequence[CheckoutRegion], psproutes: Sequence[PSPRoute]
+) -> list[hashing.KubeObject]:
+    """Every object of every region given, sorted by region, kind, namespace, name."""
+    objects: list[hashing.KubeObject] = []
+    for region in regions:
+        fleet = [r for r in regions if r.spec.fleet == region.spec.fleet]
+        objects += render_region(region, fleet, psproutes)
+    return sorted(objects, key=sort_key)
