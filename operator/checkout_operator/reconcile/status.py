@@ -18,7 +18,7 @@ READY: Final = "Ready"
 PROGRESSING: Final = "Progressing"
 DEGRADED: Final = "Degraded"
 OWNED_CONDITIONS: Final = (READY, PROGRESSING, DEGRADED)
-OWNED_KEYS: Final = ("observedGeneration", "phase", "conditions", "children")
+OWNED_KEYS: Final = ("observedGeneration", "phase", "conditions", "children", "regions")
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -202,3 +202,38 @@ def degraded_transition(previous: Mapping[str, Any] | None, new: Mapping[str, An
     if cur.get("status") != "True":
         return False
     return bool(old.get("status") != "True" or old.get("message") != cur.get("message"))
+
+
+def route_status(
+    generation: int,
+    previous: Mapping[str, Any] | None,
+    regions: Sequence[str],
+    now: datetime.datetime,
+    error: str = "",
+) -> dict[str, Any]:
+    """Owned part of a PSPRoute status: Ready (used by ``regions``) or Degraded (``error``)."""
+    prev_conditions: list[Mapping[str, Any]] = list((previous or {}).get("conditions") or ())
+
+    def cond(type_: str, st: Status, reason: str, message: str) -> dict[str, Any]:
+        return condition(prev_conditions, type_, st, reason, message, generation, now)
+
+    if error:
+        conditions = [
+            cond(READY, "False", "InvalidSpec", error),
+            cond(DEGRADED, "True", "InvalidSpec", error),
+        ]
+        phase = "Degraded"
+    else:
+        used = ", ".join(regions) if regions else "no region yet"
+        conditions = [
+            cond(READY, "True", "Routed", f"used by {used}"),
+            cond(DEGRADED, "False", "AsExpected", ""),
+        ]
+        phase = "Ready"
+    others = [dict(c) for c in prev_conditions if c.get("type") not in OWNED_CONDITIONS]
+    return {
+        "observedGeneration": generation,
+        "phase": phase,
+        "conditions": conditions + others,
+        "regions": list(regions),
+    }
