@@ -38,6 +38,16 @@ class SourcedError:
         return f"{self.source}: {self.error}"
 
 
+def placement(region: CheckoutRegion) -> tuple[str, str]:
+    """(cluster, namespace) the region's children go to; no two regions may share one."""
+    remote = region.spec.remote_cluster
+    if remote is None:
+        return ("the operator's cluster", region.metadata.namespace)
+    ref = remote.kubeconfig_secret_ref
+    cluster = f"the cluster of kubeconfig {region.metadata.namespace}/{ref.name}[{ref.key}]"
+    return (cluster, remote.namespace)
+
+
 def _residencies(region: CheckoutRegion) -> list[residency.MarketResidency]:
     spec = region.spec
     return [
@@ -104,9 +114,24 @@ def validate(items: Sequence[Located]) -> list[SourcedError]:
         seen.setdefault(key, item.source)
     fleets: dict[str, dict[str, CheckoutRegion]] = defaultdict(dict)
     namespaces: dict[str, set[str]] = defaultdict(set)
+    placements: dict[tuple[str, str], str] = {}
     for item in items:
         if isinstance(item.obj, CheckoutRegion):
             spec = item.obj.spec
+            where = placement(item.obj)
+            if where in placements and placements[where] != spec.region:
+                errors.append(
+                    SourcedError(
+                        item.source,
+                        FieldError(
+                            "spec.remoteCluster" if spec.remote_cluster else "metadata.namespace",
+                            f"regions {placements[where]} and {spec.region} would both deploy "
+                            f"into namespace {where[1]} of {where[0]}: give each region its "
+                            "own namespace or cluster (spec.remoteCluster)",
+                        ),
+                    )
+                )
+            placements.setdefault(where, spec.region)
             if spec.region in fleets[spec.fleet]:
                 errors.append(
                     SourcedError(

@@ -86,15 +86,16 @@ class RetryRule(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": cel_rules(
             rule(
-                "!(self.on in ['hard_decline', 'fraud']) || self.action == 'stop'",
+                "!(self.failure in ['hard_decline', 'fraud']) || self.action == 'stop'",
                 _NEVER_RETRIED_MESSAGE,
                 ".action",
             )
         )
     }
 
-    on: FailureClass
-    """Failure class: soft_decline, hard_decline, fraud, timeout, server_error, network_error."""
+    failure: FailureClass
+    """Failure class: soft_decline, hard_decline, fraud, timeout, server_error, network_error.
+    (Not called ``on``: YAML 1.1 parsers read a bare ``on`` key as the boolean true.)"""
     action: Literal["next_provider", "retry_same", "stop"]
     """next_provider, retry_same or stop."""
     max_attempts: int = Field(default=1, ge=1, le=10)
@@ -102,7 +103,7 @@ class RetryRule(ApiModel):
 
     @model_validator(mode="after")
     def _never_retried(self) -> RetryRule:
-        if self.on in NEVER_RETRIED and self.action != "stop":
+        if self.failure in NEVER_RETRIED and self.action != "stop":
             raise RuleViolation(["action"], _NEVER_RETRIED_MESSAGE)
         return self
 
@@ -134,7 +135,7 @@ _SPEC_RULES = cel_rules(
         ".providers",
     ),
     rule(
-        "self.retry.all(r, self.retry.exists_one(q, q.on == r.on))",
+        "self.retry.all(r, self.retry.exists_one(q, q.failure == r.failure))",
         "one retry rule per failure class",
         ".retry",
     ),
@@ -168,7 +169,7 @@ class PSPRouteSpec(ApiModel):
         if self.strategy == "weighted" and not any(p.weight > 0 for p in self.providers):
             raise RuleViolation(["providers"], "the weighted strategy needs a provider weight > 0")
         meta.require_distinct([p.name for p in self.providers], ["providers"], "provider name")
-        meta.require_distinct([r.on for r in self.retry], ["retry"], "retry rule for")
+        meta.require_distinct([r.failure for r in self.retry], ["retry"], "retry rule for")
         meta.require_distinct(self.regions, ["regions"], "region")
         return self
 

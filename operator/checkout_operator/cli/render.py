@@ -20,7 +20,7 @@ EPILOG = """\
 examples:
   checkout-operator render -f examples/
   checkout-operator render -f examples/eu-west-1.yaml -f examples/psproutes/
-  checkout-operator render -f examples/ | kubectl apply --dry-run=server -f -
+  checkout-operator render -f examples/ --region eu-west-1 | kubectl apply --dry-run=server -f -
 
 On invalid input nothing is printed on stdout; stderr lists each problem as
 `file: path.to.field: what is wrong` and the exit code is 2.
@@ -44,6 +44,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE_OR_DIR",
         help="file or directory of CheckoutRegion/PSPRoute YAML (repeatable)",
     )
+    parser.add_argument(
+        "--region",
+        dest="regions",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="print only this region's objects (repeatable; the whole fleet is still validated)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -51,7 +59,7 @@ def handle(args: argparse.Namespace) -> int:
     from checkout_operator.render import command, inputs
 
     try:
-        text = command.render_paths(args.paths)
+        text = command.render_paths(args.paths, args.regions)
     except inputs.InputError as exc:
         raise errors.CliError(
             f"invalid input ({len(exc.messages)} problem(s)):\n" + "\n".join(exc.messages),

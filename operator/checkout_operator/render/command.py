@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from checkout_operator.api import crd
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.psproute import PSPRoute
-from checkout_operator.render import inputs, region, stream
+from checkout_operator.render import inputs, labels, region, stream
 
 
-def render_paths(paths: Iterable[str]) -> str:
-    """The whole desired state of the fleets in ``paths`` as one YAML stream.
+def render_paths(paths: Iterable[str], only: Sequence[str] = ()) -> str:
+    """The whole desired state of the fleets in ``paths`` as one YAML stream; with ``only``,
+    just those regions' objects (e.g. one Argo CD application per region's cluster).
 
     Raises :class:`inputs.InputError` (with every problem) if any input is invalid.
     """
     items = inputs.load_paths(paths)
     regions = [i.obj for i in items if isinstance(i.obj, CheckoutRegion)]
     routes = [i.obj for i in items if isinstance(i.obj, PSPRoute)]
-    return stream.dump_all(region.render_fleet(regions, routes))
+    unknown = sorted(set(only) - {r.spec.region for r in regions})
+    if unknown:
+        raise inputs.InputError(
+            [f"--region {name}: no such region in the input" for name in unknown]
+        )
+    objects = region.render_fleet(regions, routes)
+    if only:
+        objects = [o for o in objects if o["metadata"]["labels"][labels.REGION_LABEL] in only]
+    return stream.dump_all(objects)
 
 
 def crd_documents() -> dict[str, str]:

@@ -89,7 +89,7 @@ def psp_route(route: PSPRoute) -> payments_config.Route:
             for p in spec.providers
         ),
         retry=tuple(
-            payments_config.RetryRule(on=r.on, action=r.action, max_attempts=r.max_attempts)
+            payments_config.RetryRule(on=r.failure, action=r.action, max_attempts=r.max_attempts)
             for r in spec.retry
         ),
         circuit_breaker=payments_config.CircuitBreaker(
