@@ -64,11 +64,24 @@ async def children(ctx: region.Context, ns: str, name: str = "ap-south-1") -> li
     )
 
 
+async def hpas_settled(ctx: region.Context, ns: str) -> bool:
+    """Every autoscaled Deployment has been scaled to its HPA's minReplicas (the HPA controller
+    does that on its own schedule; until then a Deployment's generation keeps moving)."""
+    for hpa in await ctx.client.list("autoscaling/v2", "HorizontalPodAutoscaler", ns):
+        target = hpa["spec"]["scaleTargetRef"]["name"]
+        dep = await ctx.client.get("apps/v1", "Deployment", target, ns)
+        if dep["spec"].get("replicas", 1) < hpa["spec"].get("minReplicas", 1):
+            return False
+    return True
+
+
 async def reconcile_until_ready(ctx: region.Context, ref: index.Ref) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
         await region.reconcile_region(ctx, ref)
         body = await ctx.client.get(API, "CheckoutRegion", ref.name, ref.namespace)
-        return body if (body.get("status") or {}).get("phase") == "Ready" else None
+        if (body.get("status") or {}).get("phase") != "Ready":
+            return None
+        return body if await hpas_settled(ctx, ref.namespace) else None
 
     return await sup.eventually(probe, 120, f"CheckoutRegion {ref} Ready")
 

@@ -65,12 +65,19 @@ def as_live(obj: dict[str, Any], **extra_status: Any) -> dict[str, Any]:
     return live
 
 
-def test_missing_children_are_applied_in_desired_order() -> None:
-    desired = [configmap("b"), deployment()]
+def test_missing_children_are_applied_config_before_workloads() -> None:
+    crd = {
+        "apiVersion": "x.io/v1",
+        "kind": "Thing",
+        "metadata": {"name": "t", "namespace": "checkout"},
+    }
+    desired = [crd, deployment(), configmap("b"), configmap("a")]
     result = plan.plan(desired, [])
-    assert [(a.reason, a.obj["metadata"]["name"]) for a in result.apply] == [
-        ("missing", "b"),
-        ("missing", "checkout-cart"),
+    assert [(a.reason, a.obj["kind"], a.obj["metadata"]["name"]) for a in result.apply] == [
+        ("missing", "ConfigMap", "b"),
+        ("missing", "ConfigMap", "a"),
+        ("missing", "Deployment", "checkout-cart"),
+        ("missing", "Thing", "t"),
     ]
     assert result.prune == ()
     assert result.in_sync == ()
@@ -128,7 +135,8 @@ def test_children_no_longer_rendered_are_pruned_sorted() -> None:
     live = [as_live(deployment("checkout-x")), as_live(configmap("old")), as_live(deployment())]
     result = plan.plan([deployment()], live)
     assert result.apply == ()
-    assert [str(plan.key_of(o)) for o in result.prune] == ["ConfigMap/old", "Deployment/checkout-x"]
+    # workloads go first, the config they mount last
+    assert [str(plan.key_of(o)) for o in result.prune] == ["Deployment/checkout-x", "ConfigMap/old"]
 
 
 def test_a_child_being_deleted_counts_as_missing() -> None:

@@ -177,11 +177,36 @@ def spec_hash_of(obj: Obj) -> str | None:
     return str(value) if value is not None else None
 
 
+KIND_ORDER: Final[Mapping[str, int]] = {
+    kind: i
+    for i, kind in enumerate(
+        (
+            "Namespace",
+            "NetworkPolicy",
+            "ServiceAccount",
+            "Secret",
+            "ConfigMap",
+            "Service",
+            "PodDisruptionBudget",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+        )
+    )
+}
+"""Apply order (as Helm installs): what a Deployment's pods need exists before them; kinds not
+listed (custom resources) come last. Prunes go in the reverse order."""
+
+
+def apply_rank(obj: Obj) -> int:
+    return KIND_ORDER.get(str(obj.get("kind", "")), len(KIND_ORDER))
+
+
 def plan(desired: Iterable[Obj], live: Iterable[Obj]) -> Plan:
     """What to apply (missing, spec-hash changed, drifted) and prune (live, no longer desired).
 
-    ``live`` must hold only this region's children (found by its labels). Order: applies in
-    desired order; prunes and in-sync objects sorted by key.
+    ``live`` must hold only this region's children (found by its labels). Order: applies by
+    ``KIND_ORDER`` (stable: desired order within a kind); prunes in the reverse kind order, then
+    by key; in-sync objects by key.
     """
     live_by_key: dict[Key, Obj] = {}
     for obj in live:
@@ -206,6 +231,8 @@ def plan(desired: Iterable[Obj], live: Iterable[Obj]) -> Plan:
             else:
                 in_sync.append(current)
     prune = [live_by_key[k] for k in sorted(live_by_key) if k not in seen]
+    prune.sort(key=lambda o: -apply_rank(o))
+    applies.sort(key=lambda a: apply_rank(a.obj))
     in_sync.sort(key=key_of)
     return Plan(tuple(applies), tuple(prune), tuple(in_sync))
 
