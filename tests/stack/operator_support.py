@@ -143,14 +143,19 @@ class Operator:
 
 @contextlib.contextmanager
 def running_operator(
-    kubeconfig: pathlib.Path, namespace: str, log: pathlib.Path, drift_interval: float = 5
+    kubeconfig: pathlib.Path,
+    namespace: str | None,
+    log: pathlib.Path,
+    drift_interval: float = 5,
+    extra_args: tuple[str, ...] | list[str] = (),
 ) -> Iterator[Operator]:
     metrics, health = free_port(), free_port()
     exe = pathlib.Path(sys.executable).parent / "checkout-operator"
     argv = [
-        str(exe), "run", "--namespace", namespace, "--kubeconfig", str(kubeconfig),
+        str(exe), "run", *(("--namespace", namespace) if namespace else ("--all-namespaces",)),
+        "--kubeconfig", str(kubeconfig),
         "--metrics-port", str(metrics), "--health-port", str(health),
-        "--drift-interval", str(drift_interval),
+        "--drift-interval", str(drift_interval), *extra_args,
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(

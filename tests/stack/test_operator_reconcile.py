@@ -77,11 +77,11 @@ async def hpas_settled(ctx: region.Context, ns: str) -> bool:
 
 async def reconcile_until_ready(ctx: region.Context, ref: index.Ref) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
+        settled = await hpas_settled(ctx, ref.namespace)
         await region.reconcile_region(ctx, ref)
         body = await ctx.client.get(API, "CheckoutRegion", ref.name, ref.namespace)
-        if (body.get("status") or {}).get("phase") != "Ready":
-            return None
-        return body if await hpas_settled(ctx, ref.namespace) else None
+        ready = (body.get("status") or {}).get("phase") == "Ready"
+        return body if settled and ready else None
 
     return await sup.eventually(probe, 120, f"CheckoutRegion {ref} Ready")
 
