@@ -94,7 +94,9 @@ def build_kubernetes() -> str:
     return f"built {', '.join(paths.K8S_BINARIES)} into {dest}"
 
 
-def _go_install(component: str, package: str, dest: Path) -> str:
+def _go_install(
+    component: str, package: str, dest: Path, extra: Callable[[Path], None] | None = None
+) -> str:
     if dest.exists():
         return f"cached {dest}"
     tmp = dest.parent.with_name(dest.parent.name + ".tmp")
@@ -107,13 +109,41 @@ def _go_install(component: str, package: str, dest: Path) -> str:
         paths.cache_dir(),
         {**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""},
     )
+    if extra is not None:
+        extra(tmp)
     shutil.rmtree(dest.parent, ignore_errors=True)
     tmp.rename(dest.parent)
     return f"built {dest}"
 
 
+KWOK_STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+)
+
+
+def _kwok_stages(dest_dir: Path) -> None:
+    """kwok run standalone needs its Stage configs: take kwokctl's defaults ("fast" node and pod
+    lifecycle, heartbeat with lease) from the kwok module source at the pinned version."""
+    src = paths.cache_dir() / "go" / "mod" / "sigs.k8s.io" / f"kwok@{versions.KWOK}"
+    docs = []
+    for rel in KWOK_STAGES:
+        path = src / "kustomize" / "stage" / rel
+        if not path.exists():
+            raise StackError("kwok", f"stage config {path} missing", fix="rerun `hack/stack build`")
+        docs.append(path.read_text().strip())
+    (dest_dir / "stages.yaml").write_text("\n---\n".join(docs) + "\n")
+
+
 def build_kwok() -> str:
-    return _go_install("kwok", f"sigs.k8s.io/kwok/cmd/kwok@{versions.KWOK}", paths.kwok_bin())
+    if paths.kwok_bin().exists() and not paths.kwok_stages().exists():
+        _kwok_stages(paths.kwok_bin().parent)
+    return _go_install(
+        "kwok", f"sigs.k8s.io/kwok/cmd/kwok@{versions.KWOK}", paths.kwok_bin(), _kwok_stages
+    )
 
 
 def build_helm() -> str:

@@ -43,6 +43,11 @@ def kwok_bin() -> Path:
     return cache_dir() / "bin" / f"kwok-{versions.KWOK}" / "kwok"
 
 
+def kwok_stages() -> Path:
+    """kwok's Stage configs (node init + heartbeat, pod ready/complete/delete)."""
+    return kwok_bin().parent / "stages.yaml"
+
+
 def helm_bin() -> Path:
     return cache_dir() / "bin" / f"helm-{versions.HELM}" / "helm"
 

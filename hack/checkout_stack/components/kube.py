@@ -307,11 +307,9 @@ class ControlPlane:
                 [
                     str(kwok),
                     f"--kubeconfig={kwok_kc}",
+                    f"--config={paths.kwok_stages()}",
                     "--manage-all-nodes=false",
                     "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                    "--manage-nodes-with-label-selector=",
-                    "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom",
-                    "--disregard-status-with-label-selector=",
                     "--cidr=10.0.1.0/24",
                     "--node-ip=10.0.1.1",
                     f"--server-address=127.0.0.1:{free_port()}",
