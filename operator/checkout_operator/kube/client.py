@@ -7,6 +7,7 @@ Objects are plain JSON dicts; server-side apply uses ONE field manager.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime
 import json
@@ -24,6 +25,7 @@ FIELD_MANAGER: Final = "checkout-operator"
 APPLY_PATCH: Final = "application/apply-patch+yaml"
 MERGE_PATCH: Final = "application/merge-patch+json"
 EVENT_MESSAGE_LIMIT: Final = 1024
+THROTTLE_RETRIES: Final = 5
 
 logger = logging.getLogger("checkout_operator.kube")
 
@@ -117,7 +119,39 @@ class KubeClient:
         target: str = "",
         kind: str = "",
     ) -> Any:
-        """One request; returns the decoded JSON; raises a typed ``errors.ApiError``."""
+        """One request; returns the decoded JSON; raises a typed ``errors.ApiError``.
+
+        429 (throttled, or storage still initializing) is retried after the server's
+        Retry-After (capped), up to ``THROTTLE_RETRIES`` times: the server did not process it.
+        """
+        for attempt in range(THROTTLE_RETRIES + 1):
+            try:
+                return await self._request_once(
+                    method,
+                    path,
+                    params=params,
+                    body=body,
+                    content_type=content_type,
+                    target=target,
+                    kind=kind,
+                )
+            except errors.TooManyRequests as exc:
+                if attempt == THROTTLE_RETRIES:
+                    raise
+                await asyncio.sleep(min(exc.retry_after or 0.1 * 2**attempt, 2.0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _request_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        body: Any,
+        content_type: str,
+        target: str,
+        kind: str,
+    ) -> Any:
         write = method != "GET"
         self.request_count += 1
         if write:
@@ -154,9 +188,14 @@ class KubeClient:
         except ValueError:
             decoded = None
         if response.status_code >= 400:
-            raise errors.from_response(
+            error = errors.from_response(
                 response.status_code, decoded, verb=method, target=target or path
             )
+            try:
+                error.retry_after = float(response.headers.get("Retry-After", ""))
+            except ValueError:
+                error.retry_after = None
+            raise error
         return decoded
 
     async def _discovery_fetch(self, path: str) -> Mapping[str, Any] | None:

@@ -66,6 +66,8 @@ class ApiError(KubeError):
         self.causes = causes
         self.verb = verb
         self.target = target
+        self.retry_after: float | None = None
+        """Seconds from the server's Retry-After header, if it sent one."""
 
 
 class BadRequest(ApiError):
