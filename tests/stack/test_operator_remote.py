@@ -70,7 +70,8 @@ async def test_reconcile_into_a_remote_cluster_and_clean_up(
             ref = index.Ref(ns, "ap-south-1")
             first = await region.reconcile_region(ctx, ref)
             assert first.error_reason == "", first.error_message
-            assert len(first.applied) == 33
+            count = len(desired.render(body, [], [body]).objects)
+            assert len(first.applied) == count
             # nothing in the management namespace, everything in the remote one, unowned
             assert sup.get(kube, "-n", ns, "deployments")["items"] == []
             deps = sup.get(remote, "-n", remote_ns, "deployments")["items"]
@@ -89,7 +90,7 @@ async def test_reconcile_into_a_remote_cluster_and_clean_up(
             deleted = await region.cleanup_region(
                 ctx, await mgmt.get(API, "CheckoutRegion", ref.name, ns)
             )
-            assert len(deleted) == 33
+            assert len(deleted) == count
             assert remote_children(remote, remote_ns) == []
         finally:
             assert ctx.remotes is not None
@@ -110,7 +111,8 @@ def test_operator_finalizer_cleans_the_remote_cluster_on_delete(
 
         cr = sup.wait_for(ready, 180, "remote region Ready", op.log)
         assert FINALIZER in cr["metadata"].get("finalizers", [])
-        assert len(remote_children(remote, remote_ns)) == 33
+        count = len(desired.render(body, [], [body]).objects)
+        assert len(remote_children(remote, remote_ns)) == count
 
         kube.kubectl("-n", ns, "delete", "checkoutregion", "ap-south-1", "--wait=false")
 

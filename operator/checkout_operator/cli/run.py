@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 from typing import Any
 
@@ -98,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     from checkout_operator import handlers
 
     kopf.configure(verbose=args.verbose)
+    if not args.verbose:
+        # One line per API request / liveness probe drowns what the operator did.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     if metrics_port:
         try:
             metrics.serve(metrics_port)
