@@ -81,6 +81,18 @@ def test_operator_end_to_end(kube: Any, namespace: str, operator: sup.Operator) 
 
     sup.wait_for(restored, 60, "deleted Deployment re-created and replicas restored", log)
 
+    # drift in a kind no watch covers (NetworkPolicy): the periodic resync (5 s here) fixes it
+    kube.kubectl(
+        "-n", namespace, "patch", "networkpolicy", "checkout-cart", "--type=merge",
+        "-p", json.dumps({"spec": {"policyTypes": ["Ingress", "Egress"], "egress": []}}),
+    )  # fmt: skip
+
+    def netpol_restored() -> bool:
+        netpol = sup.get(kube, "-n", namespace, "networkpolicy", "checkout-cart")
+        return netpol["spec"]["policyTypes"] == ["Ingress"]
+
+    sup.wait_for(netpol_restored, 60, "NetworkPolicy restored by the periodic resync", log)
+
     # a spec edit: payments drops its HPA -> pruned; Ready again at generation 2
     edit = {"spec": {"services": {"payments": {"replicas": 3, "autoscaling": {"enabled": False}}}}}
     kube.kubectl(

@@ -108,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
             metrics.serve(metrics_port)
         except OSError as exc:
             raise errors.CliError(f"--metrics-port {metrics_port}: {exc.strerror}") from None
-    memo = kopf.Memo(kubeconfig=args.kubeconfig)
+    memo = kopf.Memo(
+        kubeconfig=args.kubeconfig, namespaces=None if args.all_namespaces else namespaces
+    )
     liveness = f"http://0.0.0.0:{health_port}/healthz" if health_port else None
     asyncio.run(
         kopf.operator(

@@ -1,7 +1,12 @@
 """kopf handlers: decorators and delegation to ``checkout_operator.reconcile`` only.
 
-Importing this package registers the handlers in kopf's default registry. The drift timer's
-interval comes from ``CHECKOUT_OPERATOR_DRIFT_INTERVAL`` (seconds, default 60), read at import.
+Importing this package registers the handlers in kopf's default registry. The periodic
+resync's interval comes from ``CHECKOUT_OPERATOR_DRIFT_INTERVAL`` (seconds, default 60), read at
+import; the namespaces it covers from ``memo.namespaces`` (None: all namespaces).
+
+The periodic resync is one operator-wide loop (started at startup), not a ``@kopf.timer``:
+kopf puts its finalizer on every object that has a timer or daemon, and the finalizer belongs
+only on remote-cluster regions (whose children no owner reference can garbage-collect).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any, Final
 
 import kopf
 
-from checkout_operator.reconcile import controller, index, region, runtime
+from checkout_operator.reconcile import controller, region, runtime
 
 GROUP: Final = region.GROUP
 VERSION: Final = "v1alpha1"
@@ -52,9 +57,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     settings.posting.enabled = True
     settings.posting.level = logging.WARNING  # our own Events say what was applied
-    memo.controller = runtime.build_controller(
+    ctl = runtime.build_controller(
         getattr(memo, "kubeconfig", None), debounce=float(getattr(memo, "debounce", 0.5))
     )
+    memo.controller = ctl
+    ctl.start_resync(getattr(memo, "namespaces", None), DRIFT_INTERVAL)
 
 
 @kopf.on.cleanup()
@@ -82,11 +89,6 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 @kopf.on.update(GROUP, VERSION, REGIONS)
 async def region_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _raise_for(await _controller(memo).region_changed(body))
-
-
-@kopf.timer(GROUP, VERSION, REGIONS, interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)
-async def region_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _raise_for(await _controller(memo).reconcile(index.ref(body)))
 
 
 @kopf.on.delete(GROUP, VERSION, REGIONS, when=_is_remote)

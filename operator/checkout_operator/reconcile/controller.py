@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from checkout_operator.api import load
@@ -88,6 +88,7 @@ class Controller:
         self.ctx = ctx
         self.debouncer = Debouncer(self.reconcile, debounce)
         self.routes = index.RouteIndex()
+        self._resync: asyncio.Task[None] | None = None
 
     async def reconcile(self, ref: index.Ref) -> region.Result:
         return await region.reconcile_region(self.ctx, ref)
@@ -188,7 +189,40 @@ class Controller:
             )
         return True
 
+    async def resync_all(self, namespaces: Sequence[str] | None) -> list[region.Result]:
+        """Reconcile every CheckoutRegion of ``namespaces`` (None: all namespaces), one by one.
+
+        The periodic safety net for what no watch reports: drift of kinds the operator does not
+        watch, children in remote clusters, rollouts finishing there.
+        """
+        bodies: list[dict[str, Any]] = []
+        for ns in namespaces if namespaces is not None else [None]:
+            bodies += await self.ctx.client.list(region.API_VERSION, region.REGION_KIND, ns)
+        return [await self.reconcile(r) for r in sorted(index.ref(b) for b in bodies)]
+
+    def start_resync(self, namespaces: Sequence[str] | None, interval: float) -> None:
+        """Run ``resync_all`` every ``interval`` seconds until ``aclose``.
+
+        One loop for the operator rather than a kopf timer per object: kopf puts its finalizer
+        on every object that has a timer, and only remote regions need one.
+        """
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await self.resync_all(namespaces)
+                except Exception:
+                    logger.exception("periodic resync failed; retrying in %s s", interval)
+
+        if self._resync is None:
+            self._resync = asyncio.get_running_loop().create_task(loop())
+
     async def aclose(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resync
         await self.debouncer.aclose()
         if self.ctx.remotes is not None:
             await self.ctx.remotes.aclose()
