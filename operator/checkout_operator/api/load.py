@@ -1,6 +1,7 @@
 """From parsed YAML/JSON documents to API objects, with errors that name the field.
 
-Errors never quote the offending value (it might be a secret pasted in the wrong place).
+Errors never quote the value of an input field (it might be a secret pasted in the wrong
+place); only cross-field rules name a repeated identifier such as a market code.
 """
 
 from __future__ import annotations
@@ -62,6 +63,13 @@ def _field_errors(exc: pydantic.ValidationError) -> list[FieldError]:
     for error in exc.errors(include_input=False, include_url=False):
         loc: list[str | int] = list(error["loc"])
         message = _MESSAGES.get(error["type"], error["msg"])
+        if error["type"] == "invalid_key":
+            # The loc's last part is the key's position, not a name: name the mapping instead.
+            loc = loc[:-1]
+            message = (
+                "a key is not a string (YAML reads a bare on/off/yes/no/true/false/null key, or "
+                "a number, as such: quote it)"
+            )
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, meta.RuleViolation):
             loc += list(cause.path)

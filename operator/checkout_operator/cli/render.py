@@ -61,9 +61,9 @@ def handle(args: argparse.Namespace) -> int:
     try:
         text = command.render_paths(args.paths, args.regions)
     except inputs.InputError as exc:
-        raise errors.CliError(
-            f"invalid input ({len(exc.messages)} problem(s)):\n" + "\n".join(exc.messages),
-            errors.EXIT_USAGE,
-        ) from None
+        lines = list(exc.messages)
+        if len(lines) > 1:
+            lines.insert(0, f"{len(lines)} problems in the input:")
+        raise errors.CliError("\n".join(lines), errors.EXIT_USAGE) from None
     sys.stdout.write(text)
     return errors.EXIT_OK

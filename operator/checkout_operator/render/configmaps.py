@@ -133,6 +133,9 @@ def fleet_routing_model(
     """Every market of the fleet: its writer (home region unless ``writers`` says otherwise),
     epoch, and the regions whose jurisdiction may hold its data (they serve its reads)."""
     regions = sorted(fleet, key=lambda r: r.spec.region)
+    by_jurisdiction: dict[str, list[str]] = {}
+    for r in regions:
+        by_jurisdiction.setdefault(r.spec.jurisdiction, []).append(r.spec.region)
     markets: list[routing.MarketRoute] = []
     for home in regions:
         for market in home.spec.home_markets:
@@ -142,6 +145,7 @@ def fleet_routing_model(
                 home.spec.jurisdiction,
                 market.allowed_jurisdictions,
             )
+            readers = sorted(r for j in rule.allowed for r in by_jurisdiction.get(j, ()))
             effective = writers.get(market.country)
             markets.append(
                 routing.MarketRoute(
@@ -149,9 +153,7 @@ def fleet_routing_model(
                     writer=effective.writer if effective else home.spec.region,
                     epoch=effective.epoch if effective else 1,
                     state=effective.state if effective else "Serving",
-                    read_regions=tuple(
-                        r.spec.region for r in regions if rule.allows(r.spec.jurisdiction)
-                    ),
+                    read_regions=tuple(readers),
                 )
             )
     return routing.FleetRouting(
@@ -167,15 +169,13 @@ def fleet_routing_model(
 
 
 def fleet_configmap(
-    region: CheckoutRegion,
-    namespace: str,
-    fleet: Sequence[CheckoutRegion],
-    writers: Mapping[str, MarketStatus],
+    region: CheckoutRegion, namespace: str, fleet_routing: routing.FleetRouting
 ) -> hashing.KubeObject:
+    """The same in every region of the fleet (build it once: :func:`fleet_routing_model`)."""
     return configmap(
         routing.CONFIGMAP_NAME,
         namespace,
         region.spec.region,
         FLEET_COMPONENT,
-        {routing.CONFIG_KEY: fleet_routing_model(fleet, writers).to_json()},
+        {routing.CONFIG_KEY: fleet_routing.to_json()},
     )

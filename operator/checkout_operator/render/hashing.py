@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Mapping
@@ -24,17 +23,23 @@ def digest(value: Any) -> str:
 
 def spec_hash(obj: Mapping[str, Any]) -> str:
     """The hash of ``obj`` as it would be without its spec-hash annotation."""
-    bare = copy.deepcopy(dict(obj))
-    annotations = bare.get("metadata", {}).get("annotations", {})
-    annotations.pop(SPEC_HASH_ANNOTATION, None)
-    if "annotations" in bare.get("metadata", {}) and not annotations:
-        del bare["metadata"]["annotations"]
-    return digest(bare)
+    meta = dict(obj.get("metadata", {}))
+    annotations = {
+        k: v for k, v in meta.get("annotations", {}).items() if k != SPEC_HASH_ANNOTATION
+    }
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    return digest({**obj, "metadata": meta})
 
 
 def with_spec_hash(obj: KubeObject) -> KubeObject:
-    """Return ``obj`` with ``metadata.annotations[spec-hash]`` set (the input is not changed)."""
-    out = copy.deepcopy(obj)
-    meta = out.setdefault("metadata", {})
-    meta.setdefault("annotations", {})[SPEC_HASH_ANNOTATION] = spec_hash(obj)
-    return out
+    """Return a copy of ``obj`` with ``metadata.annotations[spec-hash]`` set.
+
+    The copy is shallow except for ``metadata`` and its annotations: builders pass freshly
+    built objects, and nothing mutates an object after it is built.
+    """
+    meta = dict(obj.get("metadata", {}))
+    meta["annotations"] = {**meta.get("annotations", {}), SPEC_HASH_ANNOTATION: spec_hash(obj)}
+    return {**obj, "metadata": meta}

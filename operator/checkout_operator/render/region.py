@@ -26,6 +26,7 @@ from checkout_operator.render import (
     serviceaccount,
 )
 from checkout_services.common import config as region_config
+from checkout_services.common import routing
 
 
 class RenderError(ValueError):
@@ -62,12 +63,14 @@ def render_region(
     fleet: Sequence[CheckoutRegion],
     psproutes: Sequence[PSPRoute],
     writers: Mapping[str, MarketStatus] | None = None,
+    fleet_routing: routing.FleetRouting | None = None,
 ) -> list[hashing.KubeObject]:
     """Every object the operator creates for ``region``, sorted.
 
     ``fleet`` holds the regions of the region's fleet (it may include ``region`` itself),
     ``psproutes`` any PSPRoutes (those that apply to the region are picked and ordered here),
     ``writers`` the effective writer per market (default: from the fleet's status).
+    ``fleet_routing`` may pass the fleet's routing when it was already built for another region.
     """
     spec = region.spec
     members = {r.spec.region: r for r in fleet if r.spec.fleet == spec.fleet}
@@ -76,13 +79,15 @@ def render_region(
         if peer.region not in members:
             raise RenderError(f"replication peer {peer.region} is not in fleet {spec.fleet}")
     fleet_regions = [members[name] for name in sorted(members)]
-    if writers is None:
-        writers = effective_writers(fleet_regions)
+    if fleet_routing is None:
+        if writers is None:
+            writers = effective_writers(fleet_regions)
+        fleet_routing = configmaps.fleet_routing_model(fleet_regions, writers)
     namespace = spec.namespace_for(region.metadata.namespace)
     routes = psp.routes_for(region, psproutes)
 
     region_cm = configmaps.region_configmap(region, namespace)
-    fleet_cm = configmaps.fleet_configmap(region, namespace, fleet_regions, writers)
+    fleet_cm = configmaps.fleet_configmap(region, namespace, fleet_routing)
     psp_cm = configmaps.psp_configmap(region, namespace, routes)
     base_hash = hashing.digest([region_cm["data"], fleet_cm["data"]])
     payments_hash = hashing.digest([region_cm["data"], fleet_cm["data"], psp_cm["data"]])
@@ -124,8 +129,17 @@ def render_fleet(
     regions: Sequence[CheckoutRegion], psproutes: Sequence[PSPRoute]
 ) -> list[hashing.KubeObject]:
     """Every object of every region given, sorted by region, kind, namespace, name."""
+    fleets: dict[str, list[CheckoutRegion]] = {}
+    for region in regions:
+        fleets.setdefault(region.spec.fleet, []).append(region)
+    routings = {
+        name: configmaps.fleet_routing_model(members, effective_writers(members))
+        for name, members in fleets.items()
+    }
     objects: list[hashing.KubeObject] = []
     for region in regions:
-        fleet = [r for r in regions if r.spec.fleet == region.spec.fleet]
-        objects += render_region(region, fleet, psproutes)
+        fleet = fleets[region.spec.fleet]
+        objects += render_region(
+            region, fleet, psproutes, fleet_routing=routings[region.spec.fleet]
+        )
     return sorted(objects, key=sort_key)

@@ -1,0 +1,168 @@
+"""MirrorMaker 2: the standalone properties + Deployment, and the Strimzi v1 resource."""
+
+from __future__ import annotations
+
+import example_data as helpers
+
+from checkout_operator.render import mirrormaker
+
+EU_WEST_PROPERTIES = """\
+# MirrorMaker 2 for region eu-west-1: pulls from its peers into its own Kafka.
+# Rendered by checkout-operator; bootstrap servers come from env (Secrets).
+clusters = eu-central-1, eu-west-1
+config.providers = env
+config.providers.env.class = org.apache.kafka.common.config.provider.EnvVarConfigProvider
+eu-central-1.bootstrap.servers = ${env:KAFKA_BOOTSTRAP_EU_CENTRAL_1}
+eu-west-1.bootstrap.servers = ${env:KAFKA_BOOTSTRAP_EU_WEST_1}
+eu-central-1->eu-west-1.enabled = true
+eu-central-1->eu-west-1.topics = checkout\\\\..*
+eu-central-1->eu-west-1.groups = checkout-.*
+eu-west-1->eu-central-1.enabled = false
+replication.policy.class = org.apache.kafka.connect.mirror.DefaultReplicationPolicy
+emit.heartbeats.enabled = true
+emit.checkpoints.enabled = true
+sync.group.offsets.enabled = true
+sync.topic.acls.enabled = false
+refresh.topics.interval.seconds = 60
+refresh.groups.interval.seconds = 60
+replication.factor = 3
+checkpoints.topic.replication.factor = 3
+heartbeats.topic.replication.factor = 3
+offset-syncs.topic.replication.factor = 3
+offset.storage.replication.factor = 3
+status.storage.replication.factor = 3
+config.storage.replication.factor = 3
+"""
+
+
+def test_standalone_properties_exact() -> None:
+    assert mirrormaker.properties(helpers.example_region("eu-west-1")) == EU_WEST_PROPERTIES
+
+
+def test_properties_escape_regex_backslashes_for_java_properties() -> None:
+    # Java's Properties.load turns "\\\\" into "\\": the regex MM2 sees is checkout\..*
+    line = next(
+        x for x in EU_WEST_PROPERTIES.splitlines() if x.startswith("eu-central-1->eu-west-1.topics")
+    )
+    assert line.endswith("checkout\\\\..*")
+
+
+def test_identity_policy_class() -> None:
+    region = helpers.example_region("eu-west-1")
+    identity = region.model_copy(
+        update={
+            "spec": region.spec.model_copy(
+                update={
+                    "replication": region.spec.replication.model_copy(update={"policy": "Identity"})
+                }
+            )
+        }
+    )
+    assert (
+        "replication.policy.class = org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
+        in mirrormaker.properties(identity)
+    )
+
+
+def test_standalone_deployment_fills_bootstrap_env_from_secrets() -> None:
+    got = mirrormaker.standalone_deployment(helpers.example_region("eu-west-1"), "shop", "h")
+    pod = got["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == [
+        "/opt/kafka/bin/connect-mirror-maker.sh",
+        "/etc/mirrormaker2/mm2.properties",
+        "--clusters",
+        "eu-west-1",
+    ]
+    assert container["env"][:2] == [
+        {
+            "name": "KAFKA_BOOTSTRAP_EU_CENTRAL_1",
+            "valueFrom": {
+                "secretKeyRef": {"name": "eu-central-1-kafka-remote", "key": "bootstrap"}
+            },
+        },
+        {
+            "name": "KAFKA_BOOTSTRAP_EU_WEST_1",
+            "valueFrom": {"secretKeyRef": {"name": "eu-west-1-kafka", "key": "bootstrap"}},
+        },
+    ]
+    assert got["spec"]["strategy"] == {"type": "Recreate"}
+    assert got["spec"]["replicas"] == 1
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["volumes"][0] == {
+        "name": "properties",
+        "configMap": {"name": "checkout-mirrormaker2"},
+    }
+
+
+def test_strimzi_v1_resource_exact_spec() -> None:
+    got = mirrormaker.strimzi(helpers.example_region("eu-central-1"), "shop")
+    assert got["apiVersion"] == "kafka.strimzi.io/v1"
+    assert got["kind"] == "KafkaMirrorMaker2"
+    policy = "org.apache.kafka.connect.mirror.DefaultReplicationPolicy"
+    assert got["spec"] == {
+        "replicas": 1,
+        "target": {
+            "alias": "eu-central-1",
+            "bootstrapServers": "${env:KAFKA_BOOTSTRAP_EU_CENTRAL_1}",
+            "groupId": "checkout-mirrormaker2-eu-central-1",
+            "configStorageTopic": "checkout-mirrormaker2-eu-central-1-configs",
+            "offsetStorageTopic": "checkout-mirrormaker2-eu-central-1-offsets",
+            "statusStorageTopic": "checkout-mirrormaker2-eu-central-1-status",
+            "config": {
+                "config.providers": "env",
+                "config.providers.env.class": mirrormaker.ENV_PROVIDER_CLASS,
+                "config.storage.replication.factor": 3,
+                "offset.storage.replication.factor": 3,
+                "status.storage.replication.factor": 3,
+            },
+        },
+        "mirrors": [
+            {
+                "source": {
+                    "alias": "eu-west-1",
+                    "bootstrapServers": "${env:KAFKA_BOOTSTRAP_EU_WEST_1}",
+                },
+                "sourceConnector": {
+                    "tasksMax": 1,
+                    "config": {
+                        "replication.policy.class": policy,
+                        "replication.factor": 3,
+                        "offset-syncs.topic.replication.factor": 3,
+                        "sync.topic.acls.enabled": "false",
+                        "refresh.topics.interval.seconds": 60,
+                    },
+                },
+                "checkpointConnector": {
+                    "tasksMax": 1,
+                    "config": {
+                        "replication.policy.class": policy,
+                        "checkpoints.topic.replication.factor": 3,
+                        "emit.checkpoints.enabled": "true",
+                        "sync.group.offsets.enabled": "true",
+                        "refresh.groups.interval.seconds": 60,
+                    },
+                },
+                "topicsPattern": "checkout\\..*",
+                "groupsPattern": "checkout-.*",
+            }
+        ],
+        "template": {
+            "connectContainer": {
+                "env": [
+                    {
+                        "name": "KAFKA_BOOTSTRAP_EU_CENTRAL_1",
+                        "valueFrom": {
+                            "secretKeyRef": {"name": "eu-central-1-kafka", "key": "bootstrap"}
+                        },
+                    },
+                    {
+                        "name": "KAFKA_BOOTSTRAP_EU_WEST_1",
+                        "valueFrom": {
+                            "secretKeyRef": {"name": "eu-west-1-kafka-remote", "key": "bootstrap"}
+                        },
+                    },
+                ]
+            }
+        },
+    }
