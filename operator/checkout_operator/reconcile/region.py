@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import logging
 import time
@@ -244,7 +245,7 @@ async def reconcile_region(ctx: Context, ref: index.Ref) -> Result:
             metrics.REGION_READY.labels(namespace=ref.namespace, name=ref.name).set(
                 1 if result.ready else 0
             )
-        return Result(**{**result.__dict__, "writes": writes})
+        return dataclasses.replace(result, writes=writes)
 
 
 def _writes(ctx: Context) -> int:
