@@ -142,3 +142,45 @@ def test_local_regions_get_no_finalizer(kube: Any, tmp_path: pathlib.Path) -> No
             assert op.stop() == 0
     finally:
         sup.delete_namespace(kube, ns)
+
+
+async def test_unusable_remote_kubeconfig_is_degraded_without_leaking_it(kube: Any) -> None:
+    sup.install_crds(kube)
+    ns = sup.unique("badkc")
+    kube.kubectl("create", "namespace", ns)
+    body = sup.example("ap-south-1")
+    body["metadata"]["namespace"] = ns
+    try:
+        async with kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig)) as mgmt:
+            ctx = region.Context(mgmt, desired.render)
+            await mgmt.request("POST", f"/apis/{API}/namespaces/{ns}/checkoutregions", body=body)
+            ref = index.Ref(ns, "ap-south-1")
+
+            missing = await region.reconcile_region(ctx, ref)
+            assert (missing.error_reason, missing.permanent) == ("RemoteClusterUnavailable", False)
+            assert missing.error_message == (
+                f"Secret {ns}/ap-south-1-kubeconfig (the remote cluster's kubeconfig) "
+                "does not exist"
+            )
+
+            leaked = "token: SUPERSECRET-123\n  : [unbalanced"
+            secret = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "ap-south-1-kubeconfig", "namespace": ns},
+                "data": {"kubeconfig": base64.b64encode(leaked.encode()).decode()},
+            }
+            await mgmt.apply(secret)
+            broken = await region.reconcile_region(ctx, ref)
+            assert broken.error_reason == "RemoteClusterUnavailable"
+            assert "not a valid YAML kubeconfig" in broken.error_message
+            cr = await mgmt.get(API, "CheckoutRegion", ref.name, ns)
+            events = await mgmt.list("v1", "Event", ns)
+            for text in (repr(broken), str(cr["status"]), str(events)):
+                assert "SUPERSECRET" not in text
+            degraded = next(c for c in cr["status"]["conditions"] if c["type"] == "Degraded")
+            assert (degraded["status"], degraded["reason"]) == ("True", "RemoteClusterUnavailable")
+            assert ctx.remotes is not None
+            await ctx.remotes.aclose()
+    finally:
+        sup.delete_namespace(kube, ns)

@@ -19,7 +19,12 @@ async def credentials_from_secret(
     local: client.KubeClient, namespace: str, name: str, key: str = KUBECONFIG_KEY
 ) -> tuple[config.Credentials, str]:
     """(credentials, the Secret's resourceVersion) for the kubeconfig in Secret ``name``."""
-    secret = await local.get("v1", "Secret", name, namespace)
+    try:
+        secret = await local.get("v1", "Secret", name, namespace)
+    except errors.NotFound:
+        raise errors.ConfigError(
+            f"Secret {namespace}/{name} (the remote cluster's kubeconfig) does not exist"
+        ) from None
     data = secret.get("data") or {}
     raw = data.get(key)
     if not raw:
