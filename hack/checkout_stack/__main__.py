@@ -1,3 +1,9 @@
-from checkout_stack.cli import main
+import sys
 
-raise SystemExit(main())
+try:
+    from checkout_stack.cli import main
+
+    sys.exit(main())
+except KeyboardInterrupt:
+    print("stack: interrupted", file=sys.stderr)
+    sys.exit(130)

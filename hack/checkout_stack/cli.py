@@ -6,9 +6,12 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import FrameType
 
 from checkout_stack import build as build_mod
@@ -40,9 +43,25 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         return 1
     components = [c.strip() for c in args.components.split(",") if c.strip()]
+    unknown = sorted(set(components) - set(COMPONENTS))
+    if unknown:
+        print(
+            f"stack: unknown component(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(COMPONENTS)}",
+            file=sys.stderr,
+        )
+        return 2
     regions = [r.strip() for r in args.regions.split(",") if r.strip()][: args.num_regions]
     planes = [MANAGEMENT] + [f"region-{r}" for r in regions] * bool(args.region_clusters)
-    stack = Stack()
+    run_dir = None
+    if args.dir:
+        run_dir = Path(args.dir).resolve()
+        if run_dir.exists() and any(run_dir.iterdir()):
+            print(f"stack: --dir {run_dir} is not empty", file=sys.stderr)
+            return 2
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.chmod(0o755)
+    stack = Stack(run_dir)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = stack.up(components, regions, planes)
@@ -76,15 +95,28 @@ def cmd_down(args: argparse.Namespace) -> int:
         print("stack: no stack is up (nothing to stop)", file=sys.stderr)
         return 0
     t0 = time.monotonic()
-    for proc in state["processes"]:
-        pgid = int(proc["pgid"])
-        if not _same_process(pgid, proc["argv0"]):
-            continue
-        kill_group(pgid, timeout=20)
-    if not args.keep:
-        import shutil
 
-        shutil.rmtree(state["run_dir"], ignore_errors=True)
+    def stop(proc: dict[str, str]) -> None:
+        pgid = int(proc["pgid"])
+        if _same_process(pgid, proc["argv0"]):
+            t = time.monotonic()
+            kill_group(pgid, timeout=20)
+            print(
+                f"# {proc['component']}: stopped in {time.monotonic() - t:.1f} s", file=sys.stderr
+            )
+
+    def tier(proc: dict[str, str]) -> int:
+        # a control plane stops from the top: etcd after the apiserver after the rest
+        name = proc["component"]
+        return 2 if name.endswith("/etcd") else 1 if name.endswith("/kube-apiserver") else 0
+
+    for level in (0, 1, 2):
+        procs = [p for p in state["processes"] if tier(p) == level]
+        with ThreadPoolExecutor(max_workers=max(1, len(procs))) as pool:
+            list(pool.map(stop, procs))
+    if not args.keep:
+        for folder in [state["run_dir"], *state.get("external_dirs", [])]:
+            shutil.rmtree(folder, ignore_errors=True)
     state_path.unlink()
     print(f"stack: down in {time.monotonic() - t0:.1f} s", file=sys.stderr)
     return 0
@@ -173,6 +205,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also start one control plane per region (besides the management one)",
     )
+    up.add_argument("--dir", help="run folder (default: a new temporary folder)")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="stop the stack started by `up`")
     down.add_argument("--keep", action="store_true", help="keep the run folder (logs)")

@@ -18,8 +18,10 @@ def cache_dir() -> Path:
 
 
 def state_file() -> Path:
-    """Where `hack/stack up` records what it started (one stack per checkout)."""
-    return REPO / ".cache" / "stack-state.json"
+    """Where `hack/stack up` records what it started: one stack per checkout, unless
+    `$CHECKOUT_STACK_STATE` names another file."""
+    override = os.environ.get("CHECKOUT_STACK_STATE")
+    return Path(override) if override else REPO / ".cache" / "stack-state.json"
 
 
 def logs_dir() -> Path:

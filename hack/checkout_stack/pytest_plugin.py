@@ -47,7 +47,7 @@ class KafkaClusters:
         """Start several regions' clusters in parallel."""
         try:
             self._stack.start_parallel(
-                {r: (lambda r=r: self._stack.kafka(r)) for r in regions}  # type: ignore[misc]
+                {f"kafka/{r}": (lambda r=r: self._stack.kafka(r)) for r in regions}  # type: ignore[misc]
             )
         except StackError as exc:
             _fail(exc)

@@ -57,20 +57,42 @@ class Stack:
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._started: dict[str, Any] = {}
+        self._failed: dict[str, StackError] = {}
+        self._starting: dict[str, Any] = {}
+        self._closed = threading.Event()
         self.mirrormakers: list[MirrorMaker] = []
 
     def _once(self, key: str, factory: Callable[[], Any]) -> Any:
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            if key not in self._started:
-                component = factory()
-                try:
-                    component.start()
-                except BaseException:
-                    component.stop()
-                    raise
-                self._started[key] = component
+            if key in self._failed:
+                # fail fast for every later test instead of waiting for the same timeout again
+                raise self._failed[key]
+            if key in self._started:
+                return self._started[key]
+            if self._closed.is_set():
+                raise StackError(key, "the stack is stopping", fix="start a new stack")
+            component = factory()
+            with self._lock:
+                self._starting[key] = component
+            try:
+                component.start()
+            except StackError as exc:
+                component.stop()
+                self._failed[key] = exc
+                raise
+            except BaseException:
+                component.stop()
+                raise
+            finally:
+                with self._lock:
+                    self._starting.pop(key, None)
+            if self._closed.is_set():
+                # stopped (Ctrl-C) while this one was starting: don't leave it behind
+                component.stop()
+                raise StackError(key, "the stack was stopped while starting", fix="start again")
+            self._started[key] = component
             return self._started[key]
 
     # -- components -------------------------------------------------------------------------
@@ -110,7 +132,9 @@ class Stack:
     # -- many at once -----------------------------------------------------------------------
 
     def start_parallel(self, starters: Mapping[str, Callable[[], object]]) -> StartReport:
-        """Start components in threads; on any failure stop everything and raise the errors."""
+        """Start components in threads. Keys name components as the Stack does
+        (`postgres`, `kafka/<region>`, `kube/<name>`, ...): on any failure the ones of this call
+        are stopped and the errors raised; on Ctrl-C the whole stack is stopped."""
         seconds: dict[str, float] = {}
         errors: list[BaseException] = []
         began = time.monotonic()
@@ -124,17 +148,25 @@ class Stack:
             finally:
                 seconds[name] = time.monotonic() - t0
 
-        with ThreadPoolExecutor(max_workers=max(1, len(starters))) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, len(starters)))
+        try:
             futures = [pool.submit(timed, name, fn) for name, fn in starters.items()]
             for future in futures:
                 future.result()
-        if errors:
+        except BaseException:
+            self.stop()  # kills what runs, so the starting threads end quickly
+            pool.shutdown(wait=True)
             self.stop()
+            raise
+        pool.shutdown(wait=True)
+        if errors:
+            self.stop_keys(starters)
             stack_errors = [e for e in errors if isinstance(e, StackError)]
-            if len(stack_errors) == len(errors) and len(errors) > 1:
+            rendered = list(dict.fromkeys(e.render() for e in stack_errors))
+            if len(stack_errors) == len(errors) and len(rendered) > 1:
                 raise StackError(
                     "stack",
-                    "\n\n".join(e.render() for e in stack_errors),
+                    "\n\n".join(rendered),
                     fix="see each component's fix above",
                 )
             raise errors[0]
@@ -212,14 +244,29 @@ class Stack:
     # -- teardown ---------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop every component (in parallel), mirror makers first."""
+        """Stop every component (in parallel), mirror makers first; no start after this."""
+        self._closed.set()
         for mm in self.mirrormakers:
             mm.stop()
         self.mirrormakers.clear()
-        started = list(self._started.values())
-        self._started.clear()
-        with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
-            list(pool.map(lambda c: c.stop(), started))
+        with self._lock:
+            keys = [*self._started, *self._starting]
+        self.stop_keys(keys)
+
+    def stop_keys(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            components = [self._started.pop(k, None) or self._starting.get(k) for k in keys]
+        running = [c for c in components if c is not None]
+        with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+            list(pool.map(lambda c: c.stop(), running))
+
+    def external_dirs(self) -> list[str]:
+        """Folders outside the run folder that components made (removed by `down`)."""
+        return [
+            str(c.external)
+            for c in self._started.values()
+            if getattr(c, "external", None) is not None
+        ]
 
     def remove(self) -> None:
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -236,6 +283,7 @@ class Stack:
                 for p in self.processes()
             ],
             "env": self.env(),
+            "external_dirs": self.external_dirs(),
         }
         path.write_text(json.dumps(state, indent=2))
 

@@ -6,6 +6,8 @@ import os
 import pwd
 import re
 import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,11 +34,19 @@ def _run_as() -> str | None:
     return "postgres"
 
 
+def _reachable_by(user: str, folder: Path) -> bool:
+    done = subprocess.run(
+        ["test", "-w", str(folder), "-a", "-x", str(folder)], user=user, check=False
+    )
+    return done.returncode == 0
+
+
 @dataclass
 class Postgres:
     dir: Path
     port: int = 0
     procs: list[Proc] = field(default_factory=list)
+    external: Path | None = None
 
     @property
     def dsn(self) -> str:
@@ -52,11 +62,18 @@ class Postgres:
             if not (bindir / tool).exists():
                 raise MissingTool(COMPONENT, str(bindir / tool), FIX_INSTALL)
         user = _run_as()
-        data = self.dir / "data"
         self.dir.mkdir(parents=True, exist_ok=True)
+        data = self.dir / "data"
         log = self.dir / "postgres.log"
         if user is not None:
             shutil.chown(self.dir, user=user)
+            if not _reachable_by(user, self.dir):
+                # e.g. under pytest's 0700 tmp folders: keep the data where `postgres` can reach
+                self.external = Path(tempfile.mkdtemp(prefix="checkout-stack-pg-"))
+                shutil.chown(self.external, user=user)
+                data = self.external / "data"
+                log = self.external / "postgres.log"
+                (self.dir / "data").symlink_to(data)
         if not data.exists():
             run(
                 COMPONENT,
@@ -72,7 +89,7 @@ class Postgres:
                     "--no-sync",
                 ],
                 user=user,
-                fix=FIX_INSTALL,
+                fix="read the initdb message above",
                 log=log,
             )
         self.port = self.port or free_port()
@@ -149,3 +166,6 @@ class Postgres:
                 os.kill(proc.pid, 2)
             proc.stop()
         self.procs.clear()
+        if self.external is not None:
+            shutil.rmtree(self.external, ignore_errors=True)
+            self.external = None
