@@ -93,6 +93,26 @@ def test_operator_end_to_end(kube: Any, namespace: str, operator: sup.Operator) 
 
     sup.wait_for(netpol_restored, 60, "NetworkPolicy restored by the periodic resync", log)
 
+    # a PSPRoute for this region: its payment routing is re-rendered, the route says who uses it
+    route = sup.yaml.safe_load((sup.ROOT / "examples/psproutes/in-upi.yaml").read_text())
+    route["metadata"]["namespace"] = namespace
+    sup.apply_yaml(kube, route)
+    route_id = f"{namespace}/in-upi"
+
+    def routed() -> bool:
+        cm = sup.get(kube, "-n", namespace, "configmap", "checkout-psp-routing")
+        st = sup.get(kube, "-n", namespace, "psproute", "in-upi").get("status") or {}
+        return route_id in cm["data"]["routing.json"] and st.get("regions") == ["ap-south-1"]
+
+    sup.wait_for(routed, 60, "PSP routing ConfigMap and PSPRoute status updated", log)
+    kube.kubectl("-n", namespace, "delete", "psproute", "in-upi")
+
+    def unrouted() -> bool:
+        cm = sup.get(kube, "-n", namespace, "configmap", "checkout-psp-routing")
+        return route_id not in cm["data"]["routing.json"]
+
+    sup.wait_for(unrouted, 60, "PSP routing ConfigMap without the deleted route", log)
+
     # a spec edit: payments drops its HPA -> pruned; Ready again at generation 2
     edit = {"spec": {"services": {"payments": {"replicas": 3, "autoscaling": {"enabled": False}}}}}
     kube.kubectl(
