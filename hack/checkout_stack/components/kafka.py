@@ -1,0 +1,214 @@
+"""Apache Kafka 4 (KRaft, one broker+controller per region) and MirrorMaker 2, from Maven jars."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from checkout_stack import paths, versions
+from checkout_stack.errors import MissingTool, StackError
+from checkout_stack.proc import Proc, free_port, run, tcp_open
+
+COMPONENT = "kafka"
+FIX_BUILD = "run `hack/stack build` (fetches the Kafka jars) or `bash hack/setup.sh`"
+JVM_OPTS = [
+    "-Xms64m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    "-Djava.awt.headless=true",
+    "-Dlog4j2.formatMsgNoLookups=true",
+]
+LOG4J2 = """\
+status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = {level}
+rootLogger.appenderRef.out.ref = OUT
+logger.kafka.name = kafka
+logger.kafka.level = {level}
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = info
+logger.broker.name = kafka.server.BrokerServer
+logger.broker.level = info
+"""
+
+
+def classpath() -> str:
+    libs = paths.kafka_libs()
+    if not (libs / f"kafka_2.13-{versions.KAFKA}.jar").exists():
+        raise MissingTool(COMPONENT, f"Kafka {versions.KAFKA} jars in {libs}", FIX_BUILD)
+    return f"{libs}/*"
+
+
+def _java(main: str, *args: str, log4j: Path) -> list[str]:
+    return [
+        str(paths.java_bin()),
+        *JVM_OPTS,
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp",
+        classpath(),
+        main,
+        *args,
+    ]
+
+
+@dataclass
+class KafkaCluster:
+    """A single-node KRaft cluster (broker + controller in one JVM) for one region."""
+
+    region: str
+    dir: Path
+    port: int = 0
+    controller_port: int = 0
+    cluster_id: str = ""
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "kafka.log"
+
+    def _configure(self) -> Path:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        self.controller_port = self.controller_port or free_port()
+        props = self.dir / "server.properties"
+        props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={self.dir / 'data'}",
+                    "num.partitions=1",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=5",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "min.insync.replicas=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=true",
+                    "log.flush.interval.messages=9223372036854775807",
+                    "",
+                ]
+            )
+        )
+        (self.dir / "log4j2.properties").write_text(LOG4J2.format(level="WARN"))
+        return props
+
+    def start(self) -> KafkaCluster:
+        """Start (or restart after `stop()`, keeping data and ports)."""
+        props = self.dir / "server.properties"
+        if not props.exists():
+            props = self._configure()
+            self.cluster_id = self.cluster_id or _cluster_id()
+            run(
+                COMPONENT,
+                _java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    self.cluster_id,
+                    "-c",
+                    str(props),
+                    "--ignore-formatted",
+                    log4j=self.dir / "log4j2.properties",
+                ),
+                fix=FIX_BUILD,
+                log=self.log,
+            )
+        proc = Proc(
+            f"{COMPONENT}[{self.region}]",
+            _java("kafka.Kafka", str(props), log4j=self.dir / "log4j2.properties"),
+            log=self.log,
+            fix="check the log; `hack/stack build` refetches the jars",
+        )
+        marker = f"-- start {len(self.procs)}"
+        with self.log.open("a") as out:
+            out.write(f"{marker}\n")
+        proc.start()
+        self.procs.append(proc)
+
+        def ready() -> bool:
+            text = self.log.read_text(errors="replace").split(marker, 1)[-1]
+            return "Kafka Server started" in text and tcp_open(self.port)
+
+        proc.wait_ready(ready, timeout=90, what="started")
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop(timeout=20)
+
+    def alive(self) -> bool:
+        return any(p.alive() for p in self.procs)
+
+
+def _cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+@dataclass
+class MirrorMaker:
+    """MirrorMaker 2 in dedicated mode: `org.apache.kafka.connect.mirror.MirrorMaker props`."""
+
+    proc: Proc
+
+    @property
+    def log(self) -> Path:
+        return self.proc.log
+
+    def alive(self) -> bool:
+        return self.proc.alive()
+
+    def stop(self) -> None:
+        self.proc.stop(timeout=20)
+
+
+def run_mirrormaker(
+    properties_path: Path,
+    env: Mapping[str, str] | None,
+    dir: Path,
+    clusters: list[str] | None = None,
+) -> MirrorMaker:
+    dir.mkdir(parents=True, exist_ok=True)
+    log4j = dir / "log4j2.properties"
+    log4j.write_text(LOG4J2.format(level="WARN"))
+    args = [str(properties_path)]
+    if clusters:
+        args += ["--clusters", *clusters]
+    log = dir / "mirrormaker.log"
+    proc = Proc(
+        "mirrormaker2",
+        _java("org.apache.kafka.connect.mirror.MirrorMaker", *args, log4j=log4j),
+        log=log,
+        env=dict(env or {}),
+        fix="check the properties file and that both Kafka clusters are up",
+    ).start()
+    # fail fast when it dies straight away (bad properties, missing jars)
+    time.sleep(1.0)
+    if not proc.alive():
+        raise StackError("mirrormaker2", "exited right after start", fix=proc.fix, log=proc.log)
+    return MirrorMaker(proc)
+
+
+def mirrormaker_dir(base: Path) -> Path:
+    return base / f"mm2-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,375 @@
+"""A real Kubernetes control plane: etcd, kube-apiserver (TLS, RBAC, admission),
+kube-controller-manager, kube-scheduler, and kwok's simulated node, all on loopback."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from checkout_stack import certs, paths
+from checkout_stack.errors import MissingTool, StackError
+from checkout_stack.proc import Proc, free_port, http_ok, https_ok
+
+COMPONENT = "kube"
+FIX_BUILD = (
+    "run `hack/stack build` (builds the control plane into the cache) or set KUBEBUILDER_ASSETS"
+)
+SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_IP = "10.0.0.1"
+FAKE_NODE = "kwok-node-0"
+RESTRICTED_USER = "restricted-user"
+RESTRICTED_GROUP = "checkout:restricted"
+
+_BOOTSTRAP = """
+apiVersion: v1
+kind: Node
+metadata:
+  name: {node}
+  annotations:
+    node.alpha.kubernetes.io/ttl: "0"
+    kwok.x-k8s.io/node: fake
+  labels:
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: {node}
+    kubernetes.io/os: linux
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    type: kwok
+spec: {{}}
+status:
+  allocatable: {{cpu: "32", memory: 256Gi, pods: "110"}}
+  capacity: {{cpu: "32", memory: 256Gi, pods: "110"}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: restricted-user-view
+  namespace: default
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: view
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: User
+  name: {user}
+"""
+
+
+def _kubeconfig(path: Path, name: str, server: str, ca: bytes, client: certs.Pair) -> Path:
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": name,
+                "cluster": {"server": server, "certificate-authority-data": b64(ca)},
+            }
+        ],
+        "users": [
+            {
+                "name": path.stem,
+                "user": {
+                    "client-certificate-data": b64(client.cert.read_bytes()),
+                    "client-key-data": b64(client.key.read_bytes()),
+                },
+            }
+        ],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": path.stem}}],
+        "current-context": name,
+    }
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class ControlPlane:
+    """One independent control plane with its own etcd, ports, certificates and folder."""
+
+    name: str
+    dir: Path
+    with_kwok: bool = True
+    port: int = 0
+    procs: list[Proc] = field(default_factory=list)
+    kubeconfig: Path = field(init=False)
+    restricted_kubeconfig: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kubeconfig = self.dir / "admin.kubeconfig"
+        self.restricted_kubeconfig = self.dir / "restricted.kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def kubectl_bin(self) -> Path:
+        return paths.k8s_binary("kubectl")
+
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        kubeconfig: Path | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this control plane (admin unless `kubeconfig` is given)."""
+        done = subprocess.run(
+            [str(self.kubectl_bin), "--kubeconfig", str(kubeconfig or self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise StackError(
+                f"{COMPONENT}[{self.name}]",
+                f"kubectl {' '.join(args)} exited with {done.returncode}: {done.stderr.strip()}",
+                fix="check the arguments; control-plane logs are in " + str(self.dir),
+            )
+        return done
+
+    # -- start ---------------------------------------------------------------------------------
+
+    def start(self) -> ControlPlane:
+        binaries = {
+            name: paths.k8s_binary(name)
+            for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+        }
+        kwok = paths.kwok_bin()
+        if self.with_kwok and not kwok.exists():
+            raise MissingTool(f"{COMPONENT}[{self.name}]", f"kwok ({kwok})", FIX_BUILD)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        pki = self.dir / "pki"
+        ca = certs.CA(pki, self.name)
+        sa = certs.service_account_keys(pki)
+        serving = ca.issue(
+            "apiserver",
+            "kube-apiserver",
+            server=True,
+            dns=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+            ips=("127.0.0.1", SERVICE_IP),
+        )
+        self.port = self.port or free_port()
+        ca_pem = ca.cert_pem
+        admin = ca.issue("admin", "admin", orgs=("system:masters",), client=True)
+        _kubeconfig(self.kubeconfig, self.name, self.server, ca_pem, admin)
+        _kubeconfig(
+            self.restricted_kubeconfig,
+            self.name,
+            self.server,
+            ca_pem,
+            ca.issue("restricted", RESTRICTED_USER, orgs=(RESTRICTED_GROUP,), client=True),
+        )
+        kcm_kc = _kubeconfig(
+            self.dir / "kcm.kubeconfig",
+            self.name,
+            self.server,
+            ca_pem,
+            ca.issue("kcm", "system:kube-controller-manager", client=True),
+        )
+        sched_kc = _kubeconfig(
+            self.dir / "scheduler.kubeconfig",
+            self.name,
+            self.server,
+            ca_pem,
+            ca.issue("scheduler", "system:kube-scheduler", client=True),
+        )
+        kwok_kc = _kubeconfig(
+            self.dir / "kwok.kubeconfig",
+            self.name,
+            self.server,
+            ca_pem,
+            ca.issue("kwok", "kwok", orgs=("system:masters",), client=True),
+        )
+
+        # etcd
+        etcd_port, peer_port = free_port(), free_port()
+        etcd = self._proc(
+            "etcd",
+            [
+                str(binaries["etcd"]),
+                "--name",
+                "default",
+                "--data-dir",
+                str(self.dir / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{etcd_port}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{etcd_port}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{peer_port}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{peer_port}",
+                "--initial-cluster",
+                f"default=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync",
+                "--log-level",
+                "warn",
+            ],
+        )
+        etcd.wait_ready(
+            lambda: http_ok(f"http://127.0.0.1:{etcd_port}/health"), timeout=30, what="healthy"
+        )
+
+        # kube-apiserver
+        apiserver = self._proc(
+            "kube-apiserver",
+            [
+                str(binaries["kube-apiserver"]),
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.port}",
+                f"--cert-dir={pki}",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={ca.pair.cert}",
+                f"--service-account-key-file={sa.cert}",
+                f"--service-account-signing-key-file={sa.key}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                "--allow-privileged=true",
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+                "--v=0",
+            ],
+        )
+        ctx = ssl.create_default_context(cafile=str(ca.pair.cert))
+        ctx.load_cert_chain(str(admin.cert), str(admin.key))
+        apiserver.wait_ready(
+            lambda: https_ok(f"{self.server}/readyz", ctx), timeout=90, what="ready (/readyz)"
+        )
+
+        # controller-manager, scheduler, kwok: in parallel
+        kcm_port, sched_port = free_port(), free_port()
+        kcm = self._proc(
+            "kube-controller-manager",
+            [
+                str(binaries["kube-controller-manager"]),
+                f"--kubeconfig={kcm_kc}",
+                f"--authentication-kubeconfig={kcm_kc}",
+                f"--authorization-kubeconfig={kcm_kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={kcm_port}",
+                f"--cert-dir={pki / 'kcm'}",
+                "--leader-elect=false",
+                "--controllers=*",
+                "--use-service-account-credentials",
+                f"--service-account-private-key-file={sa.key}",
+                f"--root-ca-file={ca.pair.cert}",
+                f"--cluster-signing-cert-file={ca.pair.cert}",
+                f"--cluster-signing-key-file={ca.pair.key}",
+                f"--cluster-name={self.name}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--profiling=false",
+                "--v=0",
+            ],
+        )
+        sched = self._proc(
+            "kube-scheduler",
+            [
+                str(binaries["kube-scheduler"]),
+                f"--kubeconfig={sched_kc}",
+                f"--authentication-kubeconfig={sched_kc}",
+                f"--authorization-kubeconfig={sched_kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={sched_port}",
+                f"--cert-dir={pki / 'scheduler'}",
+                "--leader-elect=false",
+                "--profiling=false",
+                "--v=0",
+            ],
+        )
+        if self.with_kwok:
+            self._proc(
+                "kwok",
+                [
+                    str(kwok),
+                    f"--kubeconfig={kwok_kc}",
+                    f"--config={paths.kwok_stages()}",
+                    "--manage-all-nodes=false",
+                    "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                    "--cidr=10.0.1.0/24",
+                    "--node-ip=10.0.1.1",
+                    f"--server-address=127.0.0.1:{free_port()}",
+                    "--node-lease-duration-seconds=40",
+                ],
+            )
+        kcm.wait_ready(
+            lambda: https_ok(f"https://127.0.0.1:{kcm_port}/healthz"), timeout=60, what="healthy"
+        )
+        sched.wait_ready(
+            lambda: https_ok(f"https://127.0.0.1:{sched_port}/healthz"), timeout=60, what="healthy"
+        )
+        self.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=_BOOTSTRAP.format(node=FAKE_NODE, user=RESTRICTED_USER),
+        )
+        if self.with_kwok:
+            self._wait_node_ready()
+        return self
+
+    def _proc(self, what: str, argv: list[str]) -> Proc:
+        proc = Proc(
+            f"{COMPONENT}[{self.name}]/{what}",
+            argv,
+            log=self.dir / f"{what}.log",
+            fix=f"read the log; {FIX_BUILD}",
+        ).start()
+        self.procs.append(proc)
+        return proc
+
+    def _wait_node_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = self.kubectl(
+                "get",
+                "node",
+                FAKE_NODE,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                check=False,
+            )
+            if done.stdout.strip() == "True":
+                return
+            for proc in self.procs:
+                if not proc.alive():
+                    raise StackError(proc.component, "exited", fix=proc.fix, log=proc.log)
+            time.sleep(0.2)
+        raise StackError(
+            f"{COMPONENT}[{self.name}]/kwok",
+            f"node {FAKE_NODE} not Ready after {timeout:.0f} s",
+            fix="read the kwok log",
+            log=self.dir / "kwok.log",
+        )
+
+    def stop(self) -> None:
+        # dependants first, etcd last
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda p: p.stop(), reversed(self.procs[2:])))
+        for proc in reversed(self.procs[:2]):
+            proc.stop()
+        self.procs.clear()

@@ -1,0 +1,89 @@
+"""Where the repository, the cache and the binaries are."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from checkout_stack import versions
+from checkout_stack.errors import MissingTool
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cache_dir() -> Path:
+    """`$CHECKOUT_CACHE_DIR`, default `<repo>/.cache` (git-ignored)."""
+    return Path(os.environ.get("CHECKOUT_CACHE_DIR") or REPO / ".cache").expanduser().resolve()
+
+
+def state_file() -> Path:
+    """Where `hack/stack up` records what it started (one stack per checkout)."""
+    return REPO / ".cache" / "stack-state.json"
+
+
+def logs_dir() -> Path:
+    return cache_dir() / "logs"
+
+
+def go_bin() -> Path:
+    found = shutil.which("go") or "/usr/local/go/bin/go"
+    return Path(found)
+
+
+K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd")
+
+
+def built_k8s_dir() -> Path:
+    """Where `hack/stack build` puts the control-plane binaries, kubectl and etcd."""
+    return cache_dir() / "bin" / f"k8s-{versions.KUBERNETES}"
+
+
+def kwok_bin() -> Path:
+    return cache_dir() / "bin" / f"kwok-{versions.KWOK}" / "kwok"
+
+
+def kwok_stages() -> Path:
+    """kwok's Stage configs (node init + heartbeat, pod ready/complete/delete)."""
+    return kwok_bin().parent / "stages.yaml"
+
+
+def helm_bin() -> Path:
+    return cache_dir() / "bin" / f"helm-{versions.HELM}" / "helm"
+
+
+def kafka_libs() -> Path:
+    return cache_dir() / f"kafka-{versions.KAFKA}" / "libs"
+
+
+def postgres_bin_dir() -> Path:
+    return Path(f"/usr/lib/postgresql/{versions.POSTGRES_MAJOR}/bin")
+
+
+def venv_bin(name: str) -> Path:
+    return REPO / ".venv" / "bin" / name
+
+
+def require(component: str, path: Path, fix: str | None = None) -> Path:
+    if not path.exists():
+        raise MissingTool(component, str(path), fix)
+    return path
+
+
+def k8s_binary(name: str) -> Path:
+    """A control-plane binary: `$KUBEBUILDER_ASSETS/<name>` if there, else the built one.
+
+    envtest's assets hold etcd, kube-apiserver and kubectl only: the controller-manager and the
+    scheduler always come from `hack/stack build`.
+    """
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets and (Path(assets) / name).exists():
+        return Path(assets) / name
+    return require("kubernetes", built_k8s_dir() / name)
+
+
+def java_bin() -> Path:
+    found = shutil.which("java")
+    if not found:
+        raise MissingTool("kafka", "java (JDK 17)", "apt-get install -y openjdk-17-jdk-headless")
+    return Path(found)

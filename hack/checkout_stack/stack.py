@@ -1,0 +1,247 @@
+"""A stack of running components, started lazily and in parallel; shared by CLI and pytest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from checkout_stack import paths
+from checkout_stack.components.kafka import KafkaCluster, MirrorMaker, run_mirrormaker
+from checkout_stack.components.kube import ControlPlane
+from checkout_stack.components.postgres import Postgres
+from checkout_stack.components.redis import Redis
+from checkout_stack.components.temporal import Temporal
+from checkout_stack.errors import StackError
+from checkout_stack.proc import Proc, group_rss_bytes
+
+DEFAULT_REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
+COMPONENTS = ("kube", "postgres", "redis", "kafka", "temporal")
+MANAGEMENT = "management"
+
+
+class _Component(Protocol):
+    procs: list[Proc]
+
+    def stop(self) -> None: ...
+
+
+def region_env_name(region: str) -> str:
+    return "KAFKA_BOOTSTRAP_" + region.upper().replace("-", "_")
+
+
+def new_run_dir() -> Path:
+    run_dir = Path(tempfile.mkdtemp(prefix="checkout-stack-"))
+    run_dir.chmod(0o755)  # postgres runs as its own user when we are root
+    return run_dir
+
+
+@dataclass
+class StartReport:
+    seconds: dict[str, float]
+    total: float
+
+
+class Stack:
+    """Components of one run, each started on first use, all stopped by `stop()`."""
+
+    def __init__(self, run_dir: Path | None = None) -> None:
+        self.run_dir = run_dir or new_run_dir()
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._started: dict[str, Any] = {}
+        self.mirrormakers: list[MirrorMaker] = []
+
+    def _once(self, key: str, factory: Callable[[], Any]) -> Any:
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._started:
+                component = factory()
+                try:
+                    component.start()
+                except BaseException:
+                    component.stop()
+                    raise
+                self._started[key] = component
+            return self._started[key]
+
+    # -- components -------------------------------------------------------------------------
+
+    def postgres(self) -> Postgres:
+        result: Postgres = self._once("postgres", lambda: Postgres(self.run_dir / "postgres"))
+        return result
+
+    def redis(self) -> Redis:
+        result: Redis = self._once("redis", lambda: Redis(self.run_dir / "redis"))
+        return result
+
+    def kafka(self, region: str) -> KafkaCluster:
+        result: KafkaCluster = self._once(
+            f"kafka/{region}", lambda: KafkaCluster(region, self.run_dir / f"kafka-{region}")
+        )
+        return result
+
+    def temporal(self) -> Temporal:
+        result: Temporal = self._once("temporal", lambda: Temporal(self.run_dir / "temporal"))
+        return result
+
+    def control_plane(self, name: str = MANAGEMENT) -> ControlPlane:
+        result: ControlPlane = self._once(
+            f"kube/{name}", lambda: ControlPlane(name, self.run_dir / f"kube-{name}")
+        )
+        return result
+
+    def run_mirrormaker(
+        self, properties_path: Path, env: Mapping[str, str] | None = None
+    ) -> MirrorMaker:
+        n = len(self.mirrormakers)
+        handle = run_mirrormaker(Path(properties_path), env, self.run_dir / f"mirrormaker-{n}")
+        self.mirrormakers.append(handle)
+        return handle
+
+    # -- many at once -----------------------------------------------------------------------
+
+    def start_parallel(self, starters: Mapping[str, Callable[[], object]]) -> StartReport:
+        """Start components in threads; on any failure stop everything and raise the errors."""
+        seconds: dict[str, float] = {}
+        errors: list[BaseException] = []
+        began = time.monotonic()
+
+        def timed(name: str, fn: Callable[[], object]) -> None:
+            t0 = time.monotonic()
+            try:
+                fn()
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                seconds[name] = time.monotonic() - t0
+
+        with ThreadPoolExecutor(max_workers=max(1, len(starters))) as pool:
+            futures = [pool.submit(timed, name, fn) for name, fn in starters.items()]
+            for future in futures:
+                future.result()
+        if errors:
+            self.stop()
+            stack_errors = [e for e in errors if isinstance(e, StackError)]
+            if len(stack_errors) == len(errors) and len(errors) > 1:
+                raise StackError(
+                    "stack",
+                    "\n\n".join(e.render() for e in stack_errors),
+                    fix="see each component's fix above",
+                )
+            raise errors[0]
+        return StartReport(seconds, time.monotonic() - began)
+
+    def up(
+        self,
+        components: Iterable[str] = COMPONENTS,
+        regions: Iterable[str] = DEFAULT_REGIONS,
+        control_planes: Iterable[str] = (MANAGEMENT,),
+    ) -> StartReport:
+        wanted = set(components)
+        unknown = wanted - set(COMPONENTS)
+        if unknown:
+            raise StackError(
+                "stack",
+                f"unknown component(s): {', '.join(sorted(unknown))}",
+                fix=f"choose from {', '.join(COMPONENTS)}",
+            )
+        starters: dict[str, Callable[[], object]] = {}
+        if "kube" in wanted:
+            for name in control_planes:
+                starters[f"kube/{name}"] = lambda n=name: self.control_plane(n)  # type: ignore[misc]
+        if "postgres" in wanted:
+            starters["postgres"] = self.postgres
+        if "redis" in wanted:
+            starters["redis"] = self.redis
+        if "kafka" in wanted:
+            for region in regions:
+                starters[f"kafka/{region}"] = lambda r=region: self.kafka(r)  # type: ignore[misc]
+        if "temporal" in wanted:
+            starters["temporal"] = self.temporal
+        return self.start_parallel(starters)
+
+    # -- introspection ----------------------------------------------------------------------
+
+    def components(self) -> dict[str, _Component]:
+        return dict(self._started)
+
+    def processes(self) -> list[Proc]:
+        procs: list[Proc] = []
+        for component in self._started.values():
+            procs.extend(p for p in component.procs if p.alive())
+        procs.extend(m.proc for m in self.mirrormakers if m.alive())
+        return procs
+
+    def rss_bytes(self) -> int:
+        return sum(group_rss_bytes(p.pid) for p in self.processes())
+
+    def env(self) -> dict[str, str]:
+        env: dict[str, str] = {"CHECKOUT_STACK_DIR": str(self.run_dir)}
+        for key, component in self._started.items():
+            if key == f"kube/{MANAGEMENT}":
+                env["KUBECONFIG"] = str(component.kubeconfig)
+                env["KUBECONFIG_RESTRICTED"] = str(component.restricted_kubeconfig)
+                env["KUBE_SERVER"] = component.server
+            elif key.startswith("kube/"):
+                suffix = key.split("/", 1)[1].upper().replace("-", "_")
+                env[f"KUBECONFIG_{suffix}"] = str(component.kubeconfig)
+            elif key == "postgres":
+                env["DATABASE_URL"] = component.dsn
+            elif key == "redis":
+                env["REDIS_URL"] = component.url
+            elif key.startswith("kafka/"):
+                env[region_env_name(component.region)] = component.bootstrap
+            elif key == "temporal":
+                env["TEMPORAL_ADDRESS"] = component.address
+                env["TEMPORAL_NAMESPACE"] = component.namespace
+        if any(k.startswith("kube/") for k in self._started):
+            env["KUBECTL"] = str(paths.k8s_binary("kubectl"))
+            if paths.helm_bin().exists():
+                env["HELM"] = str(paths.helm_bin())
+        return env
+
+    # -- teardown ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop every component (in parallel), mirror makers first."""
+        for mm in self.mirrormakers:
+            mm.stop()
+        self.mirrormakers.clear()
+        started = list(self._started.values())
+        self._started.clear()
+        with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
+            list(pool.map(lambda c: c.stop(), started))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # -- state file for `hack/stack up` / `down` ---------------------------------------------
+
+    def write_state(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "run_dir": str(self.run_dir),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "processes": [
+                {"component": p.component, "pgid": p.pid, "argv0": str(p.argv[0])}
+                for p in self.processes()
+            ],
+            "env": self.env(),
+        }
+        path.write_text(json.dumps(state, indent=2))
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
