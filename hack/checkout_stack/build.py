@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from checkout_stack import paths, versions
+from checkout_stack.components.kafka import bootstrap_template, build_cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
 
@@ -153,6 +154,8 @@ def build_helm() -> str:
 def fetch_kafka() -> str:
     libs = paths.kafka_libs()
     if (libs / f"kafka_2.13-{versions.KAFKA}.jar").exists():
+        bootstrap_template()
+        build_cds_archive()
         return f"cached in {libs}"
     tmp = libs.with_name("libs.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -174,6 +177,8 @@ def fetch_kafka() -> str:
     )
     shutil.rmtree(libs, ignore_errors=True)
     tmp.rename(libs)
+    bootstrap_template()
+    build_cds_archive()
     return f"fetched {len(list(libs.glob('*.jar')))} jars into {libs}"
 
 

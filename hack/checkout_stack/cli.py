@@ -9,6 +9,7 @@ import shlex
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
 from checkout_stack import build as build_mod
@@ -76,11 +77,25 @@ def cmd_down(args: argparse.Namespace) -> int:
         print("stack: no stack is up (nothing to stop)", file=sys.stderr)
         return 0
     t0 = time.monotonic()
-    for proc in state["processes"]:
+
+    def stop(proc: dict[str, str]) -> None:
         pgid = int(proc["pgid"])
-        if not _same_process(pgid, proc["argv0"]):
-            continue
-        kill_group(pgid, timeout=20)
+        if _same_process(pgid, proc["argv0"]):
+            t = time.monotonic()
+            kill_group(pgid, timeout=20)
+            print(
+                f"# {proc['component']}: stopped in {time.monotonic() - t:.1f} s", file=sys.stderr
+            )
+
+    def tier(proc: dict[str, str]) -> int:
+        # a control plane stops from the top: etcd after the apiserver after the rest
+        name = proc["component"]
+        return 2 if name.endswith("/etcd") else 1 if name.endswith("/kube-apiserver") else 0
+
+    for level in (0, 1, 2):
+        procs = [p for p in state["processes"] if tier(p) == level]
+        with ThreadPoolExecutor(max_workers=max(1, len(procs))) as pool:
+            list(pool.map(stop, procs))
     if not args.keep:
         import shutil
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import base64
+import os
+import shutil
+import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,10 +50,20 @@ def classpath() -> str:
     return f"{libs}/*"
 
 
-def _java(main: str, *args: str, log4j: Path) -> list[str]:
+def cds_archive() -> Path:
+    """AppCDS archive of the broker's classes (made by `hack/stack build`): halves JVM start CPU."""
+    return paths.kafka_libs().parent / "kafka-cds.jsa"
+
+
+def _java(main: str, *args: str, log4j: Path, extra: Sequence[str] = ()) -> list[str]:
+    cds = cds_archive()
+    share = [f"-XX:SharedArchiveFile={cds}"] if cds.exists() and not extra else []
     return [
         str(paths.java_bin()),
         *JVM_OPTS,
+        *share,
+        *extra,
+        *os.environ.get("CHECKOUT_STACK_JVM_OPTS", "").split(),
         f"-Dlog4j2.configurationFile={log4j}",
         "-cp",
         classpath(),
@@ -67,6 +81,7 @@ class KafkaCluster:
     port: int = 0
     controller_port: int = 0
     cluster_id: str = ""
+    jvm_opts: Sequence[str] = ()
     procs: list[Proc] = field(default_factory=list)
 
     @property
@@ -118,25 +133,16 @@ class KafkaCluster:
         props = self.dir / "server.properties"
         if not props.exists():
             props = self._configure()
-            self.cluster_id = self.cluster_id or _cluster_id()
-            run(
-                COMPONENT,
-                _java(
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    self.cluster_id,
-                    "-c",
-                    str(props),
-                    "--ignore-formatted",
-                    log4j=self.dir / "log4j2.properties",
-                ),
-                fix=FIX_BUILD,
-                log=self.log,
-            )
+            self.cluster_id = self.cluster_id or _random_id()
+            self._format()
         proc = Proc(
             f"{COMPONENT}[{self.region}]",
-            _java("kafka.Kafka", str(props), log4j=self.dir / "log4j2.properties"),
+            _java(
+                "kafka.Kafka",
+                str(props),
+                log4j=self.dir / "log4j2.properties",
+                extra=self.jvm_opts,
+            ),
             log=self.log,
             fix="check the log; `hack/stack build` refetches the jars",
         )
@@ -153,6 +159,16 @@ class KafkaCluster:
         proc.wait_ready(ready, timeout=90, what="started")
         return self
 
+    def _format(self) -> None:
+        """What `kafka-storage format` does for a static-quorum node: meta.properties plus the
+        bootstrap checkpoint (feature levels only), copied from a template formatted once."""
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(bootstrap_template(), data / "bootstrap.checkpoint")
+        (data / "meta.properties").write_text(
+            f"node.id=1\ndirectory.id={_random_id()}\nversion=1\ncluster.id={self.cluster_id}\n"
+        )
+
     def stop(self) -> None:
         for proc in self.procs:
             proc.stop(timeout=20)
@@ -161,9 +177,50 @@ class KafkaCluster:
         return any(p.alive() for p in self.procs)
 
 
-def _cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+def _random_id() -> str:
+    """A Kafka cluster/directory id: 16 random bytes, URL-safe base64 without padding."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+_template_lock = threading.Lock()
+
+
+def bootstrap_template() -> Path:
+    """`bootstrap.checkpoint` of a freshly formatted node (metadata.version of this Kafka),
+    made once per Kafka version by the real StorageTool and cached next to the jars."""
+    target = paths.kafka_libs().parent / "bootstrap.checkpoint"
+    with _template_lock:
+        if target.exists():
+            return target
+        work = Path(tempfile.mkdtemp(prefix="kafka-format-"))
+        try:
+            props = work / "server.properties"
+            props.write_text(
+                "process.roles=broker,controller\nnode.id=1\n"
+                "controller.quorum.voters=1@127.0.0.1:9093\n"
+                "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n"
+                f"controller.listener.names=CONTROLLER\nlog.dirs={work / 'data'}\n"
+            )
+            (work / "log4j2.properties").write_text(LOG4J2.format(level="WARN"))
+            run(
+                COMPONENT,
+                _java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    _random_id(),
+                    "-c",
+                    str(props),
+                    log4j=work / "log4j2.properties",
+                ),
+                fix=FIX_BUILD,
+            )
+            tmp = target.with_suffix(".tmp")
+            shutil.copyfile(work / "data" / "bootstrap.checkpoint", tmp)
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return target
 
 
 @dataclass
@@ -212,3 +269,27 @@ def run_mirrormaker(
 
 def mirrormaker_dir(base: Path) -> Path:
     return base / f"mm2-{uuid.uuid4().hex[:8]}"
+
+
+def build_cds_archive() -> Path:
+    """Run a broker once with -XX:ArchiveClassesAtExit and stop it: the JVM dumps the archive."""
+    target = cds_archive()
+    if target.exists():
+        return target
+    work = Path(tempfile.mkdtemp(prefix="kafka-cds-"))
+    tmp = work / "kafka-cds.jsa"
+    try:
+        cluster = KafkaCluster("cds", work / "kafka", jvm_opts=[f"-XX:ArchiveClassesAtExit={tmp}"])
+        cluster.start()
+        cluster.stop()
+        if not tmp.exists():
+            raise StackError(
+                COMPONENT,
+                "the JVM wrote no class-data archive",
+                fix="check the log; delete the cache's kafka folder and rerun `hack/stack build`",
+                log=cluster.log,
+            )
+        shutil.move(tmp, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
