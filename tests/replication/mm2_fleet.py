@@ -41,7 +41,13 @@ TEST_TUNING: dict[str, Any] = {
 }
 
 
-def region(name: str, peers: Sequence[str], policy: str = "Default") -> CheckoutRegion:
+def region(
+    name: str,
+    peers: Sequence[str],
+    policy: str = "Default",
+    topic_patterns: Sequence[str] = (r"checkout\..*",),
+    max_lag: int = 100,
+) -> CheckoutRegion:
     """A valid CheckoutRegion pulling from ``peers`` with Standalone MM2 and test tuning."""
     doc = {
         "apiVersion": "checkout-operator.io/v1alpha1",
@@ -70,7 +76,8 @@ def region(name: str, peers: Sequence[str], policy: str = "Default") -> Checkout
                     }
                     for p in peers
                 ],
-                "topicPatterns": [r"checkout\..*"],
+                "topicPatterns": list(topic_patterns),
+                "maxLagOnFailover": max_lag,
                 "groupPatterns": ["checkout-.*"],
                 **TEST_TUNING,
             },
@@ -176,11 +183,9 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
     await consumer.start()
     try:
         out: dict[str, int] = {}
+        cluster = await consumer._client.fetch_all_metadata()
         for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if parts is None:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic)
+            parts = cluster.partitions_for_topic(topic)
             if not parts:
                 out[topic] = 0
                 continue
@@ -212,17 +217,20 @@ async def read_all(bootstrap: str, topics: Sequence[str], wait_s: float = 30) ->
     await consumer.start()
     try:
         tps: list[TopicPartition] = []
+        cluster = await consumer._client.fetch_all_metadata()
         for topic in topics:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
+            parts = cluster.partitions_for_topic(topic) or set()
             tps += [TopicPartition(topic, p) for p in parts]
+        if not tps:
+            return []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         got: list[bytes] = []
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            if all(await consumer.position(tp) >= ends[tp] for tp in tps):
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
                 break
             batches = await consumer.getmany(timeout_ms=500, max_records=5000)
             for records in batches.values():

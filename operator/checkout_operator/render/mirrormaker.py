@@ -96,7 +96,10 @@ def properties(region: CheckoutRegion) -> str:
         f"refresh.groups.interval.seconds = {rep.refresh_interval_seconds}",
         f"emit.checkpoints.interval.seconds = {rep.checkpoint_interval_seconds}",
         f"sync.group.offsets.interval.seconds = {rep.checkpoint_interval_seconds}",
-        f"offset.flush.interval.ms = {rep.offset_flush_interval_ms}",
+        # A Connect worker setting: MirrorMakerConfig.workerConfig() takes only
+        # `<target>.`-prefixed keys (and a few prefixes such as offset.storage*), so a
+        # top-level offset.flush.interval.ms would be silently ignored (default 60 s).
+        f"{target}.offset.flush.interval.ms = {rep.offset_flush_interval_ms}",
         f"replication.factor = {rf}",
         f"checkpoints.topic.replication.factor = {rf}",
         f"heartbeats.topic.replication.factor = {rf}",
