@@ -13,8 +13,9 @@ disturbs MM2 or the services.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
@@ -48,9 +49,11 @@ class PeerLag:
         return max((t.seconds for t in self.topics), default=0.0)
 
 
-def _consumer(bootstrap: str, timeout_s: float) -> AIOKafkaConsumer:
+@contextlib.asynccontextmanager
+async def _consumer(bootstrap: str, timeout_s: float) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer without a group, stopped on the way out (also when start fails)."""
     ms = int(timeout_s * 1000)
-    return AIOKafkaConsumer(
+    consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         group_id=None,
@@ -59,6 +62,11 @@ def _consumer(bootstrap: str, timeout_s: float) -> AIOKafkaConsumer:
         connections_max_idle_ms=max(ms * 2, 60_000),
         client_id="checkout-operator-lag",
     )
+    try:
+        await consumer.start()
+        yield consumer
+    finally:
+        await consumer.stop()
 
 
 async def _metadata(consumer: AIOKafkaConsumer) -> dict[str, list[int]]:
@@ -85,9 +93,7 @@ async def read_positions(
     target_bootstrap: str, peer: str, timeout_s: float
 ) -> dict[offsets.TopicPartition, int]:
     """MM2's replicated position per peer partition, from the target's Connect offsets topic."""
-    consumer = _consumer(target_bootstrap, timeout_s)
-    await consumer.start()
-    try:
+    async with _consumer(target_bootstrap, timeout_s) as consumer:
         topic = offsets.offsets_topic(peer)
         metadata = await _metadata(consumer)
         tps = _partitions(metadata, [topic])
@@ -105,8 +111,6 @@ async def read_positions(
             for batch in batches.values():
                 records += [offsets.parse_record(r.key, r.value) for r in batch]
         return offsets.replicated_positions(records, peer)
-    finally:
-        await consumer.stop()
 
 
 async def _source_lag(
@@ -116,9 +120,7 @@ async def _source_lag(
     positions: Mapping[offsets.TopicPartition, int],
     timeout_s: float,
 ) -> tuple[offsets.TopicLag, ...]:
-    consumer = _consumer(source_bootstrap, timeout_s)
-    await consumer.start()
-    try:
+    async with _consumer(source_bootstrap, timeout_s) as consumer:
         metadata = await _metadata(consumer)
         tps = _partitions(metadata, offsets.replicated_topics(metadata, patterns))
         if not tps:
@@ -145,8 +147,6 @@ async def _source_lag(
                         oldest[(tp.topic, tp.partition)] = batch[0].timestamp
                         consumer.pause(tp)
         return tuple(offsets.topic_lags(peer, parts, oldest, int(time.time() * 1000)))
-    finally:
-        await consumer.stop()
 
 
 async def measure_peer(
