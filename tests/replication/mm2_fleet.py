@@ -49,10 +49,24 @@ def region(
     max_lag: int = 100,
 ) -> CheckoutRegion:
     """A valid CheckoutRegion pulling from ``peers`` with Standalone MM2 and test tuning."""
-    doc = {
+    obj = load.parse(region_doc(name, peers, policy, topic_patterns, max_lag))
+    assert isinstance(obj, CheckoutRegion)
+    return obj
+
+
+def region_doc(
+    name: str,
+    peers: Sequence[str],
+    policy: str = "Default",
+    topic_patterns: Sequence[str] = (r"checkout\..*",),
+    max_lag: int = 100,
+    namespace: str = "checkout",
+) -> dict[str, Any]:
+    """The CheckoutRegion document behind ``region``."""
+    return {
         "apiVersion": "checkout-operator.io/v1alpha1",
         "kind": "CheckoutRegion",
-        "metadata": {"name": name, "namespace": "checkout"},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "region": name,
             "fleet": "replication-test",
@@ -84,9 +98,6 @@ def region(
             "failover": {"targets": list(peers)[:1]},
         },
     }
-    obj = load.parse(doc)
-    assert isinstance(obj, CheckoutRegion)
-    return obj
 
 
 def full_mesh(names: Sequence[str], policy: str = "Default") -> list[CheckoutRegion]:

@@ -1,7 +1,7 @@
 """Prometheus gauges of replication lag (per region, peer and topic).
 
-Registered on ``REGISTRY``; the operator's metrics endpoint serves it (when the reconciler's
-``checkout_operator.metrics`` registry is there, add this one as a collector of it).
+Registered on the operator's registry (``checkout_operator.metrics``), which ``--metrics-port``
+serves.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import Final
 
 import prometheus_client
 
+from checkout_operator import metrics as operator_metrics
 from checkout_operator.replication.lag import PeerLag
 
-REGISTRY: Final = prometheus_client.CollectorRegistry(auto_describe=True)
+REGISTRY: Final = operator_metrics.REGISTRY
 
 LAG_MESSAGES: Final = prometheus_client.Gauge(
     "checkout_operator_replication_lag_messages",
