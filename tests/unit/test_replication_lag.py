@@ -176,3 +176,30 @@ def test_status_serialises_camel_case() -> None:
     dumped = got.model_dump(by_alias=True, mode="json")
     assert dumped["replication"][0]["lagMessages"] == 1
     assert dumped["replication"][0]["observedAt"] == "2026-11-25T12:00:00Z"
+
+
+def test_fold_keeps_the_reconcilers_conditions_and_replaces_ours() -> None:
+    from checkout_operator.reconcile import replication as rec
+
+    previous = {
+        "phase": "Ready",
+        "conditions": [
+            {"type": "Ready", "status": "True", "reason": "AllReady", "message": "",
+             "lastTransitionTime": "2026-11-25T11:00:00Z", "observedGeneration": 3},
+            {"type": "ReplicationLagging", "status": "True", "reason": "LagAboveBound",
+             "message": "old", "lastTransitionTime": "2026-11-25T11:30:00Z",
+             "observedGeneration": 3},
+        ],
+    }  # fmt: skip
+    new = rec.fold(previous, [lag("a", 0)], 100, 3, NOW)
+    assert set(new) == {"replication", "conditions"}
+    assert new["conditions"][0] == previous["conditions"][0]
+    assert new["conditions"][1]["status"] == "False"
+    assert new["conditions"][1]["lastTransitionTime"] == "2026-11-25T12:00:00Z"
+    assert new["replication"][0]["peer"] == "a"
+    assert rec.changed(previous, new)
+    # the same lag observed later: only observedAt differs, nothing to write
+    again = PeerLag("a", lag("a", 0).topics, observed_at_ms=int(NOW.timestamp() * 1000) + 30_000)
+    later = rec.fold(new, [again], 100, 3, NOW + datetime.timedelta(seconds=30))
+    assert later["replication"][0]["observedAt"] != new["replication"][0]["observedAt"]
+    assert not rec.changed(new, later)
