@@ -27,6 +27,8 @@ FINALIZER: Final = "checkout-operator.io/finalizer"
 MANAGED: Final = {region.MANAGED_BY_LABEL: region.MANAGED_BY}
 DRIFT_INTERVAL: Final = float(os.environ.get("CHECKOUT_OPERATOR_DRIFT_INTERVAL", "60"))
 RETRY_DELAY: Final = float(os.environ.get("CHECKOUT_OPERATOR_RETRY_DELAY", "15"))
+# How often MirrorMaker 2's replication lag is read into status (seconds).
+LAG_INTERVAL: Final = float(os.environ.get("CHECKOUT_OPERATOR_LAG_INTERVAL", "30"))
 
 
 def _controller(memo: Any) -> controller.Controller:
@@ -62,6 +64,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     memo.controller = ctl
     ctl.start_resync(getattr(memo, "namespaces", None), DRIFT_INTERVAL)
+    ctl.start_replication_monitor(getattr(memo, "namespaces", None), LAG_INTERVAL)
 
 
 @kopf.on.cleanup()

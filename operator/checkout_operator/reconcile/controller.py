@@ -20,7 +20,7 @@ from typing import Any
 
 from checkout_operator.api import load
 from checkout_operator.kube import errors as kerrors
-from checkout_operator.reconcile import index, region, status
+from checkout_operator.reconcile import index, region, replication, status
 
 logger = logging.getLogger("checkout_operator.reconcile")
 
@@ -89,6 +89,7 @@ class Controller:
         self.debouncer = Debouncer(self.reconcile, debounce)
         self.routes = index.RouteIndex()
         self._resync: asyncio.Task[None] | None = None
+        self._replication: asyncio.Task[None] | None = None
 
     async def reconcile(self, ref: index.Ref) -> region.Result:
         return await region.reconcile_region(self.ctx, ref)
@@ -218,7 +219,39 @@ class Controller:
         if self._resync is None:
             self._resync = asyncio.get_running_loop().create_task(loop())
 
+    async def observe_replication_all(self, namespaces: Sequence[str] | None) -> int:
+        """Measure the replication lag of every CheckoutRegion with peers; statuses written."""
+        bodies: list[dict[str, Any]] = []
+        for ns in namespaces if namespaces is not None else [None]:
+            bodies += await self.ctx.client.list(region.API_VERSION, region.REGION_KIND, ns)
+        written = 0
+        for ref in sorted(index.ref(b) for b in bodies):
+            try:
+                if await replication.observe(self.ctx, ref) is not None:
+                    written += 1
+            except kerrors.KubeError:
+                logger.exception("replication lag of %s not recorded", ref)
+        return written
+
+    def start_replication_monitor(self, namespaces: Sequence[str] | None, interval: float) -> None:
+        """Run ``observe_replication_all`` every ``interval`` seconds until ``aclose``."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await self.observe_replication_all(namespaces)
+                except Exception:
+                    logger.exception("replication lag check failed; retrying in %s s", interval)
+
+        if self._replication is None:
+            self._replication = asyncio.get_running_loop().create_task(loop())
+
     async def aclose(self) -> None:
+        if self._replication is not None:
+            self._replication.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replication
         if self._resync is not None:
             self._resync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
