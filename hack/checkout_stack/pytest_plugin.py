@@ -68,11 +68,16 @@ class KafkaClusters:
         return cluster
 
     def run_mirrormaker(
-        self, properties_path: Path | str, env: Mapping[str, str] | None = None
+        self,
+        properties_path: Path | str,
+        env: Mapping[str, str] | None = None,
+        clusters: list[str] | None = None,
     ) -> MirrorMaker:
-        """MirrorMaker 2 (dedicated mode) on a properties file; `.stop()` the handle when done."""
+        """MirrorMaker 2 (dedicated mode) on a properties file; `.stop()` the handle when done.
+
+        `clusters` is `--clusters`: only the flows into these clusters run (a region's MM2)."""
         try:
-            return self._stack.run_mirrormaker(Path(properties_path), env)
+            return self._stack.run_mirrormaker(Path(properties_path), env, clusters)
         except StackError as exc:
             _fail(exc)
             raise

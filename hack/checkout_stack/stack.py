@@ -122,10 +122,15 @@ class Stack:
         return result
 
     def run_mirrormaker(
-        self, properties_path: Path, env: Mapping[str, str] | None = None
+        self,
+        properties_path: Path,
+        env: Mapping[str, str] | None = None,
+        clusters: list[str] | None = None,
     ) -> MirrorMaker:
         n = len(self.mirrormakers)
-        handle = run_mirrormaker(Path(properties_path), env, self.run_dir / f"mirrormaker-{n}")
+        handle = run_mirrormaker(
+            Path(properties_path), env, self.run_dir / f"mirrormaker-{n}", clusters
+        )
         self.mirrormakers.append(handle)
         return handle
 

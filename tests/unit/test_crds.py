@@ -61,6 +61,10 @@ def test_crds_command_prints_both_to_stdout() -> None:
 @pytest.mark.parametrize("info", crd.KINDS, ids=lambda i: i.kind)
 def test_every_field_has_a_description_and_only_structural_keys(info: crd.KindInfo) -> None:
     for path, node in _walk(_schema(info)):
+        if path == ".metadata":
+            # a real apiserver allows nothing but `type: object` here (not even a description)
+            assert node == {"type": "object"}
+            continue
         assert node.get("description"), f"{info.kind}{path} has no description"
         assert "type" in node, f"{info.kind}{path} has no type"
         assert set(node) <= ALLOWED_KEYS, (path, set(node) - ALLOWED_KEYS)

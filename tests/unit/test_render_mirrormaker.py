@@ -25,6 +25,9 @@ sync.group.offsets.enabled = true
 sync.topic.acls.enabled = false
 refresh.topics.interval.seconds = 60
 refresh.groups.interval.seconds = 60
+emit.checkpoints.interval.seconds = 60
+sync.group.offsets.interval.seconds = 60
+eu-west-1.offset.flush.interval.ms = 10000
 replication.factor = 3
 checkpoints.topic.replication.factor = 3
 heartbeats.topic.replication.factor = 3
@@ -115,6 +118,7 @@ def test_strimzi_v1_resource_exact_spec() -> None:
                 "config.storage.replication.factor": 3,
                 "offset.storage.replication.factor": 3,
                 "status.storage.replication.factor": 3,
+                "offset.flush.interval.ms": 10000,
             },
         },
         "mirrors": [
@@ -141,6 +145,8 @@ def test_strimzi_v1_resource_exact_spec() -> None:
                         "emit.checkpoints.enabled": "true",
                         "sync.group.offsets.enabled": "true",
                         "refresh.groups.interval.seconds": 60,
+                        "emit.checkpoints.interval.seconds": 60,
+                        "sync.group.offsets.interval.seconds": 60,
                     },
                 },
                 "topicsPattern": "checkout\\..*",

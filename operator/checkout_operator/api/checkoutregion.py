@@ -199,6 +199,14 @@ class Replication(ApiModel):
     """Replication factor of replicated and internal MM2 topics (1 on a one-broker test)."""
     refresh_interval_seconds: int = Field(default=60, ge=1, le=3600)
     """How often MM2 looks for new topics and groups."""
+    checkpoint_interval_seconds: int = Field(default=60, ge=1, le=3600)
+    """How often MM2 emits checkpoints and writes the translated offsets of the replicated
+    consumer groups into this region (``emit.checkpoints.interval.seconds``,
+    ``sync.group.offsets.interval.seconds``): a group moved here re-reads at most the events
+    of one interval."""
+    offset_flush_interval_ms: int = Field(default=10000, ge=100, le=600000)
+    """How often MM2 records how far it has replicated (``offset.flush.interval.ms``); the
+    replication lag the operator reports is only this fresh."""
     image: str = Field(default="apache/kafka:4.1.0", min_length=1, max_length=512)
     """Kafka image that runs MirrorMaker 2 in Standalone mode."""
 

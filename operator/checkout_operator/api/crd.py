@@ -153,7 +153,9 @@ def openapi_schema(model: type[BaseModel]) -> JsonObj:
         "description": "APIVersion of the object: " + meta.API_VERSION + ".",
     }
     props["kind"] = {"type": "string", "description": "Kind of the object."}
-    props["metadata"] = {"type": "object", "description": "Standard object metadata."}
+    # The apiserver refuses anything but ``type`` (and name/generateName) on the root metadata:
+    # "must not specify anything other than name and generateName" -- a description included.
+    props["metadata"] = {"type": "object"}
     schema["required"] = ["spec"]
     return schema
 

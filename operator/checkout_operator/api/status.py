@@ -64,6 +64,35 @@ class RegionHealth(ApiModel):
     """Result of the last probe."""
 
 
+class TopicReplicationLag(ApiModel):
+    """How far one replicated topic of a peer is behind in this region."""
+
+    topic: str
+    """The topic's name in the peer region (replicated here as ``<peer>.<topic>`` under the
+    Default policy)."""
+    lag_messages: int = Field(default=0, ge=0)
+    """Records in the peer not yet replicated here."""
+    lag_seconds: int = Field(default=0, ge=0)
+    """Age of the oldest record not yet replicated, in whole seconds (rounded up)."""
+
+
+class PeerReplicationStatus(ApiModel):
+    """MirrorMaker 2 lag of the flow from one peer into this region, read from MM2's offsets."""
+
+    peer: str
+    """The peer region."""
+    lag_messages: int = Field(default=0, ge=0)
+    """Sum over the peer's replicated topics."""
+    lag_seconds: int = Field(default=0, ge=0)
+    """Largest over the peer's replicated topics."""
+    topics: tuple[TopicReplicationLag, ...] = Field(default=(), max_length=256)
+    """Lag per replicated topic."""
+    observed_at: str = ""
+    """When the lag was last measured (RFC 3339, UTC); older values stay while it is unknown."""
+    message: str = ""
+    """Why the lag is unknown right now (empty when the measurement succeeded)."""
+
+
 class CheckoutRegionStatus(ApiModel):
     """Observed state of a CheckoutRegion."""
 
@@ -85,6 +114,8 @@ class CheckoutRegionStatus(ApiModel):
     """Probe results."""
     expected_failover_seconds: int = Field(default=0, ge=0)
     """periodSeconds x failureThreshold + writeLeaseSeconds: what a failover should take."""
+    replication: tuple[PeerReplicationStatus, ...] = Field(default=(), max_length=32)
+    """Replication lag from each peer into this region (MirrorMaker 2 offsets)."""
 
 
 class PSPRouteStatus(ApiModel):

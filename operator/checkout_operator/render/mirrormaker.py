@@ -94,6 +94,12 @@ def properties(region: CheckoutRegion) -> str:
         "sync.topic.acls.enabled = false",
         f"refresh.topics.interval.seconds = {rep.refresh_interval_seconds}",
         f"refresh.groups.interval.seconds = {rep.refresh_interval_seconds}",
+        f"emit.checkpoints.interval.seconds = {rep.checkpoint_interval_seconds}",
+        f"sync.group.offsets.interval.seconds = {rep.checkpoint_interval_seconds}",
+        # A Connect worker setting: MirrorMakerConfig.workerConfig() takes only
+        # `<target>.`-prefixed keys (and a few prefixes such as offset.storage*), so a
+        # top-level offset.flush.interval.ms would be silently ignored (default 60 s).
+        f"{target}.offset.flush.interval.ms = {rep.offset_flush_interval_ms}",
         f"replication.factor = {rf}",
         f"checkpoints.topic.replication.factor = {rf}",
         f"heartbeats.topic.replication.factor = {rf}",
@@ -206,6 +212,8 @@ def strimzi(region: CheckoutRegion, namespace: str) -> hashing.KubeObject:
                     "emit.checkpoints.enabled": "true",
                     "sync.group.offsets.enabled": "true",
                     "refresh.groups.interval.seconds": rep.refresh_interval_seconds,
+                    "emit.checkpoints.interval.seconds": rep.checkpoint_interval_seconds,
+                    "sync.group.offsets.interval.seconds": rep.checkpoint_interval_seconds,
                 },
             },
             "topicsPattern": _topics(rep),
@@ -233,6 +241,7 @@ def strimzi(region: CheckoutRegion, namespace: str) -> hashing.KubeObject:
                         "config.storage.replication.factor": rf,
                         "offset.storage.replication.factor": rf,
                         "status.storage.replication.factor": rf,
+                        "offset.flush.interval.ms": rep.offset_flush_interval_ms,
                     },
                 },
                 "mirrors": mirrors,

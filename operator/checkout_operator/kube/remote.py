@@ -1,0 +1,73 @@
+"""Clients for remote clusters, built from a kubeconfig kept in a Secret (data key ``kubeconfig``).
+
+The kubeconfig text is decoded in memory, never logged, never put into an error message.
+Clients are cached per Secret and rebuilt when the Secret's resourceVersion changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Final
+
+from checkout_operator.kube import client, config, errors
+
+KUBECONFIG_KEY: Final = "kubeconfig"
+
+
+async def credentials_from_secret(
+    local: client.KubeClient, namespace: str, name: str, key: str = KUBECONFIG_KEY
+) -> tuple[config.Credentials, str]:
+    """(credentials, the Secret's resourceVersion) for the kubeconfig in Secret ``name``."""
+    try:
+        secret = await local.get("v1", "Secret", name, namespace)
+    except errors.NotFound:
+        raise errors.ConfigError(
+            f"Secret {namespace}/{name} (the remote cluster's kubeconfig) does not exist"
+        ) from None
+    data = secret.get("data") or {}
+    raw = data.get(key)
+    if not raw:
+        raise errors.ConfigError(f"Secret {namespace}/{name} has no data key {key!r}")
+    try:
+        text = base64.b64decode(raw, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise errors.ConfigError(
+            f"Secret {namespace}/{name} key {key!r} is not base64-encoded UTF-8"
+        ) from None
+    creds = config.from_kubeconfig_text(text, source=f"Secret {namespace}/{name} key {key!r}")
+    return creds, str((secret.get("metadata") or {}).get("resourceVersion", ""))
+
+
+class RemoteClients:
+    """A cache of remote-cluster clients keyed by the Secret that holds their kubeconfig."""
+
+    def __init__(self, local: client.KubeClient) -> None:
+        self._local = local
+        self._clients: dict[tuple[str, str, str], tuple[str, client.KubeClient]] = {}
+
+    async def get(self, namespace: str, name: str, key: str = KUBECONFIG_KEY) -> client.KubeClient:
+        creds, version = await credentials_from_secret(self._local, namespace, name, key)
+        cached = self._clients.get((namespace, name, key))
+        if cached is not None:
+            cached_version, cached_client = cached
+            if cached_version == version:
+                return cached_client
+            await cached_client.aclose()
+        remote = client.KubeClient(
+            creds,
+            field_manager=self._local.field_manager,
+            name=f"remote ({namespace}/{name})",
+            on_write=self._local.on_write,
+        )
+        self._clients[(namespace, name, key)] = (version, remote)
+        return remote
+
+    def write_count(self) -> int:
+        """Write requests sent to every remote cluster so far."""
+        return sum(remote.write_count for _, remote in self._clients.values())
+
+    async def aclose(self) -> None:
+        for _, remote in self._clients.values():
+            await remote.aclose()
+        self._clients.clear()

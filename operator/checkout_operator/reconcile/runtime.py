@@ -1,0 +1,17 @@
+"""Building the operator's controller: credentials, the shared client, metrics wiring."""
+
+from __future__ import annotations
+
+from checkout_operator import metrics
+from checkout_operator.kube import client, config
+from checkout_operator.reconcile import controller, desired, region
+
+
+def credentials(kubeconfig: str | None) -> config.Credentials:
+    """``kubeconfig`` if given, else $KUBECONFIG, in-cluster, ~/.kube/config."""
+    return config.load(kubeconfig)
+
+
+def build_controller(kubeconfig: str | None, *, debounce: float = 0.5) -> controller.Controller:
+    kube = client.KubeClient(credentials(kubeconfig), on_write=metrics.count_write)
+    return controller.Controller(region.Context(kube, desired.render), debounce=debounce)

@@ -1,0 +1,251 @@
+"""Run the operator's rendered MirrorMaker 2 on the real per-region Kafka clusters of the stack.
+
+The render is used UNCHANGED: the ``mm2.properties`` of the rendered ConfigMap is written to a
+file as is, and the process gets the env vars the rendered Deployment fills from Secrets
+(``KAFKA_BOOTSTRAP_<REGION>`` via ``secretKeyRef``). The test plays the kubelet: it resolves each
+``secretKeyRef`` against the Secrets a cluster would hold (``<region>-kafka`` /
+``<region>-kafka-remote``, key ``bootstrap``) and runs the Deployment's command
+(``--clusters <region>``) on the stack's Kafka jars.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from checkout_operator.api import load
+from checkout_operator.api.checkoutregion import CheckoutRegion
+from checkout_operator.render import mirrormaker
+from checkout_operator.render.region import render_region
+from checkout_stack.components.kafka import KafkaCluster, MirrorMaker
+from checkout_stack.pytest_plugin import KafkaClusters
+
+TOPIC = "checkout.orders"
+GROUP = "checkout-fulfilment"
+MARKETS = {"eu-west-1": "IE", "eu-central-1": "DE", "eu-north-1": "SE"}
+
+# Test tuning through the API (single broker, fast discovery, frequent checkpoints/flushes).
+TEST_TUNING: dict[str, Any] = {
+    "replicationFactor": 1,
+    "refreshIntervalSeconds": 2,
+    "checkpointIntervalSeconds": 2,
+    "offsetFlushIntervalMs": 500,
+}
+
+
+def region(
+    name: str,
+    peers: Sequence[str],
+    policy: str = "Default",
+    topic_patterns: Sequence[str] = (r"checkout\..*",),
+    max_lag: int = 100,
+) -> CheckoutRegion:
+    """A valid CheckoutRegion pulling from ``peers`` with Standalone MM2 and test tuning."""
+    obj = load.parse(region_doc(name, peers, policy, topic_patterns, max_lag))
+    assert isinstance(obj, CheckoutRegion)
+    return obj
+
+
+def region_doc(
+    name: str,
+    peers: Sequence[str],
+    policy: str = "Default",
+    topic_patterns: Sequence[str] = (r"checkout\..*",),
+    max_lag: int = 100,
+    namespace: str = "checkout",
+) -> dict[str, Any]:
+    """The CheckoutRegion document behind ``region``."""
+    return {
+        "apiVersion": "checkout-operator.io/v1alpha1",
+        "kind": "CheckoutRegion",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "region": name,
+            "fleet": "replication-test",
+            "jurisdiction": "EU",
+            "gatewayUrl": f"https://checkout.{name}.example.com",
+            "homeMarkets": [{"country": MARKETS[name]}],
+            "services": {"image": "ghcr.io/example/checkout-services:0.1.0"},
+            "dependencies": {
+                "postgres": {"name": f"{name}-postgres", "key": "url"},
+                "redis": {"name": f"{name}-redis", "key": "url"},
+                "kafka": {"name": f"{name}-kafka", "key": "bootstrap"},
+                "temporal": {"name": f"{name}-temporal", "key": "address"},
+            },
+            "replication": {
+                "mode": "Standalone",
+                "policy": policy,
+                "peers": [
+                    {
+                        "region": p,
+                        "bootstrapSecretRef": {"name": f"{p}-kafka-remote", "key": "bootstrap"},
+                    }
+                    for p in peers
+                ],
+                "topicPatterns": list(topic_patterns),
+                "maxLagOnFailover": max_lag,
+                "groupPatterns": ["checkout-.*"],
+                **TEST_TUNING,
+            },
+            "failover": {"targets": list(peers)[:1]},
+        },
+    }
+
+
+def full_mesh(names: Sequence[str], policy: str = "Default") -> list[CheckoutRegion]:
+    return [region(n, [p for p in names if p != n], policy) for n in names]
+
+
+@dataclass(frozen=True)
+class RenderedMM2:
+    properties: str
+    command: list[str]
+    env_refs: dict[str, tuple[str, str]]  # env var -> (secret name, key)
+
+
+def rendered_mm2(target: CheckoutRegion, fleet: Sequence[CheckoutRegion]) -> RenderedMM2:
+    """The ConfigMap's ``mm2.properties`` and the Deployment's command/env, as rendered."""
+    objects = render_region(target, fleet, [])
+    by_kind = {
+        o["kind"]: o
+        for o in objects
+        if o["metadata"]["name"] == mirrormaker.NAME and o["kind"] in ("ConfigMap", "Deployment")
+    }
+    props = by_kind["ConfigMap"]["data"][mirrormaker.PROPERTIES_KEY]
+    container = by_kind["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    refs = {
+        e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in container["env"]
+        if "valueFrom" in e
+    }
+    return RenderedMM2(properties=props, command=list(container["command"]), env_refs=refs)
+
+
+def secrets_for(clusters: Mapping[str, KafkaCluster]) -> dict[tuple[str, str], str]:
+    """The Secret keys a region's cluster would hold: own and peer bootstrap addresses."""
+    out: dict[tuple[str, str], str] = {}
+    for name, cluster in clusters.items():
+        out[(f"{name}-kafka", "bootstrap")] = cluster.bootstrap
+        out[(f"{name}-kafka-remote", "bootstrap")] = cluster.bootstrap
+    return out
+
+
+def start_mm2(
+    kafka: KafkaClusters,
+    target: CheckoutRegion,
+    fleet: Sequence[CheckoutRegion],
+    clusters: Mapping[str, KafkaCluster],
+    workdir: Path,
+) -> MirrorMaker:
+    """Start the region's MirrorMaker 2 exactly as its rendered Deployment would run it."""
+    mm2 = rendered_mm2(target, fleet)
+    secrets = secrets_for(clusters)
+    env = {var: secrets[ref] for var, ref in mm2.env_refs.items()}
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"{target.spec.region}-{mirrormaker.PROPERTIES_KEY}"
+    path.write_text(mm2.properties)
+    # command: [connect-mirror-maker.sh, <properties>, --clusters, <region>]
+    assert mm2.command[1].endswith(mirrormaker.PROPERTIES_KEY)
+    assert mm2.command[2] == "--clusters"
+    return kafka.run_mirrormaker(path, env, clusters=mm2.command[3:])
+
+
+# --- producing and reading events ---------------------------------------------------------------
+
+
+def event(region: str, seq: int) -> bytes:
+    return json.dumps({"id": f"{region}-{seq}", "region": region, "seq": seq}).encode()
+
+
+async def produce_events(
+    bootstrap: str, region: str, seqs: Iterable[int], topic: str = TOPIC
+) -> int:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=65536,
+    )
+    await producer.start()
+    n = 0
+    try:
+        futures = []
+        for seq in seqs:
+            futures.append(await producer.send(topic, event(region, seq), key=region.encode()))
+            n += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return n
+
+
+async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
+    """Sum of partition end offsets per topic (0 for a topic that does not exist)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        out: dict[str, int] = {}
+        cluster = await consumer._client.fetch_all_metadata()
+        for topic in topics:
+            parts = cluster.partitions_for_topic(topic)
+            if not parts:
+                out[topic] = 0
+                continue
+            tps = [TopicPartition(topic, p) for p in parts]
+            ends = await consumer.end_offsets(tps)
+            out[topic] = sum(ends.values())
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_counts(
+    bootstrap: str, expected: Mapping[str, int], timeout_s: float
+) -> dict[str, int]:
+    """Poll end offsets until every topic holds at least the expected count (or time runs out)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = await end_offsets(bootstrap, list(expected))
+        if all(got[t] >= n for t, n in expected.items()) or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(1.0)
+
+
+async def read_all(bootstrap: str, topics: Sequence[str], wait_s: float = 30) -> list[bytes]:
+    """Every record of ``topics`` from the beginning, until end offsets are reached."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        tps: list[TopicPartition] = []
+        cluster = await consumer._client.fetch_all_metadata()
+        for topic in topics:
+            parts = cluster.partitions_for_topic(topic) or set()
+            tps += [TopicPartition(topic, p) for p in parts]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        got: list[bytes] = []
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                break
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batches.values():
+                got.extend(r.value for r in records if r.value is not None)
+        return got
+    finally:
+        await consumer.stop()
