@@ -37,7 +37,8 @@ def processes_under(folder: Path) -> list[str]:
         except OSError:
             continue
         # the servers, not `hack/stack up --dir <folder>` itself
-        if str(folder) in cmdline and state != "Z" and "checkout_stack" not in cmdline:
+        ours = "checkout_stack" in cmdline or "hack/stack" in cmdline
+        if str(folder) in cmdline and state != "Z" and not ours:
             found.append(cmdline)
     return found
 
