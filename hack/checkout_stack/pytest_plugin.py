@@ -7,6 +7,7 @@ cannot start FAILS the test with the component's log and the fix; nothing is ski
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -66,6 +67,17 @@ class KafkaClusters:
             except StackError as exc:
                 _fail(exc)
         return cluster
+
+    @contextlib.contextmanager
+    def stopped(self, region: str) -> Iterator[KafkaCluster]:
+        """`with kafka_clusters.stopped("us-east-1"):` the broker is down inside the block and
+        started again (same port and data) on the way out, also when the test fails."""
+        cluster = self.get(region)
+        cluster.stop()
+        try:
+            yield cluster
+        finally:
+            self.start(region)
 
     def run_mirrormaker(
         self,

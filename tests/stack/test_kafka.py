@@ -120,12 +120,15 @@ async def test_a_cluster_can_be_stopped_and_restarted(kafka_clusters: KafkaClust
     cluster = kafka_clusters.get(region)
     topic = f"durable-{uuid.uuid4().hex[:8]}"
     await produce(cluster.bootstrap, topic, [b"before"])
+    with kafka_clusters.stopped(region) as down:
+        assert not down.alive()
+        producer = AIOKafkaProducer(bootstrap_servers=cluster.bootstrap, request_timeout_ms=1000)
+        with pytest.raises(Exception, match="Unable to bootstrap"):
+            await asyncio.wait_for(producer.start(), timeout=10)
+        await producer.stop()
+    assert cluster.alive()
     kafka_clusters.stop(region)
     assert not cluster.alive()
-    producer = AIOKafkaProducer(bootstrap_servers=cluster.bootstrap, request_timeout_ms=1000)
-    with pytest.raises(Exception, match="Unable to bootstrap"):
-        await asyncio.wait_for(producer.start(), timeout=10)
-    await producer.stop()
     restarted = kafka_clusters.start(region)
     assert restarted.bootstrap == cluster.bootstrap
     await produce(cluster.bootstrap, topic, [b"after"])
