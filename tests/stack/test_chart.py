@@ -196,9 +196,14 @@ def test_operator_under_the_charts_rbac_reconciles_an_example(
         assert any((e.get("source") or {}).get("component") == "checkout-operator" for e in events)
         assert op.stop() == 0
     text = log.read_text()
-    assert not FORBIDDEN.search(text), "\n".join(
-        line for line in text.splitlines() if FORBIDDEN.search(line)
-    )
+    # Every 403 counts, except the namespace-lifecycle one for a namespace another test of the
+    # session is deleting (an all-namespaces operator sees its leftover regions): not RBAC.
+    denied = [
+        line
+        for line in text.splitlines()
+        if FORBIDDEN.search(line) and "because it is being terminated" not in line
+    ]
+    assert not denied, "\n".join(denied)
     assert "Not enough permissions" not in text  # kopf's CRD / namespace observation
     assert token not in text
 
