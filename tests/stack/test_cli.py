@@ -97,13 +97,9 @@ def test_ctrl_c_during_up_stops_everything(tmp_path: Path) -> None:
         env=env,
     )
     deadline = time.monotonic() + 60
-    # One look decides: a short-lived step (e.g. Kafka's storage format) may be the first
-    # process seen and be gone by a second look.
-    started = processes_under(run_dir)
-    while not started and time.monotonic() < deadline:
+    while not processes_under(run_dir) and time.monotonic() < deadline:
         time.sleep(0.05)
-        started = processes_under(run_dir)
-    if not started:
+    if not processes_under(run_dir):
         proc.kill()
         pytest.fail(f"no server started within 60 s: {proc.communicate()}")
     proc.send_signal(signal.SIGINT)
