@@ -1,0 +1,205 @@
+"""`helm lint` / `helm template` of charts/checkout-operator with the real helm binary.
+
+Every rendered built-in object validates against the official Kubernetes JSON schemas in strict
+mode (kubernetes-validate, offline), for the default values and with every option on; the
+ServiceMonitor against a schema of the fields we use. values.schema.json rejects bad values.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from . import operator_support as sup
+
+pytestmark = pytest.mark.stack
+
+CHART = sup.ROOT / "charts" / "checkout-operator"
+KUBE_VERSION = "1.34.0"
+SERVICE_MONITOR_SCHEMA = json.loads(
+    (sup.ROOT / "tests" / "data" / "schemas" / "servicemonitor-v1.json").read_text()
+)
+ALL_ON = (
+    "--set", "serviceMonitor.enabled=true", "--set", "grafanaDashboard.enabled=true",
+    "--set", "verbose=true", "--set", "image.digest=sha256:" + "a" * 64,
+)  # fmt: skip
+ONE_NAMESPACE = ("--set", "watch.allNamespaces=false", "--set", "watch.namespaces={shop,shop-eu}")
+
+
+def run_helm(helm_bin: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(helm_bin), *args], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def template(helm_bin: pathlib.Path, *values: str) -> list[dict[str, Any]]:
+    done = run_helm(
+        helm_bin, "template", "co", str(CHART), "--namespace", "ops", "--include-crds", *values
+    )
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+@pytest.mark.parametrize("values", [(), ALL_ON, ONE_NAMESPACE], ids=["default", "all-on", "ns"])
+def test_lint_is_clean(helm_bin: pathlib.Path, values: tuple[str, ...]) -> None:
+    done = run_helm(helm_bin, "lint", "--strict", str(CHART), *values)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[WARNING]" not in done.stdout, done.stdout
+    assert "[ERROR]" not in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("values", [(), ALL_ON, ONE_NAMESPACE], ids=["default", "all-on", "ns"])
+def test_rendered_objects_are_valid_kubernetes(
+    helm_bin: pathlib.Path, values: tuple[str, ...]
+) -> None:
+    docs = template(helm_bin, *values)
+    checked = 0
+    for doc in docs:
+        if doc["kind"] == "ServiceMonitor":
+            jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
+        else:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+        checked += 1
+    kinds = {d["kind"] for d in docs}
+    assert {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "Deployment"} <= kinds
+    assert ("ServiceMonitor" in kinds) == (values == ALL_ON)
+    assert checked == len(docs)
+
+
+def test_service_monitor_schema_would_catch_a_typo() -> None:
+    monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "x"},
+        "spec": {"selector": {}, "endpoints": [{"port": "metrics", "intervall": "30s"}]},
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(monitor, SERVICE_MONITOR_SCHEMA)
+
+
+def test_crds_in_the_chart_are_the_top_level_crds(helm_bin: pathlib.Path) -> None:
+    rendered = sorted(
+        (d for d in template(helm_bin) if d["kind"] == "CustomResourceDefinition"),
+        key=lambda d: d["metadata"]["name"],
+    )
+    top = sorted((sup.ROOT / "crds").glob("*.yaml"))
+    assert [yaml.safe_load(p.read_text()) for p in top] == rendered
+    for path in top:  # byte-identical copies (regenerate both with `make crds`)
+        assert (CHART / "crds" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_deployment_is_hardened_and_runs_the_operator(helm_bin: pathlib.Path) -> None:
+    (dep,) = by_kind(template(helm_bin), "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert set(container["resources"]) == {"requests", "limits"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 9090, "health": 8081}
+    assert container["args"] == [
+        "run", "--all-namespaces", "--metrics-port=9090", "--health-port=8081",
+        "--drift-interval=60",
+    ]  # fmt: skip
+    assert container["image"] == "ghcr.io/checkout-operator/checkout-operator:0.1.0"
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}  # kopf standalone: never two
+
+
+def test_watched_namespaces_get_role_bindings_not_a_cluster_binding(
+    helm_bin: pathlib.Path,
+) -> None:
+    docs = template(helm_bin, *ONE_NAMESPACE)
+    (dep,) = by_kind(docs, "Deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:3] == ["run", "--namespace=shop", "--namespace=shop-eu"]
+    bindings = by_kind(docs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["shop", "shop-eu"]
+    assert {b["roleRef"]["name"] for b in bindings} == {"co-checkout-operator"}
+    (cluster_binding,) = by_kind(docs, "ClusterRoleBinding")  # only kopf's framework needs
+    assert cluster_binding["roleRef"]["name"] == "co-checkout-operator-framework"
+    framework = next(
+        r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"].endswith("-framework")
+    )
+    assert {res for rule in framework["rules"] for res in rule["resources"]} == {
+        "customresourcedefinitions",
+        "namespaces",
+    }
+
+
+def test_rbac_grants_no_wildcards_and_no_secret_listing(helm_bin: pathlib.Path) -> None:
+    for values in ((), ONE_NAMESPACE):
+        for role in by_kind(template(helm_bin, *values), "ClusterRole"):
+            for rule in role["rules"]:
+                for key in ("apiGroups", "resources", "verbs"):
+                    assert "*" not in rule[key], rule
+                if "secrets" in rule["resources"]:
+                    assert rule["verbs"] == ["get"], rule
+                assert not {"escalate", "bind", "impersonate", "update"} & set(rule["verbs"])
+
+
+def test_optional_rbac_rules_follow_the_values(helm_bin: pathlib.Path) -> None:
+    docs = template(
+        helm_bin, "--set", "rbac.strimzi=false", "--set", "rbac.remoteClusterSecrets=false"
+    )
+    role = next(
+        r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"] == "co-checkout-operator"
+    )
+    resources = {res for rule in role["rules"] for res in rule["resources"]}
+    assert "secrets" not in resources
+    assert "kafkamirrormaker2s" not in resources
+    assert "deployments" in resources
+
+
+def test_dashboard_config_map_holds_the_dashboard(helm_bin: pathlib.Path) -> None:
+    docs = template(helm_bin, *ALL_ON)
+    (cm,) = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(cm["data"]["checkout-operator.json"])
+    assert dashboard == json.loads((CHART / "dashboards" / "checkout-operator.json").read_text())
+    (monitor,) = by_kind(docs, "ServiceMonitor")
+    (service,) = by_kind(docs, "Service")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        (("--set", "image.pullPolicy=Sometimes"), "/image/pullPolicy"),
+        (("--set", "metrics.port=70000"), "/metrics/port"),
+        (("--set", "watch.allNamespaces=false"), "/watch/namespaces"),
+        (("--set", "watch.namespaces={Not_A_Namespace}"), "/watch/namespaces"),
+        (("--set", "driftInterval=0"), "/driftInterval"),
+        (("--set", "serviceMonitor.interval=soon"), "/serviceMonitor/interval"),
+        (("--set", "resources.requests.memory=lots"), "/resources/requests/memory"),
+        (("--set", "image.digest=latest"), "/image/digest"),
+        (("--set", "replicas=2"), "replicas"),
+    ],
+)
+def test_schema_rejects_bad_values(
+    helm_bin: pathlib.Path, values: tuple[str, ...], complaint: str
+) -> None:
+    for command in ("lint", "template"):
+        args = ["lint", str(CHART)] if command == "lint" else ["template", "co", str(CHART)]
+        done = run_helm(helm_bin, *args, *values)
+        assert done.returncode != 0, (command, values, done.stdout)
+        assert complaint in done.stdout + done.stderr, (command, done.stdout + done.stderr)
