@@ -140,3 +140,45 @@ def assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
     assert body["type"]
     assert body["title"]
     return body
+
+
+def pricing_config(**flags: bool) -> dict[str, Any]:
+    """A small catalog: EUR (DE, VAT 19 % inclusive), JPY (JP, 10 % inclusive), USD (US, 8.875 %
+    sales tax on top)."""
+    return {
+        "catalog": {
+            "tee": {"EUR": 1999, "USD": 2199, "JPY": 2980},
+            "mug": {"EUR": 1250, "USD": 1400, "JPY": 1580},
+        },
+        "tax": {
+            "DE": {"kind": "VAT", "rateBp": 1900, "inclusive": True},
+            "FR": {"kind": "VAT", "rateBp": 2000, "inclusive": True},
+            "NL": {"kind": "VAT", "rateBp": 2100, "inclusive": True},
+            "JP": {"kind": "GST", "rateBp": 1000, "inclusive": True},
+            "US": {"kind": "sales_tax", "rateBp": 888, "inclusive": False},
+        },
+        "shipping": {
+            country: [
+                {"id": "standard", "name": "Standard", "amounts": amounts, "days": 3},
+                {"id": "express", "name": "Express", "amounts": express, "days": 1},
+            ]
+            for country, amounts, express in (
+                ("DE", {"EUR": 499}, {"EUR": 1299}),
+                ("FR", {"EUR": 599}, {"EUR": 1499}),
+                ("NL", {"EUR": 499}, {"EUR": 1299}),
+                ("JP", {"JPY": 500}, {"JPY": 1200}),
+                ("US", {"USD": 799}, {"USD": 1999}),
+            )
+        },
+        "promotions": [
+            {"code": "WELCOME10", "flag": "promo.welcome10", "percentOffBp": 1000},
+            {
+                "code": "FIVEOFF",
+                "flag": "promo.fiveoff",
+                "amountOff": {"EUR": 500},
+                "minSubtotal": {"EUR": 3000},
+            },
+        ],
+        "flags": {"promo.welcome10": True, "promo.fiveoff": True, **flags},
+        "snapshotTtlSeconds": 2,
+    }
