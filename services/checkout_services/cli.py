@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
         svc.add_argument("--host", default="127.0.0.1")
         svc.add_argument("--port", type=_port, default=8080)
         svc.set_defaults(handler=_run_domain, service=name)
+
+    from checkout_services.common import dlq
+
+    dlq.add_parser(sub)
     return parser
 
 
@@ -59,6 +63,7 @@ DOMAIN_SERVICES = {
     "cart": "carts in Redis with a TTL",
     "pricing": "quotes, promotions, tax, shipping, snapshots",
     "inventory": "stock reservations with a TTL",
+    "orders": "checkout sagas on Temporal, orders, outbox",
 }
 
 
@@ -98,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.command == "dlq":
+        from checkout_services.common import dlq
+
+        return dlq.run(args)
     code: int = args.handler(args)
     return code
 
