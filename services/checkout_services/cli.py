@@ -56,7 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     from checkout_services.common import dlq
 
     dlq.add_parser(sub)
+
+    relay = sub.add_parser(
+        "outbox-relay",
+        help="relay a service's outbox to Kafka (env: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS)",
+        description="Publish the unpublished outbox rows of one service database to Kafka, "
+        "at least once, forever (run the service with OUTBOX_RELAY=0).",
+    )
+    relay.set_defaults(handler=_run_relay)
     return parser
+
+
+def _run_relay(args: argparse.Namespace) -> int:
+    from checkout_services.common import relay_main
+
+    return relay_main.run()
 
 
 DOMAIN_SERVICES = {

@@ -46,6 +46,7 @@ def start(
     *,
     psp_latency_ms: int = 0,
     redis_db: int = 4,
+    orders_relay: bool = True,
 ) -> CheckoutEnv:
     tag = uuid.uuid4().hex[:8]
     redis_url = redis.url.rsplit("/", 1)[0] + f"/{redis_db}"
@@ -96,6 +97,7 @@ def start(
         **base,
         "DATABASE_URL": postgres.create_database(f"coord_{tag}"),
         "TEMPORAL_ADDRESS": temporal.address,
+        "OUTBOX_RELAY": "1" if orders_relay else "0",
     }
     orders = h.ServiceProc("orders", workdir, orders_env, port=ports["orders"]).start()
     return CheckoutEnv(

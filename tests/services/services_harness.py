@@ -182,3 +182,37 @@ def pricing_config(**flags: bool) -> dict[str, Any]:
         "flags": {"promo.welcome10": True, "promo.fiveoff": True, **flags},
         "snapshotTtlSeconds": 2,
     }
+
+
+@dataclass
+class RelayProc:
+    """``checkout-services outbox-relay`` for one service database."""
+
+    workdir: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RelayProc:
+        with (self.workdir / "outbox-relay.log").open("ab") as fh:
+            self.proc = subprocess.Popen(
+                [str(BIN), "outbox-relay"],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
