@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -17,6 +23,7 @@ from checkout_services.orders import exceptions, schemas
 from checkout_services.orders.activities import Activities
 from checkout_services.orders.workflow import CheckoutWorkflow
 
+log = logging.getLogger("checkout_services.orders")
 FAILURES: dict[str, type[exceptions.CheckoutFailed]] = {
     "out-of-stock": exceptions.OutOfStock,
     "declined": exceptions.PaymentDeclined,
@@ -40,7 +47,8 @@ class OrdersService:
         self.guard.check(req.market)
         inp = req.model_dump(mode="json")
         try:
-            handle = await self.temporal.start_workflow(
+            # one round trip: start the workflow (or join the running one) and wait on 'placed'
+            start = WithStartWorkflowOperation(
                 CheckoutWorkflow.run,
                 inp,
                 id=workflow_id(req.checkout_id),
@@ -48,9 +56,12 @@ class OrdersService:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
-            outcome: dict[str, Any] = await handle.execute_update("placed", result_type=dict)
-        except (WorkflowAlreadyStartedError, WorkflowUpdateFailedError, RPCError):
+            outcome: dict[str, Any] = await self.temporal.execute_update_with_start_workflow(
+                "placed", start_workflow_operation=start, result_type=dict
+            )
+        except (WorkflowAlreadyStartedError, WorkflowUpdateFailedError, RPCError) as exc:
             # the checkout's workflow already finished: answer what it decided
+            log.info("checkout %s: %s: %s", req.checkout_id, type(exc).__name__, exc)
             done = await self.existing(req.checkout_id)
             if done is None:
                 raise
@@ -58,9 +69,14 @@ class OrdersService:
         return self.answer(req.checkout_id, outcome)
 
     async def existing(self, checkout_id: str) -> dict[str, Any] | None:
-        """The outcome of a finished checkout's workflow (a retry after it completed)."""
+        """The outcome of a checkout whose workflow already exists (e.g. a retry after it
+        finished): the result of a closed workflow, else the running one's query."""
         handle = self.temporal.get_workflow_handle(workflow_id(checkout_id))
         try:
+            desc = await handle.describe()
+            if desc.status is not None and desc.status != WorkflowExecutionStatus.RUNNING:
+                result: dict[str, Any] = await handle.result()
+                return self.answer(checkout_id, result)
             state: dict[str, Any] = await handle.query(CheckoutWorkflow.state)
         except RPCError:
             return None

@@ -12,7 +12,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
@@ -35,9 +35,10 @@ COMPENSATION_RETRY = RetryPolicy(
 TIMEOUT = timedelta(seconds=15)
 
 
-def failure(err: ActivityError) -> tuple[str, str, int]:
-    """(slug, message, http status) of a failed activity."""
-    cause = err.cause
+def failure(err: FailureError) -> tuple[str, str, int]:
+    """(slug, message, http status) of a failed activity (a local activity's failure arrives
+    as the error itself, e.g. an ApplicationError; a remote one's wrapped in an ActivityError)."""
+    cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError):
         status = cause.details[0] if cause.details and isinstance(cause.details[0], int) else 503
         return cause.type or "failed", cause.message, status
@@ -65,6 +66,13 @@ class CheckoutWorkflow:
             name, args=list(args), start_to_close_timeout=TIMEOUT, retry_policy=retry
         )
 
+    async def local(self, name: str, *args: Any) -> Any:
+        """The short steps before the answer run as local activities (in the worker, no
+        server round trip per step); their results are still recorded in the history."""
+        return await workflow.execute_local_activity(
+            name, args=list(args), start_to_close_timeout=TIMEOUT, retry_policy=RETRY
+        )
+
     async def compensate(self, cid: str, *, voiding: bool, releasing: bool) -> None:
         if voiding:
             await self.act("void", cid, retry=COMPENSATION_RETRY)
@@ -76,20 +84,20 @@ class CheckoutWorkflow:
         cid = inp["checkout_id"]
         reserved = authorized = False
         try:
-            quote = await self.act("price", inp)
-            await self.act("reserve", inp)
+            quote = await self.local("price", inp)
+            await self.local("reserve", inp)
             reserved = True
             # an authorize that failed ambiguously may still have authorized: void it too
             authorized = True
-            await self.act("authorize", inp, quote["total"])
-            order = await self.act("place_order", inp, quote)
-        except ActivityError as err:
+            await self.local("authorize", inp, quote["total"])
+            order = await self.local("place_order", inp, quote)
+        except FailureError as err:
             slug, message, status = failure(err)
             await self.compensate(cid, voiding=authorized, releasing=reserved)
             await self.act("notify_failure", cid, slug, message, retry=COMPENSATION_RETRY)
             self.outcome = {"state": "failed", "reason": slug, "status": status, "detail": message}
             self.final = "failed"
-            return {**self.outcome, "final": self.final}
+            return await self.finish()
         self.outcome = {"state": "placed", "order": order, "quote": quote}
         try:
             payment = await self.act("capture", cid, retry=CAPTURE_RETRY)
@@ -98,7 +106,13 @@ class CheckoutWorkflow:
             await self.compensate(cid, voiding=True, releasing=True)
             await self.act("capture_failed", cid, message, retry=COMPENSATION_RETRY)
             self.final = "capture_failed"
-            return {**self.outcome, "final": self.final}
+            return await self.finish()
         await self.act("complete", inp, payment)
         self.final = "fulfilment_requested"
+        return await self.finish()
+
+    async def finish(self) -> dict[str, Any]:
+        """Let the 'placed' update answer before the workflow closes."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self.outcome is not None
         return {**self.outcome, "final": self.final}
