@@ -118,8 +118,9 @@ async def test_checkout_places_then_captures_and_requests_fulfilment(env: ce.Che
         ("checkout.payment-captured", "PAYMENT_CAPTURED"),
         ("checkout.fulfillment-requested", "FULFILLMENT_REQUESTED"),
     ):
-        events = await consume_all(env.kafka_bootstrap, topic, 1, wait_s=30)
-        mine = [e for e in events if e["data"]["checkoutId"] == cid]
+        mine = await consume_all(
+            env.kafka_bootstrap, topic, 1, wait_s=30, mine=lambda e: e["data"]["checkoutId"] == cid
+        )
         assert mine, f"no {kind} for {cid} on {topic}"
         assert {e["type"] for e in mine} == {kind}
         assert len({e["eventId"] for e in mine}) == 1
