@@ -54,9 +54,8 @@ def _no_faults(env: ce.CheckoutEnv) -> Iterator[None]:
 
 
 def new_sku(env: ce.CheckoutEnv, stock: int) -> str:
-    """A SKU priced like ``tee`` (the pricing catalog) with its own stock line."""
+    """``tee`` (in the pricing catalog) with its stock set to ``stock`` for this test."""
     sku = "tee"
-    # one stock row per test is not possible with a fixed catalog: reset the shared one
     r = httpx.put(f"{env.inventory.url}/v1/stock/{sku}", json={"available": stock}, timeout=10)
     assert r.status_code == 200
     return sku
