@@ -40,7 +40,53 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=_port, default=8099)
     sim.add_argument("--seed", type=int, default=0, help="seed for fault injection")
     sim.set_defaults(handler=_run_sim)
+
+    for name, what in DOMAIN_SERVICES.items():
+        svc = sub.add_parser(
+            name,
+            help=f"run the {name} service ({what})",
+            description=f"Run the {name} service with uvicorn. Settings come from env vars "
+            "(REGION_CONFIG_FILE, FLEET_ROUTING_FILE, DATABASE_URL, REDIS_URL, "
+            "KAFKA_BOOTSTRAP_SERVERS, ...): see docs/services.md.",
+        )
+        svc.add_argument("--host", default="127.0.0.1")
+        svc.add_argument("--port", type=_port, default=8080)
+        svc.set_defaults(handler=_run_domain, service=name)
+
+    from checkout_services.common import dlq
+
+    dlq.add_parser(sub)
+
+    relay = sub.add_parser(
+        "outbox-relay",
+        help="relay a service's outbox to Kafka (env: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS)",
+        description="Publish the unpublished outbox rows of one service database to Kafka, "
+        "at least once, forever (run the service with OUTBOX_RELAY=0).",
+    )
+    relay.set_defaults(handler=_run_relay)
     return parser
+
+
+def _run_relay(args: argparse.Namespace) -> int:
+    from checkout_services.common import relay_main
+
+    return relay_main.run()
+
+
+DOMAIN_SERVICES = {
+    "cart": "carts in Redis with a TTL",
+    "pricing": "quotes, promotions, tax, shipping, snapshots",
+    "inventory": "stock reservations with a TTL",
+    "orders": "checkout sagas on Temporal, orders, outbox",
+}
+
+
+def _run_domain(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(f"checkout_services.{args.service}.main")
+    code: int = module.run(host=args.host, port=args.port)
+    return code
 
 
 def _port(raw: str) -> int:
@@ -71,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.command == "dlq":
+        from checkout_services.common import dlq
+
+        return dlq.run(args)
     code: int = args.handler(args)
     return code
 

@@ -1,0 +1,33 @@
+"""App factory shared by the checkout services: problem+json handlers, request ids, request
+latency metrics, health and metrics routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI
+
+from checkout_services.common import errors, health, metrics, requestid
+
+
+def create(
+    *,
+    service: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    service_metrics: metrics.ServiceMetrics,
+) -> FastAPI:
+    app = FastAPI(
+        title=f"checkout {service}",
+        version="0.1.0",
+        description=description + " Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+    )
+    app.state.metrics = service_metrics
+    app.state.health_checks = {}
+    errors.install_handlers(app, service)
+    app.include_router(health.router())
+    app.add_middleware(metrics.MetricsMiddleware, metrics=service_metrics)
+    app.add_middleware(requestid.RequestIdMiddleware)
+    return app

@@ -1,0 +1,123 @@
+"""``checkout-services dlq list|replay``: inspect and replay the dead-letter topics.
+
+``list`` prints each DLQ record (one JSON object a line) of PAYMENT_CAPTURE_FAILED and
+RESERVATION_EXPIRED. ``replay EVENT_ID`` re-drives that event's idempotent compensation through
+the owning service: a capture failure -> ``POST <orders>/v1/orders/{id}/compensate``; an
+expired reservation -> ``POST <inventory>/v1/reservations/{id}/release``. Replaying twice
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+
+from checkout_services.common import config, settings
+
+
+def add_parser(sub: Any) -> None:
+    dlq = sub.add_parser(
+        "dlq",
+        help="inspect and replay the dead-letter topics",
+        description="List or replay DLQ events (PAYMENT_CAPTURE_FAILED, RESERVATION_EXPIRED). "
+        "Topics and endpoints come from REGION_CONFIG_FILE; Kafka from KAFKA_BOOTSTRAP_SERVERS.",
+    )
+    dsub = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    ls = dsub.add_parser("list", help="print the DLQ events, one JSON object a line")
+    ls.add_argument("--bootstrap", default=None, help="Kafka bootstrap (default: env)")
+    ls.add_argument("--wait", type=float, default=3.0, help="seconds to read for")
+    ls.set_defaults(handler=_list)
+    rp = dsub.add_parser("replay", help="re-drive one event's compensation")
+    rp.add_argument("event_id")
+    rp.add_argument("--bootstrap", default=None)
+    rp.add_argument("--wait", type=float, default=3.0)
+    rp.set_defaults(handler=_replay)
+
+
+def _region() -> config.RegionConfig:
+    return settings.load_region_config(settings.env_str(config.CONFIG_FILE_ENV))
+
+
+async def read(bootstrap: str, topics: list[str], wait_s: float) -> list[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while loop.time() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=300)).items():
+                for r in records:
+                    event = json.loads(r.value)
+                    if event["eventId"] in seen:  # at-least-once delivery: drop duplicates
+                        continue
+                    seen.add(event["eventId"])
+                    out.append({"topic": tp.topic, "offset": r.offset, **event})
+    finally:
+        await consumer.stop()
+    return out
+
+
+def _events(args: argparse.Namespace) -> tuple[config.RegionConfig, list[dict[str, Any]]]:
+    region = _region()
+    bootstrap = args.bootstrap or settings.env_str("KAFKA_BOOTSTRAP_SERVERS")
+    topics = [region.topics.payment_capture_failed_dlq, region.topics.reservation_expired_dlq]
+    return region, asyncio.run(read(bootstrap, topics, args.wait))
+
+
+def _list(args: argparse.Namespace) -> int:
+    _, events = _events(args)
+    for e in events:
+        print(json.dumps(e, sort_keys=True))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    region, events = _events(args)
+    event = next((e for e in events if e["eventId"] == args.event_id), None)
+    if event is None:
+        print(f"checkout-services dlq: no DLQ event {args.event_id}", file=sys.stderr)
+        return 1
+    cid = event["data"]["checkoutId"]
+    if event["type"] == "PAYMENT_CAPTURE_FAILED":
+        service, path = "orders", f"/v1/orders/{cid}/compensate"
+    else:
+        service, path = "inventory", f"/v1/reservations/{cid}/release"
+    base = region.endpoints.get(service)
+    if not base:
+        print(f"checkout-services dlq: no {service} endpoint in the region config", file=sys.stderr)
+        return 2
+    resp = httpx.post(base.rstrip("/") + path, timeout=30)
+    if resp.status_code >= 400:
+        print(
+            f"checkout-services dlq: replay failed: {resp.status_code} {resp.text}", file=sys.stderr
+        )
+        return 1
+    print(json.dumps({"replayed": args.event_id, "result": resp.json()}, sort_keys=True))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        code: int = args.handler(args)
+    except settings.SettingsError as exc:
+        print(f"checkout-services dlq: {exc}", file=sys.stderr)
+        return 2
+    except (KafkaError, httpx.HTTPError, OSError) as exc:
+        print(f"checkout-services dlq: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return code

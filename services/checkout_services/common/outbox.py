@@ -1,0 +1,175 @@
+"""Transactional outbox and its relay to Kafka.
+
+``enqueue`` writes the event in the caller's transaction (so the event exists iff the state
+change committed). The relay claims unpublished rows with ``FOR UPDATE SKIP LOCKED`` (several
+relays may run), publishes them (acks=all, idempotent producer), then stamps ``published_at``
+in the same transaction. A crash between publish and commit re-publishes: delivery is at
+least once, and every record carries its ``event_id`` (payload field and Kafka header) so
+consumers drop duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+log = logging.getLogger("checkout_services.common.outbox")
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    *,
+    topic: str,
+    event_type: str,
+    key: str,
+    data: Mapping[str, Any],
+    event_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Write one event in the caller's (open) transaction; returns its event id."""
+    eid = event_id or uuid.uuid4()
+    envelope = {
+        "eventId": str(eid),
+        "type": event_type,
+        "key": key,
+        "occurredAt": datetime.now(UTC).isoformat(),
+        "data": dict(data),
+    }
+    await conn.execute(
+        "INSERT INTO outbox (event_id, topic, event_type, key, payload)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (event_id) DO NOTHING",
+        eid,
+        topic,
+        event_type,
+        key,
+        json.dumps(envelope),
+    )
+    return eid
+
+
+@dataclass
+class RelayMetrics:
+    registry: CollectorRegistry
+
+    def __post_init__(self) -> None:
+        self.published = Counter(
+            "checkout_outbox_published_total",
+            "Outbox events published to Kafka",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.lag_seconds = Gauge(
+            "checkout_outbox_lag_seconds",
+            "Age of the oldest unpublished outbox event (0 when none)",
+            registry=self.registry,
+        )
+        self.pending = Gauge(
+            "checkout_outbox_pending",
+            "Unpublished outbox events",
+            registry=self.registry,
+        )
+
+
+class Relay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bootstrap: str,
+        *,
+        metrics: RelayMetrics | None = None,
+        batch: int = 200,
+        idle_sleep: float = 0.05,
+    ) -> None:
+        self.pool = pool
+        self.bootstrap = bootstrap
+        self.metrics = metrics
+        self.batch = batch
+        self.idle_sleep = idle_sleep
+        self.producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=1,
+        )
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+
+    async def publish_once(self) -> int:
+        """Publish one batch; returns how many events went out."""
+        assert self.producer is not None, "Relay.start() first"
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, event_id, topic, key, payload FROM outbox"
+                " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.batch,
+            )
+            if not rows:
+                return 0
+            futures = [
+                await self.producer.send(
+                    r["topic"],
+                    value=r["payload"].encode(),
+                    key=r["key"].encode(),
+                    headers=[("event-id", str(r["event_id"]).encode())],
+                )
+                for r in rows
+            ]
+            await asyncio.gather(*futures)
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows],
+            )
+        if self.metrics is not None:
+            for r in rows:
+                self.metrics.published.labels(r["topic"]).inc()
+        return len(rows)
+
+    async def observe_lag(self) -> None:
+        if self.metrics is None:
+            return
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
+            " FROM outbox WHERE published_at IS NULL"
+        )
+        self.metrics.pending.set(row["n"])
+        self.metrics.lag_seconds.set(float(row["age"]))
+
+    async def run(self) -> None:
+        """Relay forever (until cancelled); errors are logged and retried with backoff."""
+        backoff = 0.1
+        while True:
+            try:
+                if self.producer is None:
+                    await self.start()
+                sent = await self.publish_once()
+                await self.observe_lag()
+                backoff = 0.1
+                if sent == 0:
+                    await asyncio.sleep(self.idle_sleep)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "outbox relay: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff
+                )
+                with contextlib.suppress(Exception):
+                    await self.stop()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,39 @@
+"""``checkout-services outbox-relay``: the outbox relay alone (env: DATABASE_URL,
+KAFKA_BOOTSTRAP_SERVERS), for a service run with ``OUTBOX_RELAY=0``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from checkout_services.common import db, outbox, settings
+
+
+async def relay_forever(dsn: str, bootstrap: str) -> None:
+    pool = await db.create_pool(dsn, min_size=1, max_size=2)
+    relay = outbox.Relay(pool, bootstrap)
+    task = asyncio.create_task(relay.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await relay.stop()
+        await pool.close()
+
+
+def run() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        dsn = settings.env_str("DATABASE_URL")
+        bootstrap = settings.env_str("KAFKA_BOOTSTRAP_SERVERS")
+    except settings.SettingsError as exc:
+        print(f"checkout-services outbox-relay: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(relay_forever(dsn, bootstrap))
+    return 0

@@ -1,0 +1,100 @@
+"""The inventory app: lifespan (pool, migrations, Redis, sweeper, outbox relay)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from prometheus_client import Counter
+
+from checkout_services.common import app as common_app
+from checkout_services.common import db, idempotency, metrics, outbox, settings, write_guard
+from checkout_services.inventory import router
+from checkout_services.inventory.service import InventoryService
+
+log = logging.getLogger("checkout_services.inventory")
+MIGRATIONS = (db.COMMON_MIGRATIONS, "checkout_services.inventory.migrations")
+
+
+@dataclass(frozen=True)
+class Settings:
+    common: settings.CommonSettings
+    sweep_interval_seconds: float = 1.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            common=settings.CommonSettings.from_env(database=True, redis=True),
+            sweep_interval_seconds=settings.env_float("INVENTORY_SWEEP_INTERVAL_SECONDS", 1.0),
+        )
+
+
+async def sweeper(svc: InventoryService, interval: float) -> None:
+    while True:
+        try:
+            while await svc.sweep() > 0:
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("expiry sweep failed: %s", type(exc).__name__)
+        await asyncio.sleep(interval)
+
+
+def create_app(cfg: Settings | None = None) -> FastAPI:
+    service_metrics = metrics.ServiceMetrics("inventory")
+    expired_total = Counter(
+        "inventory_reservations_expired_total",
+        "Reservations released by the expiry sweeper",
+        registry=service_metrics.registry,
+    )
+    relay_metrics = outbox.RelayMetrics(service_metrics.registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        s = cfg or Settings.from_env()
+        region = settings.load_region_config(s.common.region_config_file)
+        guard = write_guard.WriteGuard(region.region, s.common.fleet_routing_file)
+        guard.current()
+        pool = await db.create_pool(s.common.database_url)
+        redis = aioredis.Redis.from_url(s.common.redis_url)
+        tasks: list[asyncio.Task[None]] = []
+        relay: outbox.Relay | None = None
+        try:
+            await db.migrate(pool, *MIGRATIONS)
+            svc = InventoryService(pool, region, guard, expired_total)
+            app.state.service = svc
+            app.state.idem = idempotency.IdempotencyStore(redis, prefix="inventory:idem:")
+            app.state.health_checks = {
+                "postgres": lambda: pool.fetchval("SELECT 1"),
+                "redis": redis.ping,
+            }
+            if s.sweep_interval_seconds > 0:
+                tasks.append(asyncio.create_task(sweeper(svc, s.sweep_interval_seconds)))
+            if s.common.kafka_bootstrap and s.common.outbox_relay:
+                relay = outbox.Relay(pool, s.common.kafka_bootstrap, metrics=relay_metrics)
+                tasks.append(asyncio.create_task(relay.run()))
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            if relay is not None:
+                await relay.stop()
+            await redis.aclose()
+            await pool.close()
+
+    app = common_app.create(
+        service="inventory",
+        description="Stock reservations as tokens with a TTL; no oversell, no leaked stock.",
+        lifespan=lifespan,
+        service_metrics=service_metrics,
+    )
+    app.include_router(router.router)
+    return app

@@ -1,0 +1,299 @@
+"""The saga's activities: each idempotent (keyed by the checkout), safe to run again.
+
+HTTP calls carry the request id and an ``Idempotency-Key`` derived from the checkout (never
+random per attempt). Transient failures (transport errors, 5xx, 409 in-progress) are retried a
+few times here with exponential backoff and full jitter, then by Temporal's retry policy; a
+definite 4xx is a non-retryable ``ApplicationError`` whose ``type`` is the problem's slug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+from prometheus_client import Counter
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from checkout_services.common import config, outbox, requestid
+
+EVENT_NS = uuid.UUID("0b6f7f55-3c1d-4b7e-8d9e-3f1a2b4c5d6e")
+RETRYABLE_SLUGS = frozenset(
+    {"operation-in-progress", "idempotency-key-in-flight", "outcome-unknown", "not-ready"}
+)
+
+
+def event_id(checkout_id: str, what: str) -> uuid.UUID:
+    return uuid.uuid5(EVENT_NS, f"{checkout_id}:{what}")
+
+
+def slug_of(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return f"http-{resp.status_code}"
+    kind = str(body.get("type", "")) if isinstance(body, dict) else ""
+    return kind.rsplit("/", 1)[-1] or f"http-{resp.status_code}"
+
+
+@dataclass
+class Activities:
+    http: httpx.AsyncClient
+    pool: asyncpg.Pool
+    region: config.RegionConfig
+    outcomes: Counter
+    attempts: int = 3
+    base_delay: float = 0.05
+
+    def url(self, service: str, path: str) -> str:
+        base = self.region.endpoints.get(service)
+        if not base:
+            raise ApplicationError(
+                f"no endpoint for {service} in the region config", non_retryable=True
+            )
+        return base.rstrip("/") + path
+
+    async def call(
+        self, method: str, service: str, path: str, body: Any = None, key: str | None = None
+    ) -> httpx.Response:
+        headers = {"Idempotency-Key": key} if key else {}
+        rid = activity.info().workflow_id if activity.in_activity() else requestid.current.get()
+        if rid:
+            headers["X-Request-Id"] = rid
+        last = "no attempt"
+        for attempt in range(self.attempts):
+            try:
+                resp = await self.http.request(
+                    method, self.url(service, path), json=body, headers=headers
+                )
+            except httpx.TransportError as exc:
+                last = f"{service}: {type(exc).__name__}"
+            else:
+                if resp.status_code < 400:
+                    return resp
+                slug = slug_of(resp)
+                if resp.status_code < 500 and slug not in RETRYABLE_SLUGS:
+                    raise ApplicationError(
+                        f"{service} {method} {path}: {resp.status_code} {slug}",
+                        resp.status_code,
+                        resp.text[:2000],
+                        type=slug,
+                        non_retryable=True,
+                    )
+                last = f"{service}: {resp.status_code} {slug}"
+            await asyncio.sleep(random.uniform(0, self.base_delay * 2**attempt))
+        raise ApplicationError(f"{method} {path} failed: {last}", type="transient")
+
+    # -- forward steps ------------------------------------------------------------------------
+
+    @activity.defn(name="price")
+    async def price(self, inp: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "country": inp["market"],
+            "currency": inp["currency"],
+            "lines": inp["lines"],
+            "promo_code": inp.get("promo_code"),
+            "shipping_option": inp.get("shipping_option"),
+        }
+        resp = await self.call("POST", "pricing", "/v1/quotes", body)
+        quote: dict[str, Any] = resp.json()
+        return quote
+
+    @activity.defn(name="reserve")
+    async def reserve(self, inp: dict[str, Any]) -> dict[str, Any]:
+        body = {"checkout_id": inp["checkout_id"], "market": inp["market"], "lines": inp["lines"]}
+        resp = await self.call("POST", "inventory", "/v1/reservations", body)
+        out: dict[str, Any] = resp.json()
+        return out
+
+    @activity.defn(name="authorize")
+    async def authorize(self, inp: dict[str, Any], amount: int) -> dict[str, Any]:
+        body = {
+            "checkout_id": inp["checkout_id"],
+            "amount": amount,
+            "currency": inp["currency"],
+            "country": inp["market"],
+            "payment_method": inp["payment_method"],
+        }
+        resp = await self.call(
+            "POST", "payments", "/v1/payments/authorize", body, key=f"{inp['checkout_id']}:auth"
+        )
+        out: dict[str, Any] = resp.json()
+        return out
+
+    @activity.defn(name="place_order")
+    async def place_order(self, inp: dict[str, Any], quote: dict[str, Any]) -> dict[str, Any]:
+        cid = inp["checkout_id"]
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "INSERT INTO orders (checkout_id, market, currency, total, snapshot_id, lines,"
+                " state) VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'placed')"
+                " ON CONFLICT (checkout_id) DO NOTHING RETURNING checkout_id",
+                cid,
+                inp["market"],
+                inp["currency"],
+                quote["total"],
+                quote["snapshot_id"],
+                json.dumps(inp["lines"]),
+            )
+            if row is not None:
+                await outbox.enqueue(
+                    conn,
+                    topic=self.region.topics.order_placed,
+                    event_type="ORDER_PLACED",
+                    key=cid,
+                    event_id=event_id(cid, "placed"),
+                    data={
+                        "checkoutId": cid,
+                        "market": inp["market"],
+                        "currency": inp["currency"],
+                        "total": quote["total"],
+                        "snapshotId": quote["snapshot_id"],
+                        "lines": inp["lines"],
+                    },
+                )
+        return {"checkout_id": cid, "total": quote["total"], "currency": inp["currency"]}
+
+    @activity.defn(name="capture")
+    async def capture(self, checkout_id: str) -> dict[str, Any]:
+        resp = await self.call(
+            "POST",
+            "payments",
+            f"/v1/payments/{checkout_id}/capture",
+            {},
+            key=f"{checkout_id}:capture",
+        )
+        out: dict[str, Any] = resp.json()
+        return out
+
+    @activity.defn(name="complete")
+    async def complete(self, inp: dict[str, Any], payment: dict[str, Any]) -> str:
+        """Captured: the stock is sold; PAYMENT_CAPTURED and FULFILLMENT_REQUESTED (outbox)."""
+        cid = inp["checkout_id"]
+        await self.call("POST", "inventory", f"/v1/reservations/{cid}/commit")
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE orders SET state = 'fulfilment_requested', updated_at = now()"
+                " WHERE checkout_id = $1 AND state = 'placed' RETURNING total, currency, lines",
+                cid,
+            )
+            if row is None:
+                return "already"
+            await outbox.enqueue(
+                conn,
+                topic=self.region.topics.payment_captured,
+                event_type="PAYMENT_CAPTURED",
+                key=cid,
+                event_id=event_id(cid, "captured"),
+                data={
+                    "checkoutId": cid,
+                    "amount": payment.get("captured_amount", row["total"]),
+                    "currency": row["currency"],
+                    "provider": payment.get("provider"),
+                },
+            )
+            await outbox.enqueue(
+                conn,
+                topic=self.region.topics.fulfillment_requested,
+                event_type="FULFILLMENT_REQUESTED",
+                key=cid,
+                event_id=event_id(cid, "fulfilment"),
+                data={
+                    "checkoutId": cid,
+                    "market": inp["market"],
+                    "lines": json.loads(row["lines"]),
+                },
+            )
+        self.outcomes.labels("completed").inc()
+        return "done"
+
+    # -- compensations (idempotent: a second run changes nothing) ------------------------------
+
+    @activity.defn(name="void")
+    async def void(self, checkout_id: str) -> str:
+        try:
+            resp = await self.call(
+                "POST",
+                "payments",
+                f"/v1/payments/{checkout_id}/void",
+                {},
+                key=f"{checkout_id}:void",
+            )
+        except ApplicationError as exc:
+            if exc.type in ("payment-not-found",):
+                return "nothing-to-void"
+            if exc.type == "illegal-transition":
+                got = await self.call("GET", "payments", f"/v1/payments/{checkout_id}")
+                return str(got.json()["state"])
+            raise
+        return str(resp.json()["state"])
+
+    @activity.defn(name="release")
+    async def release(self, checkout_id: str) -> str:
+        try:
+            resp = await self.call("POST", "inventory", f"/v1/reservations/{checkout_id}/release")
+        except ApplicationError as exc:
+            if exc.type == "reservation-not-found":
+                return "nothing-held"
+            raise
+        states = {line["state"] for line in resp.json()["lines"]}
+        return ",".join(sorted(states))
+
+    @activity.defn(name="notify_failure")
+    async def notify_failure(self, checkout_id: str, reason: str, detail: str) -> None:
+        """Record the failed checkout (the customer-facing notification reads it)."""
+        done = await self.pool.fetchval(
+            "INSERT INTO checkout_failures (checkout_id, reason, detail) VALUES ($1, $2, $3)"
+            " ON CONFLICT (checkout_id) DO NOTHING RETURNING 1",
+            checkout_id,
+            reason,
+            detail[:2000],
+        )
+        if done:
+            self.outcomes.labels(reason).inc()
+
+    @activity.defn(name="capture_failed")
+    async def capture_failed(self, checkout_id: str, detail: str) -> None:
+        """After compensating: the order is marked and PAYMENT_CAPTURE_FAILED goes to the DLQ."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE orders SET state = 'capture_failed', updated_at = now()"
+                " WHERE checkout_id = $1 AND state = 'placed' RETURNING total, currency",
+                checkout_id,
+            )
+            if row is None:
+                return
+            await outbox.enqueue(
+                conn,
+                topic=self.region.topics.payment_capture_failed_dlq,
+                event_type="PAYMENT_CAPTURE_FAILED",
+                key=checkout_id,
+                event_id=event_id(checkout_id, "capture-failed"),
+                data={
+                    "checkoutId": checkout_id,
+                    "amount": row["total"],
+                    "currency": row["currency"],
+                    "detail": detail[:2000],
+                },
+            )
+        self.outcomes.labels("capture_failed").inc()
+
+    def all(self) -> list[Any]:
+        return [
+            self.price,
+            self.reserve,
+            self.authorize,
+            self.place_order,
+            self.capture,
+            self.complete,
+            self.void,
+            self.release,
+            self.notify_failure,
+            self.capture_failed,
+        ]

@@ -1,0 +1,128 @@
+"""The orders app: lifespan (pool, migrations, Redis, one httpx client, Temporal client and
+worker, outbox relay, DLQ depth gauge)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from prometheus_client import Counter, Gauge
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from checkout_services.common import app as common_app
+from checkout_services.common import db, idempotency, metrics, outbox, settings, write_guard
+from checkout_services.orders import router
+from checkout_services.orders.activities import Activities
+from checkout_services.orders.service import OrdersService
+from checkout_services.orders.workflow import CheckoutWorkflow
+
+log = logging.getLogger("checkout_services.orders")
+MIGRATIONS = (db.COMMON_MIGRATIONS, "checkout_services.orders.migrations")
+
+
+@dataclass(frozen=True)
+class Settings:
+    common: settings.CommonSettings
+    temporal_address: str
+    run_worker: bool = True
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            common=settings.CommonSettings.from_env(database=True, redis=True),
+            temporal_address=settings.env_str("TEMPORAL_ADDRESS"),
+            run_worker=settings.env_str("ORDERS_WORKER", "1") not in ("0", "false", "no"),
+        )
+
+
+async def watch_dlq(pool: object, gauge: Gauge) -> None:
+    while True:
+        with contextlib.suppress(Exception):
+            n = await pool.fetchval(  # type: ignore[attr-defined]
+                "SELECT count(*) FROM orders WHERE state = 'capture_failed'"
+            )
+            gauge.set(n)
+        await asyncio.sleep(5)
+
+
+def create_app(cfg: Settings | None = None) -> FastAPI:
+    service_metrics = metrics.ServiceMetrics("orders")
+    outcomes = Counter(
+        "checkout_saga_outcomes_total",
+        "Finished checkout sagas by outcome (completed, capture_failed, or the failure reason)",
+        ["outcome"],
+        registry=service_metrics.registry,
+    )
+    dlq_depth = Gauge(
+        "checkout_dlq_depth",
+        "Checkouts whose capture failed and that were not replayed yet",
+        registry=service_metrics.registry,
+    )
+    relay_metrics = outbox.RelayMetrics(service_metrics.registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        s = cfg or Settings.from_env()
+        region = settings.load_region_config(s.common.region_config_file)
+        guard = write_guard.WriteGuard(region.region, s.common.fleet_routing_file)
+        guard.current()
+        pool = await db.create_pool(s.common.database_url)
+        redis = aioredis.Redis.from_url(s.common.redis_url)
+        tasks: list[asyncio.Task[None]] = []
+        relay: outbox.Relay | None = None
+        try:
+            await db.migrate(pool, *MIGRATIONS)
+            temporal = await Client.connect(s.temporal_address, namespace=region.temporal_namespace)
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+            async with (
+                httpx.AsyncClient(limits=limits, timeout=10.0) as http,
+                contextlib.AsyncExitStack() as stack,
+            ):
+                acts = Activities(http, pool, region, outcomes)
+                if s.run_worker:
+                    worker = Worker(
+                        temporal,
+                        task_queue=region.temporal_task_queue,
+                        workflows=[CheckoutWorkflow],
+                        activities=acts.all(),
+                        max_concurrent_activities=200,
+                    )
+                    await stack.enter_async_context(worker)
+                app.state.service = OrdersService(pool, temporal, region, guard, acts)
+                app.state.idem = idempotency.IdempotencyStore(redis, prefix="orders:idem:")
+                app.state.health_checks = {
+                    "postgres": lambda: pool.fetchval("SELECT 1"),
+                    "redis": redis.ping,
+                    "temporal": lambda: temporal.service_client.check_health(),
+                }
+                tasks.append(asyncio.create_task(watch_dlq(pool, dlq_depth)))
+                if s.common.kafka_bootstrap and s.common.outbox_relay:
+                    relay = outbox.Relay(pool, s.common.kafka_bootstrap, metrics=relay_metrics)
+                    tasks.append(asyncio.create_task(relay.run()))
+                yield
+        finally:
+            for t in tasks:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            if relay is not None:
+                await relay.stop()
+            await redis.aclose()
+            await pool.close()
+
+    app = common_app.create(
+        service="orders",
+        description="Checkouts as Temporal sagas (price, reserve, authorize, place, capture, "
+        "fulfil) with compensations; events through a transactional outbox.",
+        lifespan=lifespan,
+        service_metrics=service_metrics,
+    )
+    app.include_router(router.router)
+    return app

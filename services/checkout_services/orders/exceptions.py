@@ -1,0 +1,45 @@
+"""Typed errors of the orders service (problem+json)."""
+
+from __future__ import annotations
+
+from checkout_services.common import errors
+
+
+class OrdersError(errors.ProblemError):
+    service = "orders"
+
+
+class OrderNotFound(OrdersError):
+    status, slug, title = 404, "order-not-found", "Order not found"
+
+
+class CheckoutFailed(OrdersError):
+    """The saga ended before placing the order (its compensations ran)."""
+
+    status, slug, title = 409, "checkout-failed", "The checkout did not place an order"
+
+
+class OutOfStock(CheckoutFailed):
+    slug, title = "out-of-stock", "Not enough stock"
+
+
+class PaymentDeclined(CheckoutFailed):
+    status, slug, title = 402, "payment-declined", "Payment declined"
+
+
+class Unpriceable(CheckoutFailed):
+    status, slug, title = 422, "unpriceable", "The basket cannot be priced"
+
+
+class DependencyFailed(CheckoutFailed):
+    status, slug, title = 503, "dependency-failed", "A checkout step could not complete"
+    retry_after = 2
+
+
+class CheckoutPending(OrdersError):
+    status, slug, title = 503, "checkout-pending", "The checkout is still running"
+    retry_after = 1
+
+
+class NothingToCompensate(OrdersError):
+    status, slug, title = 409, "nothing-to-compensate", "The order is in good standing"

@@ -1,0 +1,56 @@
+"""HTTP routes of the orders service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+
+from checkout_services.common import errors, idempotency
+from checkout_services.orders import schemas
+from checkout_services.orders.deps import Idem, Service
+
+router = APIRouter(responses={**errors.PROBLEM_RESPONSES, 402: errors.PROBLEM_RESPONSES[409]})
+CheckoutPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+@router.post(
+    "/v1/checkouts",
+    status_code=201,
+    tags=["checkouts"],
+    summary="Run a checkout; answers once the order is placed (capture goes on after)",
+)
+async def checkout(
+    body: schemas.CheckoutRequest,
+    request: Request,
+    svc: Service,
+    idem: Idem,
+    idempotency_key: idempotency.IdemKey = None,
+) -> Response:
+    async def handler() -> tuple[int, Any]:
+        return 201, await svc.checkout(body)
+
+    return await idempotency.run(
+        idem, request, idempotency_key, body.model_dump(mode="json"), handler
+    )
+
+
+@router.get(
+    "/v1/orders/{checkout_id}",
+    response_model=schemas.OrderView,
+    tags=["orders"],
+    summary="An order",
+)
+async def get_order(checkout_id: CheckoutPath, svc: Service) -> schemas.OrderView:
+    return await svc.get(checkout_id)
+
+
+@router.post(
+    "/v1/orders/{checkout_id}/compensate",
+    response_model=schemas.CompensationReport,
+    tags=["operations"],
+    summary="Run the compensations again (DLQ replay): void, release; idempotent",
+)
+async def compensate(checkout_id: CheckoutPath, svc: Service) -> schemas.CompensationReport:
+    return await svc.compensate(checkout_id)

@@ -1,0 +1,50 @@
+"""Request and response bodies of the orders API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+CheckoutId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Line(Strict):
+    sku: Sku
+    quantity: int = Field(ge=1, le=999)
+
+
+class CheckoutRequest(Strict):
+    checkout_id: CheckoutId
+    market: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 (write-primary)")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    lines: list[Line] = Field(min_length=1, max_length=50)
+    payment_method: Literal["card", "upi", "ideal", "pix"] = "card"
+    promo_code: str | None = Field(default=None, min_length=1, max_length=64)
+    shipping_option: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class OrderView(Strict):
+    checkout_id: str
+    market: str
+    currency: str
+    total: int
+    snapshot_id: str
+    lines: list[dict[str, Any]]
+    state: Literal["placed", "fulfilment_requested", "capture_failed", "compensated"]
+    created_at: datetime
+    updated_at: datetime
+
+
+class CompensationReport(Strict):
+    checkout_id: str
+    payment: str
+    """What the void found: voided, nothing-to-void, or the payment's state."""
+    stock: str
+    order_state: str | None

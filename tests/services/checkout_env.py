@@ -1,0 +1,105 @@
+"""A whole region's checkout: PSP simulator, payments, pricing, inventory and orders as real
+processes on loopback, with real PostgreSQL, Redis, Kafka and Temporal."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import payments_harness as ph
+import services_harness as h
+
+from checkout_stack.components.postgres import Postgres
+from checkout_stack.components.redis import Redis
+from checkout_stack.components.temporal import Temporal
+
+SKUS = ("tee", "mug")
+
+
+@dataclass
+class CheckoutEnv:
+    workdir: Path
+    sim: ph.Sim
+    payments: ph.PaymentsProc
+    pricing: h.ServiceProc
+    inventory: h.ServiceProc
+    orders: h.ServiceProc
+    orders_env: dict[str, str]
+    kafka_bootstrap: str
+    extra: list[h.ServiceProc] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for svc in (self.orders, *self.extra, self.inventory, self.pricing):
+            svc.stop()
+        self.payments.stop()
+        self.sim.stop()
+
+
+def start(
+    workdir: Path,
+    postgres: Postgres,
+    redis: Redis,
+    temporal: Temporal,
+    kafka_bootstrap: str,
+    *,
+    psp_latency_ms: int = 0,
+    redis_db: int = 4,
+    orders_relay: bool = True,
+) -> CheckoutEnv:
+    tag = uuid.uuid4().hex[:8]
+    redis_url = redis.url.rsplit("/", 1)[0] + f"/{redis_db}"
+    sim = ph.start_sim(workdir)
+    sim.reset()
+    if psp_latency_ms:
+        sim.faults({"kind": "latency", "latencyMs": psp_latency_ms})
+    creds = ph.make_credentials(workdir / "creds")
+    pay_port = ph.free_port()
+    ph.register_accounts(sim, creds, {})
+    payments = ph.payments_proc(
+        workdir,
+        name=f"co{tag}",
+        database_url=postgres.create_database(f"copay_{tag}"),
+        redis_url=redis_url,
+        routing=ph.routing_config(sim, creds),
+        port=pay_port,
+    ).start()
+
+    ports = {name: h.free_port() for name in ("pricing", "inventory", "orders")}
+    endpoints = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
+    endpoints["payments"] = payments.url
+    region = h.region_config(endpoints)
+    region["temporalNamespace"] = temporal.namespace
+    region["temporalTaskQueue"] = f"checkout-{tag}"
+    (workdir / "region.json").write_text(json.dumps(region))
+    (workdir / "routing.json").write_text(json.dumps(h.fleet_routing()))
+    (workdir / "pricing.json").write_text(json.dumps(h.pricing_config()))
+    base = {
+        "REGION_CONFIG_FILE": str(workdir / "region.json"),
+        "FLEET_ROUTING_FILE": str(workdir / "routing.json"),
+        "REDIS_URL": redis_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+    }
+    pricing = h.ServiceProc(
+        "pricing",
+        workdir,
+        {**base, "PRICING_CONFIG_FILE": str(workdir / "pricing.json")},
+        port=ports["pricing"],
+    ).start()
+    inventory = h.ServiceProc(
+        "inventory",
+        workdir,
+        {**base, "DATABASE_URL": postgres.create_database(f"coinv_{tag}")},
+        port=ports["inventory"],
+    ).start()
+    orders_env = {
+        **base,
+        "DATABASE_URL": postgres.create_database(f"coord_{tag}"),
+        "TEMPORAL_ADDRESS": temporal.address,
+        "OUTBOX_RELAY": "1" if orders_relay else "0",
+    }
+    orders = h.ServiceProc("orders", workdir, orders_env, port=ports["orders"]).start()
+    return CheckoutEnv(
+        workdir, sim, payments, pricing, inventory, orders, orders_env, kafka_bootstrap
+    )

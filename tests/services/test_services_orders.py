@@ -1,0 +1,204 @@
+"""The checkout saga end to end: real processes, PostgreSQL, Redis, Kafka, Temporal; only the
+PSPs are simulated."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import checkout_env as ce
+import httpx
+import pytest
+import services_harness as h
+from test_services_inventory import consume_all
+
+from checkout_stack.components.postgres import Postgres
+from checkout_stack.components.redis import Redis
+from checkout_stack.components.temporal import Temporal
+from checkout_stack.pytest_plugin import KafkaClusters
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def env(
+    postgres: Postgres,
+    redis: Redis,
+    temporal: Temporal,
+    kafka_clusters: KafkaClusters,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ce.CheckoutEnv]:
+    e = ce.start(
+        tmp_path_factory.mktemp("checkout"),
+        postgres,
+        redis,
+        temporal,
+        kafka_clusters.get(h.REGION).bootstrap,
+    )
+    try:
+        yield e
+    finally:
+        e.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_faults(env: ce.CheckoutEnv) -> Iterator[None]:
+    yield
+    env.sim.admin("DELETE", "faults")
+
+
+def new_sku(env: ce.CheckoutEnv, stock: int) -> str:
+    """``tee`` (in the pricing catalog) with its stock set to ``stock`` for this test."""
+    sku = "tee"
+    r = httpx.put(f"{env.inventory.url}/v1/stock/{sku}", json={"available": stock}, timeout=10)
+    assert r.status_code == 200
+    return sku
+
+
+def body(checkout_id: str, sku: str = "tee", qty: int = 1, market: str = "DE") -> dict[str, Any]:
+    return {
+        "checkout_id": checkout_id,
+        "market": market,
+        "currency": "EUR",
+        "lines": [{"sku": sku, "quantity": qty}],
+    }
+
+
+async def wait_order(client: httpx.AsyncClient, cid: str, state: str, wait_s: float = 60) -> dict:
+    deadline = time.monotonic() + wait_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        resp = await client.get(f"/v1/orders/{cid}")
+        last = resp.json()
+        if resp.status_code == 200 and last["state"] == state:
+            return dict(last)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"order {cid} never reached {state}: {last}")
+
+
+async def stock(env: ce.CheckoutEnv, sku: str) -> int:
+    async with httpx.AsyncClient(timeout=10) as c:
+        return int((await c.get(f"{env.inventory.url}/v1/stock/{sku}")).json()["available"])
+
+
+async def payment_state(env: ce.CheckoutEnv, cid: str) -> str:
+    async with httpx.AsyncClient(timeout=10) as c:
+        return str((await c.get(f"{env.payments.url}/v1/payments/{cid}")).json()["state"])
+
+
+async def test_checkout_places_then_captures_and_requests_fulfilment(env: ce.CheckoutEnv) -> None:
+    sku = new_sku(env, 10)
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        key = {"Idempotency-Key": f"k-{cid}"}
+        resp = await client.post("/v1/checkouts", json=body(cid, sku, 2), headers=key)
+        assert resp.status_code == 201, resp.text
+        placed = resp.json()
+        assert placed["state"] == "placed"
+        assert placed["total"] == 2 * 1999 + 499  # DE, VAT included, standard shipping
+        # the same checkout again: the same answer (one workflow per checkout)
+        again = await client.post("/v1/checkouts", json=body(cid, sku, 2))
+        assert again.status_code == 201
+        assert again.json() == placed
+        replay = await client.post("/v1/checkouts", json=body(cid, sku, 2), headers=key)
+        assert replay.headers.get("Idempotent-Replayed") == "true"
+        order = await wait_order(client, cid, "fulfilment_requested")
+        assert order["total"] == placed["total"]
+    assert await payment_state(env, cid) == "captured"
+    assert await stock(env, sku) == 8
+    for topic, kind in (
+        ("checkout.order-placed", "ORDER_PLACED"),
+        ("checkout.payment-captured", "PAYMENT_CAPTURED"),
+        ("checkout.fulfillment-requested", "FULFILLMENT_REQUESTED"),
+    ):
+        mine = await consume_all(
+            env.kafka_bootstrap, topic, 1, wait_s=30, mine=lambda e: e["data"]["checkoutId"] == cid
+        )
+        assert mine, f"no {kind} for {cid} on {topic}"
+        assert {e["type"] for e in mine} == {kind}
+        assert len({e["eventId"] for e in mine}) == 1
+
+
+async def test_declined_payment_releases_stock(env: ce.CheckoutEnv) -> None:
+    sku = new_sku(env, 5)
+    env.sim.faults({"kind": "decline", "declineClass": "hard", "operation": "authorize"})
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        resp = await client.post("/v1/checkouts", json=body(cid, sku, 3))
+        problem = h.assert_problem(resp, 402)
+        assert problem["reason"] == "declined"
+        h.assert_problem(await client.get(f"/v1/orders/{cid}"), 404)
+    assert await stock(env, sku) == 5
+    assert await payment_state(env, cid) == "declined"
+    conn = await asyncpg.connect(env.orders_env["DATABASE_URL"])
+    try:
+        assert (
+            await conn.fetchval("SELECT reason FROM checkout_failures WHERE checkout_id = $1", cid)
+            == "declined"
+        )
+    finally:
+        await conn.close()
+
+
+async def test_out_of_stock_and_foreign_market(env: ce.CheckoutEnv) -> None:
+    sku = new_sku(env, 1)
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        resp = await client.post("/v1/checkouts", json=body(f"co-{uuid.uuid4().hex[:10]}", sku, 2))
+        assert h.assert_problem(resp, 409)["reason"] == "out-of-stock"
+        foreign = await client.post(
+            "/v1/checkouts",
+            json={**body(f"co-{uuid.uuid4().hex[:10]}"), "currency": "USD", "market": "US"},
+        )
+        assert h.assert_problem(foreign, 409)["writer"] == h.PEER
+        bad = await client.post("/v1/checkouts", json={**body("x"), "lines": []})
+        assert h.assert_problem(bad, 422)["field"] == "lines"
+    assert await stock(env, sku) == 1
+
+
+def dlq_cli(env: ce.CheckoutEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(h.BIN), "dlq", *args, "--bootstrap", env.kafka_bootstrap],
+        env={**env.orders_env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_capture_failure_compensates_dead_letters_and_replays(env: ce.CheckoutEnv) -> None:
+    sku = new_sku(env, 4)
+    env.sim.faults({"kind": "error_5xx", "operation": "capture"})
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        resp = await client.post("/v1/checkouts", json=body(cid, sku, 1))
+        assert resp.status_code == 201, resp.text  # placed; the capture fails afterwards
+        await wait_order(client, cid, "capture_failed", wait_s=90)
+    assert await stock(env, sku) == 4
+    assert await payment_state(env, cid) == "voided"
+
+    listed = await asyncio.to_thread(dlq_cli, env, "list", "--wait", "5")
+    assert listed.returncode == 0, listed.stderr
+    events = [json.loads(line) for line in listed.stdout.splitlines()]
+    mine = [e for e in events if e["data"].get("checkoutId") == cid]
+    assert [e["type"] for e in mine] == ["PAYMENT_CAPTURE_FAILED"]
+
+    env.sim.admin("DELETE", "faults")
+    for _ in range(2):  # a replay (a compensation run again) changes nothing the second time
+        done = await asyncio.to_thread(dlq_cli, env, "replay", mine[0]["eventId"], "--wait", "5")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)["result"]
+        assert result["order_state"] == "compensated"
+        assert result["payment"] == "voided"
+        assert result["stock"] == "released"
+        assert await stock(env, sku) == 4
+    missing = await asyncio.to_thread(dlq_cli, env, "replay", str(uuid.uuid4()), "--wait", "1")
+    assert missing.returncode == 1
+    assert "no DLQ event" in missing.stderr
+    assert "Traceback" not in missing.stderr
