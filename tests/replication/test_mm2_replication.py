@@ -141,7 +141,7 @@ async def test_identity_policy_keeps_topic_names_one_direction(
     assert "IdentityReplicationPolicy" in props
     mm2s.append(fleet_h.start_mm2(kafka_clusters, standby, [standby, primary], clusters, tmp_path))
     await fleet_h.produce_events(clusters[EU_WEST].bootstrap, EU_WEST, range(1000), topic)
-    got = await fleet_h.wait_for_counts(clusters[EU_CENTRAL].bootstrap, {topic: 1000}, 150)
+    got = await fleet_h.wait_for_counts(clusters[EU_CENTRAL].bootstrap, {topic: 1000}, 300)
     assert got == {topic: 1000}
     assert (await fleet_h.end_offsets(clusters[EU_CENTRAL].bootstrap, [f"{EU_WEST}.{topic}"])) == {
         f"{EU_WEST}.{topic}": 0

@@ -8,6 +8,11 @@ import re
 import example_data as helpers
 
 from checkout_operator import metrics
+from checkout_operator.replication import metrics as replication_metrics
+
+# the replication gauges live on the operator's registry once their module is imported; import
+# it here so the registry is complete whichever tests ran before
+assert replication_metrics.REGISTRY is metrics.REGISTRY
 
 DASHBOARD = json.loads(
     (helpers.ROOT / "charts/checkout-operator/dashboards/checkout-operator.json").read_text()
