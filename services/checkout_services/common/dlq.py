@@ -16,8 +16,8 @@ import sys
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from checkout_services.common import config, settings
 
