@@ -19,7 +19,7 @@ prints the same bytes, so it works as an Argo CD config-management plugin or in 
 EPILOG = """\
 examples:
   checkout-operator render -f examples/
-  checkout-operator render -f examples/eu-west-1.yaml -f examples/psproutes/
+  checkout-operator render -f examples/regions/eu-west-1.yaml -f examples/psproutes/
   checkout-operator render -f examples/ --region eu-west-1 | kubectl apply --dry-run=server -f -
 
 On invalid input nothing is printed on stdout; stderr lists each problem as
