@@ -6,26 +6,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from payments_harness import free_port, wait_http
 
 BIN = Path(sys.executable).parent / "checkout-services"
 REGION = "eu-west-1"
 PEER = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def region_config(endpoints: dict[str, str] | None = None, **topics: str) -> dict[str, Any]:
@@ -64,22 +56,6 @@ def fleet_routing(**states: str) -> dict[str, Any]:
     }
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"{url}: process exited with {proc.returncode}:\n{log.read_text()}"
-            )
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{url} not up after {timeout}s:\n{log.read_text()}")
-
-
 @dataclass
 class ServiceProc:
     name: str
@@ -106,7 +82,7 @@ class ServiceProc:
                 env=env,
                 start_new_session=True,
             )
-        wait_http(f"{self.url}/health/ready", self.proc, self.log)
+        wait_http(f"{self.url}/health/ready", self.proc, self.log, timeout=60.0)
         return self
 
     def kill(self) -> None:
