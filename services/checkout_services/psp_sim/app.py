@@ -77,6 +77,7 @@ DECLINES: dict[str, dict[str, tuple[str, str]]] = {
         "local": ("suspected_fraud", "Suspected fraud."),
     },
 }
+KEY_HEADER = "Idempotency-Key"
 LOCAL_METHODS = ("upi", "ideal", "pix")
 LOCAL_ACTIONS = {"upi": "collect", "ideal": "redirect", "pix": "qr_code"}
 
@@ -126,7 +127,6 @@ class Sim:
         scope: tuple[str, ...] | None,
         fp: str,
         execute: Executor,
-        key_header: str,
     ) -> Response:
         """Run ``execute`` once per idempotency key, with the provider's key semantics."""
         state = self.state
@@ -146,7 +146,7 @@ class Sim:
                     return self.key_in_flight(provider)
                 headers = dict(existing.headers)
                 headers["Idempotent-Replayed"] = "true"
-                headers[key_header] = scope[-1]
+                headers[KEY_HEADER] = scope[-1]
                 return Response(
                     existing.body,
                     status_code=existing.status,
@@ -185,8 +185,21 @@ class Sim:
         if faults.timeout_after_charge_ms:
             # The ambiguous case: the operation is recorded, the answer comes too late.
             await asyncio.sleep(faults.timeout_after_charge_ms / 1000)
-        reply_headers = {key_header: scope[-1]} if scope is not None else None
+        reply_headers = {KEY_HEADER: scope[-1]} if scope is not None else None
         return self.json(status, body, reply_headers)
+
+    async def read(
+        self, provider: str, endpoint: str, operation: str, execute: Executor
+    ) -> Response:
+        """A read (retrieve, lookup): no idempotency key, but the faults still apply."""
+        return await self.idempotent(
+            provider=provider,
+            endpoint=endpoint,
+            operation=operation,
+            scope=None,
+            fp="",
+            execute=execute,
+        )
 
     def finish(
         self,
@@ -515,7 +528,6 @@ class StripeRoutes:
             scope=self.scope(acct, request),
             fp=st.fingerprint("POST", "/v1/payment_intents", sorted(params)),
             execute=execute,
-            key_header="Idempotency-Key",
         )
 
     def owned(self, acct: st.Account, pid: str) -> st.Payment | None:
@@ -584,7 +596,6 @@ class StripeRoutes:
             scope=self.scope(acct, request),
             fp=st.fingerprint("POST", f"/v1/payment_intents/{pid}/{action}", sorted(params)),
             execute=execute,
-            key_header="Idempotency-Key",
         )
 
     async def refund(self, request: Request) -> Response:
@@ -634,7 +645,6 @@ class StripeRoutes:
             scope=self.scope(acct, request),
             fp=st.fingerprint("POST", "/v1/refunds", sorted(params)),
             execute=execute,
-            key_header="Idempotency-Key",
         )
 
     async def retrieve(self, request: Request) -> Response:
@@ -656,15 +666,7 @@ class StripeRoutes:
                 )
             return 200, stripe_view(p)
 
-        return await sim.idempotent(
-            provider="stripe",
-            endpoint=ep,
-            operation="retrieve",
-            scope=None,
-            fp="",
-            execute=execute,
-            key_header="Idempotency-Key",
-        )
+        return await sim.read("stripe", ep, "retrieve", execute)
 
     async def search(self, request: Request) -> Response:
         sim = self.sim
@@ -695,15 +697,7 @@ class StripeRoutes:
             ]
             return 200, {"object": "search_result", "data": found, "has_more": False}
 
-        return await sim.idempotent(
-            provider="stripe",
-            endpoint=ep,
-            operation="lookup",
-            scope=None,
-            fp="",
-            execute=execute,
-            key_header="Idempotency-Key",
-        )
+        return await sim.read("stripe", ep, "lookup", execute)
 
 
 def adyen_error(
@@ -805,7 +799,6 @@ class AdyenRoutes:
             scope=scope,
             fp=st.fingerprint("POST", "/payments", json.dumps(body, sort_keys=True)),
             execute=execute,
-            key_header="Idempotency-Key",
         )
 
     async def modify(self, request: Request) -> Response:
@@ -876,7 +869,6 @@ class AdyenRoutes:
             scope=scope,
             fp=st.fingerprint("POST", f"/payments/{psp}/{kind}", json.dumps(body, sort_keys=True)),
             execute=execute,
-            key_header="Idempotency-Key",
         )
 
     async def details(self, request: Request) -> Response:
@@ -893,15 +885,7 @@ class AdyenRoutes:
                 return adyen_error(404, "000", "Payment not found")
             return 200, adyen_view(p)
 
-        return await sim.idempotent(
-            provider="adyen",
-            endpoint=ep,
-            operation="retrieve",
-            scope=None,
-            fp="",
-            execute=execute,
-            key_header="Idempotency-Key",
-        )
+        return await sim.read("adyen", ep, "retrieve", execute)
 
     async def lookup(self, request: Request) -> Response:
         sim = self.sim
@@ -921,15 +905,7 @@ class AdyenRoutes:
             ]
             return 200, {"payments": found}
 
-        return await sim.idempotent(
-            provider="adyen",
-            endpoint=ep,
-            operation="lookup",
-            scope=None,
-            fp="",
-            execute=execute,
-            key_header="Idempotency-Key",
-        )
+        return await sim.read("adyen", ep, "lookup", execute)
 
 
 def local_view(p: st.Payment) -> JsonDict:
@@ -1005,7 +981,6 @@ class LocalRoutes:
             scope=self.scope(m, ep, acct, request),
             fp=st.fingerprint("POST", "/v1/payments", json.dumps(body, sort_keys=True)),
             execute=execute,
-            key_header="Idempotency-Key",
         )
 
     async def modify(self, request: Request) -> Response:
@@ -1071,7 +1046,6 @@ class LocalRoutes:
                 "POST", f"/v1/payments/{pid}/{action}", json.dumps(body, sort_keys=True)
             ),
             execute=execute,
-            key_header="Idempotency-Key",
         )
 
     async def retrieve(self, request: Request) -> Response:
@@ -1088,15 +1062,7 @@ class LocalRoutes:
                 return 404, {"error": "no such payment"}
             return 200, local_view(p)
 
-        return await sim.idempotent(
-            provider=m,
-            endpoint=ep,
-            operation="retrieve",
-            scope=None,
-            fp="",
-            execute=execute,
-            key_header="Idempotency-Key",
-        )
+        return await sim.read(m, ep, "retrieve", execute)
 
     async def lookup(self, request: Request) -> Response:
         sim = self.sim
@@ -1114,15 +1080,7 @@ class LocalRoutes:
             ]
             return 200, {"data": found}
 
-        return await sim.idempotent(
-            provider=m,
-            endpoint=ep,
-            operation="lookup",
-            scope=None,
-            fp="",
-            execute=execute,
-            key_header="Idempotency-Key",
-        )
+        return await sim.read(m, ep, "lookup", execute)
 
 
 # -- admin ---------------------------------------------------------------------------------
