@@ -186,3 +186,27 @@ def test_config_hash_changes_roll_the_pods_and_the_spec_hash() -> None:
     a = deployment.build(region, "shop", "cart", "one")
     b = deployment.build(region, "shop", "cart", "two")
     assert a["metadata"]["annotations"] != b["metadata"]["annotations"]
+
+
+def test_pricing_mounts_its_rendered_config() -> None:
+    region = helpers.example_region("eu-west-1")
+    got = deployment.build(region, "shop", "pricing", "x")
+    pod = got["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["volumes"] == [
+        {"name": "region-config", "configMap": {"name": "checkout-region"}},
+        {"name": "fleet-routing", "configMap": {"name": "checkout-fleet-routing"}},
+        {"name": "pricing-config", "configMap": {"name": "checkout-pricing"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+    ]
+    assert container["volumeMounts"] == [
+        {"name": "region-config", "mountPath": "/etc/checkout/region", "readOnly": True},
+        {"name": "fleet-routing", "mountPath": "/etc/checkout/routing", "readOnly": True},
+        {"name": "pricing-config", "mountPath": "/etc/checkout/pricing", "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PRICING_CONFIG_FILE"] == "/etc/checkout/pricing/pricing.json"
+    # only pricing reads it
+    cart = deployment.build(region, "shop", "cart", "x")["spec"]["template"]["spec"]
+    assert "pricing-config" not in {v["name"] for v in cart["volumes"]}

@@ -23,6 +23,7 @@ from checkout_operator.api.meta import (
     cel_rules,
     rule,
 )
+from checkout_operator.api.pricing import PricingSpec
 from checkout_operator.api.status import CheckoutRegionStatus
 
 KIND: Final = "CheckoutRegion"
@@ -317,6 +318,9 @@ class CheckoutRegionSpec(ApiModel):
     """The checkout services of the region."""
     dependencies: Dependencies
     """PostgreSQL, Redis, Kafka and Temporal addresses (from Secrets)."""
+    pricing: PricingSpec = PricingSpec()
+    """Catalog prices, taxes, shipping, promotions and flags of the pricing service (rendered
+    into the ConfigMap ``checkout-pricing``)."""
     replication: Replication = Replication()
     """MirrorMaker 2 replication from peer regions."""
     health_probe: HealthProbe = HealthProbe()
