@@ -33,6 +33,7 @@ def test_region_configmap_exact() -> None:
             "paymentCaptureFailedDlq": "checkout.dlq.payment-capture-failed",
             "reservationExpiredDlq": "checkout.dlq.reservation-expired",
         },
+        "kafkaReplicationFactor": 3,
         "temporalNamespace": "default",
         "temporalTaskQueue": "checkout",
     }

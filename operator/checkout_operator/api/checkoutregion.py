@@ -197,7 +197,8 @@ class Replication(ApiModel):
     max_lag_on_failover: int = Field(default=100, ge=0)
     """Most messages a failover target may lag behind and still be promoted."""
     replication_factor: int = Field(default=3, ge=1, le=7)
-    """Replication factor of replicated and internal MM2 topics (1 on a one-broker test)."""
+    """Replication factor of replicated and internal MM2 topics, and of the region's own
+    topics that the outbox relay creates (1 on a one-broker test)."""
     refresh_interval_seconds: int = Field(default=60, ge=1, le=3600)
     """How often MM2 looks for new topics and groups."""
     checkpoint_interval_seconds: int = Field(default=60, ge=1, le=3600)

@@ -57,6 +57,7 @@ def region_config_model(region: CheckoutRegion) -> region_config.RegionConfig:
         jurisdiction=spec.jurisdiction,
         home_markets=tuple(m.country for m in spec.home_markets),
         endpoints={name: service_url(name) for name in region_config.SERVICE_NAMES},
+        kafka_replication_factor=spec.replication.replication_factor,
     )
 
 
