@@ -29,7 +29,7 @@ import asyncpg  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from checkout_services.common import config
+from checkout_services.common import config, tracing
 from checkout_services.common import topics as kafka_topics
 
 log = logging.getLogger("checkout_services.common.outbox")
@@ -53,16 +53,25 @@ async def enqueue(
         "occurredAt": datetime.now(UTC).isoformat(),
         "data": dict(data),
     }
+    carrier = tracing.current_carrier()  # None unless tracing is on
     await conn.execute(
-        "INSERT INTO outbox (event_id, topic, event_type, key, payload)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (event_id) DO NOTHING",
+        "INSERT INTO outbox (event_id, topic, event_type, key, payload, trace_context)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb) ON CONFLICT (event_id) DO NOTHING",
         eid,
         topic,
         event_type,
         key,
         json.dumps(envelope),
+        json.dumps(carrier) if carrier is not None else None,
     )
     return eid
+
+
+def _carrier(raw: str | None) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    value = json.loads(raw)
+    return value if isinstance(value, dict) else None
 
 
 @dataclass
@@ -169,22 +178,26 @@ class Relay:
         assert self.producer is not None, "Relay.start() first"
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, event_id, topic, key, payload FROM outbox"
+                "SELECT id, event_id, topic, key, payload, trace_context FROM outbox"
                 " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.batch,
             )
             if not rows:
                 return 0
             await self.ensure_topics(self.topic_spec(t) for t in {r["topic"] for r in rows})
-            futures = [
-                await self.producer.send(
-                    r["topic"],
-                    value=r["payload"].encode(),
-                    key=r["key"].encode(),
-                    headers=[("event-id", str(r["event_id"]).encode())],
-                )
-                for r in rows
-            ]
+            futures = []
+            for r in rows:
+                # tracing on: the send span (and the record's traceparent header) continue the
+                # trace of the transaction that wrote the event
+                with tracing.attached(_carrier(r["trace_context"])):
+                    futures.append(
+                        await self.producer.send(
+                            r["topic"],
+                            value=r["payload"].encode(),
+                            key=r["key"].encode(),
+                            headers=[("event-id", str(r["event_id"]).encode())],
+                        )
+                    )
             await asyncio.gather(*futures)
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",

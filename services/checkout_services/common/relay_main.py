@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 
-from checkout_services.common import config, db, outbox, settings
+from checkout_services.common import config, db, outbox, settings, tracing
 
 
 async def relay_forever(dsn: str, bootstrap: str, region: config.RegionConfig) -> None:
@@ -34,6 +34,7 @@ def run() -> int:
         dsn = settings.env_str("DATABASE_URL")
         bootstrap = settings.env_str("KAFKA_BOOTSTRAP_SERVERS")
         region = settings.load_region_config(settings.env_str(config.CONFIG_FILE_ENV))
+        tracing.setup("outbox-relay")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     except settings.SettingsError as exc:
         print(f"checkout-services outbox-relay: {exc}", file=sys.stderr)
         return 2
