@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import secrets
 import subprocess
@@ -28,7 +29,7 @@ import checkout_env as ce
 import httpx
 import pytest
 import services_harness as h
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -328,3 +329,60 @@ def test_tracing_on_without_the_extra_is_a_clear_settings_error(tmp_path: Path) 
     )
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "checkout-operator[services,tracing]" in done.stdout
+
+
+async def test_dlq_replay_joins_the_trace_of_the_dead_lettered_event(
+    traced: tuple[ce.CheckoutEnv, h.ServiceProc], receiver: OtlpReceiver
+) -> None:
+    """A DLQ record carries its checkout's traceparent; ``dlq replay`` (tracing on) calls the
+    orders service inside that trace."""
+    env, _ = traced
+    trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
+    event_id = str(uuid.uuid4())
+    cid = f"co-{uuid.uuid4().hex[:10]}"  # no such order: the compensation has nothing to undo
+    producer = AIOKafkaProducer(bootstrap_servers=env.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            "checkout.dlq.payment-capture-failed",
+            value=json.dumps(
+                {
+                    "eventId": event_id,
+                    "type": "PAYMENT_CAPTURE_FAILED",
+                    "key": cid,
+                    "occurredAt": "2026-11-25T00:00:00+00:00",
+                    "data": {"checkoutId": cid},
+                }
+            ).encode(),
+            headers=[("traceparent", f"00-{trace_id}-{parent_id}-01".encode())],
+        )
+    finally:
+        await producer.stop()
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(h.BIN), "dlq", "replay", event_id, "--bootstrap", env.kafka_bootstrap, "--wait", "5"],
+        env={
+            **env.orders_env,
+            "PATH": "/usr/bin:/bin",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"]["payment"] == "nothing-to-void"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        spans = receiver.trace(trace_id)
+        if any(s.service == "checkout-orders" and s.kind == "SERVER" for s in spans):
+            break
+        await asyncio.sleep(0.5)
+    spans = receiver.trace(trace_id)
+    by_id = {s.span_id: s for s in spans}
+    (server,) = [s for s in spans if s.service == "checkout-orders" and s.kind == "SERVER"]
+    client = by_id[server.parent_id]
+    assert (client.service, client.kind) == ("checkout-dlq", "CLIENT")
+    assert client.parent_id == parent_id  # the dead-lettered record's context

@@ -7,6 +7,10 @@ every other consumer. ``replay EVENT_ID`` re-drives that event's idempotent comp
 the owning service: a capture failure -> ``POST <orders>/v1/orders/{id}/compensate``; an
 expired reservation -> ``POST <inventory>/v1/reservations/{id}/release``. Replaying twice
 changes nothing.
+
+With tracing on (``OTEL_EXPORTER_OTLP_ENDPOINT``), reading is traced (consume spans continue the
+trace in each record's ``traceparent`` header) and a replay's call runs in the replayed event's
+trace, so the compensation shows up in the trace of the checkout that failed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from checkout_services.common import config, dedupe, settings
+from checkout_services.common import config, dedupe, settings, tracing
+
+_TRACE_HEADERS = ("traceparent", "tracestate")
+_carriers: dict[str, dict[str, str]] = {}
+"""Event id -> the W3C trace context its record carried (only filled when tracing is on)."""
 
 
 def add_parser(sub: Any) -> None:
@@ -74,6 +82,13 @@ async def read(bootstrap: str, topics: list[str], wait_s: float) -> list[dict[st
                         continue
 
                     entry = {"topic": tp.topic, "offset": r.offset, **event}
+                    if tracing.enabled():
+                        carrier = {
+                            k: v.decode(errors="replace")
+                            for k, v in r.headers
+                            if k in _TRACE_HEADERS and v is not None
+                        }
+                        _carriers.setdefault(str(event["eventId"]), carrier)
 
                     async def keep(entry: dict[str, Any] = entry) -> None:
                         out.append(entry)
@@ -123,7 +138,8 @@ def _replay(args: argparse.Namespace) -> int:
     if not base:
         print(f"checkout-services dlq: no {service} endpoint in the region config", file=sys.stderr)
         return 2
-    resp = httpx.post(base.rstrip("/") + path, timeout=30)
+    with tracing.attached(_carriers.get(args.event_id)):
+        resp = httpx.post(base.rstrip("/") + path, timeout=30)
     if resp.status_code >= 400:
         print(
             f"checkout-services dlq: replay failed: {resp.status_code} {resp.text}", file=sys.stderr
@@ -135,6 +151,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        tracing.setup("dlq")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
         code: int = args.handler(args)
     except settings.SettingsError as exc:
         print(f"checkout-services dlq: {exc}", file=sys.stderr)
