@@ -185,6 +185,18 @@ CASES: list[tuple[str, str, Callable[[Doc], None], str]] = [
         "spec.remoteCluster.namespace",
     ),
     (
+        "tracing-endpoint-not-http",
+        REGION,
+        _set("spec.tracing.otlpEndpoint", "otel-collector:4317"),
+        "spec.tracing.otlpEndpoint",
+    ),
+    (
+        "tracing-sample-over-100",
+        REGION,
+        _set("spec.tracing.samplePercent", 101),
+        "spec.tracing.samplePercent",
+    ),
+    (
         "pricing-sku-twice",
         REGION,
         _set("spec.pricing.catalog[1].sku", "tee"),

@@ -90,6 +90,15 @@ def test_payments_deployment_exact() -> None:
                                 _secret_env("KAFKA_BOOTSTRAP", "eu-west-1-kafka", "bootstrap"),
                                 _secret_env("TEMPORAL_ADDRESS", "eu-west-1-temporal", "address"),
                                 {
+                                    "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
+                                    "value": "http://otel-collector.observability:4318",
+                                },
+                                {
+                                    "name": "OTEL_TRACES_SAMPLER",
+                                    "value": "parentbased_traceidratio",
+                                },
+                                {"name": "OTEL_TRACES_SAMPLER_ARG", "value": "0.2"},
+                                {
                                     "name": "PSP_ROUTING_FILE",
                                     "value": "/etc/checkout/psp-routing/routing.json",
                                 },
@@ -210,3 +219,22 @@ def test_pricing_mounts_its_rendered_config() -> None:
     # only pricing reads it
     cart = deployment.build(region, "shop", "cart", "x")["spec"]["template"]["spec"]
     assert "pricing-config" not in {v["name"] for v in cart["volumes"]}
+
+
+def _otel_env(region_name: str, component: str) -> list[dict[str, Any]]:
+    pod = deployment.build(helpers.example_region(region_name), "shop", component, "x")
+    env = pod["spec"]["template"]["spec"]["containers"][0]["env"]
+    return [e for e in env if e["name"].startswith("OTEL_")]
+
+
+def test_tracing_env_only_when_the_region_sets_an_endpoint() -> None:
+    for component in ("cart", "pricing", "payments", "orders"):
+        assert _otel_env("eu-west-1", component) == [
+            {
+                "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "value": "http://otel-collector.observability:4318",
+            },
+            {"name": "OTEL_TRACES_SAMPLER", "value": "parentbased_traceidratio"},
+            {"name": "OTEL_TRACES_SAMPLER_ARG", "value": "0.2"},
+        ], component
+    assert _otel_env("ap-south-1", "cart") == []  # no spec.tracing: off

@@ -142,6 +142,17 @@ class ServicesSpec(ApiModel):
         return spec
 
 
+class Tracing(ApiModel):
+    """OpenTelemetry tracing of the region's services (off unless ``otlpEndpoint`` is set)."""
+
+    otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://", max_length=512)
+    """OTLP/HTTP endpoint of the collector, e.g. ``http://otel-collector.observability:4318``
+    (becomes ``OTEL_EXPORTER_OTLP_ENDPOINT``; spans go to ``<endpoint>/v1/traces``)."""
+    sample_percent: int = Field(default=100, ge=0, le=100)
+    """Share of new traces recorded; a request that arrives with a sampled trace context is
+    always recorded (``parentbased_traceidratio``)."""
+
+
 class Dependencies(ApiModel):
     """Where the region's backing services are; each address comes from a Secret key."""
 
@@ -319,6 +330,8 @@ class CheckoutRegionSpec(ApiModel):
     """The checkout services of the region."""
     dependencies: Dependencies
     """PostgreSQL, Redis, Kafka and Temporal addresses (from Secrets)."""
+    tracing: Tracing = Tracing()
+    """OpenTelemetry tracing of the services (off by default)."""
     pricing: PricingSpec = PricingSpec()
     """Catalog prices, taxes, shipping, promotions and flags of the pricing service (rendered
     into the ConfigMap ``checkout-pricing``)."""

@@ -64,6 +64,13 @@ def build(
         pods.env_from_secret("KAFKA_BOOTSTRAP", deps.kafka),
         pods.env_from_secret("TEMPORAL_ADDRESS", deps.temporal),
     ]
+    tracing = spec.tracing
+    if tracing.otlp_endpoint:
+        env += [
+            pods.env_value("OTEL_EXPORTER_OTLP_ENDPOINT", tracing.otlp_endpoint),
+            pods.env_value("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            pods.env_value("OTEL_TRACES_SAMPLER_ARG", f"{tracing.sample_percent / 100:g}"),
+        ]
     if component == "payments":
         mounts.append(
             _config_volume(
