@@ -87,7 +87,9 @@ def test_payments_deployment_exact() -> None:
                                 },
                                 _secret_env("DATABASE_URL", "eu-west-1-postgres", "url"),
                                 _secret_env("REDIS_URL", "eu-west-1-redis", "url"),
-                                _secret_env("KAFKA_BOOTSTRAP", "eu-west-1-kafka", "bootstrap"),
+                                _secret_env(
+                                    "KAFKA_BOOTSTRAP_SERVERS", "eu-west-1-kafka", "bootstrap"
+                                ),
                                 _secret_env("TEMPORAL_ADDRESS", "eu-west-1-temporal", "address"),
                                 {
                                     "name": "OTEL_EXPORTER_OTLP_ENDPOINT",

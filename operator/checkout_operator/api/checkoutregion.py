@@ -161,7 +161,7 @@ class Dependencies(ApiModel):
     redis: SecretKeyRef
     """Redis URL (becomes ``REDIS_URL``)."""
     kafka: SecretKeyRef
-    """Kafka bootstrap servers of the region's own cluster (becomes ``KAFKA_BOOTSTRAP``)."""
+    """Kafka bootstrap servers of the region's own cluster (becomes ``KAFKA_BOOTSTRAP_SERVERS``)."""
     temporal: SecretKeyRef
     """Temporal frontend ``host:port`` (becomes ``TEMPORAL_ADDRESS``)."""
 

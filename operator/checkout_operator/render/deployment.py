@@ -61,7 +61,7 @@ def build(
         ),
         pods.env_from_secret("DATABASE_URL", deps.postgres),
         pods.env_from_secret("REDIS_URL", deps.redis),
-        pods.env_from_secret("KAFKA_BOOTSTRAP", deps.kafka),
+        pods.env_from_secret("KAFKA_BOOTSTRAP_SERVERS", deps.kafka),
         pods.env_from_secret("TEMPORAL_ADDRESS", deps.temporal),
     ]
     tracing = spec.tracing
