@@ -13,8 +13,8 @@ help:  ## list the targets
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-setup: $(BIN)/python  ## create .venv and install the project with its dev and services extras
-	$(BIN)/pip install -q -e '.[dev,services]'
+setup: $(BIN)/python  ## create .venv and install the project with its dev, services and tracing extras
+	$(BIN)/pip install -q -e '.[dev,services,tracing]'
 
 lint:  ## ruff (lint + format check)
 	$(BIN)/ruff check operator services hack tests

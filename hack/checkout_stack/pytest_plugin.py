@@ -35,9 +35,11 @@ class KafkaClusters:
     def __init__(self, stack: Stack) -> None:
         self._stack = stack
 
-    def get(self, region: str) -> KafkaCluster:
+    def get(self, region: str, *, auto_create_topics: bool = True) -> KafkaCluster:
+        """``auto_create_topics=False``: a cluster with ``auto.create.topics.enable=false``
+        (give it a region name of its own: the setting is fixed at start)."""
         try:
-            return self._stack.kafka(region)
+            return self._stack.kafka(region, auto_create_topics=auto_create_topics)
         except StackError as exc:
             _fail(exc)
             raise

@@ -105,10 +105,21 @@ class Stack:
         result: Redis = self._once("redis", lambda: Redis(self.run_dir / "redis"))
         return result
 
-    def kafka(self, region: str) -> KafkaCluster:
+    def kafka(self, region: str, *, auto_create_topics: bool = True) -> KafkaCluster:
+        """The region's cluster; ``auto_create_topics=False`` starts it with
+        ``auto.create.topics.enable=false`` (the setting is fixed when the cluster starts)."""
         result: KafkaCluster = self._once(
-            f"kafka/{region}", lambda: KafkaCluster(region, self.run_dir / f"kafka-{region}")
+            f"kafka/{region}",
+            lambda: KafkaCluster(
+                region, self.run_dir / f"kafka-{region}", auto_create_topics=auto_create_topics
+            ),
         )
+        if result.auto_create_topics != auto_create_topics:
+            raise StackError(
+                f"kafka/{region}",
+                f"already running with auto.create.topics.enable={result.auto_create_topics}",
+                fix="use another region name for a cluster with the other setting",
+            )
         return result
 
     def temporal(self) -> Temporal:

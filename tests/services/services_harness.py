@@ -27,6 +27,7 @@ def region_config(endpoints: dict[str, str] | None = None, **topics: str) -> dic
         "jurisdiction": "EU",
         "homeMarkets": ["DE", "FR", "NL"],
         "endpoints": endpoints or {},
+        "kafkaReplicationFactor": 1,  # one-broker test clusters
     }
     if topics:
         cfg["topics"] = topics

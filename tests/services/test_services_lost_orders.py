@@ -52,6 +52,7 @@ def env(
         {
             "DATABASE_URL": e.orders_env["DATABASE_URL"],
             "KAFKA_BOOTSTRAP_SERVERS": e.kafka_bootstrap,
+            "REGION_CONFIG_FILE": e.orders_env["REGION_CONFIG_FILE"],
         },
     ).start()
     try:

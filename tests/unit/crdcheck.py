@@ -2,7 +2,8 @@
 
 1. defaulting from the schema's ``default`` values,
 2. the structural schema (openapi-schema-validator, OpenAPI 3.0) with unknown fields rejected
-   (``kubectl --validate=strict``) and ``x-kubernetes-list-type: set`` duplicates rejected,
+   (``kubectl --validate=strict``) and ``x-kubernetes-list-type: set`` duplicates (and
+   ``map`` entries with the same ``x-kubernetes-list-map-keys``) rejected,
 3. every ``x-kubernetes-validations`` CEL rule (cel-python), with ``self`` bound to the node
    and ``oldSelf`` to the old object's node for transition rules.
 
@@ -81,6 +82,14 @@ def _set_problems(schema: dict[str, Any], value: Any, path: str) -> Iterator[Pro
             value
         ):
             yield (path, "duplicate items in a set")
+        if schema.get("x-kubernetes-list-type") == "map":
+            keys = schema.get("x-kubernetes-list-map-keys", [])
+            seen: set[str] = set()
+            for index, item in enumerate(value):
+                key = repr([item.get(k) for k in keys]) if isinstance(item, dict) else repr(item)
+                if key in seen:
+                    yield (_join(path, index), "duplicate entry in a map list")
+                seen.add(key)
         for index, item in enumerate(value):
             yield from _set_problems(schema.get("items", {}), item, _join(path, index))
 

@@ -184,6 +184,62 @@ CASES: list[tuple[str, str, Callable[[Doc], None], str]] = [
         _set("spec.remoteCluster.namespace", "Check_Out"),
         "spec.remoteCluster.namespace",
     ),
+    (
+        "tracing-endpoint-not-http",
+        REGION,
+        _set("spec.tracing.otlpEndpoint", "otel-collector:4317"),
+        "spec.tracing.otlpEndpoint",
+    ),
+    (
+        "tracing-sample-over-100",
+        REGION,
+        _set("spec.tracing.samplePercent", 101),
+        "spec.tracing.samplePercent",
+    ),
+    (
+        "pricing-sku-twice",
+        REGION,
+        _set("spec.pricing.catalog[1].sku", "tee"),
+        "spec.pricing.catalog",
+    ),
+    (
+        "pricing-currency-twice",
+        REGION,
+        lambda d: d["spec"]["pricing"]["catalog"][0]["prices"].append(
+            {"currency": "EUR", "amount": 1}
+        ),
+        "spec.pricing.catalog[0].prices",
+    ),
+    (
+        "pricing-amount-negative",
+        REGION,
+        _set("spec.pricing.catalog[0].prices[0].amount", -1),
+        "spec.pricing.catalog[0].prices[0].amount",
+    ),
+    (
+        "pricing-tax-country-twice",
+        REGION,
+        _set("spec.pricing.tax[1].country", "NL"),
+        "spec.pricing.tax",
+    ),
+    (
+        "pricing-tax-kind-unknown",
+        REGION,
+        _set("spec.pricing.tax[0].kind", "excise"),
+        "spec.pricing.tax[0].kind",
+    ),
+    (
+        "pricing-promotion-flag-unknown",
+        REGION,
+        _set("spec.pricing.promotions[0].flag", "promo.nope"),
+        "spec.pricing.promotions",
+    ),
+    (
+        "pricing-shipping-option-twice",
+        REGION,
+        _set("spec.pricing.shipping[0].options[1].id", "standard"),
+        "spec.pricing.shipping[0].options",
+    ),
     ("no-providers", ROUTE, _set("spec.providers", []), "spec.providers"),
     (
         "provider-type-unknown",

@@ -21,7 +21,8 @@ CRD_DIR = helpers.ROOT / "crds"
 ALLOWED_KEYS = {
     "type", "description", "properties", "items", "required", "enum", "pattern", "minLength",
     "maxLength", "minimum", "maximum", "minItems", "maxItems", "default", "format",
-    "additionalProperties", "x-kubernetes-list-type", "x-kubernetes-validations",
+    "additionalProperties", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
+    "x-kubernetes-validations",
 }  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from checkout_operator.render import configmaps, hashing
 from checkout_services.common.config import RegionConfig
 from checkout_services.common.routing import FleetRouting
 from checkout_services.payments.config import PaymentRoutingConfig
+from checkout_services.pricing.config import PricingConfig
 
 
 def test_region_configmap_exact() -> None:
@@ -32,6 +33,7 @@ def test_region_configmap_exact() -> None:
             "paymentCaptureFailedDlq": "checkout.dlq.payment-capture-failed",
             "reservationExpiredDlq": "checkout.dlq.reservation-expired",
         },
+        "kafkaReplicationFactor": 3,
         "temporalNamespace": "default",
         "temporalTaskQueue": "checkout",
     }
@@ -131,3 +133,72 @@ def test_fleet_routing_uses_the_effective_writer_from_status() -> None:
     region = helpers.example_region("eu-west-1")
     cm = configmaps.fleet_configmap(region, "shop", routing)
     assert FleetRouting.model_validate_json(cm["data"]["routing.json"]) == routing
+
+
+def test_pricing_configmap_exact() -> None:
+    """``spec.pricing`` (lists of named entries) becomes the pricing service's file (maps)."""
+    region = helpers.example_region("eu-west-1")
+    got = configmaps.pricing_configmap(region, "shop")
+    expected_json = {
+        "catalog": {"tee": {"EUR": 1999}, "mug": {"EUR": 1250}},
+        "tax": {
+            "NL": {"kind": "VAT", "rateBp": 2100, "inclusive": True},
+            "IE": {"kind": "VAT", "rateBp": 2300, "inclusive": True},
+            "FR": {"kind": "VAT", "rateBp": 2000, "inclusive": True},
+        },
+        "shipping": {
+            "NL": [
+                {"id": "standard", "name": "Standard", "amounts": {"EUR": 495}, "days": 2},
+                {"id": "express", "name": "Express", "amounts": {"EUR": 1295}, "days": 1},
+            ],
+            "IE": [{"id": "standard", "name": "Standard", "amounts": {"EUR": 795}, "days": 4}],
+            "FR": [{"id": "standard", "name": "Standard", "amounts": {"EUR": 595}, "days": 3}],
+        },
+        "promotions": [
+            {
+                "code": "WELCOME10",
+                "flag": "promo.welcome10",
+                "percentOffBp": 1000,
+                "amountOff": {},
+                "minSubtotal": {},
+            },
+            {
+                "code": "FIVEOFF",
+                "flag": "promo.fiveoff",
+                "percentOffBp": 0,
+                "amountOff": {"EUR": 500},
+                "minSubtotal": {"EUR": 3000},
+            },
+        ],
+        "flags": {"promo.welcome10": True, "promo.fiveoff": False},
+        "snapshotTtlSeconds": 900,
+    }
+    assert got == hashing.with_spec_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "checkout-pricing",
+                "namespace": "shop",
+                "labels": {
+                    "app.kubernetes.io/name": "checkout-pricing-config",
+                    "app.kubernetes.io/instance": "checkout-pricing-config-eu-west-1",
+                    "app.kubernetes.io/component": "pricing-config",
+                    "app.kubernetes.io/part-of": "checkout",
+                    "app.kubernetes.io/managed-by": "checkout-operator",
+                    "checkout-operator.io/region": "eu-west-1",
+                },
+            },
+            "data": {"pricing.json": json.dumps(expected_json, indent=2) + "\n"},
+        }
+    )
+    # the service's own loader reads it back unchanged
+    loaded = PricingConfig.model_validate_json(got["data"]["pricing.json"])
+    assert loaded.catalog["tee"] == {"EUR": 1999}
+    assert loaded.promotions[1].min_subtotal == {"EUR": 3000}
+
+
+def test_pricing_configmap_of_a_region_without_pricing_is_empty_but_valid() -> None:
+    got = configmaps.pricing_configmap(helpers.example_region("ap-south-1"), "shop")
+    loaded = PricingConfig.model_validate_json(got["data"]["pricing.json"])
+    assert loaded == PricingConfig(catalog={}, tax={}, shipping={})

@@ -87,8 +87,19 @@ def test_payments_deployment_exact() -> None:
                                 },
                                 _secret_env("DATABASE_URL", "eu-west-1-postgres", "url"),
                                 _secret_env("REDIS_URL", "eu-west-1-redis", "url"),
-                                _secret_env("KAFKA_BOOTSTRAP", "eu-west-1-kafka", "bootstrap"),
+                                _secret_env(
+                                    "KAFKA_BOOTSTRAP_SERVERS", "eu-west-1-kafka", "bootstrap"
+                                ),
                                 _secret_env("TEMPORAL_ADDRESS", "eu-west-1-temporal", "address"),
+                                {
+                                    "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
+                                    "value": "http://otel-collector.observability:4318",
+                                },
+                                {
+                                    "name": "OTEL_TRACES_SAMPLER",
+                                    "value": "parentbased_traceidratio",
+                                },
+                                {"name": "OTEL_TRACES_SAMPLER_ARG", "value": "0.2"},
                                 {
                                     "name": "PSP_ROUTING_FILE",
                                     "value": "/etc/checkout/psp-routing/routing.json",
@@ -186,3 +197,46 @@ def test_config_hash_changes_roll_the_pods_and_the_spec_hash() -> None:
     a = deployment.build(region, "shop", "cart", "one")
     b = deployment.build(region, "shop", "cart", "two")
     assert a["metadata"]["annotations"] != b["metadata"]["annotations"]
+
+
+def test_pricing_mounts_its_rendered_config() -> None:
+    region = helpers.example_region("eu-west-1")
+    got = deployment.build(region, "shop", "pricing", "x")
+    pod = got["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["volumes"] == [
+        {"name": "region-config", "configMap": {"name": "checkout-region"}},
+        {"name": "fleet-routing", "configMap": {"name": "checkout-fleet-routing"}},
+        {"name": "pricing-config", "configMap": {"name": "checkout-pricing"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+    ]
+    assert container["volumeMounts"] == [
+        {"name": "region-config", "mountPath": "/etc/checkout/region", "readOnly": True},
+        {"name": "fleet-routing", "mountPath": "/etc/checkout/routing", "readOnly": True},
+        {"name": "pricing-config", "mountPath": "/etc/checkout/pricing", "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PRICING_CONFIG_FILE"] == "/etc/checkout/pricing/pricing.json"
+    # only pricing reads it
+    cart = deployment.build(region, "shop", "cart", "x")["spec"]["template"]["spec"]
+    assert "pricing-config" not in {v["name"] for v in cart["volumes"]}
+
+
+def _otel_env(region_name: str, component: str) -> list[dict[str, Any]]:
+    pod = deployment.build(helpers.example_region(region_name), "shop", component, "x")
+    env = pod["spec"]["template"]["spec"]["containers"][0]["env"]
+    return [e for e in env if e["name"].startswith("OTEL_")]
+
+
+def test_tracing_env_only_when_the_region_sets_an_endpoint() -> None:
+    for component in ("cart", "pricing", "payments", "orders"):
+        assert _otel_env("eu-west-1", component) == [
+            {
+                "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "value": "http://otel-collector.observability:4318",
+            },
+            {"name": "OTEL_TRACES_SAMPLER", "value": "parentbased_traceidratio"},
+            {"name": "OTEL_TRACES_SAMPLER_ARG", "value": "0.2"},
+        ], component
+    assert _otel_env("ap-south-1", "cart") == []  # no spec.tracing: off

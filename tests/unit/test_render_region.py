@@ -20,7 +20,7 @@ def test_objects_of_a_standalone_region() -> None:
     regions, routes = helpers.example_objects()
     objects = region.render_region(helpers.example_region("eu-west-1"), regions, routes)
     assert _kinds(objects) == {
-        "ConfigMap": 4,  # region, psp routing, fleet routing, mm2.properties
+        "ConfigMap": 5,  # region, psp routing, fleet routing, pricing, mm2.properties
         "Deployment": 7,  # six services + MirrorMaker 2
         "HorizontalPodAutoscaler": 6,
         "NetworkPolicy": 6,
@@ -38,7 +38,7 @@ def test_objects_of_a_strimzi_region_with_a_fixed_size_service() -> None:
     kinds = _kinds(objects)
     assert kinds["KafkaMirrorMaker2"] == 1
     assert kinds["HorizontalPodAutoscaler"] == 5  # pricing has autoscaling off
-    assert kinds["ConfigMap"] == 3
+    assert kinds["ConfigMap"] == 4  # region, psp routing, fleet routing, pricing
 
 
 def test_region_without_peers_renders_no_mirrormaker() -> None:

@@ -82,6 +82,9 @@ class KafkaCluster:
     controller_port: int = 0
     cluster_id: str = ""
     jvm_opts: Sequence[str] = ()
+    auto_create_topics: bool = True
+    """``auto.create.topics.enable``: False makes a producer to a missing topic fail, as on a
+    production cluster, so tests show that the services create their topics themselves."""
     procs: list[Proc] = field(default_factory=list)
 
     @property
@@ -119,7 +122,7 @@ class KafkaCluster:
                     "share.coordinator.state.topic.min.isr=1",
                     "min.insync.replicas=1",
                     "group.initial.rebalance.delay.ms=0",
-                    "auto.create.topics.enable=true",
+                    f"auto.create.topics.enable={str(self.auto_create_topics).lower()}",
                     "log.flush.interval.messages=9223372036854775807",
                     "",
                 ]

@@ -23,6 +23,7 @@ from checkout_operator.api.meta import (
     cel_rules,
     rule,
 )
+from checkout_operator.api.pricing import PricingSpec
 from checkout_operator.api.status import CheckoutRegionStatus
 
 KIND: Final = "CheckoutRegion"
@@ -141,6 +142,17 @@ class ServicesSpec(ApiModel):
         return spec
 
 
+class Tracing(ApiModel):
+    """OpenTelemetry tracing of the region's services (off unless ``otlpEndpoint`` is set)."""
+
+    otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://", max_length=512)
+    """OTLP/HTTP endpoint of the collector, e.g. ``http://otel-collector.observability:4318``
+    (becomes ``OTEL_EXPORTER_OTLP_ENDPOINT``; spans go to ``<endpoint>/v1/traces``)."""
+    sample_percent: int = Field(default=100, ge=0, le=100)
+    """Share of new traces recorded; a request that arrives with a sampled trace context is
+    always recorded (``parentbased_traceidratio``)."""
+
+
 class Dependencies(ApiModel):
     """Where the region's backing services are; each address comes from a Secret key."""
 
@@ -149,7 +161,7 @@ class Dependencies(ApiModel):
     redis: SecretKeyRef
     """Redis URL (becomes ``REDIS_URL``)."""
     kafka: SecretKeyRef
-    """Kafka bootstrap servers of the region's own cluster (becomes ``KAFKA_BOOTSTRAP``)."""
+    """Kafka bootstrap servers of the region's own cluster (becomes ``KAFKA_BOOTSTRAP_SERVERS``)."""
     temporal: SecretKeyRef
     """Temporal frontend ``host:port`` (becomes ``TEMPORAL_ADDRESS``)."""
 
@@ -196,7 +208,8 @@ class Replication(ApiModel):
     max_lag_on_failover: int = Field(default=100, ge=0)
     """Most messages a failover target may lag behind and still be promoted."""
     replication_factor: int = Field(default=3, ge=1, le=7)
-    """Replication factor of replicated and internal MM2 topics (1 on a one-broker test)."""
+    """Replication factor of replicated and internal MM2 topics, and of the region's own
+    topics that the outbox relay creates (1 on a one-broker test)."""
     refresh_interval_seconds: int = Field(default=60, ge=1, le=3600)
     """How often MM2 looks for new topics and groups."""
     checkpoint_interval_seconds: int = Field(default=60, ge=1, le=3600)
@@ -317,6 +330,11 @@ class CheckoutRegionSpec(ApiModel):
     """The checkout services of the region."""
     dependencies: Dependencies
     """PostgreSQL, Redis, Kafka and Temporal addresses (from Secrets)."""
+    tracing: Tracing = Tracing()
+    """OpenTelemetry tracing of the services (off by default)."""
+    pricing: PricingSpec = PricingSpec()
+    """Catalog prices, taxes, shipping, promotions and flags of the pricing service (rendered
+    into the ConfigMap ``checkout-pricing``)."""
     replication: Replication = Replication()
     """MirrorMaker 2 replication from peer regions."""
     health_probe: HealthProbe = HealthProbe()

@@ -3,12 +3,14 @@
 * ``checkout-region``: :class:`checkout_services.common.config.RegionConfig`
 * ``checkout-psp-routing``: :class:`checkout_services.payments.config.PaymentRoutingConfig`
 * ``checkout-fleet-routing``: :class:`checkout_services.common.routing.FleetRouting`
+* ``checkout-pricing``: :class:`checkout_services.pricing.config.PricingConfig`
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from checkout_operator.api import pricing as pricing_api
 from checkout_operator.api import residency
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.psproute import PSPRoute
@@ -17,10 +19,12 @@ from checkout_operator.render import hashing, labels, psp
 from checkout_services.common import config as region_config
 from checkout_services.common import routing
 from checkout_services.payments import config as payments_config
+from checkout_services.pricing import config as pricing_config
 
 REGION_COMPONENT = "region-config"
 PSP_COMPONENT = "psp-routing"
 FLEET_COMPONENT = "fleet-routing"
+PRICING_COMPONENT = "pricing-config"
 
 
 def configmap(
@@ -53,6 +57,7 @@ def region_config_model(region: CheckoutRegion) -> region_config.RegionConfig:
         jurisdiction=spec.jurisdiction,
         home_markets=tuple(m.country for m in spec.home_markets),
         endpoints={name: service_url(name) for name in region_config.SERVICE_NAMES},
+        kafka_replication_factor=spec.replication.replication_factor,
     )
 
 
@@ -178,4 +183,52 @@ def fleet_configmap(
         region.spec.region,
         FLEET_COMPONENT,
         {routing.CONFIG_KEY: fleet_routing.to_json()},
+    )
+
+
+def _amounts(prices: Sequence[pricing_api.Price]) -> dict[str, int]:
+    return {p.currency: p.amount for p in prices}
+
+
+def pricing_model(region: CheckoutRegion) -> pricing_config.PricingConfig:
+    """``spec.pricing`` in the service's own model: the API's lists of named entries become the
+    file's maps (SKU -> currency -> amount, country -> rule, ...), in the spec's order."""
+    spec = region.spec.pricing
+    return pricing_config.PricingConfig(
+        catalog={item.sku: _amounts(item.prices) for item in spec.catalog},
+        tax={
+            t.country: pricing_config.TaxRule(kind=t.kind, rate_bp=t.rate_bp, inclusive=t.inclusive)
+            for t in spec.tax
+        },
+        shipping={
+            s.country: tuple(
+                pricing_config.ShippingOption(
+                    id=o.id, name=o.name, amounts=_amounts(o.prices), days=o.days
+                )
+                for o in s.options
+            )
+            for s in spec.shipping
+        },
+        promotions=tuple(
+            pricing_config.Promotion(
+                code=p.code,
+                flag=p.flag,
+                percent_off_bp=p.percent_off_bp,
+                amount_off=_amounts(p.amount_off),
+                min_subtotal=_amounts(p.min_subtotal),
+            )
+            for p in spec.promotions
+        ),
+        flags={f.name: f.enabled for f in spec.flags},
+        snapshot_ttl_seconds=spec.snapshot_ttl_seconds,
+    )
+
+
+def pricing_configmap(region: CheckoutRegion, namespace: str) -> hashing.KubeObject:
+    return configmap(
+        pricing_config.CONFIGMAP_NAME,
+        namespace,
+        region.spec.region,
+        PRICING_COMPONENT,
+        {pricing_config.CONFIG_KEY: pricing_model(region).to_json()},
     )

@@ -1,8 +1,9 @@
 """Deployment of one checkout service.
 
 The pods mount the region config and the fleet routing (and, for payments, the PSP routing plus
-one directory per provider credentials Secret), get their backing-service addresses from
-Secrets through env vars, and run under the restricted pod security profile.
+one directory per provider credentials Secret; for pricing, the pricing config), get their
+backing-service addresses from Secrets through env vars, and run under the restricted pod
+security profile.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from checkout_operator.render import hashing, labels, pods, psp
 from checkout_services.common import config as region_config
 from checkout_services.common import routing
 from checkout_services.payments import config as payments_config
+from checkout_services.pricing import config as pricing_config
 
 SERVICES_COMMAND: Final = "checkout-services"
 
@@ -59,9 +61,16 @@ def build(
         ),
         pods.env_from_secret("DATABASE_URL", deps.postgres),
         pods.env_from_secret("REDIS_URL", deps.redis),
-        pods.env_from_secret("KAFKA_BOOTSTRAP", deps.kafka),
+        pods.env_from_secret("KAFKA_BOOTSTRAP_SERVERS", deps.kafka),
         pods.env_from_secret("TEMPORAL_ADDRESS", deps.temporal),
     ]
+    tracing = spec.tracing
+    if tracing.otlp_endpoint:
+        env += [
+            pods.env_value("OTEL_EXPORTER_OTLP_ENDPOINT", tracing.otlp_endpoint),
+            pods.env_value("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            pods.env_value("OTEL_TRACES_SAMPLER_ARG", f"{tracing.sample_percent / 100:g}"),
+        ]
     if component == "payments":
         mounts.append(
             _config_volume(
@@ -85,6 +94,18 @@ def build(
                     },
                 )
             )
+    if component == "pricing":
+        mounts.append(
+            _config_volume(
+                "pricing-config", pricing_config.CONFIGMAP_NAME, pricing_config.DEFAULT_MOUNT_DIR
+            )
+        )
+        env.append(
+            pods.env_value(
+                pricing_config.CONFIG_FILE_ENV,
+                f"{pricing_config.DEFAULT_MOUNT_DIR}/{pricing_config.CONFIG_KEY}",
+            )
+        )
     mounts.append(pods.tmp_volume())
     container: dict[str, Any] = {
         "name": component,

@@ -89,11 +89,14 @@ def render_region(
     region_cm = configmaps.region_configmap(region, namespace)
     fleet_cm = configmaps.fleet_configmap(region, namespace, fleet_routing)
     psp_cm = configmaps.psp_configmap(region, namespace, routes)
+    # Not in the pods' config hash: the pricing service re-reads its file when the ConfigMap
+    # changes, so a price or flag edit applies without a rollout.
+    pricing_cm = configmaps.pricing_configmap(region, namespace)
     base_hash = hashing.digest([region_cm["data"], fleet_cm["data"]])
     payments_hash = hashing.digest([region_cm["data"], fleet_cm["data"], psp_cm["data"]])
     secrets = psp.credential_secrets(routes)
 
-    objects: list[hashing.KubeObject] = [region_cm, fleet_cm, psp_cm]
+    objects: list[hashing.KubeObject] = [region_cm, fleet_cm, psp_cm, pricing_cm]
     for name in region_config.SERVICE_NAMES:
         svc = spec.services.for_service(name)
         payments = name == "payments"

@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 
-from checkout_services.common import errors, health, metrics, requestid
+from checkout_services.common import errors, health, metrics, requestid, tracing
 
 
 def create(
@@ -30,4 +30,5 @@ def create(
     app.include_router(health.router())
     app.add_middleware(metrics.MetricsMiddleware, metrics=service_metrics)
     app.add_middleware(requestid.RequestIdMiddleware)
+    tracing.instrument_app(app)  # outermost; nothing when tracing is off
     return app

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from pydantic import Field
+
 from checkout_services.common.model import ConfigModel
 
 CONFIGMAP_NAME: Final = "checkout-region"
@@ -42,5 +44,8 @@ class RegionConfig(ConfigModel):
     endpoints: dict[str, str]
     """Service name -> base URL of that service inside the region (e.g. ``http://checkout-payments:8080``)."""
     topics: KafkaTopics = KafkaTopics()
+    kafka_replication_factor: int = Field(default=3, ge=1, le=7)
+    """Replication factor of the region's topics, which the outbox relay creates at start
+    (layouts in ``common/topics.py``); 1 on a one-broker test cluster."""
     temporal_namespace: str = "default"
     temporal_task_queue: str = "checkout"

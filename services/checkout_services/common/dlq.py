@@ -1,10 +1,16 @@
 """``checkout-services dlq list|replay``: inspect and replay the dead-letter topics.
 
 ``list`` prints each DLQ record (one JSON object a line) of PAYMENT_CAPTURE_FAILED and
-RESERVATION_EXPIRED. ``replay EVENT_ID`` re-drives that event's idempotent compensation through
+RESERVATION_EXPIRED, each event once: the topics are delivered at least once (outbox relay,
+MirrorMaker 2), so the reader drops redeliveries by event id through ``common.dedupe`` like
+every other consumer. ``replay EVENT_ID`` re-drives that event's idempotent compensation through
 the owning service: a capture failure -> ``POST <orders>/v1/orders/{id}/compensate``; an
 expired reservation -> ``POST <inventory>/v1/reservations/{id}/release``. Replaying twice
 changes nothing.
+
+With tracing on (``OTEL_EXPORTER_OTLP_ENDPOINT``), reading is traced (consume spans continue the
+trace in each record's ``traceparent`` header) and a replay's call runs in the replayed event's
+trace, so the compensation shows up in the trace of the checkout that failed.
 """
 
 from __future__ import annotations
@@ -19,7 +25,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from checkout_services.common import config, settings
+from checkout_services.common import config, dedupe, settings, tracing
+
+_TRACE_HEADERS = ("traceparent", "tracestate")
+_carriers: dict[str, dict[str, str]] = {}
+"""Event id -> the W3C trace context its record carried (only filled when tracing is on)."""
 
 
 def add_parser(sub: Any) -> None:
@@ -55,21 +65,48 @@ async def read(bootstrap: str, topics: list[str], wait_s: float) -> list[dict[st
     )
     await consumer.start()
     out: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen = dedupe.Deduper(window=1_000_000)
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while loop.time() < deadline:
             for tp, records in (await consumer.getmany(timeout_ms=300)).items():
                 for r in records:
-                    event = json.loads(r.value)
-                    if event["eventId"] in seen:  # at-least-once delivery: drop duplicates
+                    event = _decode(r.value)
+                    if event is None:
+                        print(
+                            f"checkout-services dlq: skipped {tp.topic}@{r.offset}:"
+                            " not a DLQ event (no JSON object with an eventId)",
+                            file=sys.stderr,
+                        )
                         continue
-                    seen.add(event["eventId"])
-                    out.append({"topic": tp.topic, "offset": r.offset, **event})
+
+                    entry = {"topic": tp.topic, "offset": r.offset, **event}
+                    if tracing.enabled():
+                        carrier = {
+                            k: v.decode(errors="replace")
+                            for k, v in r.headers
+                            if k in _TRACE_HEADERS and v is not None
+                        }
+                        _carriers.setdefault(str(event["eventId"]), carrier)
+
+                    async def keep(entry: dict[str, Any] = entry) -> None:
+                        out.append(entry)
+
+                    await seen.apply_once(str(event["eventId"]), keep)
     finally:
         await consumer.stop()
     return out
+
+
+def _decode(value: bytes | None) -> dict[str, Any] | None:
+    try:
+        event = json.loads(value or b"")
+    except ValueError:
+        return None
+    if not isinstance(event, dict) or not event.get("eventId"):
+        return None
+    return event
 
 
 def _events(args: argparse.Namespace) -> tuple[config.RegionConfig, list[dict[str, Any]]]:
@@ -101,7 +138,8 @@ def _replay(args: argparse.Namespace) -> int:
     if not base:
         print(f"checkout-services dlq: no {service} endpoint in the region config", file=sys.stderr)
         return 2
-    resp = httpx.post(base.rstrip("/") + path, timeout=30)
+    with tracing.attached(_carriers.get(args.event_id)):
+        resp = httpx.post(base.rstrip("/") + path, timeout=30)
     if resp.status_code >= 400:
         print(
             f"checkout-services dlq: replay failed: {resp.status_code} {resp.text}", file=sys.stderr
@@ -113,6 +151,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        tracing.setup("dlq")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
         code: int = args.handler(args)
     except settings.SettingsError as exc:
         print(f"checkout-services dlq: {exc}", file=sys.stderr)

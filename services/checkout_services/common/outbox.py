@@ -6,6 +6,11 @@ relays may run), publishes them (acks=all, idempotent producer), then stamps ``p
 in the same transaction. A crash between publish and commit re-publishes: delivery is at
 least once, and every record carries its ``event_id`` (payload field and Kafka header) so
 consumers drop duplicates.
+
+The relay creates its topics (``common/topics.py``: partitions, replication factor, cleanup
+policy, retention from one table) with the Kafka admin client when it starts, and any topic an
+outbox row names that is not in its table before publishing to it: it never relies on the
+broker's topic auto-creation.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +28,9 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from checkout_services.common import config, tracing
+from checkout_services.common import topics as kafka_topics
 
 log = logging.getLogger("checkout_services.common.outbox")
 
@@ -45,16 +53,25 @@ async def enqueue(
         "occurredAt": datetime.now(UTC).isoformat(),
         "data": dict(data),
     }
+    carrier = tracing.current_carrier()  # None unless tracing is on
     await conn.execute(
-        "INSERT INTO outbox (event_id, topic, event_type, key, payload)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (event_id) DO NOTHING",
+        "INSERT INTO outbox (event_id, topic, event_type, key, payload, trace_context)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb) ON CONFLICT (event_id) DO NOTHING",
         eid,
         topic,
         event_type,
         key,
         json.dumps(envelope),
+        json.dumps(carrier) if carrier is not None else None,
     )
     return eid
+
+
+def _carrier(raw: str | None) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    value = json.loads(raw)
+    return value if isinstance(value, dict) else None
 
 
 @dataclass
@@ -89,15 +106,60 @@ class Relay:
         metrics: RelayMetrics | None = None,
         batch: int = 200,
         idle_sleep: float = 0.05,
+        topics: Mapping[str, kafka_topics.TopicSpec] | None = None,
+        replication_factor: int = 3,
     ) -> None:
+        """``topics`` (from :func:`topics.plan` of the region) are created at start; a topic
+        that is not among them gets ``topics.DEFAULT_LAYOUT`` and ``replication_factor``."""
         self.pool = pool
         self.bootstrap = bootstrap
         self.metrics = metrics
         self.batch = batch
         self.idle_sleep = idle_sleep
+        self.topics = dict(topics or {})
+        self.replication_factor = replication_factor
+        self.ensured: set[str] = set()
         self.producer: AIOKafkaProducer | None = None
 
+    @classmethod
+    def for_region(
+        cls,
+        pool: asyncpg.Pool,
+        bootstrap: str,
+        region: config.RegionConfig,
+        *,
+        metrics: RelayMetrics | None = None,
+    ) -> Relay:
+        """The relay of a region: it creates the region's topics (``topics.plan``) at start."""
+        return cls(
+            pool,
+            bootstrap,
+            metrics=metrics,
+            topics=kafka_topics.plan(region),
+            replication_factor=region.kafka_replication_factor,
+        )
+
+    async def ensure_topics(self, specs: Iterable[kafka_topics.TopicSpec]) -> None:
+        todo = [s for s in specs if s.name not in self.ensured]
+        if not todo:
+            return
+        result = await kafka_topics.ensure(self.bootstrap, todo)
+        if result.created or result.reconfigured:
+            log.info(
+                "outbox relay: topics created %s, reconfigured %s",
+                result.created,
+                result.reconfigured,
+            )
+        self.ensured.update(s.name for s in todo)
+
+    def topic_spec(self, name: str) -> kafka_topics.TopicSpec:
+        known = self.topics.get(name)
+        if known is not None:
+            return known
+        return kafka_topics.spec(name, kafka_topics.DEFAULT_LAYOUT, self.replication_factor)
+
     async def start(self) -> None:
+        await self.ensure_topics(self.topics.values())
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             acks="all",
@@ -116,21 +178,26 @@ class Relay:
         assert self.producer is not None, "Relay.start() first"
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, event_id, topic, key, payload FROM outbox"
+                "SELECT id, event_id, topic, key, payload, trace_context FROM outbox"
                 " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.batch,
             )
             if not rows:
                 return 0
-            futures = [
-                await self.producer.send(
-                    r["topic"],
-                    value=r["payload"].encode(),
-                    key=r["key"].encode(),
-                    headers=[("event-id", str(r["event_id"]).encode())],
-                )
-                for r in rows
-            ]
+            await self.ensure_topics(self.topic_spec(t) for t in {r["topic"] for r in rows})
+            futures = []
+            for r in rows:
+                # tracing on: the send span (and the record's traceparent header) continue the
+                # trace of the transaction that wrote the event
+                with tracing.attached(_carrier(r["trace_context"])):
+                    futures.append(
+                        await self.producer.send(
+                            r["topic"],
+                            value=r["payload"].encode(),
+                            key=r["key"].encode(),
+                            headers=[("event-id", str(r["event_id"]).encode())],
+                        )
+                    )
             await asyncio.gather(*futures)
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",

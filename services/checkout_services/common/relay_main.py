@@ -1,5 +1,6 @@
 """``checkout-services outbox-relay``: the outbox relay alone (env: DATABASE_URL,
-KAFKA_BOOTSTRAP_SERVERS), for a service run with ``OUTBOX_RELAY=0``."""
+KAFKA_BOOTSTRAP_SERVERS, REGION_CONFIG_FILE for the topics it creates), for a service run with
+``OUTBOX_RELAY=0``."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import logging
 import signal
 import sys
 
-from checkout_services.common import db, outbox, settings
+from checkout_services.common import config, db, outbox, settings, tracing
 
 
-async def relay_forever(dsn: str, bootstrap: str) -> None:
+async def relay_forever(dsn: str, bootstrap: str, region: config.RegionConfig) -> None:
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
-    relay = outbox.Relay(pool, bootstrap)
+    relay = outbox.Relay.for_region(pool, bootstrap, region)
     task = asyncio.create_task(relay.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -32,8 +33,10 @@ def run() -> int:
     try:
         dsn = settings.env_str("DATABASE_URL")
         bootstrap = settings.env_str("KAFKA_BOOTSTRAP_SERVERS")
+        region = settings.load_region_config(settings.env_str(config.CONFIG_FILE_ENV))
+        tracing.setup("outbox-relay")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     except settings.SettingsError as exc:
         print(f"checkout-services outbox-relay: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(relay_forever(dsn, bootstrap))
+    asyncio.run(relay_forever(dsn, bootstrap, region))
     return 0

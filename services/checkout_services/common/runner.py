@@ -11,6 +11,7 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
+from checkout_services.common import tracing
 from checkout_services.common.settings import SettingsError
 
 
@@ -21,6 +22,7 @@ def serve(name: str, build: Callable[[], FastAPI], *, host: str, port: int) -> i
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:
+        tracing.setup(name)  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
         app = build()
     except SettingsError as exc:
         print(f"checkout-services {name}: {exc}", file=sys.stderr)

@@ -77,7 +77,9 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
             if s.sweep_interval_seconds > 0:
                 tasks.append(asyncio.create_task(sweeper(svc, s.sweep_interval_seconds)))
             if s.common.kafka_bootstrap and s.common.outbox_relay:
-                relay = outbox.Relay(pool, s.common.kafka_bootstrap, metrics=relay_metrics)
+                relay = outbox.Relay.for_region(
+                    pool, s.common.kafka_bootstrap, region, metrics=relay_metrics
+                )
                 tasks.append(asyncio.create_task(relay.run()))
             yield
         finally:

@@ -17,7 +17,15 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from checkout_services.common import app as common_app
-from checkout_services.common import db, idempotency, metrics, outbox, settings, write_guard
+from checkout_services.common import (
+    db,
+    idempotency,
+    metrics,
+    outbox,
+    settings,
+    tracing,
+    write_guard,
+)
 from checkout_services.orders import router
 from checkout_services.orders.activities import Activities
 from checkout_services.orders.service import OrdersService
@@ -79,7 +87,11 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         relay: outbox.Relay | None = None
         try:
             await db.migrate(pool, *MIGRATIONS)
-            temporal = await Client.connect(s.temporal_address, namespace=region.temporal_namespace)
+            temporal = await Client.connect(
+                s.temporal_address,
+                namespace=region.temporal_namespace,
+                interceptors=tracing.temporal_interceptors(),
+            )
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
             async with (
                 httpx.AsyncClient(limits=limits, timeout=10.0) as http,
@@ -104,7 +116,9 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                 }
                 tasks.append(asyncio.create_task(watch_dlq(pool, dlq_depth)))
                 if s.common.kafka_bootstrap and s.common.outbox_relay:
-                    relay = outbox.Relay(pool, s.common.kafka_bootstrap, metrics=relay_metrics)
+                    relay = outbox.Relay.for_region(
+                        pool, s.common.kafka_bootstrap, region, metrics=relay_metrics
+                    )
                     tasks.append(asyncio.create_task(relay.run()))
                 yield
         finally:

@@ -8,6 +8,8 @@ import sys
 
 import uvicorn
 
+from checkout_services.common import settings as common_settings
+from checkout_services.common import tracing
 from checkout_services.payments import app as payments_app
 from checkout_services.payments import config
 from checkout_services.payments.adapters import base
@@ -21,6 +23,11 @@ def run(*, host: str, port: int) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:
+        tracing.setup("payments")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+    except common_settings.SettingsError as exc:
+        print(f"checkout-services payments: {exc}", file=sys.stderr)
+        return 2
+    try:
         settings = Settings.from_env()
         routing: config.PaymentRoutingConfig = load_routing(settings.routing_file)
         for route in routing.routes:
@@ -29,8 +36,10 @@ def run(*, host: str, port: int) -> int:
     except (SettingsError, base.CredentialsError) as exc:
         print(f"checkout-services payments: {exc}", file=sys.stderr)
         return 2
+    app = payments_app.create_app(settings)
+    tracing.instrument_app(app)  # nothing when tracing is off
     uvicorn.run(
-        payments_app.create_app(settings),
+        app,
         host=host,
         port=port,
         log_level=level.lower() if level in ("DEBUG", "INFO") else "warning",

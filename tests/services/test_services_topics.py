@@ -1,0 +1,188 @@
+"""The outbox relay creates its topics (partitions, replication factor, cleanup policy,
+retention from ``common/topics.py``'s table) on a real broker whose topic auto-creation is
+disabled, and converges the configs of topics that already exist."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
+
+from checkout_services.common import config, db, outbox, topics
+from checkout_stack.components.postgres import Postgres
+from checkout_stack.pytest_plugin import KafkaClusters
+
+pytestmark = pytest.mark.stack
+
+NO_AUTO_CREATE = "no-autocreate"
+
+
+def region(tag: str) -> config.RegionConfig:
+    return config.RegionConfig(
+        region="eu-west-1",
+        fleet="test",
+        jurisdiction="EU",
+        home_markets=("DE",),
+        endpoints={},
+        topics=config.KafkaTopics(
+            order_placed=f"t{tag}.order-placed",
+            payment_captured=f"t{tag}.payment-captured",
+            fulfillment_requested=f"t{tag}.fulfillment-requested",
+            payment_capture_failed_dlq=f"t{tag}.dlq.payment-capture-failed",
+            reservation_expired_dlq=f"t{tag}.dlq.reservation-expired",
+        ),
+        kafka_replication_factor=1,
+    )
+
+
+async def describe(bootstrap: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Topic -> {"partitions": n, "replicas": rf, <config>: value} as the broker reports it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        out: dict[str, dict[str, Any]] = {}
+        for t in await admin.describe_topics(names):
+            assert t["error_code"] == 0, t
+            out[t["topic"]] = {
+                "partitions": len(t["partitions"]),
+                "replicas": len(t["partitions"][0]["replicas"]),
+            }
+        for response in await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
+        ):
+            for _code, _msg, _type, name, entries in response.resources:
+                out[name].update({e[0]: e[1] for e in entries})
+        return out
+    finally:
+        await admin.close()
+
+
+async def read_all(bootstrap: str, topic: str, n: int) -> list[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    got: list[dict[str, Any]] = []
+    try:
+        for _ in range(40):
+            for records in (await consumer.getmany(timeout_ms=250)).values():
+                got += [json.loads(r.value) for r in records]
+            if len(got) >= n:
+                break
+    finally:
+        await consumer.stop()
+    return got
+
+
+async def test_relay_creates_its_topics_where_auto_creation_is_off(
+    kafka_clusters: KafkaClusters, postgres: Postgres
+) -> None:
+    bootstrap = kafka_clusters.get(NO_AUTO_CREATE, auto_create_topics=False).bootstrap
+    tag = uuid.uuid4().hex[:8]
+    cfg = region(tag)
+
+    # the broker really refuses to auto-create: a producer to a missing topic fails
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    await producer.start()
+    try:
+        with pytest.raises(KafkaError):
+            await producer.send_and_wait(cfg.topics.order_placed, b"x")
+    finally:
+        await producer.stop()
+
+    pool = await db.create_pool(postgres.create_database(f"topics_{tag}"), min_size=1, max_size=2)
+    relay = outbox.Relay.for_region(pool, bootstrap, cfg)
+    legacy = f"t{tag}.legacy-events"  # named by an outbox row, not in the region's table
+    try:
+        await db.migrate(pool, db.COMMON_MIGRATIONS)
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue(
+                conn, topic=cfg.topics.order_placed, event_type="ORDER_PLACED", key="co-1",
+                data={"checkoutId": "co-1"},
+            )  # fmt: skip
+            await outbox.enqueue(
+                conn, topic=legacy, event_type="LEGACY", key="co-1", data={"checkoutId": "co-1"}
+            )
+        await relay.start()
+        assert await relay.publish_once() == 2
+    finally:
+        await relay.stop()
+        await pool.close()
+
+    assert [e["type"] for e in await read_all(bootstrap, cfg.topics.order_placed, 1)] == [
+        "ORDER_PLACED"
+    ]
+    assert [e["type"] for e in await read_all(bootstrap, legacy, 1)] == ["LEGACY"]
+
+    names = list(cfg.topics.model_dump().values())
+    got = await describe(bootstrap, [*names, legacy])
+    day = 24 * 3600 * 1000
+    for key, name in cfg.topics.model_dump().items():
+        dlq = key.endswith("_dlq")
+        assert got[name]["partitions"] == (3 if dlq else 6), name
+        assert got[name]["replicas"] == 1
+        assert got[name]["cleanup.policy"] == "delete"
+        assert got[name]["retention.ms"] == str((30 if dlq else 7) * day), name
+        assert got[name]["min.insync.replicas"] == "1"
+    assert got[legacy]["partitions"] == topics.DEFAULT_LAYOUT.partitions
+    assert got[legacy]["retention.ms"] == str(topics.DEFAULT_LAYOUT.retention_ms)
+
+
+async def test_ensure_converges_configs_and_never_repartitions(
+    kafka_clusters: KafkaClusters,
+) -> None:
+    bootstrap = kafka_clusters.get(NO_AUTO_CREATE, auto_create_topics=False).bootstrap
+    tag = uuid.uuid4().hex[:8]
+    plan = topics.plan(region(tag))
+    first = await topics.ensure(bootstrap, plan.values())
+    assert sorted(first.created) == sorted(plan)
+    again = await topics.ensure(bootstrap, plan.values())  # a second relay start: nothing to do
+    assert (again.created, again.reconfigured, again.under_partitioned) == ([], [], {})
+
+    # someone shortened a topic's retention by hand and set another config; another topic was
+    # made by hand with one partition
+    placed = region(tag).topics.order_placed
+    small = f"t{tag}.hand-made"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    placed,
+                    configs={"retention.ms": "60000", "max.message.bytes": "2000000"},
+                )
+            ]
+        )
+        await admin.create_topics([NewTopic(small, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+
+    wanted = [*plan.values(), topics.spec(small, topics.DEFAULT_LAYOUT, 1)]
+    fixed = await topics.ensure(bootstrap, wanted)
+    assert fixed.created == []
+    assert fixed.reconfigured == [placed]  # hand-made already has the broker's 7-day default
+    assert fixed.under_partitioned == {small: 1}
+    got = await describe(bootstrap, [placed, small])
+    assert got[placed]["retention.ms"] == str(7 * 24 * 3600 * 1000)
+    assert got[placed]["max.message.bytes"] == "2000000"  # the other config is kept
+    assert got[small]["partitions"] == 1  # reported, not changed (keys would move)
+    assert got[small]["cleanup.policy"] == "delete"
+
+
+async def test_ensure_names_the_topic_the_broker_refuses(kafka_clusters: KafkaClusters) -> None:
+    bootstrap = kafka_clusters.get(NO_AUTO_CREATE, auto_create_topics=False).bootstrap
+    bad = topics.spec(f"t{uuid.uuid4().hex[:8]}.rf3", topics.DEFAULT_LAYOUT, 3)
+    with pytest.raises(topics.TopicError, match=f"cannot create topic {bad.name}"):
+        await topics.ensure(bootstrap, [bad])  # one broker: replication factor 3 is impossible
+
+
+def test_every_region_topic_has_a_layout() -> None:
+    assert set(config.KafkaTopics.model_fields) == set(topics.TABLE)
