@@ -21,7 +21,7 @@ from prometheus_client import Counter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from checkout_services.common import config, outbox, requestid
+from checkout_services.common import classification, config, outbox, requestid
 
 EVENT_NS = uuid.UUID("0b6f7f55-3c1d-4b7e-8d9e-3f1a2b4c5d6e")
 RETRYABLE_SLUGS = frozenset(
@@ -145,7 +145,9 @@ class Activities:
             if row is not None:
                 await outbox.enqueue(
                     conn,
-                    topic=self.region.topics.order_placed,
+                    topic=classification.market_topic(
+                        self.region.topics.order_placed, inp["market"]
+                    ),
                     event_type="ORDER_PLACED",
                     key=cid,
                     event_id=event_id(cid, "placed"),
@@ -187,7 +189,9 @@ class Activities:
                 return "already"
             await outbox.enqueue(
                 conn,
-                topic=self.region.topics.payment_captured,
+                topic=classification.market_topic(
+                    self.region.topics.payment_captured, inp["market"]
+                ),
                 event_type="PAYMENT_CAPTURED",
                 key=cid,
                 event_id=event_id(cid, "captured"),
@@ -200,7 +204,9 @@ class Activities:
             )
             await outbox.enqueue(
                 conn,
-                topic=self.region.topics.fulfillment_requested,
+                topic=classification.market_topic(
+                    self.region.topics.fulfillment_requested, inp["market"]
+                ),
                 event_type="FULFILLMENT_REQUESTED",
                 key=cid,
                 event_id=event_id(cid, "fulfilment"),
