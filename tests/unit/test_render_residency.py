@@ -226,3 +226,26 @@ def test_flows_cli() -> None:
     assert bad.returncode == 2
     assert bad.stderr.strip().endswith("--region mars-1: no such region in the input")
     assert "Traceback" not in bad.stderr
+
+
+def test_lag_is_measured_on_the_replicated_topics_only() -> None:
+    from checkout_operator.replication import offsets
+
+    regions = fleet()
+    patterns = mirrormaker.effective_topic_patterns(by_name("us-east-1"), regions)
+    topics = [*SAMPLE_TOPICS, "checkout.orders-1a2b3c", "mm2-offsets.eu-west-1.internal"]
+    assert offsets.replicated_topics(topics, patterns) == sorted(
+        [
+            "checkout.customers.BR",
+            "checkout.customers.US",
+            "checkout.fulfillment-requested.BR",
+            "checkout.fulfillment-requested.US",
+            "checkout.inventory-divergence",
+            "checkout.order-placed.BR",
+            "checkout.order-placed.US",
+            "checkout.orders-1a2b3c",
+            "checkout.payment-captured.BR",
+            "checkout.payment-captured.US",
+            "checkout.stock-deltas",
+        ]
+    )

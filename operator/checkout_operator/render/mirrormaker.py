@@ -105,6 +105,14 @@ def topic_excludes(region: CheckoutRegion, fleet: Sequence[CheckoutRegion]) -> l
     return out
 
 
+def effective_topic_patterns(region: CheckoutRegion, fleet: Sequence[CheckoutRegion]) -> list[str]:
+    """``spec.replication.topicPatterns`` with the residency excludes folded in (a negative
+    lookahead): full-matched, they select exactly the topics MM2 replicates into ``region``,
+    so replication lag is measured on those only (a topic residency keeps out never lags)."""
+    exclude = "|".join(topic_excludes(region, fleet))
+    return [f"(?!(?:{exclude})$)(?:{p})" for p in region.spec.replication.topic_patterns]
+
+
 def _topics(replication: Replication) -> str:
     return ",".join(replication.topic_patterns)
 
