@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 
-from checkout_services.common import errors, health, metrics, requestid
+from checkout_services.common import errors, health, metrics, requestid, scrub
 
 
 def create(
@@ -30,4 +30,7 @@ def create(
     app.include_router(health.router())
     app.add_middleware(metrics.MetricsMiddleware, metrics=service_metrics)
     app.add_middleware(requestid.RequestIdMiddleware)
+    # outermost: a card number is refused before anything reads, logs or stores it
+    app.add_middleware(scrub.RefuseCardNumbers)
+    scrub.install_logging()
     return app

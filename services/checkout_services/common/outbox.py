@@ -24,6 +24,8 @@ import asyncpg  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from checkout_services.common import scrub
+
 log = logging.getLogger("checkout_services.common.outbox")
 
 
@@ -38,6 +40,7 @@ async def enqueue(
 ) -> uuid.UUID:
     """Write one event in the caller's (open) transaction; returns its event id."""
     eid = event_id or uuid.uuid4()
+    data = scrub.scrub_event(event_type, data)
     envelope = {
         "eventId": str(eid),
         "type": event_type,

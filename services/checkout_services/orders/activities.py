@@ -21,7 +21,7 @@ from prometheus_client import Counter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from checkout_services.common import classification, config, outbox, requestid
+from checkout_services.common import classification, config, outbox, requestid, scrub
 
 EVENT_NS = uuid.UUID("0b6f7f55-3c1d-4b7e-8d9e-3f1a2b4c5d6e")
 RETRYABLE_SLUGS = frozenset(
@@ -259,7 +259,7 @@ class Activities:
             " ON CONFLICT (checkout_id) DO NOTHING RETURNING 1",
             checkout_id,
             reason,
-            detail[:2000],
+            scrub.scrub_text(detail)[:2000],
         )
         if done:
             self.outcomes.labels(reason).inc()

@@ -8,6 +8,7 @@ import sys
 
 import uvicorn
 
+from checkout_services.common import scrub
 from checkout_services.payments import app as payments_app
 from checkout_services.payments import config
 from checkout_services.payments.adapters import base
@@ -15,6 +16,7 @@ from checkout_services.payments.settings import Settings, SettingsError, load_ro
 
 
 def run(*, host: str, port: int) -> int:
+    scrub.install_logging()
     level = os.environ.get("PAYMENTS_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(
         level=getattr(logging, level, logging.WARNING),
