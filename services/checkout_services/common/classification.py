@@ -65,7 +65,7 @@ TOPICS: Final[tuple[TopicClass, ...]] = (
         _TOPICS.customers,
         "personal",
         "market",
-        ("CUSTOMER_UPSERTED", "CUSTOMER_ERASED"),
+        ("CUSTOMER_UPSERTED", "CUSTOMER_ERASED"),  # CUSTOMER_ERASED: a tombstone (null value)
         compacted=True,
     ),
     TopicClass(_TOPICS.payment_capture_failed_dlq, "payment", "local", ("PAYMENT_CAPTURE_FAILED",)),
@@ -84,6 +84,9 @@ TABLES: Final[dict[str, DataClass]] = {
     # orders
     "orders": "personal",
     "checkout_failures": "personal",
+    "customers": "personal",
+    "customer_replicas": "personal",
+    "erasures": "aggregate",  # a SHA-256 of the customer id and a time: no person
     # inventory
     "stock": "aggregate",
     "reservations": "personal",

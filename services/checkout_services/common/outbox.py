@@ -28,6 +28,10 @@ from checkout_services.common import scrub
 
 log = logging.getLogger("checkout_services.common.outbox")
 
+TOMBSTONE_EVENTS = frozenset({"CUSTOMER_ERASED"})
+"""Published as a Kafka tombstone (key, null value): log compaction then drops every earlier
+record of the key, and consumers (the replicas) erase it."""
+
 
 async def enqueue(
     conn: asyncpg.Connection,
@@ -119,7 +123,7 @@ class Relay:
         assert self.producer is not None, "Relay.start() first"
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, event_id, topic, key, payload FROM outbox"
+                "SELECT id, event_id, topic, event_type, key, payload FROM outbox"
                 " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.batch,
             )
@@ -128,7 +132,7 @@ class Relay:
             futures = [
                 await self.producer.send(
                     r["topic"],
-                    value=r["payload"].encode(),
+                    value=None if r["event_type"] in TOMBSTONE_EVENTS else r["payload"].encode(),
                     key=r["key"].encode(),
                     headers=[("event-id", str(r["event_id"]).encode())],
                 )

@@ -133,7 +133,7 @@ class Activities:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "INSERT INTO orders (checkout_id, market, currency, total, snapshot_id, lines,"
-                " state) VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'placed')"
+                " state, customer_id) VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'placed', $7)"
                 " ON CONFLICT (checkout_id) DO NOTHING RETURNING checkout_id",
                 cid,
                 inp["market"],
@@ -141,6 +141,7 @@ class Activities:
                 quote["total"],
                 quote["snapshot_id"],
                 json.dumps(inp["lines"]),
+                inp.get("customer_id"),
             )
             if row is not None:
                 await outbox.enqueue(

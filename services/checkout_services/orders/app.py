@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 
 from checkout_services.common import app as common_app
 from checkout_services.common import db, idempotency, metrics, outbox, settings, write_guard
-from checkout_services.orders import router
+from checkout_services.orders import privacy, router
 from checkout_services.orders.activities import Activities
 from checkout_services.orders.service import OrdersService
 from checkout_services.orders.workflow import CheckoutWorkflow
@@ -106,6 +106,10 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                 if s.common.kafka_bootstrap and s.common.outbox_relay:
                     relay = outbox.Relay(pool, s.common.kafka_bootstrap, metrics=relay_metrics)
                     tasks.append(asyncio.create_task(relay.run()))
+                if s.common.kafka_bootstrap:
+                    # copies of peers' customers (where residency allows) and their erasures
+                    applier = privacy.ReplicaApplier(pool, s.common.kafka_bootstrap, region.region)
+                    tasks.append(asyncio.create_task(applier.run()))
                 yield
         finally:
             for t in tasks:
