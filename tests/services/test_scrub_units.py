@@ -130,6 +130,10 @@ async def test_a_request_with_a_card_number_is_refused_with_a_problem() -> None:
             assert VISA not in resp.text
             assert AMEX not in resp.text
             assert "5555" not in resp.text
+        path = await client.post(f"/echo/{VISA}", json={})
+        assert path.status_code == 422
+        assert path.json()["field"] == "path"
+        assert VISA not in path.text
         q = await client.post(f"/echo?token={VISA}", json={})
         assert q.status_code == 422
         assert q.json()["field"] == "query.token"

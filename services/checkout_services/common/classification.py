@@ -70,7 +70,7 @@ TOPICS: Final[tuple[TopicClass, ...]] = (
     ),
     TopicClass(_TOPICS.payment_capture_failed_dlq, "payment", "local", ("PAYMENT_CAPTURE_FAILED",)),
     TopicClass(_TOPICS.reservation_expired_dlq, "personal", "local", ("RESERVATION_EXPIRED",)),
-    TopicClass(_TOPICS.stock_deltas, "aggregate", "fleet", ("STOCK_DELTA",)),
+    TopicClass(_TOPICS.stock_deltas, "aggregate", "fleet", ("STOCK_DELTA", "STOCK_CHECKPOINT")),
     TopicClass(_TOPICS.inventory_divergence, "aggregate", "fleet", ("INVENTORY_DIVERGENCE",)),
 )
 """Every topic family the services produce to (a test checks each KafkaTopics field is here)."""
@@ -89,6 +89,9 @@ TABLES: Final[dict[str, DataClass]] = {
     "erasures": "aggregate",  # a SHA-256 of the customer id and a time: no person
     # inventory
     "stock": "aggregate",
+    "global_stock": "aggregate",
+    "stock_applied": "aggregate",
+    "stock_checkpoints": "aggregate",
     "reservations": "personal",
     # payments
     "payments": "payment",

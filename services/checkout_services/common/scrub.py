@@ -222,6 +222,10 @@ class RefuseCardNumbers:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        if any(c.isdigit() for c in path) and find_pan(path):
+            await self._refuse(scope, send, "path")
+            return
         query = scope.get("query_string", b"")
         if query and _BYTES_CANDIDATE.search(query):
             text = query.decode("latin-1")
@@ -253,7 +257,7 @@ class RefuseCardNumbers:
             "status": 422,
             "detail": f"{field} looks like a card number: send a PSP payment token instead "
             "(the checkout never receives card data)",
-            "instance": scope.get("path", ""),
+            "instance": scrub_text(scope.get("path", "")),
             "field": field,
         }
         payload = json.dumps(problem).encode()
