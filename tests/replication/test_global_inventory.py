@@ -199,7 +199,7 @@ async def test_global_views_agree_with_local_truths_after_a_kafka_outage(
             batch = [move(rng.choice(list(regions.values())), rng) for _ in range(10)]
             made += sum(await asyncio.gather(*batch))
         produced = time.monotonic() - started
-        finals = {name: await r.svc.checkpoint() for name, r in regions.items()}
+        finals = {name: str(await r.svc.checkpoint()) for name, r in regions.items()}
 
         async def converged() -> bool:
             truths = {name: await r.truth() for name, r in regions.items()}
@@ -207,7 +207,7 @@ async def test_global_views_agree_with_local_truths_after_a_kafka_outage(
                 if await r.view() != truths:
                     return False
                 rows = await r.pool.fetch("SELECT * FROM stock_checkpoints")
-                if {x["source_region"]: x["event_id"] for x in rows} != finals:
+                if {x["source_region"]: str(x["event_id"]) for x in rows} != finals:
                     return False
             return True
 

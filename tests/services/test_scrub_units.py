@@ -81,6 +81,7 @@ def test_every_log_record_is_scrubbed() -> None:
     log.setLevel(logging.INFO)
     try:
         log.info("card %s for %s", VISA, EMAIL)
+        log.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", f"/v1/x?pan={AMEX}", "1.1", 422)
         try:
             raise ValueError(f"bad card {AMEX}")
         except ValueError:
@@ -92,6 +93,8 @@ def test_every_log_record_is_scrubbed() -> None:
     for secret in (VISA, AMEX, EMAIL):
         assert secret not in out
     assert "card [card ****1111] for [email]" in out
+    assert '"GET /v1/x?pan=[card ****0005] HTTP/1.1" 422' in out  # args stay args (uvicorn)
+    assert "Logging error" not in out
     assert "bad card [card ****0005]" in out  # the traceback too
 
 
@@ -143,3 +146,21 @@ async def test_a_request_with_a_card_number_is_refused_with_a_problem() -> None:
         assert raw.status_code == 422
     assert app.state.seen == [{"sku": "tee", "at": int(EPOCH_MS)}]
     assert json.dumps(app.state.seen).find(VISA) == -1
+
+
+def test_uvicorn_access_log_still_formats_after_scrubbing() -> None:
+    from uvicorn.logging import AccessFormatter
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", f"/v1/orders/{VISA}", "1.1", 422),
+        None,
+    )
+    line = AccessFormatter("%(client_addr)s %(request_line)s %(status_code)s").format(
+        scrub.scrub_record(record)
+    )
+    assert line == "127.0.0.1:5 GET /v1/orders/[card ****1111] HTTP/1.1 422 Unprocessable Entity"

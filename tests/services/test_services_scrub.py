@@ -184,6 +184,8 @@ async def test_planted_card_numbers_and_emails_leave_no_trace(
     await asyncio.sleep(3)  # the relays publish
     logs = read_logs(env.workdir, env.payments.log)
     assert any(good in text for text in logs.values()), "the logs do not show the run at all"
+    for name, text in logs.items():
+        assert "--- Logging error ---" not in text, f"a log record failed to format in {name}"
     kafka = await topics_text(env.kafka_bootstrap)
     assert good.encode() in kafka
     dbs = {

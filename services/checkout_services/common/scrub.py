@@ -140,14 +140,30 @@ def scrub_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
 _installed: list[Callable[..., logging.LogRecord]] = []
 
 
+def _scrub_arg(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return 0 if find_pan(str(value)) else value
+    if isinstance(value, (bytes, bytearray)):
+        return scrub_text(bytes(value).decode("utf-8", "replace")).encode()
+    if isinstance(value, (float, bool)) or value is None:
+        return value
+    text = str(value)
+    return scrub_text(text) if (find_pan(text) or EMAIL.search(text)) else value
+
+
 def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
-    """Format the message now, masked; the same for a traceback."""
-    try:
-        message = record.getMessage()
-    except (TypeError, ValueError):
-        message = str(record.msg)
-    record.msg = scrub_text(message)
-    record.args = None
+    """Mask the message and each argument (kept apart: formatters such as uvicorn's access
+    log unpack ``record.args``), and a traceback."""
+    if isinstance(record.msg, str):
+        record.msg = scrub_text(record.msg)
+    elif record.msg is not None and not isinstance(record.msg, (int, float)):
+        record.msg = scrub_text(str(record.msg))
+    if isinstance(record.args, Mapping):
+        record.args = {k: _scrub_arg(v) for k, v in record.args.items()}
+    elif isinstance(record.args, tuple):
+        record.args = tuple(_scrub_arg(a) for a in record.args)
     if record.exc_info and record.exc_info[0] is not None:
         record.exc_text = scrub_text(logging.Formatter().formatException(record.exc_info))
         record.exc_info = None
