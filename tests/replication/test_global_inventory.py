@@ -222,6 +222,9 @@ async def test_global_views_agree_with_local_truths_after_a_kafka_outage(
         for r in regions.values():
             view = await global_view.global_view(r.pool)
             assert {sku: v["total"] for sku, v in view.items()} == totals
+            api = await r.svc.global_stock(SKUS[0])  # what GET /v1/stock/{sku}/global answers
+            assert api.total == totals[SKUS[0]]
+            assert api.regions == {n: truths[n][SKUS[0]] for n in REGIONS}
             checks = await r.pool.fetch(
                 "SELECT source_region, diverged_skus FROM stock_checkpoints"
             )

@@ -95,6 +95,15 @@ class InventoryService:
             raise exceptions.UnknownSku(f"unknown SKU {sku!r}", field="sku")
         return schemas.StockView(sku=row["sku"], available=row["available"])
 
+    async def global_stock(self, sku: str) -> schemas.GlobalStockView:
+        rows = await self.pool.fetch(
+            "SELECT region, available FROM global_stock WHERE sku = $1 ORDER BY region", sku
+        )
+        if not rows:
+            raise exceptions.UnknownSku(f"no region reported SKU {sku!r} yet", field="sku")
+        regions = {r["region"]: int(r["available"]) for r in rows}
+        return schemas.GlobalStockView(sku=sku, regions=regions, total=sum(regions.values()))
+
     async def _rows(self, conn: Any, checkout_id: str) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await conn.fetch(
             "SELECT * FROM reservations WHERE checkout_id = $1 ORDER BY sku", checkout_id
