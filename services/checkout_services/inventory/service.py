@@ -43,6 +43,9 @@ class InventoryService:
 
     async def set_stock(self, sku: str, available: int) -> schemas.StockView:
         async with self.pool.acquire() as conn, conn.transaction():
+            # two first set_stocks of a new SKU would both see no row: serialize them, so each
+            # delta is against the value it replaced
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('stock:' || $1))", sku)
             before = await conn.fetchval(
                 "SELECT available FROM stock WHERE sku = $1 FOR UPDATE", sku
             )
