@@ -188,7 +188,11 @@ async def test_global_views_agree_with_local_truths_after_a_kafka_outage(
             await r.svc.set_stock(sku, 40)
     made = len(SKUS) * len(REGIONS)
 
-    mm2s += [fleet_h.start_mm2(kafka_clusters, r, fleet, clusters, tmp_path) for r in fleet]
+    mm2 = {
+        r.spec.region: fleet_h.start_mm2(kafka_clusters, r, fleet, clusters, tmp_path)
+        for r in fleet
+    }
+    mm2s += mm2.values()
     rng = random.Random(20261126)
     started = time.monotonic()
     outage: tuple[float, float] | None = None
@@ -199,31 +203,50 @@ async def test_global_views_agree_with_local_truths_after_a_kafka_outage(
         while made < MOVEMENTS + 100:
             if outage is None and made >= MOVEMENTS // 2:
                 down_at = time.monotonic()
+                # the region's Kafka goes down and its MirrorMaker 2 (which writes into it) with
+                # it; the peers' MM2s keep running and must pick the region up by themselves
+                await asyncio.to_thread(mm2[DOWN].stop)
                 await asyncio.to_thread(kafka_clusters.stop, DOWN)
                 # movements go on everywhere (us-east-1 too: its relay backs off and retries)
                 while time.monotonic() - down_at < 30:
                     batch = [move(rng.choice(list(regions.values())), rng) for _ in range(10)]
                     made += sum(await asyncio.gather(*batch))
                 await asyncio.to_thread(kafka_clusters.start, DOWN)
+                # its Deployment restarts the MM2 pod, with the same rendered configuration
+                target = next(r for r in fleet if r.spec.region == DOWN)
+                mm2[DOWN] = await asyncio.to_thread(
+                    fleet_h.start_mm2, kafka_clusters, target, fleet, clusters, tmp_path / "again"
+                )
+                mm2s.append(mm2[DOWN])
                 outage = (down_at - started, time.monotonic() - started)
             batch = [move(rng.choice(list(regions.values())), rng) for _ in range(10)]
             made += sum(await asyncio.gather(*batch))
         produced = time.monotonic() - started
         finals = {name: str(await r.svc.checkpoint()) for name, r in regions.items()}
 
-        async def converged() -> bool:
+        async def differences() -> list[str]:
             truths = {name: await r.truth() for name, r in regions.items()}
+            out = []
             for r in regions.values():
-                if await r.view() != truths:
-                    return False
+                view = await r.view()
+                for source in REGIONS:
+                    bad = sorted(s for s in SKUS if view[source].get(s) != truths[source].get(s))
+                    if bad:
+                        out.append(f"{r.name}'s view of {source}: {len(bad)} SKUs differ")
                 rows = await r.pool.fetch("SELECT * FROM stock_checkpoints")
-                if {x["source_region"]: str(x["event_id"]) for x in rows} != finals:
-                    return False
-            return True
+                seen = {x["source_region"]: str(x["event_id"]) for x in rows}
+                out += [
+                    f"{r.name} has not checked {source}'s final checkpoint"
+                    for source in REGIONS
+                    if seen.get(source) != finals[source]
+                ]
+            return out
 
         deadline = time.monotonic() + 600
-        while not await converged():
-            assert time.monotonic() < deadline, "global views did not converge in 600 s"
+        while diff := await differences():
+            assert time.monotonic() < deadline, (
+                f"global views did not converge in 600 s: {diff}; MM2 logs {[m.log for m in mm2s]}"
+            )
             await asyncio.sleep(2)
         caught_up = time.monotonic() - started
 
