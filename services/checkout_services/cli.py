@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dlq.add_parser(sub)
 
+    from checkout_services.orders import privacy_cli
+
+    privacy_cli.add_parser(sub)
+
     relay = sub.add_parser(
         "outbox-relay",
         help="relay a service's outbox to Kafka (env: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS)",
@@ -117,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.command == "privacy":
+        code: int = args.handler(args)
+        return code
     if args.command == "dlq":
         from checkout_services.common import dlq
 

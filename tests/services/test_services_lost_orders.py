@@ -27,7 +27,7 @@ pytestmark = pytest.mark.stack
 
 CHECKOUTS = 500
 CONCURRENCY = 25
-TOPIC = "checkout.order-placed"
+TOPIC = r"checkout\.order-placed\.[A-Z]{2}"  # one topic per market (classification)
 
 
 @pytest.fixture(scope="module")

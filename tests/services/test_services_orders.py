@@ -113,9 +113,9 @@ async def test_checkout_places_then_captures_and_requests_fulfilment(env: ce.Che
     assert await payment_state(env, cid) == "captured"
     assert await stock(env, sku) == 8
     for topic, kind in (
-        ("checkout.order-placed", "ORDER_PLACED"),
-        ("checkout.payment-captured", "PAYMENT_CAPTURED"),
-        ("checkout.fulfillment-requested", "FULFILLMENT_REQUESTED"),
+        ("checkout.order-placed.DE", "ORDER_PLACED"),
+        ("checkout.payment-captured.DE", "PAYMENT_CAPTURED"),
+        ("checkout.fulfillment-requested.DE", "FULFILLMENT_REQUESTED"),
     ):
         mine = await consume_all(
             env.kafka_bootstrap, topic, 1, wait_s=30, mine=lambda e: e["data"]["checkoutId"] == cid

@@ -267,11 +267,11 @@ async def test_one_checkout_is_one_trace_across_the_services(
     # records carry it in their headers
     topics = {s.attributes.get("messaging.destination.name") for s in spans if s.kind == "PRODUCER"}
     assert {
-        "checkout.order-placed",
-        "checkout.payment-captured",
-        "checkout.fulfillment-requested",
+        "checkout.order-placed.DE",
+        "checkout.payment-captured.DE",
+        "checkout.fulfillment-requested.DE",
     } <= topics
-    headers = await record_headers(env.kafka_bootstrap, "checkout.order-placed", cid)
+    headers = await record_headers(env.kafka_bootstrap, "checkout.order-placed.DE", cid)
     assert headers["traceparent"].decode().split("-")[1] == trace_id
 
 
@@ -287,7 +287,8 @@ def test_tracing_off_imports_no_opentelemetry(tmp_path: Path) -> None:
         "assert tracing.setup('cart') is False\n"
         "app = main.build()\n"
         "names = [m.cls.__name__ for m in app.user_middleware]\n"
-        "assert names == ['RequestIdMiddleware', 'MetricsMiddleware'], names\n"
+        "assert 'OpenTelemetryMiddleware' not in names, names\n"
+        "assert names == ['RefuseCardNumbers', 'RequestIdMiddleware', 'MetricsMiddleware'], names\n"
         "from opentelemetry import trace\n"
         "assert type(trace.get_tracer_provider()).__name__ == 'ProxyTracerProvider'\n"
         "assert tracing.temporal_interceptors() == []\n"

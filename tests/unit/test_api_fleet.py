@@ -63,22 +63,34 @@ def test_allowed_jurisdictions_make_a_target_legal() -> None:
     ]
 
 
-def test_replication_peer_in_both_directions_of_residency() -> None:
+def test_replication_peer_in_another_jurisdiction_is_legal_the_filters_restrict_it() -> None:
+    # us-east-1 pulling from eu-west-1 gets only aggregates: the rendered MM2 filters exclude
+    # NL/IE/FR personal and payment topics (tests/unit/test_render_residency.py)
     docs = _examples()
     docs["us-east-1"]["spec"]["replication"] = {
         "peers": [{"region": "eu-west-1", "bootstrapSecretRef": {"name": "k", "key": "b"}}]
     }
-    messages = _messages(list(docs.values()))
-    path = "doc8: spec.replication.peers[0].region: "
-    assert (
-        path + "region eu-west-1 (jurisdiction EU) may not hold data of market BR (allowed: US)"
-        in messages
-    )
-    # pulling eu-west-1's events would put NL/IE/FR data in the US
-    assert (
-        path + "region us-east-1 (jurisdiction US) may not hold data of market FR (allowed: EU)"
-        in messages
-    )
+    assert _messages(list(docs.values())) == []
+
+
+def test_a_market_homed_in_two_regions_is_an_error() -> None:
+    docs = _examples()
+    docs["us-east-1"]["spec"]["homeMarkets"].append({"country": "NL"})
+    assert _messages(list(docs.values())) == [
+        "doc7: spec.homeMarkets[0].country: market NL is also a home market of us-east-1 in "
+        "fleet global: a market has one home region (its residency and its writer)",
+        "doc8: spec.homeMarkets[2].country: market NL is also a home market of eu-west-1 in "
+        "fleet global: a market has one home region (its residency and its writer)",
+    ]
+
+
+def test_india_has_no_legal_failover_target_outside_india() -> None:
+    docs = _examples()
+    docs["ap-south-1"]["spec"]["failover"]["targets"] = ["us-east-1"]
+    assert _messages(list(docs.values())) == [
+        "doc5: spec.failover.targets[0]: region us-east-1 (jurisdiction US) "
+        "may not hold data of market IN (allowed: IN)"
+    ]
 
 
 def test_unknown_target_and_peer_and_route_region() -> None:

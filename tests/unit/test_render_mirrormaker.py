@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import example_data as helpers
 
+from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.render import mirrormaker
 
 EU_WEST_PROPERTIES = """\
@@ -16,6 +17,14 @@ eu-central-1.bootstrap.servers = ${env:KAFKA_BOOTSTRAP_EU_CENTRAL_1}
 eu-west-1.bootstrap.servers = ${env:KAFKA_BOOTSTRAP_EU_WEST_1}
 eu-central-1->eu-west-1.enabled = true
 eu-central-1->eu-west-1.topics = checkout\\\\..*
+eu-central-1->eu-west-1.topics.exclude = \
+.*[\\\\-\\\\.]internal,.*\\\\.replica,__.*,\
+(?:.+\\\\.)?checkout\\\\.order-placed(?!\\\\.(?:AT|DE|FR|IE|NL|PL)$).*,\
+(?:.+\\\\.)?checkout\\\\.payment-captured(?!\\\\.(?:AT|DE|FR|IE|NL|PL)$).*,\
+(?:.+\\\\.)?checkout\\\\.fulfillment-requested(?!\\\\.(?:AT|DE|FR|IE|NL|PL)$).*,\
+(?:.+\\\\.)?checkout\\\\.customers(?!\\\\.(?:AT|DE|FR|IE|NL|PL)$).*,\
+(?:.+\\\\.)?checkout\\\\.dlq\\\\.payment-capture-failed.*,\
+(?:.+\\\\.)?checkout\\\\.dlq\\\\.reservation-expired.*
 eu-central-1->eu-west-1.groups = checkout-.*
 eu-west-1->eu-central-1.enabled = false
 replication.policy.class = org.apache.kafka.connect.mirror.DefaultReplicationPolicy
@@ -38,8 +47,13 @@ config.storage.replication.factor = 3
 """
 
 
+def _fleet() -> list[CheckoutRegion]:
+    return helpers.example_objects()[0]
+
+
 def test_standalone_properties_exact() -> None:
-    assert mirrormaker.properties(helpers.example_region("eu-west-1")) == EU_WEST_PROPERTIES
+    got = mirrormaker.properties(helpers.example_region("eu-west-1"), _fleet())
+    assert got == EU_WEST_PROPERTIES
 
 
 def test_properties_escape_regex_backslashes_for_java_properties() -> None:
@@ -99,7 +113,7 @@ def test_standalone_deployment_fills_bootstrap_env_from_secrets() -> None:
 
 
 def test_strimzi_v1_resource_exact_spec() -> None:
-    got = mirrormaker.strimzi(helpers.example_region("eu-central-1"), "shop")
+    got = mirrormaker.strimzi(helpers.example_region("eu-central-1"), "shop", _fleet())
     assert got["apiVersion"] == "kafka.strimzi.io/v1"
     assert got["kind"] == "KafkaMirrorMaker2"
     policy = "org.apache.kafka.connect.mirror.DefaultReplicationPolicy"
@@ -150,6 +164,19 @@ def test_strimzi_v1_resource_exact_spec() -> None:
                     },
                 },
                 "topicsPattern": "checkout\\..*",
+                "topicsExcludePattern": ",".join(
+                    [
+                        r".*[\-\.]internal",
+                        r".*\.replica",
+                        r"__.*",
+                        r"(?:.+\.)?checkout\.order-placed(?!\.(?:AT|DE|FR|IE|NL|PL)$).*",
+                        r"(?:.+\.)?checkout\.payment-captured(?!\.(?:AT|DE|FR|IE|NL|PL)$).*",
+                        r"(?:.+\.)?checkout\.fulfillment-requested(?!\.(?:AT|DE|FR|IE|NL|PL)$).*",
+                        r"(?:.+\.)?checkout\.customers(?!\.(?:AT|DE|FR|IE|NL|PL)$).*",
+                        r"(?:.+\.)?checkout\.dlq\.payment-capture-failed.*",
+                        r"(?:.+\.)?checkout\.dlq\.reservation-expired.*",
+                    ]
+                ),
                 "groupsPattern": "checkout-.*",
             }
         ],

@@ -2,9 +2,11 @@
 
 * region names are unique in a fleet, object names unique per kind and namespace;
 * failover targets and replication peers exist in the fleet;
-* residency: a failover target, and a replication peer, must be a jurisdiction every home market
-  of the region allows; and a region that pulls a peer's events must be allowed to hold the
-  peer's markets;
+* residency: a failover target must be a jurisdiction every home market of the region allows
+  (it would take the markets' writes and data); a market has one home region in a fleet (two
+  would disagree on where its data may live). Replication peers may be in any jurisdiction: the
+  rendered MirrorMaker 2 filters (``render.mirrormaker``) let only aggregates and the personal
+  and payment topics of markets the pulling region may hold cross (``checkout-operator flows``);
 * Identity replication keeps topic names, so it only works in one direction;
 * a PSPRoute's ``regions`` exist in its namespace.
 """
@@ -58,6 +60,12 @@ def _residencies(region: CheckoutRegion) -> list[residency.MarketResidency]:
     ]
 
 
+def market_residencies(regions: Sequence[CheckoutRegion]) -> list[residency.MarketResidency]:
+    """Every home market of ``regions`` (one fleet) with where its data may live, by market."""
+    out = [r for region in regions for r in _residencies(region)]
+    return sorted(out, key=lambda r: (r.market, r.home_region))
+
+
 def _check_region(
     item: Located, members: dict[str, CheckoutRegion], errors: list[SourcedError]
 ) -> None:
@@ -68,6 +76,19 @@ def _check_region(
         errors.append(SourcedError(item.source, FieldError(path, message)))
 
     own = _residencies(item.obj)
+    for index, market in enumerate(spec.home_markets):
+        homes = sorted(
+            r.spec.region
+            for r in members.values()
+            if r.spec.region != spec.region
+            and any(m.country == market.country for m in r.spec.home_markets)
+        )
+        if homes:
+            fail(
+                f"spec.homeMarkets[{index}].country",
+                f"market {market.country} is also a home market of {', '.join(homes)} in fleet "
+                f"{spec.fleet}: a market has one home region (its residency and its writer)",
+            )
     for index, target in enumerate(spec.failover.targets):
         path = f"spec.failover.targets[{index}]"
         other = members.get(target)
@@ -82,11 +103,8 @@ def _check_region(
         if other is None:
             fail(path, f"region {peer.region} is not in fleet {spec.fleet}")
             continue
-        for bad in residency.violations(own, peer.region, other.spec.jurisdiction):
-            fail(path, residency.violation_message(peer.region, other.spec.jurisdiction, bad))
-        # Pulling the peer's events puts the peer's markets' data into this region.
-        for bad in residency.violations(_residencies(other), spec.region, spec.jurisdiction):
-            fail(path, residency.violation_message(spec.region, spec.jurisdiction, bad))
+        # A peer in another jurisdiction is fine: the rendered topic filters let only what this
+        # region may hold cross (aggregates; personal/payment topics of allowed markets).
         pulls_back = any(p.region == spec.region for p in other.spec.replication.peers)
         if spec.replication.policy == "Identity" and pulls_back:
             fail(

@@ -49,3 +49,15 @@ def violation_message(region: str, jurisdiction: str, residency: MarketResidency
         f"region {region} (jurisdiction {jurisdiction}) may not hold data of market "
         f"{residency.market} (allowed: {residency.describe_allowed()})"
     )
+
+
+def markets_allowed_in(residencies: Iterable[MarketResidency], jurisdiction: str) -> list[str]:
+    """The markets whose data a region in ``jurisdiction`` may hold, sorted."""
+    return sorted({r.market for r in residencies if r.allows(jurisdiction)})
+
+
+def markets_barred_from(
+    residencies: Iterable[MarketResidency], jurisdiction: str
+) -> list[MarketResidency]:
+    """The markets whose data a region in ``jurisdiction`` may not hold, sorted by market."""
+    return violations(residencies, "", jurisdiction)

@@ -25,6 +25,7 @@ EPILOG = """\
 examples:
   checkout-operator render -f examples/          # what the operator would create, as YAML
   checkout-operator crds --output-dir crds/      # regenerate the CRDs from the API models
+  checkout-operator flows -f examples/           # which data replicates where (residency)
 
 Exit codes: 0 ok, 1 runtime failure, 2 invalid input (the message names the field).
 """
@@ -50,9 +51,10 @@ def _subcommands() -> list[errors.Register]:
     # Each subcommand module imports its heavy dependencies inside its handler, so that
     # `--help` of one command never pays for another's imports.
     from checkout_operator.cli import crds, render
+    from checkout_operator.cli import flows as flows_cmd
     from checkout_operator.cli import run as run_cmd
 
-    return [render.register, crds.register, run_cmd.register]
+    return [render.register, crds.register, run_cmd.register, flows_cmd.register]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "checkout-operator") -> int:

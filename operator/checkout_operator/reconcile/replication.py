@@ -84,6 +84,25 @@ def changed(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     )
 
 
+async def _fleet_of(
+    ctx: region.Context, me: CheckoutRegion, namespace: str
+) -> list[CheckoutRegion]:
+    """The valid CheckoutRegions of ``me``'s fleet in its namespace (residency of the filters)."""
+    out = [me]
+    for body in await ctx.client.list(region.API_VERSION, region.REGION_KIND, namespace):
+        try:
+            other = load.parse({k: v for k, v in body.items() if k != "status"})
+        except (ValidationError, ValueError):
+            continue
+        if (
+            isinstance(other, CheckoutRegion)
+            and other.spec.fleet == me.spec.fleet
+            and other.spec.region != me.spec.region
+        ):
+            out.append(other)
+    return out
+
+
 async def observe(
     ctx: region.Context, ref: index.Ref, measure: Measure = lag.measure
 ) -> dict[str, Any] | None:
@@ -117,7 +136,9 @@ async def observe(
         if problem:
             lags = [lag.PeerLag(p, error=f"lag from {p} unknown: {problem}") for p in sorted(peers)]
         else:
-            lags = await measure(bootstraps[own], peers, list(rep.topic_patterns))
+            fleet = await _fleet_of(ctx, parsed, ref.namespace)
+            patterns = mirrormaker.effective_topic_patterns(parsed, fleet)
+            lags = await measure(bootstraps[own], peers, patterns)
         metrics.record(own, lags)
         previous = body.get("status") or {}
         generation = int((body.get("metadata") or {}).get("generation") or 0)

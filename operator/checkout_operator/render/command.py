@@ -33,3 +33,21 @@ def render_paths(paths: Iterable[str], only: Sequence[str] = ()) -> str:
 def crd_documents() -> dict[str, str]:
     """File name -> YAML text of each CRD."""
     return {name: stream.dump_all([doc]) for name, doc in sorted(crd.all_crds().items())}
+
+
+def flows_paths(paths: Iterable[str], only: Sequence[str] = ()) -> str:
+    """The replication flows of the fleets in ``paths`` as a table (``checkout-operator
+    flows``); with ``only``, the flows into or out of those regions."""
+    from checkout_operator.render import flows
+
+    items = inputs.load_paths(paths)
+    regions = [i.obj for i in items if isinstance(i.obj, CheckoutRegion)]
+    unknown = sorted(set(only) - {r.spec.region for r in regions})
+    if unknown:
+        raise inputs.InputError(
+            [f"--region {name}: no such region in the input" for name in unknown]
+        )
+    rows = flows.flow_rows(regions)
+    if only:
+        rows = [r for r in rows if r.source in only or r.target in only]
+    return flows.table(rows)

@@ -7,6 +7,12 @@ Two forms, the same flows:
 * Standalone: an ``mm2.properties`` ConfigMap plus a Deployment running MirrorMaker 2 in
   dedicated mode (``connect-mirror-maker.sh mm2.properties --clusters <region>``).
 
+Residency: every flow into the region excludes (``topics.exclude`` / ``topicsExcludePattern``)
+the personal and payment topics of the markets the region may not hold, and the local-only
+topics, by name (:mod:`checkout_services.common.classification`: market-scoped topics are
+``<base>.<MARKET>``). A negative lookahead keeps only the allowed markets, so a market the
+fleet does not know is excluded too (fail closed). Aggregates flow everywhere.
+
 Bootstrap servers are never written into either: they come from env vars filled from the
 Secrets the CheckoutRegion references, read through Kafka's ``EnvVarConfigProvider``
 (``${env:KAFKA_BOOTSTRAP_<ALIAS>}``), so the same properties run unchanged in a test harness
@@ -15,11 +21,16 @@ that only sets those env vars.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any, Final
 
+from checkout_operator.api import fleet as fleet_rules
+from checkout_operator.api import residency
 from checkout_operator.api.checkoutregion import CheckoutRegion, Replication
 from checkout_operator.api.meta import SecretKeyRef
 from checkout_operator.render import hashing, labels, pods
+from checkout_services.common import classification
 
 COMPONENT: Final = labels.MIRRORMAKER
 NAME: Final = labels.child_name(COMPONENT)
@@ -52,6 +63,56 @@ def bootstrap_env_vars(region: CheckoutRegion) -> list[dict[str, Any]]:
     return [pods.env_from_secret(bootstrap_env(a), ref) for a, ref in bootstrap_secrets(region)]
 
 
+DEFAULT_EXCLUDES: Final = (r".*[\-\.]internal", r".*\.replica", r"__.*")
+"""MirrorMaker 2's own default ``topics.exclude`` (setting the key replaces it: keep them)."""
+_BASE: Final = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+
+
+def _members(region: CheckoutRegion, fleet: Sequence[CheckoutRegion]) -> list[CheckoutRegion]:
+    members = {r.spec.region: r for r in fleet if r.spec.fleet == region.spec.fleet}
+    members[region.spec.region] = region
+    return [members[name] for name in sorted(members)]
+
+
+def allowed_markets(region: CheckoutRegion, fleet: Sequence[CheckoutRegion]) -> list[str]:
+    """The fleet's markets whose personal and payment data ``region`` may hold, sorted."""
+    residencies = fleet_rules.market_residencies(_members(region, fleet))
+    return residency.markets_allowed_in(residencies, region.spec.jurisdiction)
+
+
+def _base_regex(base: str) -> str:
+    assert _BASE.match(base), f"topic base {base!r} is not [a-z0-9.-]"
+    return base.replace(".", r"\.")
+
+
+def topic_excludes(region: CheckoutRegion, fleet: Sequence[CheckoutRegion]) -> list[str]:
+    r"""The ``topics.exclude`` regexes of every flow into ``region`` (MM2 full-matches them).
+
+    One per restricted topic family: ``(?:.+\.)?<base>(?!\.(?:DE|NL)$).*`` excludes every
+    market but the allowed ones (and a replicated copy, ``<source>.<topic>``); with no allowed
+    market, and for local-only topics, the whole family.
+    """
+    allowed = allowed_markets(region, fleet)
+    out = list(DEFAULT_EXCLUDES)
+    for family in classification.TOPICS:
+        if family.scope == "fleet":
+            continue
+        base = _base_regex(family.base)
+        if family.scope == "market" and allowed:
+            out.append(rf"(?:.+\.)?{base}(?!\.(?:{'|'.join(allowed)})$).*")
+        else:
+            out.append(rf"(?:.+\.)?{base}.*")
+    return out
+
+
+def effective_topic_patterns(region: CheckoutRegion, fleet: Sequence[CheckoutRegion]) -> list[str]:
+    """``spec.replication.topicPatterns`` with the residency excludes folded in (a negative
+    lookahead): full-matched, they select exactly the topics MM2 replicates into ``region``,
+    so replication lag is measured on those only (a topic residency keeps out never lags)."""
+    exclude = "|".join(topic_excludes(region, fleet))
+    return [f"(?!(?:{exclude})$)(?:{p})" for p in region.spec.replication.topic_patterns]
+
+
 def _topics(replication: Replication) -> str:
     return ",".join(replication.topic_patterns)
 
@@ -65,10 +126,12 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\")
 
 
-def properties(region: CheckoutRegion) -> str:
-    """The dedicated-mode ``mm2.properties`` of the region (target = this region)."""
+def properties(region: CheckoutRegion, fleet: Sequence[CheckoutRegion] = ()) -> str:
+    """The dedicated-mode ``mm2.properties`` of the region (target = this region); ``fleet``
+    holds the regions whose markets' residency decides the topic filters."""
     target = region.spec.region
     rep = region.spec.replication
+    excludes = ",".join(topic_excludes(region, fleet))
     aliases = [alias for alias, _ in bootstrap_secrets(region)]
     rf = str(rep.replication_factor)
     lines = [
@@ -83,6 +146,7 @@ def properties(region: CheckoutRegion) -> str:
         lines += [
             f"{peer}->{target}.enabled = true",
             f"{peer}->{target}.topics = {_escape(_topics(rep))}",
+            f"{peer}->{target}.topics.exclude = {_escape(excludes)}",
             f"{peer}->{target}.groups = {_escape(_groups(rep))}",
             f"{target}->{peer}.enabled = false",
         ]
@@ -111,13 +175,15 @@ def properties(region: CheckoutRegion) -> str:
     return "\n".join(lines) + "\n"
 
 
-def properties_configmap(region: CheckoutRegion, namespace: str) -> hashing.KubeObject:
+def properties_configmap(
+    region: CheckoutRegion, namespace: str, fleet: Sequence[CheckoutRegion] = ()
+) -> hashing.KubeObject:
     return hashing.with_spec_hash(
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": labels.metadata(NAME, namespace, region.spec.region, COMPONENT),
-            "data": {PROPERTIES_KEY: properties(region)},
+            "data": {PROPERTIES_KEY: properties(region, fleet)},
         }
     )
 
@@ -185,9 +251,12 @@ def standalone_deployment(
     )
 
 
-def strimzi(region: CheckoutRegion, namespace: str) -> hashing.KubeObject:
+def strimzi(
+    region: CheckoutRegion, namespace: str, fleet: Sequence[CheckoutRegion] = ()
+) -> hashing.KubeObject:
     """A Strimzi ``KafkaMirrorMaker2`` (``kafka.strimzi.io/v1``) with the same flows."""
     target = region.spec.region
+    excludes = ",".join(topic_excludes(region, fleet))
     rep = region.spec.replication
     rf = rep.replication_factor
     policy = POLICY_CLASSES[rep.policy]
@@ -217,6 +286,7 @@ def strimzi(region: CheckoutRegion, namespace: str) -> hashing.KubeObject:
                 },
             },
             "topicsPattern": _topics(rep),
+            "topicsExcludePattern": excludes,
             "groupsPattern": _groups(rep),
         }
         for peer in sorted(rep.peers, key=lambda p: p.region)

@@ -117,9 +117,9 @@ def render_region(
             objects.append(hpa.build(spec.region, namespace, name, svc.autoscaling))
     if spec.replication.peers:
         if spec.replication.mode == "Strimzi":
-            objects.append(mirrormaker.strimzi(region, namespace))
+            objects.append(mirrormaker.strimzi(region, namespace, fleet_regions))
         else:
-            props = mirrormaker.properties_configmap(region, namespace)
+            props = mirrormaker.properties_configmap(region, namespace, fleet_regions)
             objects += [
                 props,
                 serviceaccount.build(spec.region, namespace, mirrormaker.COMPONENT),

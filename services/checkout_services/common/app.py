@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 
-from checkout_services.common import errors, health, metrics, requestid, tracing
+from checkout_services.common import errors, health, metrics, requestid, scrub, tracing
 
 
 def create(
@@ -30,5 +30,8 @@ def create(
     app.include_router(health.router())
     app.add_middleware(metrics.MetricsMiddleware, metrics=service_metrics)
     app.add_middleware(requestid.RequestIdMiddleware)
-    tracing.instrument_app(app)  # outermost; nothing when tracing is off
+    tracing.instrument_app(app)  # nothing when tracing is off
+    # outermost: a card number is refused before anything reads, logs, traces or stores it
+    app.add_middleware(scrub.RefuseCardNumbers)
+    scrub.install_logging()
     return app

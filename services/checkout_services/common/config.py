@@ -26,13 +26,21 @@ METRICS_PORT: Final = 9090
 
 
 class KafkaTopics(ConfigModel):
-    """Names of the region-local event topics (MirrorMaker 2 replicates them to peers)."""
+    """Base names of the event topics. What each holds and how far it may be replicated (and
+    whether the name carries the market, ``checkout.order-placed.NL``) is in
+    :mod:`checkout_services.common.classification`."""
 
     order_placed: str = "checkout.order-placed"
     payment_captured: str = "checkout.payment-captured"
     fulfillment_requested: str = "checkout.fulfillment-requested"
     payment_capture_failed_dlq: str = "checkout.dlq.payment-capture-failed"
     reservation_expired_dlq: str = "checkout.dlq.reservation-expired"
+    customers: str = "checkout.customers"
+    """Compacted, keyed by customer id: profiles; a tombstone erases (GDPR)."""
+    stock_deltas: str = "checkout.stock-deltas"
+    """Aggregate: every stock movement of the region (mirrored to every region)."""
+    inventory_divergence: str = "checkout.inventory-divergence"
+    """Aggregate: a region's global stock view disagrees with a peer's after quiescence."""
 
 
 class RegionConfig(ConfigModel):

@@ -29,10 +29,14 @@ import asyncpg  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from checkout_services.common import config, tracing
+from checkout_services.common import config, scrub, tracing
 from checkout_services.common import topics as kafka_topics
 
 log = logging.getLogger("checkout_services.common.outbox")
+
+TOMBSTONE_EVENTS = frozenset({"CUSTOMER_ERASED"})
+"""Published as a Kafka tombstone (key, null value): log compaction then drops every earlier
+record of the key, and consumers (the replicas) erase it."""
 
 
 async def enqueue(
@@ -46,6 +50,7 @@ async def enqueue(
 ) -> uuid.UUID:
     """Write one event in the caller's (open) transaction; returns its event id."""
     eid = event_id or uuid.uuid4()
+    data = scrub.scrub_event(event_type, data)
     envelope = {
         "eventId": str(eid),
         "type": event_type,
@@ -108,9 +113,11 @@ class Relay:
         idle_sleep: float = 0.05,
         topics: Mapping[str, kafka_topics.TopicSpec] | None = None,
         replication_factor: int = 3,
+        topic_names: config.KafkaTopics | None = None,
     ) -> None:
         """``topics`` (from :func:`topics.plan` of the region) are created at start; a topic
-        that is not among them gets ``topics.DEFAULT_LAYOUT`` and ``replication_factor``."""
+        that is not among them gets its family's layout (``topics.layout_for``) and
+        ``replication_factor``."""
         self.pool = pool
         self.bootstrap = bootstrap
         self.metrics = metrics
@@ -118,6 +125,7 @@ class Relay:
         self.idle_sleep = idle_sleep
         self.topics = dict(topics or {})
         self.replication_factor = replication_factor
+        self.topic_names = topic_names or config.KafkaTopics()
         self.ensured: set[str] = set()
         self.producer: AIOKafkaProducer | None = None
 
@@ -137,6 +145,7 @@ class Relay:
             metrics=metrics,
             topics=kafka_topics.plan(region),
             replication_factor=region.kafka_replication_factor,
+            topic_names=region.topics,
         )
 
     async def ensure_topics(self, specs: Iterable[kafka_topics.TopicSpec]) -> None:
@@ -156,7 +165,8 @@ class Relay:
         known = self.topics.get(name)
         if known is not None:
             return known
-        return kafka_topics.spec(name, kafka_topics.DEFAULT_LAYOUT, self.replication_factor)
+        layout = kafka_topics.layout_for(name, self.topic_names)
+        return kafka_topics.spec(name, layout, self.replication_factor)
 
     async def start(self) -> None:
         await self.ensure_topics(self.topics.values())
@@ -178,7 +188,7 @@ class Relay:
         assert self.producer is not None, "Relay.start() first"
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, event_id, topic, key, payload, trace_context FROM outbox"
+                "SELECT id, event_id, topic, event_type, key, payload, trace_context FROM outbox"
                 " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.batch,
             )
@@ -190,10 +200,11 @@ class Relay:
                 # tracing on: the send span (and the record's traceparent header) continue the
                 # trace of the transaction that wrote the event
                 with tracing.attached(_carrier(r["trace_context"])):
+                    tombstone = r["event_type"] in TOMBSTONE_EVENTS
                     futures.append(
                         await self.producer.send(
                             r["topic"],
-                            value=r["payload"].encode(),
+                            value=None if tombstone else r["payload"].encode(),
                             key=r["key"].encode(),
                             headers=[("event-id", str(r["event_id"]).encode())],
                         )

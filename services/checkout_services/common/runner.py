@@ -11,11 +11,12 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
-from checkout_services.common import tracing
+from checkout_services.common import scrub, tracing
 from checkout_services.common.settings import SettingsError
 
 
 def serve(name: str, build: Callable[[], FastAPI], *, host: str, port: int) -> int:
+    scrub.install_logging()
     level = os.environ.get("CHECKOUT_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(
         level=getattr(logging, level, logging.WARNING),

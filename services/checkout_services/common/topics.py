@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -25,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, for_code
 
-from checkout_services.common import config
+from checkout_services.common import classification, config
 
 log = logging.getLogger("checkout_services.common.topics")
 
@@ -54,10 +55,18 @@ TABLE: Final[Mapping[str, Layout]] = {
     "reservation_expired_dlq": Layout(
         partitions=3, cleanup_policy="delete", retention_ms=30 * DAY_MS
     ),
+    # Profiles keyed by customer id, compacted and kept: a tombstone erases one (GDPR).
+    "customers": Layout(partitions=6, cleanup_policy="compact", retention_ms=-1),
+    # Aggregates mirrored to every region: stock movements and divergence reports.
+    "stock_deltas": Layout(partitions=6, cleanup_policy="delete", retention_ms=7 * DAY_MS),
+    "inventory_divergence": Layout(partitions=3, cleanup_policy="delete", retention_ms=30 * DAY_MS),
 }
 
+_DEFAULT_TOPICS: Final = config.KafkaTopics()
+
 DEFAULT_LAYOUT: Final = Layout(partitions=6, cleanup_policy="delete", retention_ms=7 * DAY_MS)
-"""For a topic an outbox row names that is not in the region's topics (an older release's)."""
+"""For a topic an outbox row names that no family of the classification matches (an older
+release's)."""
 
 
 @dataclass(frozen=True)
@@ -85,14 +94,46 @@ def spec(name: str, layout: Layout, replication_factor: int) -> TopicSpec:
     )
 
 
+def _scope(key: str) -> str:
+    """The classification scope of the KafkaTopics field ``key`` (by its default base name:
+    a region may rename a topic, not change what it holds)."""
+    return classification.of_base(getattr(_DEFAULT_TOPICS, key)).scope
+
+
 def plan(region: config.RegionConfig) -> dict[str, TopicSpec]:
-    """Topic name -> what it must look like, for every topic of ``region``."""
+    """Topic name -> what it must look like, for every topic of ``region``.
+
+    A market-scoped family (``classification``) gets one topic per home market of the region
+    (``checkout.order-placed.NL``); a market this region writes after a failover gets its
+    topic on first use (:func:`layout_for` finds the family's layout).
+    """
     names = region.topics.model_dump()
     missing = set(names) - set(TABLE)
     if missing:  # a topic added to KafkaTopics without a layout: a bug, caught by the tests
         raise ValueError(f"no layout in topics.TABLE for {sorted(missing)}")
     rf = region.kafka_replication_factor
-    return {names[key]: spec(names[key], TABLE[key], rf) for key in names}
+    out: dict[str, TopicSpec] = {}
+    for key, base in names.items():
+        if _scope(key) == "market":
+            for market in region.home_markets:
+                name = classification.market_topic(base, market)
+                out[name] = spec(name, TABLE[key], rf)
+        else:
+            out[base] = spec(base, TABLE[key], rf)
+    return out
+
+
+def layout_for(name: str, topics: config.KafkaTopics) -> Layout:
+    """The layout of a concrete topic name: its family's (``base`` or ``base.<MARKET>`` for a
+    market-scoped one), else ``DEFAULT_LAYOUT``."""
+    for key, base in topics.model_dump().items():
+        if key not in TABLE:
+            continue
+        if name == base or (
+            _scope(key) == "market" and re.fullmatch(rf"{re.escape(base)}\.[A-Z]{{2}}", name)
+        ):
+            return TABLE[key]
+    return DEFAULT_LAYOUT
 
 
 class TopicError(Exception):

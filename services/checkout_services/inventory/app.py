@@ -14,7 +14,7 @@ from prometheus_client import Counter
 
 from checkout_services.common import app as common_app
 from checkout_services.common import db, idempotency, metrics, outbox, settings, write_guard
-from checkout_services.inventory import router
+from checkout_services.inventory import global_view, router
 from checkout_services.inventory.service import InventoryService
 
 log = logging.getLogger("checkout_services.inventory")
@@ -25,13 +25,29 @@ MIGRATIONS = (db.COMMON_MIGRATIONS, "checkout_services.inventory.migrations")
 class Settings:
     common: settings.CommonSettings
     sweep_interval_seconds: float = 1.0
+    checkpoint_interval_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             common=settings.CommonSettings.from_env(database=True, redis=True),
             sweep_interval_seconds=settings.env_float("INVENTORY_SWEEP_INTERVAL_SECONDS", 1.0),
+            checkpoint_interval_seconds=settings.env_float(
+                "INVENTORY_CHECKPOINT_INTERVAL_SECONDS", 10.0
+            ),
         )
+
+
+async def checkpointer(svc: InventoryService, interval: float) -> None:
+    """Publish this region's stock checkpoint every ``interval`` (peers check their view)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await svc.checkpoint()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("stock checkpoint failed: %s", type(exc).__name__)
 
 
 async def sweeper(svc: InventoryService, interval: float) -> None:
@@ -54,6 +70,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         registry=service_metrics.registry,
     )
     relay_metrics = outbox.RelayMetrics(service_metrics.registry)
+    reconciler_metrics = global_view.ReconcilerMetrics(service_metrics.registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +98,15 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                     pool, s.common.kafka_bootstrap, region, metrics=relay_metrics
                 )
                 tasks.append(asyncio.create_task(relay.run()))
+            if s.common.kafka_bootstrap:
+                reconciler = global_view.Reconciler(
+                    pool, s.common.kafka_bootstrap, region, reconciler_metrics
+                )
+                tasks.append(asyncio.create_task(reconciler.run()))
+                if s.checkpoint_interval_seconds > 0:
+                    tasks.append(
+                        asyncio.create_task(checkpointer(svc, s.checkpoint_interval_seconds))
+                    )
             yield
         finally:
             for t in tasks:

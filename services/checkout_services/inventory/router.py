@@ -28,6 +28,16 @@ async def get_stock(sku: SkuPath, svc: Service) -> schemas.StockView:
     return await svc.get_stock(sku)
 
 
+@router.get(
+    "/v1/stock/{sku}/global",
+    response_model=schemas.GlobalStockView,
+    tags=["stock"],
+    summary="The global availability of a SKU across regions, as this region sees it",
+)
+async def get_global_stock(sku: SkuPath, svc: Service) -> schemas.GlobalStockView:
+    return await svc.global_stock(sku)
+
+
 @router.post(
     "/v1/reservations",
     response_model=schemas.ReservationView,

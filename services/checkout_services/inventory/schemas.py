@@ -25,6 +25,15 @@ class StockView(Strict):
     available: int
 
 
+class GlobalStockView(Strict):
+    """The region's global view of one SKU: what each region has available, as mirrored
+    (read only; reservations stay local and authoritative)."""
+
+    sku: str
+    regions: dict[str, int]
+    total: int
+
+
 class Line(Strict):
     sku: Sku
     quantity: int = Field(ge=1, le=10_000)

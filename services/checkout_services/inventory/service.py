@@ -42,19 +42,70 @@ class InventoryService:
     expired_total: Counter
 
     async def set_stock(self, sku: str, available: int) -> schemas.StockView:
-        row = await self.pool.fetchrow(
-            "INSERT INTO stock (sku, available) VALUES ($1, $2) ON CONFLICT (sku) DO UPDATE"
-            " SET available = EXCLUDED.available, updated_at = now() RETURNING sku, available",
-            sku,
-            available,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            # two first set_stocks of a new SKU would both see no row: serialize them, so each
+            # delta is against the value it replaced
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('stock:' || $1))", sku)
+            before = await conn.fetchval(
+                "SELECT available FROM stock WHERE sku = $1 FOR UPDATE", sku
+            )
+            row = await conn.fetchrow(
+                "INSERT INTO stock (sku, available) VALUES ($1, $2) ON CONFLICT (sku) DO UPDATE"
+                " SET available = EXCLUDED.available, updated_at = now() RETURNING sku, available",
+                sku,
+                available,
+            )
+            await self._delta(conn, {sku: available - (before or 0)})
         return schemas.StockView(sku=row["sku"], available=row["available"])
+
+    async def _delta(self, conn: Any, moves: dict[str, int]) -> None:
+        """STOCK_DELTA (aggregate, mirrored to every region) in the caller's transaction, after
+        its stock update (so a checkpoint's SHARE lock orders it: see ``checkpoint``)."""
+        moves = {sku: d for sku, d in sorted(moves.items()) if d != 0}
+        if not moves:
+            return
+        await outbox.enqueue(
+            conn,
+            topic=self.region.topics.stock_deltas,
+            event_type="STOCK_DELTA",
+            key=self.region.region,
+            data={"region": self.region.region, "moves": moves},
+        )
+
+    async def checkpoint(self) -> uuid.UUID:
+        """STOCK_CHECKPOINT: this region's true stock, at this point of its delta stream.
+
+        ``LOCK stock IN SHARE MODE`` waits for every transaction that changed stock (and so
+        wrote its delta) to commit, and holds new ones until this commits: every delta before
+        the checkpoint in the stream is in the totals, none after it is."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE stock IN SHARE MODE")
+            rows = await conn.fetch("SELECT sku, available FROM stock ORDER BY sku")
+            return await outbox.enqueue(
+                conn,
+                topic=self.region.topics.stock_deltas,
+                event_type="STOCK_CHECKPOINT",
+                key=self.region.region,
+                data={
+                    "region": self.region.region,
+                    "stock": {r["sku"]: r["available"] for r in rows},
+                },
+            )
 
     async def get_stock(self, sku: str) -> schemas.StockView:
         row = await self.pool.fetchrow("SELECT sku, available FROM stock WHERE sku = $1", sku)
         if row is None:
             raise exceptions.UnknownSku(f"unknown SKU {sku!r}", field="sku")
         return schemas.StockView(sku=row["sku"], available=row["available"])
+
+    async def global_stock(self, sku: str) -> schemas.GlobalStockView:
+        rows = await self.pool.fetch(
+            "SELECT region, available FROM global_stock WHERE sku = $1 ORDER BY region", sku
+        )
+        if not rows:
+            raise exceptions.UnknownSku(f"no region reported SKU {sku!r} yet", field="sku")
+        regions = {r["region"]: int(r["available"]) for r in rows}
+        return schemas.GlobalStockView(sku=sku, regions=regions, total=sum(regions.values()))
 
     async def _rows(self, conn: Any, checkout_id: str) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await conn.fetch(
@@ -105,6 +156,7 @@ class InventoryService:
                         raise exceptions.OutOfStock(
                             f"not enough stock of {sku} for {wanted[sku]}", sku=sku
                         )
+                await self._delta(conn, {sku: -q for sku, q in wanted.items()})
                 skus = sorted(wanted)
                 rows = await conn.fetch(
                     "INSERT INTO reservations"
@@ -166,8 +218,7 @@ class InventoryService:
             rows = await self._rows(conn, checkout_id)
         return view(checkout_id, rows)
 
-    @staticmethod
-    async def _restock(conn: Any, freed: list[asyncpg.Record]) -> None:
+    async def _restock(self, conn: Any, freed: list[asyncpg.Record]) -> None:
         per_sku: dict[str, int] = defaultdict(int)
         for r in freed:
             per_sku[r["sku"]] += r["quantity"]
@@ -177,6 +228,7 @@ class InventoryService:
                 sku,
                 per_sku[sku],
             )
+        await self._delta(conn, dict(per_sku))
 
     async def sweep(self, limit: int = 500) -> int:
         """Expire held reservations past their TTL, each exactly once: the row moves out of

@@ -21,7 +21,7 @@ from prometheus_client import Counter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from checkout_services.common import config, outbox, requestid
+from checkout_services.common import classification, config, outbox, requestid, scrub
 
 EVENT_NS = uuid.UUID("0b6f7f55-3c1d-4b7e-8d9e-3f1a2b4c5d6e")
 RETRYABLE_SLUGS = frozenset(
@@ -133,7 +133,7 @@ class Activities:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "INSERT INTO orders (checkout_id, market, currency, total, snapshot_id, lines,"
-                " state) VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'placed')"
+                " state, customer_id) VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'placed', $7)"
                 " ON CONFLICT (checkout_id) DO NOTHING RETURNING checkout_id",
                 cid,
                 inp["market"],
@@ -141,11 +141,14 @@ class Activities:
                 quote["total"],
                 quote["snapshot_id"],
                 json.dumps(inp["lines"]),
+                inp.get("customer_id"),
             )
             if row is not None:
                 await outbox.enqueue(
                     conn,
-                    topic=self.region.topics.order_placed,
+                    topic=classification.market_topic(
+                        self.region.topics.order_placed, inp["market"]
+                    ),
                     event_type="ORDER_PLACED",
                     key=cid,
                     event_id=event_id(cid, "placed"),
@@ -187,7 +190,9 @@ class Activities:
                 return "already"
             await outbox.enqueue(
                 conn,
-                topic=self.region.topics.payment_captured,
+                topic=classification.market_topic(
+                    self.region.topics.payment_captured, inp["market"]
+                ),
                 event_type="PAYMENT_CAPTURED",
                 key=cid,
                 event_id=event_id(cid, "captured"),
@@ -200,7 +205,9 @@ class Activities:
             )
             await outbox.enqueue(
                 conn,
-                topic=self.region.topics.fulfillment_requested,
+                topic=classification.market_topic(
+                    self.region.topics.fulfillment_requested, inp["market"]
+                ),
                 event_type="FULFILLMENT_REQUESTED",
                 key=cid,
                 event_id=event_id(cid, "fulfilment"),
@@ -253,7 +260,7 @@ class Activities:
             " ON CONFLICT (checkout_id) DO NOTHING RETURNING 1",
             checkout_id,
             reason,
-            detail[:2000],
+            scrub.scrub_text(detail)[:2000],
         )
         if done:
             self.outcomes.labels(reason).inc()

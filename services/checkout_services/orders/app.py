@@ -26,7 +26,7 @@ from checkout_services.common import (
     tracing,
     write_guard,
 )
-from checkout_services.orders import router
+from checkout_services.orders import privacy, router
 from checkout_services.orders.activities import Activities
 from checkout_services.orders.service import OrdersService
 from checkout_services.orders.workflow import CheckoutWorkflow
@@ -120,6 +120,10 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                         pool, s.common.kafka_bootstrap, region, metrics=relay_metrics
                     )
                     tasks.append(asyncio.create_task(relay.run()))
+                if s.common.kafka_bootstrap:
+                    # copies of peers' customers (where residency allows) and their erasures
+                    applier = privacy.ReplicaApplier(pool, s.common.kafka_bootstrap, region.region)
+                    tasks.append(asyncio.create_task(applier.run()))
                 yield
         finally:
             for t in tasks:

@@ -20,6 +20,24 @@ class Line(Strict):
     quantity: int = Field(ge=1, le=999)
 
 
+class Address(Strict):
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postal_code: str = Field(min_length=1, max_length=20)
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+
+
+class Customer(Strict):
+    """Personal data (classification: personal): stored in the home region's ``customers``,
+    replicated only where the market's residency allows, erasable (``privacy erase``)."""
+
+    customer_id: CheckoutId
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    address: Address | None = None
+
+
 class CheckoutRequest(Strict):
     checkout_id: CheckoutId
     market: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 (write-primary)")
@@ -28,6 +46,7 @@ class CheckoutRequest(Strict):
     payment_method: Literal["card", "upi", "ideal", "pix"] = "card"
     promo_code: str | None = Field(default=None, min_length=1, max_length=64)
     shipping_option: str | None = Field(default=None, min_length=1, max_length=64)
+    customer: Customer | None = None
 
 
 class OrderView(Strict):
@@ -38,6 +57,8 @@ class OrderView(Strict):
     snapshot_id: str
     lines: list[dict[str, Any]]
     state: Literal["placed", "fulfilment_requested", "capture_failed", "compensated"]
+    customer_id: str | None = None
+    """None for a guest checkout, or after the customer's erasure."""
     created_at: datetime
     updated_at: datetime
 

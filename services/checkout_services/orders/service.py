@@ -18,8 +18,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from checkout_services.common import config, write_guard
-from checkout_services.orders import exceptions, schemas
+from checkout_services.common import config, scrub, write_guard
+from checkout_services.orders import exceptions, privacy, schemas
 from checkout_services.orders.activities import Activities
 from checkout_services.orders.workflow import CheckoutWorkflow
 
@@ -46,6 +46,15 @@ class OrdersService:
     async def checkout(self, req: schemas.CheckoutRequest) -> dict[str, Any]:
         self.guard.check(req.market)
         inp = req.model_dump(mode="json")
+        customer = inp.pop("customer", None)
+        # the workflow history is a trace: no e-mail or card number in free text reaches it
+        inp = scrub.scrub_value(inp)
+        if customer is not None:
+            # the profile goes to the customers table (erasable); the saga's history keeps
+            # only the id
+            inp["customer_id"] = await privacy.record_customer(
+                self.pool, self.region, req.market, customer
+            )
         try:
             # one round trip: start the workflow (or join the running one) and wait on 'placed'
             start = WithStartWorkflowOperation(

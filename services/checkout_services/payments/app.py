@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from checkout_services.common import scrub
 from checkout_services.payments import db, exceptions, idempotency, metrics, reconcile, router
 from checkout_services.payments.service import PaymentsService
 from checkout_services.payments.settings import Settings, load_routing
@@ -80,6 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router.router)
+    # payments carry PSP tokens only: a card-like number is refused before anything reads it
+    app.add_middleware(scrub.RefuseCardNumbers)
+    scrub.install_logging()
 
     @app.exception_handler(exceptions.PaymentsError)
     async def payments_error(request: Request, exc: exceptions.PaymentsError) -> JSONResponse:

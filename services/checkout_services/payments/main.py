@@ -8,8 +8,8 @@ import sys
 
 import uvicorn
 
+from checkout_services.common import scrub, tracing
 from checkout_services.common import settings as common_settings
-from checkout_services.common import tracing
 from checkout_services.payments import app as payments_app
 from checkout_services.payments import config
 from checkout_services.payments.adapters import base
@@ -17,6 +17,7 @@ from checkout_services.payments.settings import Settings, SettingsError, load_ro
 
 
 def run(*, host: str, port: int) -> int:
+    scrub.install_logging()
     level = os.environ.get("PAYMENTS_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(
         level=getattr(logging, level, logging.WARNING),
