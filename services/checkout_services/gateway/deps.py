@@ -1,0 +1,34 @@
+"""FastAPI dependencies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from checkout_services.gateway.service import Gateway
+
+
+def get_gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+# documents the bearer scheme in the OpenAPI document; the gateway verifies the token itself
+# (so that a missing token is a 401 problem, never FastAPI's 403)
+bearer = HTTPBearer(auto_error=False, description="A JWT signed by a key of the gateway's JWKS")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+IdemKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Passed on unchanged, also to the writer region's gateway: a retry through "
+        "any region finds the same idempotency record.",
+    ),
+]
