@@ -251,3 +251,36 @@ def checkout_body(checkout_id: str, market: str, sku: str = "tee", qty: int = 1)
         "lines": [{"sku": sku, "quantity": qty}],
         "payment_method": "card",
     }
+
+
+CHECKOUTS = "checkout_http_request_seconds_count"
+
+
+@dataclass
+class Fleet:
+    sim: ph.Sim
+    keys: Keys
+    routing: Path
+    gateways: dict[str, str]
+    regions: dict[str, RegionProcs]
+
+    def route(self, writers: dict[str, str], states: dict[str, str], epoch: int) -> None:
+        write_atomically(self.routing, routing_doc(self.gateways, writers, states, epoch))
+
+    def stock(self, sku: str, available: int) -> None:
+        for region in self.regions.values():
+            r = httpx.put(
+                f"{region.inventory.url}/v1/stock/{sku}",
+                json={"available": available},
+                timeout=30,
+            )
+            assert r.status_code == 200, r.text
+
+    def checkouts_seen(self, region: str) -> float:
+        """POST /v1/checkouts requests that reached ``region``'s orders service."""
+        return metric(
+            self.regions[region].orders.url, CHECKOUTS, route="/v1/checkouts", method="POST"
+        )
+
+    def charges(self, checkout_id: str) -> list[dict[str, object]]:
+        return self.sim.payments(checkout_id)

@@ -13,96 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import gateway_harness as gh
 import httpx
-import payments_harness as ph
 import pytest
 import services_harness as h
-
-from checkout_stack.components.postgres import Postgres
-from checkout_stack.components.redis import Redis
-from checkout_stack.components.temporal import Temporal
+from gateway_harness import Fleet
 
 pytestmark = pytest.mark.stack
-
-CHECKOUTS = "checkout_http_request_seconds_count"
-
-
-@dataclass
-class Fleet:
-    sim: ph.Sim
-    keys: gh.Keys
-    routing: Path
-    gateways: dict[str, str]
-    regions: dict[str, gh.RegionProcs]
-
-    def route(self, writers: dict[str, str], states: dict[str, str], epoch: int) -> None:
-        gh.write_atomically(self.routing, gh.routing_doc(self.gateways, writers, states, epoch))
-
-    def stock(self, sku: str, available: int) -> None:
-        for region in self.regions.values():
-            r = httpx.put(
-                f"{region.inventory.url}/v1/stock/{sku}",
-                json={"available": available},
-                timeout=30,
-            )
-            assert r.status_code == 200, r.text
-
-    def checkouts_seen(self, region: str) -> float:
-        """POST /v1/checkouts requests that reached ``region``'s orders service."""
-        return gh.metric(
-            self.regions[region].orders.url, CHECKOUTS, route="/v1/checkouts", method="POST"
-        )
-
-    def charges(self, checkout_id: str) -> list[dict[str, object]]:
-        return self.sim.payments(checkout_id)
-
-
-@pytest.fixture(scope="module")
-def fleet(
-    postgres: Postgres,
-    redis: Redis,
-    temporal: Temporal,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Fleet]:
-    workdir: Path = tmp_path_factory.mktemp("gateway-fleet")
-    sim = ph.start_sim(workdir)
-    sim.reset()
-    creds = ph.make_credentials(workdir / "creds")
-    ph.register_accounts(sim, creds, {})
-    keys = gh.make_keys(workdir)
-    us_namespace = f"us-{uuid.uuid4().hex[:6]}"
-    gh.create_namespace(temporal, us_namespace)
-    ports = {gh.EU: h.free_port(), gh.US: h.free_port()}
-    gateways = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    routing = workdir / "routing.json"
-    gh.write_atomically(routing, gh.routing_doc(gateways, {}, {}, 1))
-    regions: dict[str, gh.RegionProcs] = {}
-    try:
-        for name, namespace, db in ((gh.EU, temporal.namespace, 10), (gh.US, us_namespace, 11)):
-            regions[name] = gh.start_region(
-                name,
-                workdir / name,
-                sim=sim,
-                creds=creds,
-                postgres=postgres,
-                redis=redis,
-                redis_db=db,
-                temporal=temporal,
-                temporal_namespace=namespace,
-                keys=keys,
-                routing_file=routing,
-                gateway_port=ports[name],
-            )
-        yield Fleet(sim, keys, routing, gateways, regions)
-    finally:
-        for region in regions.values():
-            region.stop()
-        sim.stop()
 
 
 def new_sku(fleet: Fleet) -> str:
