@@ -110,6 +110,15 @@ async def test_jwt_verification(tmp_path: Path) -> None:
         os.utime(keys.jwks_file, ns=(time.time_ns(), time.time_ns() + 1_000_000))
         rotated = gh.Keys(new, "k-new", keys.jwks_file).token("bob")
         assert (await a.verify("Bearer " + rotated)).subject == "bob"
+        # the old key is withdrawn: its tokens stop working, even ones verified (cached) before
+        old_token = "Bearer " + keys.token("carol")
+        assert (await a.verify(old_token)).subject == "carol"
+        doc["keys"] = [k for k in doc["keys"] if k["kid"] == "k-new"]
+        keys.jwks_file.write_text(json.dumps(doc))
+        os.utime(keys.jwks_file, ns=(time.time_ns(), time.time_ns() + 2_000_000))
+        with pytest.raises(exceptions.Unauthorized, match="unknown"):
+            await a.verify(old_token)
+        assert (await a.verify("Bearer " + rotated)).subject == "bob"
 
 
 async def test_bad_jwks_is_a_settings_error(tmp_path: Path) -> None:

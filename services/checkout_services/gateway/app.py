@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from checkout_services.common import app as common_app
@@ -109,6 +111,25 @@ def create_app(cfg: Settings | None = None, lease_view: leases.LeaseView | None 
         return exceptions.response(exc, request.url.path)
 
     app.include_router(router.router)
+
+    def openapi() -> dict[str, Any]:
+        """The generated document plus the bearer scheme every ``/v1`` route requires."""
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        }
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith("/v1/"):
+                for operation in operations.values():
+                    operation["security"] = [{"bearer": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     max_body = cfg.max_body_bytes if cfg else settings.env_int("GATEWAY_MAX_BODY_BYTES", 65536)
     app.add_middleware(bodylimit.BodyLimitMiddleware, max_bytes=max_body, metrics=gm)
     return app

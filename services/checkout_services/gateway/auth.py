@@ -43,6 +43,7 @@ class Authenticator:
         audience: str | None,
         algorithms: tuple[str, ...],
         refetch_interval_s: float = 30.0,
+        cache_size: int = 10000,
     ) -> None:
         self.source = source
         self.is_url = source.startswith(("http://", "https://"))
@@ -55,6 +56,11 @@ class Authenticator:
         self._default: jwt.PyJWK | None = None
         self._file_id: tuple[int, int] | None = None
         self._fetched_at = 0.0
+        self.cache_size = cache_size
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._cache_epoch = 0
+        self._keys_epoch = 0
+        """Bumped on every JWKS load: a removed key invalidates the cached tokens."""
 
     @property
     def key_count(self) -> int:
@@ -99,6 +105,7 @@ class Authenticator:
         keyset = jwt.PyJWKSet.from_dict(data)
         keys = {k.key_id: k for k in keyset.keys if k.key_id}
         self._keys = keys
+        self._keys_epoch += 1
         self._default = keyset.keys[0] if len(keyset.keys) == 1 else None
         log.info("JWKS loaded from %s: %d key(s)", self._where(), len(keyset.keys))
 
@@ -119,6 +126,26 @@ class Authenticator:
         return key
 
     async def verify(self, authorization: str | None) -> Principal:
+        """The token's principal; a token verified before is answered from a bounded cache
+        until its ``exp`` (clients send the same token for many requests)."""
+        if not self.is_url:
+            try:
+                await self._reload()  # one stat; a key removed from the file drops the cache
+            except (OSError, ValueError, jwt.PyJWKSetError) as exc:
+                log.warning("JWKS file unreadable, keeping the last keys: %s", type(exc).__name__)
+        if authorization:
+            hit = self._cache.get(authorization)
+            if hit is not None and hit[1] > time.time() and self._cache_epoch == self._keys_epoch:
+                return hit[0]
+        principal, exp = await self._verify(authorization)
+        if authorization:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            self._cache[authorization] = (principal, exp)
+            self._cache_epoch = self._keys_epoch
+        return principal
+
+    async def _verify(self, authorization: str | None) -> tuple[Principal, float]:
         if not authorization:
             raise exceptions.Unauthorized("missing Authorization: Bearer token")
         scheme, _, token = authorization.partition(" ")
@@ -132,14 +159,7 @@ class Authenticator:
         alg = header.get("alg")
         if alg not in self.algorithms:
             raise exceptions.Unauthorized(f"the token's algorithm {alg!r} is not accepted")
-        if self.is_url:
-            key = await self._key_for(header.get("kid"))
-        else:
-            try:
-                await self._reload()
-            except (OSError, ValueError, jwt.PyJWKSetError) as exc:
-                log.warning("JWKS file unreadable, keeping the last keys: %s", type(exc).__name__)
-            key = await self._key_for(header.get("kid"))
+        key = await self._key_for(header.get("kid"))
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -160,4 +180,4 @@ class Authenticator:
             raise exceptions.Unauthorized(f"the bearer token is invalid: {exc}") from None
         subject = str(claims["sub"])
         client = claims.get("client_id") or claims.get("azp") or subject
-        return Principal(client_id=str(client)[:128], subject=subject)
+        return Principal(client_id=str(client)[:128], subject=subject), float(claims["exp"])

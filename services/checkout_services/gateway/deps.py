@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from checkout_services.gateway.service import Gateway
 
@@ -16,11 +15,6 @@ def get_gateway(request: Request) -> Gateway:
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
-
-# documents the bearer scheme in the OpenAPI document; the gateway verifies the token itself
-# (so that a missing token is a 401 problem, never FastAPI's 403)
-bearer = HTTPBearer(auto_error=False, description="A JWT signed by a key of the gateway's JWKS")
-Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 IdemKey = Annotated[
     str | None,

@@ -51,6 +51,7 @@ PASS_RESPONSE: Final = frozenset(
 )
 
 MARKET: Final = re.compile(r"^[A-Z]{2}$")
+SERVICE_TIMING: Final = re.compile(r"(?:^|,)\s*service;dur=([0-9.]+)")
 
 Decision = Literal["local", "forwarded", "rejected"]
 
@@ -130,11 +131,20 @@ class Gateway:
     async def _send(
         self, method: str, url: str, headers: dict[str, str], body: bytes, limit_s: float
     ) -> Response:
+        start = time.perf_counter()
         upstream = await self.http.request(
             method, url, headers=headers, content=body or None, timeout=limit_s
         )
+        upstream_ms = (time.perf_counter() - start) * 1000
         out = {k: v for k, v in upstream.headers.items() if k in PASS_RESPONSE}
         out.setdefault(SERVED_BY, self.region)
+        # Server-Timing: ``upstream`` is this hop's round trip to the next one; ``service`` the
+        # time in the service that did the work (the peer gateway's figure on a forwarded call)
+        service_ms = upstream_ms
+        peer = SERVICE_TIMING.search(upstream.headers.get("server-timing", ""))
+        if peer and headers.get(FORWARDED_BY):
+            service_ms = float(peer.group(1))
+        out["server-timing"] = f"upstream;dur={upstream_ms:.3f}, service;dur={service_ms:.3f}"
         return Response(content=upstream.content, status_code=upstream.status_code, headers=out)
 
     @staticmethod
