@@ -158,6 +158,7 @@ async def open_loop(
     latencies: list[float] = []
     overheads: list[float] = []
     errors = 0
+    timeouts = 0
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         # warm up the connection pools and the gateways' upstream connections
@@ -165,14 +166,14 @@ async def open_loop(
             await client.request(method, url, headers=headers, json=body)
 
         async def one(i: int, scheduled: float) -> None:
-            nonlocal errors
+            nonlocal errors, timeouts
             payload = None
             if body is not None:
                 payload = {**body, "checkout_id": f"bench-{i}"}
             try:
                 resp = await client.request(method, url, headers=headers, json=payload)
             except httpx.TransportError:
-                errors += 1
+                timeouts += 1
                 return
             elapsed_ms = (time.perf_counter() - scheduled) * 1000
             if resp.status_code != expect:
@@ -202,6 +203,7 @@ async def open_loop(
         "o95": pct(overheads, 95),
         "o99": pct(overheads, 99),
         "errors": errors,
+        "timeouts": timeouts,
         "achieved": len(latencies) / wall,
     }
 
@@ -241,13 +243,14 @@ def test_gateway_overhead(bench: Bench) -> None:
     print(f"\ngateway overhead at {RATE} req/s open loop, {SECONDS:.0f} s per step (ms)")
     print(
         f"{'scenario':46} {'p50':>7} {'p95':>7} {'p99':>7} | {'o50':>6} {'o95':>6} {'o99':>6}"
-        f" | {'err':>4} {'ach/s':>6} | load"
+        f" | {'err':>4} {'t/o':>4} {'ach/s':>6} | load"
     )
     for name, r, before, after in rows:
         print(
             f"{name:46} {r['p50']:7.2f} {r['p95']:7.2f} {r['p99']:7.2f} |"
-            f" {r['o50']:6.2f} {r['o95']:6.2f} {r['o99']:6.2f} | {r['errors']:4.0f}"
-            f" {r['achieved']:6.1f} | {before:.1f}->{after:.1f}"
+            f" {r['o50']:6.2f} {r['o95']:6.2f} {r['o99']:6.2f} |"
+            f" {r['errors']:4.0f} {r['timeouts']:4.0f} {r['achieved']:6.1f} |"
+            f" {before:.1f}->{after:.1f}"
         )
     for name, proc in (("EU gateway", bench.eu), ("US gateway", bench.us)):
         assert proc.proc is not None
