@@ -46,6 +46,7 @@ pytestmark = [pytest.mark.bench, pytest.mark.stack]
 
 RATE = int(os.environ.get("GATEWAY_BENCH_RATE", "200"))
 SECONDS = float(os.environ.get("GATEWAY_BENCH_SECONDS", "10"))
+CONNECTIONS = int(os.environ.get("GATEWAY_BENCH_CONNECTIONS", "32"))
 SERVICE = re.compile(r"service;dur=([0-9.]+)")
 
 
@@ -146,6 +147,42 @@ def bench(redis: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Be
             echo.wait(10)
 
 
+class Conn:
+    """One keep-alive HTTP/1.1 connection (a minimal client: httpx spends milliseconds of CPU
+    per request with thousands pending, which would measure the load generator)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Conn:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def request(self, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+        body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return status, headers, body
+
+
+def raw_request(method: str, url: str, headers: dict[str, str], body: bytes | None) -> bytes:
+    parsed = httpx.URL(url)
+    lines = [f"{method} {parsed.raw_path.decode()} HTTP/1.1", f"Host: {parsed.host}:{parsed.port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
 async def open_loop(
     method: str,
     url: str,
@@ -154,47 +191,64 @@ async def open_loop(
     expect: int,
     through_gateway: bool,
 ) -> dict[str, float]:
+    """Arrivals at ``RATE``/s for ``SECONDS``; each waits for a free connection of a pool of
+    ``CONNECTIONS`` (that wait counts: latency is from the scheduled arrival)."""
     total = int(RATE * SECONDS)
     latencies: list[float] = []
     overheads: list[float] = []
     errors = 0
     timeouts = 0
-    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        # warm up the connection pools and the gateways' upstream connections
-        for _ in range(50):
-            await client.request(method, url, headers=headers, json=body)
+    target = httpx.URL(url)
+    pool: asyncio.Queue[Conn] = asyncio.Queue()
+    conns = [await Conn.open(target.host, target.port or 80) for _ in range(CONNECTIONS)]
+    for conn in conns:
+        pool.put_nowait(conn)
 
-        async def one(i: int, scheduled: float) -> None:
-            nonlocal errors, timeouts
-            payload = None
-            if body is not None:
-                payload = {**body, "checkout_id": f"bench-{i}"}
-            try:
-                resp = await client.request(method, url, headers=headers, json=payload)
-            except httpx.TransportError:
-                timeouts += 1
-                return
-            elapsed_ms = (time.perf_counter() - scheduled) * 1000
-            if resp.status_code != expect:
-                errors += 1
-                return
-            latencies.append(elapsed_ms)
-            if through_gateway:
-                m = SERVICE.search(resp.headers.get("server-timing", ""))
-                assert m, resp.headers
-                overheads.append(elapsed_ms - float(m.group(1)))
+    def payload(i: int) -> bytes | None:
+        if body is None:
+            return None
+        return json.dumps({**body, "checkout_id": f"bench-{i}"}).encode()
 
-        start = time.perf_counter()
-        tasks = []
-        for i in range(total):
-            scheduled = start + i / RATE
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, scheduled)))
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - start
+    for i in range(50):  # warm up both sides (and the gateways' upstream connections)
+        conn = await pool.get()
+        await conn.request(raw_request(method, url, headers, payload(-i - 1)))
+        pool.put_nowait(conn)
+
+    async def one(i: int, scheduled: float) -> None:
+        nonlocal errors, timeouts
+        conn = await pool.get()
+        try:
+            status, resp_headers, _ = await asyncio.wait_for(
+                conn.request(raw_request(method, url, headers, payload(i))), 30
+            )
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            timeouts += 1
+            conn.writer.close()
+            pool.put_nowait(await Conn.open(target.host, target.port or 80))
+            return
+        pool.put_nowait(conn)
+        elapsed_ms = (time.perf_counter() - scheduled) * 1000
+        if status != expect:
+            errors += 1
+            return
+        latencies.append(elapsed_ms)
+        if through_gateway:
+            m = SERVICE.search(resp_headers.get("server-timing", ""))
+            assert m, resp_headers
+            overheads.append(elapsed_ms - float(m.group(1)))
+
+    start = time.perf_counter()
+    tasks = []
+    for i in range(total):
+        scheduled = start + i / RATE
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - start
+    while not pool.empty():
+        pool.get_nowait().writer.close()
     return {
         "p50": pct(latencies, 50),
         "p95": pct(latencies, 95),
