@@ -10,6 +10,7 @@ from checkout_services.gateway.service import Gateway
 
 
 def get_gateway(request: Request) -> Gateway:
+    """The app's gateway (called directly by the routes: no per-request dependency solving)."""
     gateway: Gateway = request.app.state.gateway
     return gateway
 

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from checkout_services.gateway import exceptions, schemas
 from checkout_services.gateway import service as svc
-from checkout_services.gateway.deps import GatewayDep, IdemKey
+from checkout_services.gateway.deps import IdemKey, get_gateway
 
 router = APIRouter(
     responses=schemas.problems(400, 401, 404, 409, 413, 422, 429, 503),
@@ -49,7 +49,8 @@ async def _local_body(gw: svc.Gateway, request: Request, service: str, route: st
     openapi_extra=schemas.json_body(schemas.CHECKOUT),
     response_model=schemas.Passthrough,
 )
-async def checkout(request: Request, gw: GatewayDep, idempotency_key: IdemKey = None) -> Response:
+async def checkout(request: Request, idempotency_key: IdemKey = None) -> Response:
+    gw = get_gateway(request)
     principal = await gw.authenticate(request, CHECKOUTS)
     raw = await request.body()
     try:
@@ -66,7 +67,8 @@ async def checkout(request: Request, gw: GatewayDep, idempotency_key: IdemKey = 
     summary="An order (served by this region)",
     response_model=schemas.Passthrough,
 )
-async def get_order(checkout_id: CheckoutPath, request: Request, gw: GatewayDep) -> Response:
+async def get_order(checkout_id: CheckoutPath, request: Request) -> Response:
+    gw = get_gateway(request)
     return await _read(gw, request, "orders", "/v1/orders/{checkout_id}")
 
 
@@ -78,14 +80,16 @@ async def get_order(checkout_id: CheckoutPath, request: Request, gw: GatewayDep)
     openapi_extra=schemas.json_body(schemas.CART),
     response_model=schemas.Passthrough,
 )
-async def create_cart(request: Request, gw: GatewayDep) -> Response:
+async def create_cart(request: Request) -> Response:
+    gw = get_gateway(request)
     return await _local_body(gw, request, "cart", "/v1/carts")
 
 
 @router.get(
     "/v1/carts/{cart_id}", tags=["carts"], summary="A cart", response_model=schemas.Passthrough
 )
-async def get_cart(cart_id: CartPath, request: Request, gw: GatewayDep) -> Response:
+async def get_cart(cart_id: CartPath, request: Request) -> Response:
+    gw = get_gateway(request)
     return await _read(gw, request, "cart", "/v1/carts/{cart_id}")
 
 
@@ -96,7 +100,8 @@ async def get_cart(cart_id: CartPath, request: Request, gw: GatewayDep) -> Respo
     openapi_extra=schemas.json_body(schemas.QUANTITY),
     response_model=schemas.Passthrough,
 )
-async def set_item(cart_id: CartPath, sku: SkuPath, request: Request, gw: GatewayDep) -> Response:
+async def set_item(cart_id: CartPath, sku: SkuPath, request: Request) -> Response:
+    gw = get_gateway(request)
     return await _local_body(gw, request, "cart", "/v1/carts/{cart_id}/items/{sku}")
 
 
@@ -106,14 +111,14 @@ async def set_item(cart_id: CartPath, sku: SkuPath, request: Request, gw: Gatewa
     summary="Remove an item",
     response_model=schemas.Passthrough,
 )
-async def remove_item(
-    cart_id: CartPath, sku: SkuPath, request: Request, gw: GatewayDep
-) -> Response:
+async def remove_item(cart_id: CartPath, sku: SkuPath, request: Request) -> Response:
+    gw = get_gateway(request)
     return await _read(gw, request, "cart", "/v1/carts/{cart_id}/items/{sku}")
 
 
 @router.delete("/v1/carts/{cart_id}", status_code=204, tags=["carts"], summary="Delete a cart")
-async def delete_cart(cart_id: CartPath, request: Request, gw: GatewayDep) -> Response:
+async def delete_cart(cart_id: CartPath, request: Request) -> Response:
+    gw = get_gateway(request)
     return await _read(gw, request, "cart", "/v1/carts/{cart_id}")
 
 
@@ -125,7 +130,8 @@ async def delete_cart(cart_id: CartPath, request: Request, gw: GatewayDep) -> Re
     openapi_extra=schemas.json_body(schemas.QUOTE),
     response_model=schemas.Passthrough,
 )
-async def create_quote(request: Request, gw: GatewayDep) -> Response:
+async def create_quote(request: Request) -> Response:
+    gw = get_gateway(request)
     return await _local_body(gw, request, "pricing", "/v1/quotes")
 
 
@@ -135,12 +141,14 @@ async def create_quote(request: Request, gw: GatewayDep) -> Response:
     summary="A pricing snapshot",
     response_model=schemas.Passthrough,
 )
-async def get_quote(snapshot_id: SnapshotPath, request: Request, gw: GatewayDep) -> Response:
+async def get_quote(snapshot_id: SnapshotPath, request: Request) -> Response:
+    gw = get_gateway(request)
     return await _read(gw, request, "pricing", "/v1/quotes/{snapshot_id}")
 
 
 @router.get(
     "/v1/stock/{sku}", tags=["stock"], summary="Stock of a SKU", response_model=schemas.Passthrough
 )
-async def get_stock(sku: SkuPath, request: Request, gw: GatewayDep) -> Response:
+async def get_stock(sku: SkuPath, request: Request) -> Response:
+    gw = get_gateway(request)
     return await _read(gw, request, "inventory", "/v1/stock/{sku}")
