@@ -82,6 +82,7 @@ DOMAIN_SERVICES = {
     "pricing": "quotes, promotions, tax, shipping, snapshots",
     "inventory": "stock reservations with a TTL",
     "orders": "checkout sagas on Temporal, orders, outbox",
+    "gateway": "the region's entry: JWT auth, rate limits, routing writes to the writer region",
 }
 
 

@@ -11,6 +11,7 @@ import example_data as helpers
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 
 from checkout_operator.render import region
 
@@ -26,7 +27,12 @@ def _objects() -> list[dict[str, Any]]:
 
 
 OBJECTS = _objects()
-BUILTIN = [o for o in OBJECTS if o["apiVersion"] != "kafka.strimzi.io/v1"]
+THIRD_PARTY = {
+    "kafka.strimzi.io/v1",
+    "gateway.networking.k8s.io/v1",
+    "externaldns.k8s.io/v1alpha1",
+}
+BUILTIN = [o for o in OBJECTS if o["apiVersion"] not in THIRD_PARTY]
 
 
 def _id(obj: dict[str, Any]) -> str:
@@ -38,7 +44,9 @@ def test_every_kind_is_covered() -> None:
     kinds = {o["kind"] for o in OBJECTS}
     assert kinds == {
         "ConfigMap",
+        "DNSEndpoint",
         "Deployment",
+        "HTTPRoute",
         "HorizontalPodAutoscaler",
         "KafkaMirrorMaker2",
         "NetworkPolicy",
@@ -70,3 +78,47 @@ def test_strimzi_mirrormaker_matches_the_v1_schema() -> None:
     legacy["spec"]["connectCluster"] = "eu-central-1"  # a v1beta2 field, gone in v1
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(legacy, STRIMZI_SCHEMA)
+
+
+CRDS = helpers.ROOT / "tests" / "data" / "crds"
+
+
+def strict(schema: Any) -> Any:
+    """The CRD schema as the apiserver applies it with strict field validation: an object
+    with listed properties takes no other field."""
+    if isinstance(schema, dict):
+        out = {k: strict(v) for k, v in schema.items()}
+        if out.get("type") == "object" and "properties" in out:
+            out.setdefault("additionalProperties", False)
+        return out
+    if isinstance(schema, list):
+        return [strict(v) for v in schema]
+    return schema
+
+
+def crd_schema(file: str, version: str) -> Any:
+    crd = yaml.safe_load((CRDS / file).read_text())
+    served = next(v for v in crd["spec"]["versions"] if v["name"] == version)
+    schema = strict(served["schema"]["openAPIV3Schema"])
+    schema["properties"]["metadata"] = {"type": "object"}
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("kind", "file", "version"),
+    [
+        ("HTTPRoute", "httproutes.gateway.networking.k8s.io.yaml", "v1"),
+        ("DNSEndpoint", "dnsendpoints.externaldns.k8s.io.yaml", "v1alpha1"),
+    ],
+)
+def test_edge_routing_matches_the_upstream_crd(kind: str, file: str, version: str) -> None:
+    schema = crd_schema(file, version)
+    objects = [o for o in OBJECTS if o["kind"] == kind]
+    assert objects, f"the examples render a {kind}"
+    for obj in objects:
+        jsonschema.validate(obj, schema)
+    typo = json.loads(json.dumps(objects[0]))
+    first = typo["spec"]["rules"][0] if kind == "HTTPRoute" else typo["spec"]["endpoints"][0]
+    first["weigth" if kind == "HTTPRoute" else "recordTtl"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(typo, schema)

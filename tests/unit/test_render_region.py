@@ -20,13 +20,15 @@ def test_objects_of_a_standalone_region() -> None:
     regions, routes = helpers.example_objects()
     objects = region.render_region(helpers.example_region("eu-west-1"), regions, routes)
     assert _kinds(objects) == {
-        "ConfigMap": 5,  # region, psp routing, fleet routing, pricing, mm2.properties
+        "ConfigMap": 6,  # region, psp routing, fleet routing, pricing, gateway, mm2.properties
         "Deployment": 7,  # six services + MirrorMaker 2
         "HorizontalPodAutoscaler": 6,
         "NetworkPolicy": 6,
         "PodDisruptionBudget": 6,
         "Service": 6,
         "ServiceAccount": 7,
+        "HTTPRoute": 1,  # spec.edge.httpRoute
+        "DNSEndpoint": 3,  # spec.edge.dns: one per home market (NL, IE, FR)
     }
     assert objects == sorted(objects, key=region.sort_key)
     assert {o["metadata"]["namespace"] for o in objects} == {"checkout"}  # remoteCluster's
@@ -38,7 +40,7 @@ def test_objects_of_a_strimzi_region_with_a_fixed_size_service() -> None:
     kinds = _kinds(objects)
     assert kinds["KafkaMirrorMaker2"] == 1
     assert kinds["HorizontalPodAutoscaler"] == 5  # pricing has autoscaling off
-    assert kinds["ConfigMap"] == 4  # region, psp routing, fleet routing, pricing
+    assert kinds["ConfigMap"] == 5  # region, psp routing, fleet routing, pricing, gateway
 
 
 def test_region_without_peers_renders_no_mirrormaker() -> None:

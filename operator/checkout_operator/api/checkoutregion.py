@@ -11,6 +11,7 @@ from typing import Final, Literal
 from pydantic import Field, model_validator
 
 from checkout_operator.api import meta
+from checkout_operator.api.edge import EdgeSpec
 from checkout_operator.api.meta import (
     DNS_LABEL,
     SET,
@@ -341,6 +342,8 @@ class CheckoutRegionSpec(ApiModel):
     """How the operator probes the region."""
     failover: Failover = Failover()
     """Failover targets and policy."""
+    edge: EdgeSpec = EdgeSpec()
+    """How customers' traffic reaches the region: Gateway API route, DNS records."""
 
     @model_validator(mode="after")
     def _rules(self) -> CheckoutRegionSpec:

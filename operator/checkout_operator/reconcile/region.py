@@ -40,6 +40,8 @@ KNOWN_CHILD_KINDS: Final[tuple[tuple[str, str], ...]] = (
     ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("kafka.strimzi.io/v1", "KafkaMirrorMaker2"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("externaldns.k8s.io/v1alpha1", "DNSEndpoint"),
 )
 """Kinds the render can produce: listed (when the server serves them) to find what to prune."""
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from checkout_operator.api.checkoutregion import CheckoutRegion
-from checkout_operator.render import hashing, labels, pods, psp
+from checkout_operator.render import gatewayconfig, hashing, labels, pods, psp
 from checkout_services.common import config as region_config
 from checkout_services.common import routing
 from checkout_services.payments import config as payments_config
@@ -134,6 +134,9 @@ def build(
         "securityContext": pods.container_security_context(),
         "volumeMounts": [mount for _, mount in mounts],
     }
+    volumes = [volume for volume, _ in mounts]
+    if component == gatewayconfig.COMPONENT:
+        volumes += gatewayconfig.wire(region, container)
     deployment_spec: dict[str, Any] = {
         "revisionHistoryLimit": 5,
         "selector": {"matchLabels": labels.selector(spec.region, component)},
@@ -152,7 +155,7 @@ def build(
                 "securityContext": pods.pod_security_context(),
                 "terminationGracePeriodSeconds": 30,
                 "containers": [container],
-                "volumes": [volume for volume, _ in mounts],
+                "volumes": volumes,
             },
         },
     }

@@ -15,8 +15,11 @@ from checkout_operator.api.status import MarketStatus
 from checkout_operator.render import (
     configmaps,
     deployment,
+    dnsendpoint,
+    gatewayconfig,
     hashing,
     hpa,
+    httproute,
     labels,
     mirrormaker,
     networkpolicy,
@@ -92,11 +95,13 @@ def render_region(
     # Not in the pods' config hash: the pricing service re-reads its file when the ConfigMap
     # changes, so a price or flag edit applies without a rollout.
     pricing_cm = configmaps.pricing_configmap(region, namespace)
+    gateway_cm = gatewayconfig.configmap(region, namespace)
     base_hash = hashing.digest([region_cm["data"], fleet_cm["data"]])
     payments_hash = hashing.digest([region_cm["data"], fleet_cm["data"], psp_cm["data"]])
+    gateway_hash = hashing.digest([region_cm["data"], fleet_cm["data"], gateway_cm["data"]])
     secrets = psp.credential_secrets(routes)
 
-    objects: list[hashing.KubeObject] = [region_cm, fleet_cm, psp_cm, pricing_cm]
+    objects: list[hashing.KubeObject] = [region_cm, fleet_cm, psp_cm, pricing_cm, gateway_cm]
     for name in region_config.SERVICE_NAMES:
         svc = spec.services.for_service(name)
         payments = name == "payments"
@@ -107,7 +112,11 @@ def render_region(
                 region,
                 namespace,
                 name,
-                payments_hash if payments else base_hash,
+                payments_hash
+                if payments
+                else gateway_hash
+                if name == gatewayconfig.COMPONENT
+                else base_hash,
                 secrets if payments else (),
             ),
             pdb.build(spec.region, namespace, name),
@@ -125,6 +134,9 @@ def render_region(
                 serviceaccount.build(spec.region, namespace, mirrormaker.COMPONENT),
                 mirrormaker.standalone_deployment(region, namespace, hashing.digest(props["data"])),
             ]
+    if spec.edge.http_route is not None:
+        objects.append(httproute.build(spec.region, namespace, spec.edge.http_route))
+    objects += dnsendpoint.for_region(region, namespace, fleet_regions, fleet_routing)
     return sorted(objects, key=sort_key)
 
 

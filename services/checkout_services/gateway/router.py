@@ -1,0 +1,154 @@
+"""The gateway's public API: every route authenticates, is rate-limited and is then served by
+the local region's services (reads, carts, quotes) or by the market's writer (checkouts)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+
+from checkout_services.gateway import exceptions, schemas
+from checkout_services.gateway import service as svc
+from checkout_services.gateway.deps import IdemKey, get_gateway
+
+router = APIRouter(
+    responses=schemas.problems(400, 401, 404, 409, 413, 422, 429, 503),
+)
+
+CheckoutPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+CartPath = Annotated[str, Path(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
+SnapshotPath = Annotated[str, Path(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
+SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+
+CHECKOUTS: Final = "/v1/checkouts"
+
+
+async def _read(gw: svc.Gateway, request: Request, service: str, route: str) -> Response:
+    principal = await gw.authenticate(request, route)
+    admission = await gw.admit(request, route, principal, None)
+    return await gw.local(request, admission, service, route)
+
+
+async def _local_body(gw: svc.Gateway, request: Request, service: str, route: str) -> Response:
+    principal = await gw.authenticate(request, route)
+    raw = await request.body()
+    try:
+        svc.parse_object(raw)
+    except exceptions.GatewayError as exc:
+        raise svc.reject_body(gw, route, exc) from None
+    admission = await gw.admit(request, route, principal, None)
+    return await gw.local(request, admission, service, route, raw)
+
+
+@router.post(
+    CHECKOUTS,
+    status_code=201,
+    tags=["checkouts"],
+    summary="Run a checkout in the market's write-primary region (forwarded when elsewhere)",
+    openapi_extra=schemas.json_body(schemas.CHECKOUT),
+    response_model=schemas.Passthrough,
+)
+async def checkout(request: Request, idempotency_key: IdemKey = None) -> Response:
+    gw = get_gateway(request)
+    principal = await gw.authenticate(request, CHECKOUTS)
+    raw = await request.body()
+    try:
+        market = svc.market_of(svc.parse_object(raw))
+    except exceptions.GatewayError as exc:
+        raise svc.reject_body(gw, CHECKOUTS, exc) from None
+    admission = await gw.admit(request, CHECKOUTS, principal, market)
+    return await gw.write(request, admission, "orders", CHECKOUTS, market, raw)
+
+
+@router.get(
+    "/v1/orders/{checkout_id}",
+    tags=["orders"],
+    summary="An order (served by this region)",
+    response_model=schemas.Passthrough,
+)
+async def get_order(checkout_id: CheckoutPath, request: Request) -> Response:
+    gw = get_gateway(request)
+    return await _read(gw, request, "orders", "/v1/orders/{checkout_id}")
+
+
+@router.post(
+    "/v1/carts",
+    status_code=201,
+    tags=["carts"],
+    summary="New cart",
+    openapi_extra=schemas.json_body(schemas.CART),
+    response_model=schemas.Passthrough,
+)
+async def create_cart(request: Request) -> Response:
+    gw = get_gateway(request)
+    return await _local_body(gw, request, "cart", "/v1/carts")
+
+
+@router.get(
+    "/v1/carts/{cart_id}", tags=["carts"], summary="A cart", response_model=schemas.Passthrough
+)
+async def get_cart(cart_id: CartPath, request: Request) -> Response:
+    gw = get_gateway(request)
+    return await _read(gw, request, "cart", "/v1/carts/{cart_id}")
+
+
+@router.put(
+    "/v1/carts/{cart_id}/items/{sku}",
+    tags=["carts"],
+    summary="Set an item's quantity",
+    openapi_extra=schemas.json_body(schemas.QUANTITY),
+    response_model=schemas.Passthrough,
+)
+async def set_item(cart_id: CartPath, sku: SkuPath, request: Request) -> Response:
+    gw = get_gateway(request)
+    return await _local_body(gw, request, "cart", "/v1/carts/{cart_id}/items/{sku}")
+
+
+@router.delete(
+    "/v1/carts/{cart_id}/items/{sku}",
+    tags=["carts"],
+    summary="Remove an item",
+    response_model=schemas.Passthrough,
+)
+async def remove_item(cart_id: CartPath, sku: SkuPath, request: Request) -> Response:
+    gw = get_gateway(request)
+    return await _read(gw, request, "cart", "/v1/carts/{cart_id}/items/{sku}")
+
+
+@router.delete("/v1/carts/{cart_id}", status_code=204, tags=["carts"], summary="Delete a cart")
+async def delete_cart(cart_id: CartPath, request: Request) -> Response:
+    gw = get_gateway(request)
+    return await _read(gw, request, "cart", "/v1/carts/{cart_id}")
+
+
+@router.post(
+    "/v1/quotes",
+    status_code=201,
+    tags=["pricing"],
+    summary="Price a basket and freeze it as a snapshot",
+    openapi_extra=schemas.json_body(schemas.QUOTE),
+    response_model=schemas.Passthrough,
+)
+async def create_quote(request: Request) -> Response:
+    gw = get_gateway(request)
+    return await _local_body(gw, request, "pricing", "/v1/quotes")
+
+
+@router.get(
+    "/v1/quotes/{snapshot_id}",
+    tags=["pricing"],
+    summary="A pricing snapshot",
+    response_model=schemas.Passthrough,
+)
+async def get_quote(snapshot_id: SnapshotPath, request: Request) -> Response:
+    gw = get_gateway(request)
+    return await _read(gw, request, "pricing", "/v1/quotes/{snapshot_id}")
+
+
+@router.get(
+    "/v1/stock/{sku}", tags=["stock"], summary="Stock of a SKU", response_model=schemas.Passthrough
+)
+async def get_stock(sku: SkuPath, request: Request) -> Response:
+    gw = get_gateway(request)
+    return await _read(gw, request, "inventory", "/v1/stock/{sku}")

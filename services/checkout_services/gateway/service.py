@@ -1,0 +1,298 @@
+"""The gateway's work: admit a request (token, limits, velocity), decide where it goes (local
+service, the writer region's gateway, or a refusal) and proxy it there.
+
+Reads go to the local region's services. A write for market M goes to the region that may write
+for M now (:mod:`leases`): locally when that is this region, else forwarded to that region's
+gateway with the original ``Idempotency-Key`` (so a retry through any region hits the same
+idempotency record and the PSP's own dedup). While M is being fenced, or no region holds its
+lease yet, the answer is 503 + Retry-After naming the writer. A forwarded write is never
+forwarded again: a peer whose table disagrees answers 503 until the tables converge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import httpx
+from fastapi import Request
+from fastapi.responses import Response
+
+from checkout_services.common import requestid
+from checkout_services.gateway import auth, exceptions, leases, ratelimit, table, tracing
+from checkout_services.gateway.metrics import GatewayMetrics
+
+log = logging.getLogger("checkout_services.gateway.service")
+
+FORWARDED_BY: Final = "x-checkout-forwarded-by"
+SERVED_BY: Final = "x-checkout-served-by"
+CLIENT: Final = "x-checkout-client"
+BOT_SUSPECT: Final = "x-checkout-bot-suspect"
+
+# end-to-end request headers worth passing on (everything else is dropped)
+PASS_REQUEST: Final = frozenset(
+    {"content-type", "accept", "accept-language", "idempotency-key", "user-agent"}
+)
+PASS_RESPONSE: Final = frozenset(
+    {
+        "content-type",
+        "retry-after",
+        "idempotent-replayed",
+        "location",
+        "x-checkout-writer",
+        SERVED_BY,
+        "www-authenticate",
+    }
+)
+
+MARKET: Final = re.compile(r"^[A-Z]{2}$")
+SERVICE_TIMING: Final = re.compile(r"(?:^|,)\s*service;dur=([0-9.]+)")
+
+Decision = Literal["local", "forwarded", "rejected"]
+
+
+@dataclass(frozen=True)
+class Admission:
+    principal: auth.Principal
+    bot_suspect: bool
+    traceparent: str
+
+
+@dataclass
+class Gateway:
+    region: str
+    table: table.RoutingTable
+    leases: leases.LeaseView
+    limiter: ratelimit.Limiter
+    authenticator: auth.Authenticator
+    http: httpx.AsyncClient
+    endpoints: Mapping[str, str]
+    """Service name -> base URL inside the region (from the RegionConfig)."""
+    metrics: GatewayMetrics
+    bot_threshold: int
+    upstream_timeout_s: float = 10.0
+    forward_timeout_s: float = 10.0
+
+    def reject(self, route: str, market: str, reason: str) -> None:
+        self.metrics.decisions.labels(route, market, "rejected").inc()
+        self.metrics.rejections.labels(reason).inc()
+
+    def market_label(self, market: str | None) -> str:
+        """Bounded label values: known markets, else ``unknown`` (or ``-`` for none)."""
+        if not market:
+            return "-"
+        return market if self.table.route(market) is not None else "unknown"
+
+    async def authenticate(self, request: Request, route: str) -> auth.Principal:
+        try:
+            return await self.authenticator.verify(request.headers.get("authorization"))
+        except exceptions.Unauthorized:
+            self.reject(route, "-", "unauthorized")
+            raise
+
+    async def admit(
+        self, request: Request, route: str, principal: auth.Principal, market: str | None
+    ) -> Admission:
+        """Take a token from the client's (and the market's) bucket; flag bot-like velocity."""
+        verdict = await self.limiter.take(principal.client_id, market)
+        suspect = verdict.velocity > self.bot_threshold
+        if suspect:
+            self.metrics.bot_flags.inc()
+            if verdict.velocity == self.bot_threshold + 1:
+                log.warning(
+                    "bot-like velocity: client %s made %d requests in one window",
+                    principal.client_id,
+                    verdict.velocity,
+                )
+        if not verdict.allowed:
+            self.reject(route, self.market_label(market), f"rate-limited-{verdict.scope}")
+            raise exceptions.RateLimited(verdict.scope, verdict.retry_after_s)
+        return Admission(principal, suspect, tracing.child(request.headers.get("traceparent")))
+
+    def _headers(self, request: Request, admission: Admission, *, forward: bool) -> dict[str, str]:
+        headers = {k: v for k, v in request.headers.items() if k in PASS_REQUEST}
+        headers.update(requestid.outgoing_headers())
+        headers["traceparent"] = admission.traceparent
+        headers[CLIENT] = admission.principal.client_id
+        if admission.bot_suspect:
+            headers[BOT_SUSPECT] = "1"
+        if forward:
+            auth_header = request.headers.get("authorization")
+            if auth_header:
+                headers["authorization"] = auth_header
+            headers[FORWARDED_BY] = self.region
+        return headers
+
+    async def _send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes, limit_s: float
+    ) -> Response:
+        start = time.perf_counter()
+        upstream = await self.http.request(
+            method, url, headers=headers, content=body or None, timeout=limit_s
+        )
+        upstream_ms = (time.perf_counter() - start) * 1000
+        out = {k: v for k, v in upstream.headers.items() if k in PASS_RESPONSE}
+        out.setdefault(SERVED_BY, self.region)
+        # Server-Timing: ``upstream`` is this hop's round trip to the next one; ``service`` the
+        # time in the service that did the work (the peer gateway's figure on a forwarded call)
+        service_ms = upstream_ms
+        peer = SERVICE_TIMING.search(upstream.headers.get("server-timing", ""))
+        if peer and headers.get(FORWARDED_BY):
+            service_ms = float(peer.group(1))
+        out["server-timing"] = f"upstream;dur={upstream_ms:.3f}, service;dur={service_ms:.3f}"
+        return Response(content=upstream.content, status_code=upstream.status_code, headers=out)
+
+    @staticmethod
+    def _target(request: Request) -> str:
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw.decode("latin-1")
+        query = request.url.query
+        return f"{path}?{query}" if query else path
+
+    async def local(
+        self,
+        request: Request,
+        admission: Admission,
+        service: str,
+        route: str,
+        body: bytes = b"",
+        market: str | None = None,
+    ) -> Response:
+        base = self.endpoints.get(service)
+        if base is None:
+            self.reject(route, self.market_label(market), "no-upstream")
+            raise exceptions.UpstreamUnavailable(
+                f"the region config names no endpoint for the {service} service", service=service
+            )
+        start = time.perf_counter()
+        try:
+            response = await self._send(
+                request.method,
+                base.rstrip("/") + self._target(request),
+                self._headers(request, admission, forward=False),
+                body,
+                self.upstream_timeout_s,
+            )
+        except httpx.HTTPError as exc:
+            self.reject(route, self.market_label(market), "upstream-unavailable")
+            raise exceptions.UpstreamUnavailable(
+                f"the {service} service did not answer ({type(exc).__name__}); retry",
+                service=service,
+            ) from None
+        finally:
+            self.metrics.upstream_seconds.labels(service).observe(time.perf_counter() - start)
+        self.metrics.decisions.labels(route, self.market_label(market), "local").inc()
+        return response
+
+    async def write(
+        self,
+        request: Request,
+        admission: Admission,
+        service: str,
+        route: str,
+        market: str,
+        body: bytes,
+    ) -> Response:
+        market_route = self.table.route(market)
+        if market_route is None:
+            self.reject(route, "unknown", "unknown-market")
+            raise exceptions.UnknownMarket(
+                f"market {market!r} is not in the fleet routing", field="market"
+            )
+        if market_route.state == "Down":
+            self.reject(route, market, "market-down")
+            raise exceptions.MarketDown(
+                f"market {market} has no legal healthy writer", market=market
+            )
+        holder = await self.leases.holder(market_route)
+        if market_route.state == "Fencing" or holder is None:
+            self.reject(route, market, "market-fencing")
+            raise exceptions.MarketFencing(
+                f"market {market} is moving to {market_route.writer} "
+                f"(epoch {market_route.epoch}); retry shortly",
+                retry_after_s=2,
+                market=market,
+                writer=market_route.writer,
+                epoch=market_route.epoch,
+            )
+        if holder == self.region:
+            return await self.local(request, admission, service, route, body, market)
+        if request.headers.get(FORWARDED_BY):
+            # the sender thinks we write for the market, we think it is ``holder``: a move is
+            # being rolled out; never bounce the request on (no loops), let the client retry
+            self.reject(route, market, "routing-converging")
+            raise exceptions.MarketFencing(
+                f"regions disagree on the writer of market {market} while it moves "
+                f"(here: {holder}, epoch {market_route.epoch}); retry shortly",
+                retry_after_s=1,
+                market=market,
+                writer=holder,
+                epoch=market_route.epoch,
+            )
+        return await self.forward(request, admission, route, market, holder, body)
+
+    async def forward(
+        self,
+        request: Request,
+        admission: Admission,
+        route: str,
+        market: str,
+        peer: str,
+        body: bytes,
+    ) -> Response:
+        base = self.table.gateway_url(peer)
+        if base is None:
+            self.reject(route, market, "no-peer")
+            raise exceptions.UpstreamUnavailable(
+                f"the routing names no gateway URL for region {peer}", writer=peer
+            )
+        start = time.perf_counter()
+        try:
+            response = await self._send(
+                request.method,
+                base + self._target(request),
+                self._headers(request, admission, forward=True),
+                body,
+                self.forward_timeout_s,
+            )
+        except httpx.HTTPError as exc:
+            self.reject(route, market, "peer-unavailable")
+            raise exceptions.UpstreamUnavailable(
+                f"the gateway of {peer}, which writes for market {market}, did not answer "
+                f"({type(exc).__name__}); retry with the same Idempotency-Key",
+                writer=peer,
+            ) from None
+        finally:
+            self.metrics.forward_seconds.labels(peer).observe(time.perf_counter() - start)
+        self.metrics.decisions.labels(route, market, "forwarded").inc()
+        return response
+
+
+def reject_body(gw: Gateway, route: str, exc: exceptions.GatewayError) -> exceptions.GatewayError:
+    gw.reject(route, "-", exc.slug)
+    return exc
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object: 400 when it is not JSON, 422 when it is not an object."""
+    try:
+        value = json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise exceptions.MalformedBody(f"the body is not valid JSON: {exc}", field="body") from None
+    if not isinstance(value, dict):
+        raise exceptions.InvalidBody("the body must be a JSON object", field="body")
+    return value
+
+
+def market_of(body: Mapping[str, Any]) -> str:
+    market = body.get("market")
+    if not isinstance(market, str) or not MARKET.fullmatch(market):
+        raise exceptions.InvalidBody(
+            "market: an ISO 3166-1 alpha-2 code such as 'DE' is required", field="market"
+        )
+    return market
