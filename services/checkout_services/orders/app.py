@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpx
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client import Counter, Gauge
@@ -18,6 +17,7 @@ from temporalio.worker import Worker
 
 from checkout_services.common import app as common_app
 from checkout_services.common import db, idempotency, metrics, outbox, settings, write_guard
+from checkout_services.common import http as common_http
 from checkout_services.orders import router
 from checkout_services.orders.activities import Activities
 from checkout_services.orders.service import OrdersService
@@ -80,9 +80,8 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         try:
             await db.migrate(pool, *MIGRATIONS)
             temporal = await Client.connect(s.temporal_address, namespace=region.temporal_namespace)
-            limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
             async with (
-                httpx.AsyncClient(limits=limits, timeout=10.0) as http,
+                common_http.client(max_connections=200, max_keepalive=100, timeout=10.0) as http,
                 contextlib.AsyncExitStack() as stack,
             ):
                 acts = Activities(http, pool, region, outcomes)
