@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from checkout_services.common import http as lean_http
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "payments"))
 
@@ -46,6 +48,11 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -58,8 +65,11 @@ async def open_loop(url: str, rate: int, seconds: float) -> dict[str, float]:
     total = int(rate * seconds)
     latencies: list[float] = []
     errors = {"http": 0, "transport": 0}
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    # the load generator shares the 2 cores: httpx's default pool scans every queued request on
+    # each state change, and at a few thousand in flight the generator itself became the
+    # bottleneck (the service sat idle); the lean transport has no such scan
+    transport = lean_http.LeanTransport(max_connections=1000, max_keepalive=1000)
+    async with httpx.AsyncClient(base_url=url, timeout=30, transport=transport) as client:
 
         async def one(i: int, scheduled: float) -> None:
             body = {
@@ -133,14 +143,35 @@ async def test_checkout_open_loop(
             f"{'rate/s':>7} {'ok':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
             f" {'err %':>6} {'tput/s':>7}"
         )
+        pids = {
+            "orders": env.orders.proc,
+            "temporal": temporal.procs[0] if temporal.procs else None,
+            "payments": env.payments.proc,
+            "inventory": env.inventory.proc,
+            "pricing": env.pricing.proc,
+            "psp-sim": env.sim.proc,
+        }
         for rate in RATES:
+            before = {n: cpu_seconds(p.pid) for n, p in pids.items() if p is not None}
             r = await open_loop(env.orders.url, rate, SECONDS)
+            await asyncio.sleep(2)  # let capture/fulfilment of this step drain (counted below)
+            # CPU time per checkout (process CPU / answered checkouts, capture and fulfilment
+            # included): robust to the other load on this shared machine, unlike latency
+            cpu = {
+                n: (cpu_seconds(p.pid) - before[n]) * 1000 / max(r["ok"], 1)
+                for n, p in pids.items()
+                if p is not None
+            }
             print(
                 f"{rate:>7} {r['ok']:>6} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['p99']:>8.1f}"
                 f" {r['error_rate'] * 100:>6.2f} {r['throughput']:>7.1f}"
                 f"  (http errors {r['http_errors']}, transport errors {r['transport_errors']})"
             )
-            await asyncio.sleep(2)  # let capture/fulfilment of this step drain
+            print(
+                "        CPU ms/checkout: "
+                + ", ".join(f"{n} {v:.1f}" for n, v in cpu.items())
+                + f"; total {sum(cpu.values()):.1f}; load {os.getloadavg()[0]:.1f}"
+            )
         procs = {
             "orders": env.orders.proc,
             "inventory": env.inventory.proc,

@@ -1,4 +1,4 @@
-"""FastAPI dependencies."""
+"""FastAPI dependencies (async: a sync dependency costs a threadpool hop per request)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from checkout_services.cart.service import CartService
 
 
-def get_service(request: Request) -> CartService:
+async def get_service(request: Request) -> CartService:
     service: CartService = request.app.state.service
     return service
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies."""
+"""FastAPI dependencies (async: a sync dependency costs a threadpool hop per request)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from checkout_services.common import idempotency
 from checkout_services.inventory.service import InventoryService
 
 
-def get_service(request: Request) -> InventoryService:
+async def get_service(request: Request) -> InventoryService:
     service: InventoryService = request.app.state.service
     return service
 
 
-def get_idem(request: Request) -> idempotency.IdempotencyStore:
+async def get_idem(request: Request) -> idempotency.IdempotencyStore:
     store: idempotency.IdempotencyStore = request.app.state.idem
     return store
 

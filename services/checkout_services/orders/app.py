@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpx
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client import Counter, Gauge
@@ -26,6 +25,7 @@ from checkout_services.common import (
     tracing,
     write_guard,
 )
+from checkout_services.common import http as common_http
 from checkout_services.orders import privacy, router
 from checkout_services.orders.activities import Activities
 from checkout_services.orders.service import OrdersService
@@ -92,9 +92,8 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                 namespace=region.temporal_namespace,
                 interceptors=tracing.temporal_interceptors(),
             )
-            limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
             async with (
-                httpx.AsyncClient(limits=limits, timeout=10.0) as http,
+                common_http.client(max_connections=200, max_keepalive=100, timeout=10.0) as http,
                 contextlib.AsyncExitStack() as stack,
             ):
                 acts = Activities(http, pool, region, outcomes)

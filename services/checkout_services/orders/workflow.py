@@ -33,6 +33,8 @@ COMPENSATION_RETRY = RetryPolicy(
 )
 """Compensations retry until they succeed (no attempt limit)."""
 TIMEOUT = timedelta(seconds=15)
+COMPLETE_LOCAL = "complete-as-local-activity"
+"""Patch id: 'complete' became a local activity (workflows started before still replay)."""
 
 
 def failure(err: FailureError) -> tuple[str, str, int]:
@@ -107,7 +109,13 @@ class CheckoutWorkflow:
             await self.act("capture_failed", cid, message, retry=COMPENSATION_RETRY)
             self.final = "capture_failed"
             return await self.finish()
-        await self.act("complete", inp, payment)
+        if workflow.patched(COMPLETE_LOCAL):
+            # a local activity: it runs in the workflow task that received the capture result,
+            # which then also closes the workflow - one activity task and one workflow task
+            # (and their server round trips and history events) fewer per checkout
+            await self.local("complete", inp, payment)
+        else:  # histories recorded before the patch replay as they ran
+            await self.act("complete", inp, payment)
         self.final = "fulfilment_requested"
         return await self.finish()
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
+from checkout_services.common import db as common_db
 from checkout_services.payments.state_machine import PaymentState
 
 MIGRATION_LOCK = 0x70AE_3E17
@@ -17,7 +18,11 @@ MIGRATION_LOCK = 0x70AE_3E17
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, server_settings={"timezone": "UTC"}
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"timezone": "UTC"},
+        connection_class=common_db.LeanConnection,  # no reset round trip per release
     )
     return pool
 

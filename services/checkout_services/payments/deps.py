@@ -1,4 +1,4 @@
-"""FastAPI dependencies."""
+"""FastAPI dependencies (async: a sync dependency costs a threadpool hop per request)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from checkout_services.payments.service import PaymentsService
 
 
-def get_service(request: Request) -> PaymentsService:
+async def get_service(request: Request) -> PaymentsService:
     service: PaymentsService = request.app.state.service
     return service
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies."""
+"""FastAPI dependencies (async: a sync dependency costs a threadpool hop per request)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from checkout_services.pricing.service import PricingService
 
 
-def get_service(request: Request) -> PricingService:
+async def get_service(request: Request) -> PricingService:
     service: PricingService = request.app.state.service
     return service
 
