@@ -26,6 +26,10 @@ APPLY_PATCH: Final = "application/apply-patch+yaml"
 MERGE_PATCH: Final = "application/merge-patch+json"
 EVENT_MESSAGE_LIMIT: Final = 1024
 THROTTLE_RETRIES: Final = 5
+MAX_CONNECTIONS: Final = 32
+"""Connections per cluster, all kept alive. httpx's default (100, of which only 20 are kept)
+cost a TLS handshake for most requests of a burst, and its pool scans every queued request
+per connection change, so hundreds of queued requests made the pool itself the hot spot."""
 
 logger = logging.getLogger("checkout_operator.kube")
 
@@ -83,6 +87,11 @@ class KubeClient:
             verify=creds.ssl_context(),
             auth=_Auth(creds),
             timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS,
+                max_keepalive_connections=MAX_CONNECTIONS,
+                keepalive_expiry=60.0,
+            ),
             headers={"User-Agent": f"{field_manager}/python-httpx", "Accept": "application/json"},
             trust_env=False,
         )

@@ -90,13 +90,26 @@ class Context:
     known_kinds: tuple[tuple[str, str], ...] = KNOWN_CHILD_KINDS
     clock: Callable[[], datetime.datetime] = _utcnow
     locks: dict[index.Ref, asyncio.Lock] = field(default_factory=dict)
+    max_concurrent: int | None = None
+    """At most this many reconciles read and write at once (None: no bound). Fifty regions
+    created together then finish a few at a time (their Deployments reach the cluster early,
+    in parallel with the rest) instead of all of them together at the end."""
+    _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.remotes is None:
             self.remotes = kremote.RemoteClients(self.client)
+        if self.max_concurrent is not None:
+            if self.max_concurrent < 1:
+                raise ValueError("max_concurrent must be at least 1")
+            self._slots = asyncio.Semaphore(self.max_concurrent)
 
     def lock(self, ref: index.Ref) -> asyncio.Lock:
         return self.locks.setdefault(ref, asyncio.Lock())
+
+    def slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """One of the ``max_concurrent`` reconcile slots (a no-op without a bound)."""
+        return self._slots if self._slots is not None else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -237,9 +250,17 @@ async def _write_status(
     return new, True
 
 
-async def reconcile_region(ctx: Context, ref: index.Ref) -> Result:
-    """Bring the children of CheckoutRegion ``ref`` to its spec, then write its status."""
-    async with ctx.lock(ref):
+async def reconcile_region(
+    ctx: Context, ref: index.Ref, *, on_start: Callable[[], object] | None = None
+) -> Result:
+    """Bring the children of CheckoutRegion ``ref`` to its spec, then write its status.
+
+    ``on_start`` is called once the reconcile holds its region's lock and a slot, just before
+    it reads the cluster: a change seen after that needs another reconcile, one seen before
+    does not."""
+    async with ctx.lock(ref), ctx.slot():
+        if on_start is not None:
+            on_start()
         started = time.perf_counter()
         writes_before = _writes(ctx)
         try:
@@ -266,7 +287,9 @@ def _writes(ctx: Context) -> int:
 
 
 async def _reconcile(ctx: Context, ref: index.Ref) -> Result:
-    body = await ctx.client.get_or_none(API_VERSION, REGION_KIND, ref.name, ref.namespace)
+    # One list gives the region and its fleet peers (the fleet routing needs them all).
+    regions = await ctx.client.list(API_VERSION, REGION_KIND, ref.namespace)
+    body = next((r for r in regions if index.ref(r) == ref), None)
     if body is None:
         with contextlib.suppress(KeyError):
             metrics.REGION_READY.remove(ref.namespace, ref.name)
@@ -275,7 +298,6 @@ async def _reconcile(ctx: Context, ref: index.Ref) -> Result:
     if meta.get("deletionTimestamp"):
         return Result(ref)
     generation = int(meta.get("generation") or 0)
-    regions = await ctx.client.list(API_VERSION, REGION_KIND, ref.namespace)
     routes = await _list_optional(ctx.client, API_VERSION, ROUTE_KIND, ref.namespace)
     selected = index.routes_for(body, routes)
 
