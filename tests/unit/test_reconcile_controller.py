@@ -140,3 +140,51 @@ async def test_reconcile_slots_bound_concurrent_reconciles() -> None:
         assert peak == 2
         with pytest.raises(ValueError, match="at least 1"):
             region.Context(kube, lambda *_: None, max_concurrent=0)  # type: ignore[arg-type,return-value]
+
+
+async def test_slots_admit_spec_changes_before_background_reconciles() -> None:
+    from checkout_operator.reconcile import region
+
+    slots = region.Slots(1)
+    order: list[str] = []
+
+    async def job(name: str, priority: int) -> None:
+        async with slots.hold(priority):
+            order.append(name)
+            await asyncio.sleep(0.01)
+
+    first = asyncio.create_task(job("first", region.URGENT))
+    await asyncio.sleep(0)
+    waiting = [
+        asyncio.create_task(job("progress-a", region.BACKGROUND)),
+        asyncio.create_task(job("progress-b", region.BACKGROUND)),
+        asyncio.create_task(job("new-region", region.URGENT)),
+    ]
+    await asyncio.gather(first, *waiting)
+    assert order == ["first", "new-region", "progress-a", "progress-b"]
+    assert (slots.in_use, slots.waiting) == (0, 0)
+
+
+async def test_slots_a_cancelled_waiter_leaks_no_slot() -> None:
+    from checkout_operator.reconcile import region
+
+    slots = region.Slots(1)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with slots.hold():
+            await release.wait()
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    assert (slots.in_use, slots.waiting) == (1, 1)
+    waiter.cancel()
+    await asyncio.sleep(0)
+    assert slots.waiting == 0
+    release.set()
+    await held
+    assert slots.in_use == 0
+    async with slots.hold(region.BACKGROUND):
+        assert slots.in_use == 1

@@ -64,14 +64,18 @@ def describe(api_version: str, kind: str, name: str | None, namespace: str | Non
 
 
 class KubeClient:
-    """One cluster. Use as an async context manager, or call ``aclose()``."""
+    """One cluster. Use as an async context manager, or call ``aclose()``.
+
+    ``timeout`` (read, write, pool) defaults to the apiserver's own request timeout (60 s): a
+    busy apiserver that creates Services one ClusterIP at a time answers a burst of them
+    late, but it answers; giving up earlier only turns into a retry of work already done."""
 
     def __init__(
         self,
         creds: config.Credentials,
         *,
         field_manager: str = FIELD_MANAGER,
-        timeout: float = 30.0,
+        timeout: float = 60.0,
         name: str = "local",
         on_write: WriteHook | None = None,
     ) -> None:

@@ -110,7 +110,9 @@ class Controller:
         return await region.reconcile_region(self.ctx, ref)
 
     async def _deferred(self, ref: index.Ref, started: Started) -> region.Result:
-        return await region.reconcile_region(self.ctx, ref, on_start=started)
+        return await region.reconcile_region(
+            self.ctx, ref, on_start=started, priority=region.BACKGROUND
+        )
 
     async def _fleet_peers(self, body: Mapping[str, Any]) -> list[index.Ref]:
         ref = index.ref(body)
@@ -217,7 +219,10 @@ class Controller:
         bodies: list[dict[str, Any]] = []
         for ns in namespaces if namespaces is not None else [None]:
             bodies += await self.ctx.client.list(region.API_VERSION, region.REGION_KIND, ns)
-        return [await self.reconcile(r) for r in sorted(index.ref(b) for b in bodies)]
+        return [
+            await region.reconcile_region(self.ctx, r, priority=region.BACKGROUND)
+            for r in sorted(index.ref(b) for b in bodies)
+        ]
 
     def start_resync(self, namespaces: Sequence[str] | None, interval: float) -> None:
         """Run ``resync_all`` every ``interval`` seconds until ``aclose``.

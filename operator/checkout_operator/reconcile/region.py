@@ -7,13 +7,14 @@ makes reads only: zero write requests (no apply, no delete, no status patch, no 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import datetime
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -42,6 +43,11 @@ KNOWN_CHILD_KINDS: Final[tuple[tuple[str, str], ...]] = (
     ("kafka.strimzi.io/v1", "KafkaMirrorMaker2"),
 )
 """Kinds the render can produce: listed (when the server serves them) to find what to prune."""
+
+URGENT: Final = 0
+"""Reconcile priority of a spec change (a new region, an edit, a PSPRoute change)."""
+BACKGROUND: Final = 1
+"""Reconcile priority of children's progress, fleet peers' routing and the periodic resync."""
 
 logger = logging.getLogger("checkout_operator.reconcile")
 
@@ -78,6 +84,66 @@ Renderer = Callable[
 Pure; raises ``errors.InvalidSpec`` naming the field for a spec it cannot render."""
 
 
+class Slots:
+    """At most ``limit`` holders at once; a waiter of a more urgent class (lower number) is
+    admitted before any less urgent one, first come first served within a class.
+
+    Reconciles for a spec change (a new region, an edit) go before those that only roll up
+    children's progress, so that fifty new regions get their children applied first while
+    the rollouts they start proceed in the cluster."""
+
+    def __init__(self, limit: int, classes: int = 2) -> None:
+        if limit < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self.limit = limit
+        self._free = limit
+        self._waiters: tuple[collections.deque[asyncio.Future[None]], ...] = tuple(
+            collections.deque() for _ in range(classes)
+        )
+
+    @property
+    def in_use(self) -> int:
+        return self.limit - self._free
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(q) for q in self._waiters)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, priority: int = 0) -> AsyncIterator[None]:
+        await self._acquire(priority)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, priority: int) -> None:
+        if self._free > 0 and not self.waiting:
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiters[min(max(priority, 0), len(self._waiters) - 1)]
+        queue.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # handed a slot just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(future)
+            raise
+
+    def _release(self) -> None:
+        for queue in self._waiters:
+            while queue:
+                future = queue.popleft()
+                if not future.done():
+                    future.set_result(None)  # the slot passes straight to this waiter
+                    return
+        self._free += 1
+
+
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -94,22 +160,20 @@ class Context:
     """At most this many reconciles read and write at once (None: no bound). Fifty regions
     created together then finish a few at a time (their Deployments reach the cluster early,
     in parallel with the rest) instead of all of them together at the end."""
-    _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+    slots: Slots | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.remotes is None:
             self.remotes = kremote.RemoteClients(self.client)
         if self.max_concurrent is not None:
-            if self.max_concurrent < 1:
-                raise ValueError("max_concurrent must be at least 1")
-            self._slots = asyncio.Semaphore(self.max_concurrent)
+            self.slots = Slots(self.max_concurrent)
 
     def lock(self, ref: index.Ref) -> asyncio.Lock:
         return self.locks.setdefault(ref, asyncio.Lock())
 
-    def slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
+    def slot(self, priority: int = URGENT) -> contextlib.AbstractAsyncContextManager[None]:
         """One of the ``max_concurrent`` reconcile slots (a no-op without a bound)."""
-        return self._slots if self._slots is not None else contextlib.nullcontext()
+        return self.slots.hold(priority) if self.slots is not None else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -251,14 +315,19 @@ async def _write_status(
 
 
 async def reconcile_region(
-    ctx: Context, ref: index.Ref, *, on_start: Callable[[], object] | None = None
+    ctx: Context,
+    ref: index.Ref,
+    *,
+    on_start: Callable[[], object] | None = None,
+    priority: int = URGENT,
 ) -> Result:
     """Bring the children of CheckoutRegion ``ref`` to its spec, then write its status.
 
     ``on_start`` is called once the reconcile holds its region's lock and a slot, just before
     it reads the cluster: a change seen after that needs another reconcile, one seen before
-    does not."""
-    async with ctx.lock(ref), ctx.slot():
+    does not. ``priority``: ``URGENT`` (a spec changed) or ``BACKGROUND`` (children moved,
+    periodic resync), for the order in which waiting reconciles get a slot."""
+    async with ctx.lock(ref), ctx.slot(priority):
         if on_start is not None:
             on_start()
         started = time.perf_counter()
