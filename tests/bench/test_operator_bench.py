@@ -280,12 +280,24 @@ async def test_bench_regions_to_ready_and_noop_resync(
             f"load average before {load0}, after {load1}"
         )
 
-        # no-op resync cost, measured on the reconcile layer with its request counters
-        ctx = region.Context(kube, desired.render)
-        for ns in names[:5]:
-            await region.reconcile_region(ctx, index.Ref(ns, "ap-south-1"))
         one = sup.local_region(names[0])
         per_region = len(desired.render(one, [], [one]).objects)
+        print(
+            f"{REGIONS} regions ({per_region} children each) from nothing to Ready: "
+            f"{elapsed:.1f} s ({REGIONS * per_region / elapsed:.0f} objects/s); "
+            f"operator RSS idle {rss_idle:.0f} MiB, "
+            f"after {REGIONS} regions {rss_busy:.0f} MiB ({rss_settled:.0f} MiB 10 s later)"
+        )
+
+        # no-op resync cost, measured on the reconcile layer with its request counters. A first
+        # pass catches up with what changed after the operator stopped (a child's status it had
+        # not rolled up yet); the second pass is the no-op resync measured.
+        ctx = region.Context(kube, desired.render)
+        caught_up = 0
+        for ns in names:
+            caught_up += (
+                await region.reconcile_region(ctx, index.Ref(ns, "ap-south-1"))
+            ).writes > 0
         writes0, requests0 = kube.write_count, kube.request_count
         t1 = time.perf_counter()
         for ns in names:
@@ -295,10 +307,7 @@ async def test_bench_regions_to_ready_and_noop_resync(
         writes = kube.write_count - writes0
         reads = kube.request_count - requests0 - writes
         print(
-            f"\n{REGIONS} regions ({per_region} children each) from nothing to Ready: "
-            f"{elapsed:.1f} s ({REGIONS * per_region / elapsed:.0f} objects/s); "
-            f"operator RSS idle {rss_idle:.0f} MiB, "
-            f"after {REGIONS} regions {rss_busy:.0f} MiB ({rss_settled:.0f} MiB 10 s later)\n"
             f"no-op resync of {REGIONS} regions: {writes} API writes, {reads / REGIONS:.0f} reads "
-            f"per region, {resync / REGIONS * 1000:.0f} ms per region"
+            f"per region, {resync / REGIONS * 1000:.0f} ms per region (first pass after the "
+            f"operator stopped: {caught_up} regions had a status change to write)"
         )
