@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from checkout_operator.reconcile import controller, index
 
 R = index.Ref
@@ -55,7 +57,8 @@ def test_owner_of_another_group_is_ignored() -> None:
 async def test_debouncer_coalesces_a_burst_into_one_run_per_region() -> None:
     runs: list[index.Ref] = []
 
-    async def run(ref: index.Ref) -> None:
+    async def run(ref: index.Ref, started: controller.Started) -> None:
+        started()
         runs.append(ref)
 
     debouncer = controller.Debouncer(run, 0.05)
@@ -73,7 +76,7 @@ async def test_debouncer_coalesces_a_burst_into_one_run_per_region() -> None:
 async def test_debouncer_survives_a_failing_run() -> None:
     calls = 0
 
-    async def run(ref: index.Ref) -> None:
+    async def run(ref: index.Ref, started: controller.Started) -> None:
         nonlocal calls
         calls += 1
         raise RuntimeError("boom")
@@ -86,3 +89,102 @@ async def test_debouncer_survives_a_failing_run() -> None:
     assert calls == 2
     await debouncer.aclose()
     await asyncio.sleep(0)
+
+
+async def test_debouncer_folds_pokes_into_a_run_still_waiting_for_its_turn() -> None:
+    gate = asyncio.Event()
+    runs: list[str] = []
+
+    async def run(ref: index.Ref, started: controller.Started) -> None:
+        await gate.wait()  # e.g. waiting for a free reconcile slot
+        started()
+        runs.append("started")
+        await asyncio.sleep(0.01)
+
+    debouncer = controller.Debouncer(run, 0)
+    assert debouncer.poke(R("a", "x"))
+    await asyncio.sleep(0.01)
+    # the run waits: pokes join it instead of queueing a second reconcile
+    assert not debouncer.poke(R("a", "x"))
+    assert not debouncer.poke(R("a", "x"))
+    gate.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert runs == ["started"]
+    # once it has started reading, a change needs (and gets) another run
+    assert debouncer.poke(R("a", "x"))
+    await debouncer.drain()
+    assert runs == ["started", "started"]
+    assert not debouncer._pending
+
+
+async def test_reconcile_slots_bound_concurrent_reconciles() -> None:
+    from checkout_operator.kube import client as kclient
+    from checkout_operator.kube import config as kconfig
+    from checkout_operator.reconcile import region
+
+    creds = kconfig.Credentials(server="https://127.0.0.1:1")
+    async with kclient.KubeClient(creds) as kube:
+        ctx = region.Context(kube, lambda *_: None, max_concurrent=2)  # type: ignore[arg-type,return-value]
+        active = peak = 0
+
+        async def work() -> None:
+            nonlocal active, peak
+            async with ctx.slot():
+                active += 1
+                peak = max(peak, active)
+                await asyncio.sleep(0.01)
+                active -= 1
+
+        await asyncio.gather(*(work() for _ in range(7)))
+        assert peak == 2
+        with pytest.raises(ValueError, match="at least 1"):
+            region.Context(kube, lambda *_: None, max_concurrent=0)  # type: ignore[arg-type,return-value]
+
+
+async def test_slots_admit_spec_changes_before_background_reconciles() -> None:
+    from checkout_operator.reconcile import region
+
+    slots = region.Slots(1)
+    order: list[str] = []
+
+    async def job(name: str, priority: int) -> None:
+        async with slots.hold(priority):
+            order.append(name)
+            await asyncio.sleep(0.01)
+
+    first = asyncio.create_task(job("first", region.URGENT))
+    await asyncio.sleep(0)
+    waiting = [
+        asyncio.create_task(job("progress-a", region.BACKGROUND)),
+        asyncio.create_task(job("progress-b", region.BACKGROUND)),
+        asyncio.create_task(job("new-region", region.URGENT)),
+    ]
+    await asyncio.gather(first, *waiting)
+    assert order == ["first", "new-region", "progress-a", "progress-b"]
+    assert (slots.in_use, slots.waiting) == (0, 0)
+
+
+async def test_slots_a_cancelled_waiter_leaks_no_slot() -> None:
+    from checkout_operator.reconcile import region
+
+    slots = region.Slots(1)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with slots.hold():
+            await release.wait()
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    assert (slots.in_use, slots.waiting) == (1, 1)
+    waiter.cancel()
+    await asyncio.sleep(0)
+    assert slots.waiting == 0
+    release.set()
+    await held
+    assert slots.in_use == 0
+    async with slots.hold(region.BACKGROUND):
+        assert slots.in_use == 1

@@ -286,6 +286,11 @@ class ControlPlane:
                 # pods queue behind client-side throttling, not behind the apiserver
                 "--kube-api-qps=200",
                 "--kube-api-burst=400",
+                # 5 workers each (the defaults) wait in turn on a busy apiserver: 300
+                # Deployments of 50 regions queued behind them
+                "--concurrent-deployment-syncs=20",
+                "--concurrent-replicaset-syncs=20",
+                "--concurrent-horizontal-pod-autoscaler-syncs=20",
                 "--profiling=false",
                 "--v=0",
             ],

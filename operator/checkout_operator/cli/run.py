@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="SECONDS",
         help="periodic resync of every CheckoutRegion (default 60)",
     )
+    parser.add_argument(
+        "--max-concurrent-reconciles",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CheckoutRegions reconciled at once (default 8)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.set_defaults(handler=run)
 
@@ -78,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
     health_port = _port(args.health_port, "--health-port")
     if args.drift_interval <= 0:
         raise errors.CliError("--drift-interval: must be > 0 seconds", errors.EXIT_USAGE)
+    max_concurrent = args.max_concurrent_reconciles
+    if max_concurrent is None:
+        max_concurrent = runtime.DEFAULT_MAX_CONCURRENT
+    if max_concurrent < 1:
+        raise errors.CliError("--max-concurrent-reconciles: must be at least 1", errors.EXIT_USAGE)
     try:
         creds = runtime.credentials(args.kubeconfig)
     except kerrors.ConfigError as exc:
@@ -109,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise errors.CliError(f"--metrics-port {metrics_port}: {exc.strerror}") from None
     memo = kopf.Memo(
-        kubeconfig=args.kubeconfig, namespaces=None if args.all_namespaces else namespaces
+        kubeconfig=args.kubeconfig,
+        namespaces=None if args.all_namespaces else namespaces,
+        max_concurrent=max_concurrent,
     )
     liveness = f"http://0.0.0.0:{health_port}/healthz" if health_port else None
     asyncio.run(

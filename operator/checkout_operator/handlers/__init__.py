@@ -60,7 +60,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.enabled = True
     settings.posting.level = logging.WARNING  # our own Events say what was applied
     ctl = runtime.build_controller(
-        getattr(memo, "kubeconfig", None), debounce=float(getattr(memo, "debounce", 0.5))
+        getattr(memo, "kubeconfig", None),
+        debounce=float(getattr(memo, "debounce", 0.5)),
+        max_concurrent=getattr(memo, "max_concurrent", runtime.DEFAULT_MAX_CONCURRENT),
     )
     memo.controller = ctl
     ctl.start_resync(getattr(memo, "namespaces", None), DRIFT_INTERVAL)

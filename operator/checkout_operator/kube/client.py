@@ -26,6 +26,10 @@ APPLY_PATCH: Final = "application/apply-patch+yaml"
 MERGE_PATCH: Final = "application/merge-patch+json"
 EVENT_MESSAGE_LIMIT: Final = 1024
 THROTTLE_RETRIES: Final = 5
+MAX_CONNECTIONS: Final = 32
+"""Connections per cluster, all kept alive. httpx's default (100, of which only 20 are kept)
+cost a TLS handshake for most requests of a burst, and its pool scans every queued request
+per connection change, so hundreds of queued requests made the pool itself the hot spot."""
 
 logger = logging.getLogger("checkout_operator.kube")
 
@@ -60,14 +64,18 @@ def describe(api_version: str, kind: str, name: str | None, namespace: str | Non
 
 
 class KubeClient:
-    """One cluster. Use as an async context manager, or call ``aclose()``."""
+    """One cluster. Use as an async context manager, or call ``aclose()``.
+
+    ``timeout`` (read, write, pool) defaults to the apiserver's own request timeout (60 s): a
+    busy apiserver that creates Services one ClusterIP at a time answers a burst of them
+    late, but it answers; giving up earlier only turns into a retry of work already done."""
 
     def __init__(
         self,
         creds: config.Credentials,
         *,
         field_manager: str = FIELD_MANAGER,
-        timeout: float = 30.0,
+        timeout: float = 60.0,
         name: str = "local",
         on_write: WriteHook | None = None,
     ) -> None:
@@ -83,6 +91,11 @@ class KubeClient:
             verify=creds.ssl_context(),
             auth=_Auth(creds),
             timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS,
+                max_keepalive_connections=MAX_CONNECTIONS,
+                keepalive_expiry=60.0,
+            ),
             headers={"User-Agent": f"{field_manager}/python-httpx", "Accept": "application/json"},
             trust_env=False,
         )

@@ -25,10 +25,18 @@ from checkout_operator.reconcile import index, region, replication, status
 logger = logging.getLogger("checkout_operator.reconcile")
 
 
-class Debouncer:
-    """Runs ``run(ref)`` once, ``delay`` seconds after the first of a burst of pokes."""
+Started = Callable[[], object]
+"""Called by a run when it starts its work (after waiting for a lock or a slot)."""
 
-    def __init__(self, run: Callable[[index.Ref], Awaitable[Any]], delay: float) -> None:
+
+class Debouncer:
+    """Runs ``run(ref, started)`` once, ``delay`` seconds after the first of a burst of pokes.
+
+    A ref stays pending until its run calls ``started``: pokes that arrive while the run
+    still waits (for its region's lock, or for a free reconcile slot) are folded into it
+    rather than queueing a second run behind it."""
+
+    def __init__(self, run: Callable[[index.Ref, Started], Awaitable[Any]], delay: float) -> None:
         self._run = run
         self._delay = delay
         self._pending: set[index.Ref] = set()
@@ -45,14 +53,21 @@ class Debouncer:
         return True
 
     async def _later(self, ref: index.Ref) -> None:
+        started = False
+
+        def start() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                self._pending.discard(ref)
+
         try:
             await asyncio.sleep(self._delay)
-        finally:
-            self._pending.discard(ref)
-        try:
-            await self._run(ref)
+            await self._run(ref, start)
         except Exception:
             logger.exception("deferred reconcile of %s failed", ref)
+        finally:
+            start()  # a run that failed or was cancelled before it started
 
     async def drain(self) -> None:
         """Wait for every scheduled run (tests)."""
@@ -86,13 +101,18 @@ def region_of_child(child: Mapping[str, Any], regions: list[dict[str, Any]]) -> 
 class Controller:
     def __init__(self, ctx: region.Context, *, debounce: float = 0.5) -> None:
         self.ctx = ctx
-        self.debouncer = Debouncer(self.reconcile, debounce)
+        self.debouncer = Debouncer(self._deferred, debounce)
         self.routes = index.RouteIndex()
         self._resync: asyncio.Task[None] | None = None
         self._replication: asyncio.Task[None] | None = None
 
     async def reconcile(self, ref: index.Ref) -> region.Result:
         return await region.reconcile_region(self.ctx, ref)
+
+    async def _deferred(self, ref: index.Ref, started: Started) -> region.Result:
+        return await region.reconcile_region(
+            self.ctx, ref, on_start=started, priority=region.BACKGROUND
+        )
 
     async def _fleet_peers(self, body: Mapping[str, Any]) -> list[index.Ref]:
         ref = index.ref(body)
@@ -199,7 +219,10 @@ class Controller:
         bodies: list[dict[str, Any]] = []
         for ns in namespaces if namespaces is not None else [None]:
             bodies += await self.ctx.client.list(region.API_VERSION, region.REGION_KIND, ns)
-        return [await self.reconcile(r) for r in sorted(index.ref(b) for b in bodies)]
+        return [
+            await region.reconcile_region(self.ctx, r, priority=region.BACKGROUND)
+            for r in sorted(index.ref(b) for b in bodies)
+        ]
 
     def start_resync(self, namespaces: Sequence[str] | None, interval: float) -> None:
         """Run ``resync_all`` every ``interval`` seconds until ``aclose``.

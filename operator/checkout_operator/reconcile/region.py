@@ -7,13 +7,14 @@ makes reads only: zero write requests (no apply, no delete, no status patch, no 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import datetime
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -44,6 +45,11 @@ KNOWN_CHILD_KINDS: Final[tuple[tuple[str, str], ...]] = (
     ("externaldns.k8s.io/v1alpha1", "DNSEndpoint"),
 )
 """Kinds the render can produce: listed (when the server serves them) to find what to prune."""
+
+URGENT: Final = 0
+"""Reconcile priority of a spec change (a new region, an edit, a PSPRoute change)."""
+BACKGROUND: Final = 1
+"""Reconcile priority of children's progress, fleet peers' routing and the periodic resync."""
 
 logger = logging.getLogger("checkout_operator.reconcile")
 
@@ -80,6 +86,66 @@ Renderer = Callable[
 Pure; raises ``errors.InvalidSpec`` naming the field for a spec it cannot render."""
 
 
+class Slots:
+    """At most ``limit`` holders at once; a waiter of a more urgent class (lower number) is
+    admitted before any less urgent one, first come first served within a class.
+
+    Reconciles for a spec change (a new region, an edit) go before those that only roll up
+    children's progress, so that fifty new regions get their children applied first while
+    the rollouts they start proceed in the cluster."""
+
+    def __init__(self, limit: int, classes: int = 2) -> None:
+        if limit < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self.limit = limit
+        self._free = limit
+        self._waiters: tuple[collections.deque[asyncio.Future[None]], ...] = tuple(
+            collections.deque() for _ in range(classes)
+        )
+
+    @property
+    def in_use(self) -> int:
+        return self.limit - self._free
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(q) for q in self._waiters)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, priority: int = 0) -> AsyncIterator[None]:
+        await self._acquire(priority)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, priority: int) -> None:
+        if self._free > 0 and not self.waiting:
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiters[min(max(priority, 0), len(self._waiters) - 1)]
+        queue.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # handed a slot just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(future)
+            raise
+
+    def _release(self) -> None:
+        for queue in self._waiters:
+            while queue:
+                future = queue.popleft()
+                if not future.done():
+                    future.set_result(None)  # the slot passes straight to this waiter
+                    return
+        self._free += 1
+
+
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -92,13 +158,24 @@ class Context:
     known_kinds: tuple[tuple[str, str], ...] = KNOWN_CHILD_KINDS
     clock: Callable[[], datetime.datetime] = _utcnow
     locks: dict[index.Ref, asyncio.Lock] = field(default_factory=dict)
+    max_concurrent: int | None = None
+    """At most this many reconciles read and write at once (None: no bound). Fifty regions
+    created together then finish a few at a time (their Deployments reach the cluster early,
+    in parallel with the rest) instead of all of them together at the end."""
+    slots: Slots | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.remotes is None:
             self.remotes = kremote.RemoteClients(self.client)
+        if self.max_concurrent is not None:
+            self.slots = Slots(self.max_concurrent)
 
     def lock(self, ref: index.Ref) -> asyncio.Lock:
         return self.locks.setdefault(ref, asyncio.Lock())
+
+    def slot(self, priority: int = URGENT) -> contextlib.AbstractAsyncContextManager[None]:
+        """One of the ``max_concurrent`` reconcile slots (a no-op without a bound)."""
+        return self.slots.hold(priority) if self.slots is not None else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -239,9 +316,22 @@ async def _write_status(
     return new, True
 
 
-async def reconcile_region(ctx: Context, ref: index.Ref) -> Result:
-    """Bring the children of CheckoutRegion ``ref`` to its spec, then write its status."""
-    async with ctx.lock(ref):
+async def reconcile_region(
+    ctx: Context,
+    ref: index.Ref,
+    *,
+    on_start: Callable[[], object] | None = None,
+    priority: int = URGENT,
+) -> Result:
+    """Bring the children of CheckoutRegion ``ref`` to its spec, then write its status.
+
+    ``on_start`` is called once the reconcile holds its region's lock and a slot, just before
+    it reads the cluster: a change seen after that needs another reconcile, one seen before
+    does not. ``priority``: ``URGENT`` (a spec changed) or ``BACKGROUND`` (children moved,
+    periodic resync), for the order in which waiting reconciles get a slot."""
+    async with ctx.lock(ref), ctx.slot(priority):
+        if on_start is not None:
+            on_start()
         started = time.perf_counter()
         writes_before = _writes(ctx)
         try:
@@ -268,7 +358,9 @@ def _writes(ctx: Context) -> int:
 
 
 async def _reconcile(ctx: Context, ref: index.Ref) -> Result:
-    body = await ctx.client.get_or_none(API_VERSION, REGION_KIND, ref.name, ref.namespace)
+    # One list gives the region and its fleet peers (the fleet routing needs them all).
+    regions = await ctx.client.list(API_VERSION, REGION_KIND, ref.namespace)
+    body = next((r for r in regions if index.ref(r) == ref), None)
     if body is None:
         with contextlib.suppress(KeyError):
             metrics.REGION_READY.remove(ref.namespace, ref.name)
@@ -277,7 +369,6 @@ async def _reconcile(ctx: Context, ref: index.Ref) -> Result:
     if meta.get("deletionTimestamp"):
         return Result(ref)
     generation = int(meta.get("generation") or 0)
-    regions = await ctx.client.list(API_VERSION, REGION_KIND, ref.namespace)
     routes = await _list_optional(ctx.client, API_VERSION, ROUTE_KIND, ref.namespace)
     selected = index.routes_for(body, routes)
 

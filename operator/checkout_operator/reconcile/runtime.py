@@ -12,6 +12,17 @@ def credentials(kubeconfig: str | None) -> config.Credentials:
     return config.load(kubeconfig)
 
 
-def build_controller(kubeconfig: str | None, *, debounce: float = 0.5) -> controller.Controller:
+DEFAULT_MAX_CONCURRENT = 8
+"""Reconciles at once by default: enough to keep the API server busy, few enough that a
+burst of new regions finishes region by region (see ``region.Context.max_concurrent``)."""
+
+
+def build_controller(
+    kubeconfig: str | None,
+    *,
+    debounce: float = 0.5,
+    max_concurrent: int | None = DEFAULT_MAX_CONCURRENT,
+) -> controller.Controller:
     kube = client.KubeClient(credentials(kubeconfig), on_write=metrics.count_write)
-    return controller.Controller(region.Context(kube, desired.render), debounce=debounce)
+    ctx = region.Context(kube, desired.render, max_concurrent=max_concurrent)
+    return controller.Controller(ctx, debounce=debounce)
