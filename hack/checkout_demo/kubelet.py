@@ -11,10 +11,12 @@ become the local ports of those processes, and mount paths become local folders.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,10 @@ from checkout_stack.errors import StackError
 from checkout_stack.proc import free_port
 
 SERVICE_PORT = 8080
-START_ORDER = ("pricing", "inventory", "payments", "cart", "orders", "gateway")
 MM2_SCRIPT = "connect-mirror-maker.sh"
 
 
+@functools.cache
 def supports(command: str) -> bool:
     """Whether ``checkout-services COMMAND`` exists in this build (e.g. the gateway)."""
     done = subprocess.run(
@@ -105,13 +107,20 @@ class Kubelet:
     ports: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _synced: dict[str, dict[str, str]] = field(default_factory=dict)
+    file_mounts: dict[str, Path] = field(default_factory=dict)
+    """Mount path -> local folder of every ConfigMap and Secret volume (for paths in configs)."""
 
     def dns(self, text: str) -> str:
-        """Cluster DNS stand-in: ``http://checkout-<svc>:8080`` -> the local process."""
+        """Cluster DNS stand-in: ``http://checkout-<svc>:8080`` -> the local process; and a
+        quoted path under a ConfigMap/Secret mount (e.g. a PSP credentials folder) -> the local
+        folder of that mount."""
         for component, port in self.ports.items():
             for host in (f"checkout-{component}", f"checkout-{component}.{self.namespace}.svc"):
                 text = text.replace(f"http://{host}:{SERVICE_PORT}", f"http://127.0.0.1:{port}")
+        for mount_path, local in sorted(self.file_mounts.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(f'"{mount_path}/', f'"{local}/').replace(
+                f'"{mount_path}"', f'"{local}"'
+            )
         return text
 
     def prepare(self, on_note: Callable[[str], None] = print) -> None:
@@ -156,11 +165,20 @@ class Kubelet:
                     path = local / key
                     path.write_text(value)
                     path.chmod(0o600)
+            elif "emptyDir" not in volume:
+                on_note(
+                    f"{self.region}: {component}: volume {mount['name']} "
+                    f"({', '.join(k for k in volume if k != 'name')}) is not filled by the demo"
+                )
             mounts[mount["mountPath"]] = local
+            if "emptyDir" not in volume:
+                self.file_mounts[mount["mountPath"]] = local
 
         def local_paths(value: str) -> str:
+            """A path under a mount -> the same path under the mount's local folder."""
             for mount_path, local in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
-                value = value.replace(mount_path, str(local))
+                if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
+                    return str(local) + value[len(mount_path.rstrip("/")) :]
             return value
 
         env: dict[str, str] = {}
@@ -230,14 +248,17 @@ class Kubelet:
             for pod in self.pods.values():
                 self.sync_pod(pod, cache)
 
-    def start(self, components: tuple[str, ...] = START_ORDER) -> None:
-        for component in components:
-            pod = self.pods.get(component)
-            if pod is not None and not pod.alive():
-                pod.start()
-        for component, pod in self.pods.items():
-            if component not in components and not pod.alive():
-                pod.start()
+    def start(self) -> None:
+        """Inventory first (it creates the shared database's migration table and outbox), then
+        every other pod at once (each waits for its own readiness)."""
+        first = self.pods.get("inventory")
+        if first is not None and not first.alive():
+            first.start()
+        rest = [p for p in self.pods.values() if not p.alive()]
+        if rest:
+            with ThreadPoolExecutor(max_workers=len(rest)) as pool:
+                for future in [pool.submit(p.start) for p in rest]:
+                    future.result()
 
     def entry(self) -> Pod:
         """Where a region's traffic enters: the gateway if it runs, else orders."""

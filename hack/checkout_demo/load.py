@@ -62,7 +62,7 @@ class Attempt:
     latency_ms: float
     status: int  # 0: transport error / no target
     slug: str
-    duplicate: bool
+    kind: str  # first | retry (after an error) | duplicate (same key, on purpose)
 
 
 @dataclass
@@ -110,7 +110,7 @@ class LoadGen:
         }
 
     async def _post(
-        self, client: httpx.AsyncClient, c: Checkout, duplicate: bool
+        self, client: httpx.AsyncClient, c: Checkout, kind: str
     ) -> tuple[int, dict[str, Any]]:
         url = self.router.target_url(c.market)
         region = self.router.region_for(c.market)
@@ -135,7 +135,7 @@ class LoadGen:
         self.attempts.append(
             Attempt(
                 c.checkout_id, c.market, region, started,
-                (self.now() - started) * 1000, status, slug, duplicate,
+                (self.now() - started) * 1000, status, slug, kind,
             )
         )  # fmt: skip
         return status, {**body, "_region": region, "_slug": slug}
@@ -148,11 +148,11 @@ class LoadGen:
             if rng.random() < self.concurrent_share and c.attempts == 1:
                 # a double click: two identical requests at once
                 first, second = await asyncio.gather(
-                    self._post(client, c, False), self._post(client, c, True)
+                    self._post(client, c, "first"), self._post(client, c, "duplicate")
                 )
                 status, body = first if first[0] == 201 else second
             else:
-                status, body = await self._post(client, c, c.attempts > 1)
+                status, body = await self._post(client, c, "retry" if c.attempts > 1 else "first")
             if status == 201:
                 c.outcome = "acknowledged"
                 c.acked_at = self.now()
@@ -161,7 +161,7 @@ class LoadGen:
                 c.total = body.get("total")
                 if rng.random() < self.duplicate_share:
                     # the client did not see the answer and retries with the same key
-                    await self._post(client, c, True)
+                    await self._post(client, c, "duplicate")
                 return
             slug = body["_slug"]
             if 400 <= status < 500 and status not in RETRYABLE:

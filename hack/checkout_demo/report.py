@@ -6,6 +6,7 @@ import base64
 import html
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,7 +112,9 @@ def build(
         "completed": verdict.completed,
         "orders_by_state": verdict.orders_by_state,
         "http_attempts": len(load.attempts),
-        "duplicate_attempts": sum(1 for a in load.attempts if a.duplicate),
+        "duplicate_attempts": sum(1 for a in load.attempts if a.kind == "duplicate"),
+        "retry_attempts": sum(1 for a in load.attempts if a.kind == "retry"),
+        "load_average": demo_load_average(),
         "double_charges": verdict.double_charges,
         "double_charged": verdict.double_charged[:20],
         "ledger": verdict.ledger_totals,
@@ -122,6 +125,11 @@ def build(
         "missing_in_kafka": verdict.missing_in_kafka[:20],
         "failover": failover,
         "failover_seconds": failover.get("seconds"),
+        "recovery_seconds": (
+            round(demo.marks["recovered"] - demo.marks["recovery"], 1)
+            if "recovered" in demo.marks and "recovery" in demo.marks
+            else None
+        ),
         "writers_before": result.get("writers_before"),
         "writers_after": result.get("writers_after"),
         "writer_events": [e.__dict__ for e in demo.writer_events],
@@ -137,6 +145,10 @@ def build(
         "failover_missing": failover_missing,
         "exit_code": exit_code,
     }
+
+
+def demo_load_average() -> list[float]:
+    return [round(x, 1) for x in os.getloadavg()]
 
 
 def _ms(v: float | None) -> str:
@@ -168,6 +180,7 @@ def text(s: dict[str, Any]) -> str:
         f"  acknowledged missing    {s['missing_acknowledged_orders']}   "
         f"(DB {len(s['missing_in_db'])}, Kafka {len(s['missing_in_kafka'])})",
         f"  failover time           {fo_line}",
+        f"  region back after       {s['recovery_seconds']} s (restart of what the fault stopped)",
         "  latency ms (p50/p95/p99) "
         + "  ".join(
             f"{ph}: {_ms(lat[ph]['p50'])}/{_ms(lat[ph]['p95'])}/{_ms(lat[ph]['p99'])}"
@@ -177,7 +190,11 @@ def text(s: dict[str, Any]) -> str:
         "  p95 before, per region  "
         + ", ".join(f"{r} {_ms(v)}" for r, v in s["p95_before_by_region_ms"].items()),
         f"  run time                {s['total_seconds']:.0f} s"
-        f" (start-up {s['startup_seconds']:.0f} s)",
+        f" (start-up {s['startup_seconds']:.0f} s; load average at the end "
+        f"{'/'.join(str(x) for x in s['load_average'])} on {os.cpu_count()} cores)",
+        f"  HTTP attempts           {s['http_attempts']} (retries after an error "
+        f"{s['retry_attempts']}, deliberate duplicates with the same key "
+        f"{s['duplicate_attempts']})",
     ]
     if s["failure_reasons"]:
         lines.append(
@@ -229,7 +246,8 @@ def timeline_png(load: LoadGen, marks: dict[str, float], path: Path) -> None:
     styles = {
         "fault": ("tab:red", "fault injected"),
         "failover": ("tab:purple", "new writer (failover)"),
-        "recovery": ("tab:green", "region recovered"),
+        "recovery": ("tab:olive", "recovery started"),
+        "recovered": ("tab:green", "region back"),
     }
     for key, (color, label) in styles.items():
         if key in marks:

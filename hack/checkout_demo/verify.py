@@ -130,14 +130,16 @@ def missing_orders(
     verdict: Verdict,
 ) -> None:
     """``acknowledged``: (checkout id, region that acknowledged it)."""
+    acknowledged = list(acknowledged)
     for checkout_id, region in acknowledged:
         if checkout_id not in db.get(region, {}):
             verdict.missing_in_db.append(checkout_id)
         if checkout_id not in kafka.get(region, set()):
             verdict.missing_in_kafka.append(checkout_id)
     states: dict[str, int] = {}
-    for rows in db.values():
-        for state in rows.values():
+    for checkout_id, region in acknowledged:
+        state = db.get(region, {}).get(checkout_id)
+        if state is not None:
             states[state] = states.get(state, 0) + 1
     verdict.orders_by_state = states
     verdict.completed = states.get("fulfilment_requested", 0)

@@ -45,14 +45,20 @@ def a_run() -> LoadGen:
         base = 400.0 if during else 60.0
         if during and i % 3 == 0:
             load.attempts.append(
-                Attempt(c.checkout_id, c.market, "us-east-1", t, 5, 0, "ConnectError", False)
+                Attempt(c.checkout_id, c.market, "us-east-1", t, 5, 0, "ConnectError", "first")
             )
             c.outcome, c.reason = "failed", "ConnectError"
         else:
             lat = base + rng.random() * base
             c.outcome, c.latency_ms, c.acked_at = "acknowledged", lat, t + lat / 1000
             c.region = "eu-west-1" if t >= MARKS["failover"] else "us-east-1"
-            load.attempts.append(Attempt(c.checkout_id, c.market, c.region, t, lat, 201, "", False))
+            load.attempts.append(
+                Attempt(c.checkout_id, c.market, c.region, t, lat, 201, "", "first")
+            )
+            if i % 10 == 0:
+                load.attempts.append(
+                    Attempt(c.checkout_id, c.market, c.region, t, lat, 201, "", "duplicate")
+                )
         load.checkouts.append(c)
     return load
 
@@ -96,6 +102,8 @@ def test_summary_counts_and_promises(tmp_path: Path) -> None:
     assert s["acknowledged"] + s["failed"] == 280
     assert s["failed"] == sum(1 for c in load.checkouts if c.outcome == "failed") > 0
     assert s["double_charges"] == 1
+    assert s["duplicate_attempts"] == sum(1 for a in load.attempts if a.kind == "duplicate") > 0
+    assert s["http_attempts"] == len(load.attempts)
     assert s["double_charged"] == ["c2"]
     assert s["missing_acknowledged_orders"] == 1
     assert s["missing_in_db"] == [lost]

@@ -43,7 +43,7 @@ def test_short_gameday_keeps_the_promises(tmp_path: Path) -> None:
 
     assert report["attempted"] >= 100
     assert report["acknowledged"] > report["attempted"] / 2, report["failure_reasons"]
-    assert report["duplicate_attempts"] > 0  # client retries with the same Idempotency-Key ran
+    assert report["duplicate_attempts"] > 0  # deliberate duplicates with the same Idempotency-Key
     assert report["double_charges"] == 0, report["double_charged"]
     assert report["oversold_units"] == 0, report["stock"]
     assert report["missing_acknowledged_orders"] == 0, (
