@@ -115,7 +115,8 @@ class LoadGen:
         url = self.router.target_url(c.market)
         region = self.router.region_for(c.market)
         started = self.now()
-        status, slug, body = 0, "no-target", {}
+        status, slug = 0, "no-target"
+        body: dict[str, Any] = {}
         if url:
             try:
                 resp = await client.post(
