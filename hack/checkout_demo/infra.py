@@ -234,18 +234,19 @@ class Edge:
 
     async def _set_mode(self, mode: EdgeMode) -> None:
         self.mode = mode
-        if mode == "refuse":
-            await self._close()
-        elif self._server is None:
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
         if mode != "hang":
             for writer in list(self._held):
                 writer.close()
             self._held.clear()
+        if mode == "refuse":
+            await self._close()
+        elif self._server is None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
     async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
+            await self._server.wait_closed()
             self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -272,8 +273,25 @@ class Edge:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
+    async def _shutdown(self) -> None:
+        await self._set_mode("refuse")
+        for writer in list(self._held):
+            writer.close()
+        self._held.clear()
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(3):
+            await asyncio.sleep(0)  # let the transports finish closing
+
     def stop(self) -> None:
+        if self._loop.is_closed():
+            return
         with contextlib.suppress(Exception):
-            self._call(self._set_mode("refuse"))
+            self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()

@@ -83,6 +83,14 @@ def build(
         if c.reason:
             reasons[c.reason] = reasons.get(c.reason, 0) + 1
     failover = result.get("failover") or {}
+    by_market: dict[str, dict[str, int]] = {}
+    for c in checkouts:
+        row = by_market.setdefault(c.market, {"attempted": 0, "acknowledged": 0, "acked_before": 0})
+        row["attempted"] += 1
+        if c.outcome == "acknowledged":
+            row["acknowledged"] += 1
+            if phase_of(c.scheduled, demo.marks) == "before":
+                row["acked_before"] += 1
     region_p95 = per_region_p95(load, demo.marks)
     latency_misses = {r: v for r, v in region_p95.items() if v is not None and v > P95_GOAL_MS}
     broken = []
@@ -109,6 +117,7 @@ def build(
         "rejected": outcomes.get("rejected", 0),
         "failed": outcomes.get("failed", 0),
         "failure_reasons": reasons,
+        "by_market": dict(sorted(by_market.items())),
         "completed": verdict.completed,
         "orders_by_state": verdict.orders_by_state,
         "http_attempts": len(load.attempts),
@@ -196,6 +205,12 @@ def text(s: dict[str, Any]) -> str:
         f"{s['retry_attempts']}, deliberate duplicates with the same key "
         f"{s['duplicate_attempts']})",
     ]
+    lines.append(
+        "  acknowledged by market  "
+        + ", ".join(
+            f"{m} {r['acknowledged']}/{r['attempted']}" for m, r in s.get("by_market", {}).items()
+        )
+    )
     if s["failure_reasons"]:
         lines.append(
             "  why not acknowledged    "

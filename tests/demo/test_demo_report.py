@@ -100,6 +100,8 @@ def test_summary_counts_and_promises(tmp_path: Path) -> None:
     )  # fmt: skip
     assert s["attempted"] == 280
     assert s["acknowledged"] + s["failed"] == 280
+    assert sum(r["attempted"] for r in s["by_market"].values()) == 280
+    assert sum(r["acknowledged"] for r in s["by_market"].values()) == s["acknowledged"]
     assert s["failed"] == sum(1 for c in load.checkouts if c.outcome == "failed") > 0
     assert s["double_charges"] == 1
     assert s["duplicate_attempts"] == sum(1 for a in load.attempts if a.kind == "duplicate") > 0

@@ -42,7 +42,12 @@ def test_short_gameday_keeps_the_promises(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
 
     assert report["attempted"] >= 100
-    assert report["acknowledged"] > report["attempted"] / 2, report["failure_reasons"]
+    markets = report["by_market"]
+    # the regions that stayed up kept taking checkouts; the killed one took them before the fault
+    for market in ("NL", "DE", "IN"):
+        assert markets[market]["acknowledged"] > 0, (market, report["failure_reasons"])
+    for market in ("US", "BR"):
+        assert markets[market]["acked_before"] > 0, (market, report["failure_reasons"])
     assert report["duplicate_attempts"] > 0  # deliberate duplicates with the same Idempotency-Key
     assert report["double_charges"] == 0, report["double_charged"]
     assert report["oversold_units"] == 0, report["stock"]
