@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from checkout_demo import cluster, report, scenarios, verify
+from checkout_demo import auth, cluster, report, scenarios, verify
 from checkout_demo.infra import Edge, PspSim, RegionInfra, start_parallel
 from checkout_demo.kubelet import Kubelet
 from checkout_demo.load import LIMITED_SKU, MARKETS, LoadGen, Router
@@ -92,6 +93,7 @@ class Demo:
         self.kubelets: dict[str, Kubelet] = {}
         self.edges: dict[str, Edge] = {}
         self.sim: PspSim | None = None
+        self.issuer = auth.Issuer()
         self.notes: list[str] = []
         self.writers: dict[str, str] = {}
         self.epochs: dict[str, int] = {}
@@ -202,6 +204,16 @@ class Demo:
                     docs.append(cluster.secret_doc(ns, name, data))
             for provider, data in creds.items():
                 docs.append(cluster.secret_doc(ns, f"psp-{provider}", data))
+        for ns in namespaces[1:]:
+            # the regions' gateways verify the load's bearer tokens with this JWKS
+            docs.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": auth.JWKS_CONFIGMAP, "namespace": ns},
+                    "data": {auth.JWKS_KEY: self.issuer.jwks()},
+                }
+            )
         cluster.apply(self.plane, docs)
         self.say(
             f"demo: applying examples/demo/ ({len(fleet.regions)} CheckoutRegions, "
@@ -237,13 +249,21 @@ class Demo:
         assert self.api is not None
         pricing = self.workdir / "pricing.json"
         pricing.write_text(json.dumps(pricing_config()))
+        extra = {"PRICING_CONFIG_FILE": str(pricing)}
+        if importlib.util.find_spec("checkout_services.common.lease") is not None:
+            # the services keep their markets' write leases (coordination.k8s.io Leases in the
+            # fleet's namespace of the management cluster): where, and with which credentials,
+            # unless the rendered Deployment says so itself
+            assert self.plane is not None
+            extra["CHECKOUT_LEASE_NAMESPACE"] = cluster.NAMESPACE
+            extra["CHECKOUT_LEASE_KUBECONFIG"] = str(self.plane.kubeconfig)
         for name in self.names:
             kubelet = Kubelet(
                 self.api,
                 name,
                 cluster.region_namespace(name),
                 self.workdir / "pods" / name,
-                extra_env={"PRICING_CONFIG_FILE": str(pricing)},
+                extra_env=extra,
             )
             kubelet.prepare(on_note=self.note)
             self.kubelets[name] = kubelet
@@ -354,7 +374,7 @@ class Demo:
         opts = self.opts
         scenario = scenarios.get(opts.scenario)
         router = Router(lambda: dict(self.writers), self.entries)
-        self.load = LoadGen(router, opts.rate)
+        self.load = LoadGen(router, opts.rate, token=self.issuer.token)
         self.load.t0 = time.monotonic()
         initial_writers = dict(self.writers)
         total = opts.before + opts.during + opts.after

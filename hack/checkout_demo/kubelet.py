@@ -209,6 +209,8 @@ class Kubelet:
         for key, value in self.extra_env.items():
             if key == "PRICING_CONFIG_FILE" and component != "pricing":
                 continue
+            if key.startswith("CHECKOUT_LEASE_") and component in ("pricing", "cart"):
+                continue  # read-only services hold no write lease
             if key not in env:
                 env[key] = value
                 note = f"{component}: {key} is not in the rendered Deployment; the demo sets it"

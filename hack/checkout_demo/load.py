@@ -13,6 +13,7 @@ import asyncio
 import random
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,11 +80,18 @@ class Checkout:
     total: int | None = None
     attempts: int = 0
 
+    @property
+    def customer(self) -> str:
+        """One of 50 customers per market (the gateway rate-limits per client)."""
+        return f"customer-{self.market}-{zlib.crc32(self.checkout_id.encode()) % 50}"
+
 
 @dataclass
 class LoadGen:
     router: Router
     rate: float
+    token: Callable[[str], str] | None = None
+    """Bearer token for a customer (the gateway authenticates; the services ignore it)."""
     seed: int = 11
     duplicate_share: float = 0.15
     concurrent_share: float = 0.05
@@ -109,6 +117,12 @@ class LoadGen:
             "payment_method": method,
         }
 
+    def headers(self, c: Checkout) -> dict[str, str]:
+        out = {"Idempotency-Key": f"demo-{c.checkout_id}"}
+        if self.token is not None:
+            out["Authorization"] = f"Bearer {self.token(c.customer)}"
+        return out
+
     async def _post(
         self, client: httpx.AsyncClient, c: Checkout, kind: str
     ) -> tuple[int, dict[str, Any]]:
@@ -122,7 +136,7 @@ class LoadGen:
                 resp = await client.post(
                     f"{url}/v1/checkouts",
                     json=self.body(c),
-                    headers={"Idempotency-Key": f"demo-{c.checkout_id}"},
+                    headers=self.headers(c),
                     timeout=self.request_timeout_s,
                 )
                 status = resp.status_code
