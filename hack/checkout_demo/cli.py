@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("mode", nargs="?", choices=("demo", "gameday"), default="demo")
     p.add_argument("--scenario", default="kill-region", choices=sorted(scenarios.SCENARIOS))
     p.add_argument("--region", default="us-east-1", help="the region the GameDay breaks")
-    p.add_argument("--rate", type=float, default=5.0, help="checkouts per second (open loop)")
+    p.add_argument("--rate", type=float, default=4.0, help="checkouts per second (open loop)")
     p.add_argument("--before", type=float, default=30.0, help="seconds of load before the fault")
     p.add_argument("--during", type=float, default=60.0, help="seconds the fault lasts")
     p.add_argument("--after", type=float, default=30.0, help="seconds of load after recovery")

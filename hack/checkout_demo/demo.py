@@ -60,7 +60,7 @@ def pricing_config() -> dict[str, Any]:
 class Options:
     scenario: str = "kill-region"
     region: str = "us-east-1"
-    rate: float = 5.0
+    rate: float = 4.0
     before: float = 30.0
     during: float = 60.0
     after: float = 30.0
@@ -406,7 +406,7 @@ class Demo:
             self.marks["recovered"] = self.load.now()
             await load
             self.phase = "drain"
-            await self.load.drain(within=40)
+            await self.load.drain(within=60)
             self.marks["end"] = self.load.now()
         finally:
             progress.cancel()

@@ -10,6 +10,7 @@ customer's nearest region's gateway (which forwards writes to the writer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -95,8 +96,8 @@ class LoadGen:
     seed: int = 11
     duplicate_share: float = 0.15
     concurrent_share: float = 0.05
-    retry_budget_s: float = 30.0
-    request_timeout_s: float = 8.0
+    retry_budget_s: float = 45.0
+    request_timeout_s: float = 15.0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     checkouts: list[Checkout] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
@@ -129,7 +130,7 @@ class LoadGen:
         url = self.router.target_url(c.market)
         region = self.router.region_for(c.market)
         started = self.now()
-        status, slug = 0, "no-target"
+        status, slug, retry_after = 0, "no-target", 0.0
         body: dict[str, Any] = {}
         if url:
             try:
@@ -143,6 +144,8 @@ class LoadGen:
                 with_json = resp.headers.get("content-type", "").endswith("json")
                 body = resp.json() if with_json else {}
                 slug = "" if status == 201 else str(body.get("type", "")).rsplit("/", 1)[-1]
+                with contextlib.suppress(ValueError):
+                    retry_after = float(resp.headers.get("retry-after", "0"))
             except httpx.TimeoutException:
                 slug = "timeout"
             except httpx.TransportError as exc:
@@ -153,10 +156,10 @@ class LoadGen:
                 (self.now() - started) * 1000, status, slug, kind,
             )
         )  # fmt: skip
-        return status, {**body, "_region": region, "_slug": slug}
+        return status, {**body, "_region": region, "_slug": slug, "_retry_after": retry_after}
 
     async def _checkout(self, client: httpx.AsyncClient, c: Checkout, rng: random.Random) -> None:
-        backoff = 0.25
+        backoff = 0.5
         deadline = c.scheduled + self.retry_budget_s
         while True:
             c.attempts += 1
@@ -187,12 +190,18 @@ class LoadGen:
                 c.outcome = "rejected"
                 c.reason = slug
                 return
-            if self.now() + backoff > deadline or self._stop.is_set():
+            # exponential backoff with jitter; at least what the server asked (Retry-After), and
+            # at least 2 s while the same key is still in flight (the first try is running)
+            wait = backoff * (0.5 + rng.random())
+            wait = max(
+                wait, body["_retry_after"], 2.0 if slug == "idempotency-key-in-flight" else 0
+            )
+            if self.now() + wait > deadline or self._stop.is_set():
                 c.outcome = "failed"
                 c.reason = slug or str(status)
                 return
-            await asyncio.sleep(backoff * (0.5 + rng.random()))
-            backoff = min(backoff * 2, 4.0)
+            await asyncio.sleep(wait)
+            backoff = min(backoff * 2, 8.0)
 
     async def run(self, seconds: float) -> None:
         """Schedule arrivals for ``seconds`` from now (open loop), then return (checkouts still
