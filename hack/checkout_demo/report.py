@@ -295,12 +295,21 @@ def html_page(s: dict[str, Any], png: Path) -> str:
         )
     )
     verdict = "Promises held" if not s["promises_broken"] else "PROMISES BROKEN"
+    items = [*s["promises_broken"]]
+    if s.get("failover_missing"):
+        items.append("the expected failover did not happen")
+    broken = (
+        '<ul id="broken">' + "".join(f"<li>{html.escape(b)}</li>" for b in items) + "</ul>"
+        if items
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Checkout GameDay report</title>
 <style>body{{font-family:sans-serif;margin:2em}}th{{text-align:left;padding-right:1em}}
-pre{{background:#f4f4f4;padding:1em}}</style></head>
+pre{{background:#f4f4f4;padding:1em;white-space:pre-wrap}}</style></head>
 <body>
 <h1 id="verdict">{html.escape(verdict)}</h1>
+{broken}
 <table id="summary">{rows}</table>
 <h2>Timeline</h2>
 <img id="timeline" alt="throughput, latency and errors over time, failover marked"
