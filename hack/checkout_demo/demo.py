@@ -23,6 +23,7 @@ from checkout_demo.infra import Edge, PspSim, RegionInfra, start_parallel
 from checkout_demo.kubelet import Kubelet
 from checkout_demo.load import LIMITED_SKU, MARKETS, LoadGen, Router
 from checkout_stack.components.kube import ControlPlane
+from checkout_stack.errors import StackError
 
 ROUTING_CONFIGMAP = "checkout-fleet-routing"
 STOCK = {"tee": 1_000_000, "mug": 1_000_000, LIMITED_SKU: 40}
@@ -402,8 +403,11 @@ class Demo:
                 await asyncio.sleep(rest)
             self.phase = "after"
             self.marks["recovery"] = self.load.now()
-            await asyncio.to_thread(scenario.recover, self, opts.region)
-            self.marks["recovered"] = self.load.now()
+            try:
+                await asyncio.to_thread(scenario.recover, self, opts.region)
+                self.marks["recovered"] = self.load.now()
+            except StackError as exc:
+                self.note(f"{opts.region} did not come back: {exc.problem}")
             await load
             self.phase = "drain"
             await self.load.drain(within=60)

@@ -27,8 +27,6 @@ from checkout_stack.errors import StackError
 from checkout_stack.proc import free_port
 
 SERVICES_BIN = Path(sys.executable).parent / "checkout-services"
-# Small settings for a 2-core machine: one broker JVM per region with a small heap.
-KAFKA_JVM = ["-Xmx256m"]
 
 
 class Stoppable(Protocol):
@@ -50,7 +48,8 @@ class RegionInfra:
     def __post_init__(self) -> None:
         self.postgres = Postgres(self.dir / "postgres")
         self.redis = Redis(self.dir / "redis")
-        self.kafka = KafkaCluster(self.name, self.dir / "kafka", jvm_opts=KAFKA_JVM)
+        # the stack's small broker settings (-Xmx512m, serial GC, class-data sharing archive)
+        self.kafka = KafkaCluster(self.name, self.dir / "kafka")
         self.temporal = Temporal(self.dir / "temporal")
 
     @property

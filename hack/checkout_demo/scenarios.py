@@ -5,9 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from checkout_stack.errors import StackError
+from checkout_stack.proc import tcp_open
 
 if TYPE_CHECKING:
     from checkout_demo.demo import Demo
@@ -100,7 +104,17 @@ def partition_kafka(demo: Demo, region: str) -> None:
 
 
 def heal_kafka(demo: Demo, region: str) -> None:
-    demo.infra[region].kafka.start()  # same data and ports
+    kafka = demo.infra[region].kafka
+    try:
+        kafka.start()  # same data and ports
+    except StackError:
+        # recovering the logs of a stopped broker can outlast the stack's 90 s start wait on
+        # a loaded machine: the process keeps starting, give it more time
+        deadline = time.monotonic() + 180
+        while not tcp_open(kafka.port):
+            if time.monotonic() > deadline or not kafka.alive():
+                raise
+            time.sleep(1)
 
 
 def nothing(demo: Demo, region: str) -> None:
