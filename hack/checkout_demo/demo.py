@@ -341,6 +341,10 @@ class Demo:
                     with contextlib.suppress(Exception):
                         kubelet.sync()
 
+    def gateways(self) -> bool:
+        """Whether every region runs the gateway (then customers enter by their home region)."""
+        return bool(self.kubelets) and all("gateway" in k.pods for k in self.kubelets.values())
+
     def entries(self) -> dict[str, str]:
         """Region -> the URL its customers' writes enter by (the gateway once it runs)."""
         return {n: k.entry().url for n, k in self.kubelets.items()}
@@ -374,7 +378,8 @@ class Demo:
     async def gameday(self) -> dict[str, Any]:
         opts = self.opts
         scenario = scenarios.get(opts.scenario)
-        router = Router(lambda: dict(self.writers), self.entries)
+        homes = {m: n for n in self.names for m in self.fleet.home_markets(n)}
+        router = Router(lambda: dict(self.writers), self.entries, homes, self.gateways)
         self.load = LoadGen(router, opts.rate, token=self.issuer.token)
         self.load.t0 = time.monotonic()
         initial_writers = dict(self.writers)

@@ -38,16 +38,25 @@ DEFINITIVE = {"out-of-stock", "payment-declined", "declined", "unpriceable"}
 
 
 class Router:
-    """Where each market's writes go: the writer region (from the operator's routing) and
-    that region's entry URL. The gateway replaces this with one URL per customer region."""
+    """Where each market's checkouts go. Without a gateway: straight to the market's writer
+    region (from the operator's routing). With a gateway in every region: to the gateway of the
+    customers' home region, which forwards writes to the writer itself."""
 
     def __init__(
-        self, writers: Callable[[], dict[str, str]], entries: Callable[[], dict[str, str]]
+        self,
+        writers: Callable[[], dict[str, str]],
+        entries: Callable[[], dict[str, str]],
+        homes: dict[str, str] | None = None,
+        gateways: Callable[[], bool] = lambda: False,
     ) -> None:
         self._writers = writers
         self._entries = entries
+        self._homes = homes or {}
+        self._gateways = gateways
 
     def region_for(self, market: str) -> str:
+        if self._gateways() and market in self._homes:
+            return self._homes[market]
         return self._writers().get(market, "")
 
     def target_url(self, market: str) -> str:

@@ -129,17 +129,19 @@ def missing_orders(
     kafka: Mapping[str, set[str]],
     verdict: Verdict,
 ) -> None:
-    """``acknowledged``: (checkout id, region that acknowledged it)."""
+    """``acknowledged``: (checkout id, region the client sent it to). The order must be in the
+    database of some region (the one the client reached, or the writer a gateway forwarded it
+    to), and its ORDER_PLACED event in that same region's Kafka."""
     acknowledged = list(acknowledged)
-    for checkout_id, region in acknowledged:
-        if checkout_id not in db.get(region, {}):
-            verdict.missing_in_db.append(checkout_id)
-        if checkout_id not in kafka.get(region, set()):
-            verdict.missing_in_kafka.append(checkout_id)
     states: dict[str, int] = {}
     for checkout_id, region in acknowledged:
-        state = db.get(region, {}).get(checkout_id)
-        if state is not None:
-            states[state] = states.get(state, 0) + 1
+        holders = [r for r in (region, *sorted(db)) if checkout_id in db.get(r, {})]
+        if not holders:
+            verdict.missing_in_db.append(checkout_id)
+            continue
+        if not any(checkout_id in kafka.get(r, set()) for r in holders):
+            verdict.missing_in_kafka.append(checkout_id)
+        state = db[holders[0]][checkout_id]
+        states[state] = states.get(state, 0) + 1
     verdict.orders_by_state = states
     verdict.completed = states.get("fulfilment_requested", 0)

@@ -196,3 +196,29 @@ def test_html_report_renders_in_headless_chromium(written: Path, tmp_path: Path)
     assert near((44, 160, 44)) > 50, "no throughput line drawn: the plot is not on the page"
     assert near((31, 119, 180)) > 50, "no latency line drawn"
     assert near((214, 39, 40)) > 50, "no error bars drawn"
+
+
+def test_router_follows_the_writer_until_gateways_run() -> None:
+    writers = {"US": "us-east-1", "NL": "eu-west-1"}
+    entries = {"us-east-1": "http://us", "eu-west-1": "http://eu"}
+    gateways = {"on": False}
+    router = Router(
+        lambda: writers, lambda: entries, {"US": "us-east-1", "NL": "eu-west-1"},
+        lambda: gateways["on"],
+    )  # fmt: skip
+    assert router.target_url("US") == "http://us"
+    writers["US"] = "eu-west-1"  # the operator moved US
+    assert router.target_url("US") == "http://eu"
+    gateways["on"] = True  # the home region's gateway forwards to the writer itself
+    assert router.target_url("US") == "http://us"
+    assert router.region_for("NL") == "eu-west-1"
+    assert router.target_url("XX") == ""
+
+
+def test_an_order_forwarded_to_another_region_is_not_missing() -> None:
+    verdict = Verdict()
+    db = {"us-east-1": {}, "eu-west-1": {"c1": "fulfilment_requested"}}
+    missing_orders([("c1", "us-east-1"), ("c2", "us-east-1")], db, {"eu-west-1": set()}, verdict)
+    assert verdict.missing_in_db == ["c2"]
+    assert verdict.missing_in_kafka == ["c1"]  # in eu-west-1's database, not in its Kafka
+    assert verdict.completed == 1
