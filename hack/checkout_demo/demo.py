@@ -385,13 +385,16 @@ class Demo:
         initial_writers = dict(self.writers)
         total = opts.before + opts.during + opts.after
         self.say(
-            f"demo: load {opts.rate:g} checkouts/s for {total:.0f} s (US, NL, DE, IN, BR, "
+            f"demo: load {opts.rate:g} checkouts/s for about {total:.0f} s (US, NL, DE, IN, BR, "
             f"with duplicate retries); GameDay: {scenario.title} ({opts.region}) after "
-            f"{opts.before:.0f} s, recovery after {opts.during:.0f} s more"
+            f"{opts.before:.0f} s, recovery after {opts.during:.0f} s more, then "
+            f"{opts.after:.0f} s with the region back"
         )
         await self.warm_up()
         progress = asyncio.create_task(self.progress())
-        load = asyncio.create_task(self.load.run(total))
+        # arrivals go on until `after` seconds past the region's return (its restart can take
+        # long on a loaded machine); the bound only guards against a hang
+        load = asyncio.create_task(self.load.run(total + 900))
         result: dict[str, Any] = {"scenario": scenario.name, "region": opts.region}
         try:
             self.phase = "before"
@@ -406,18 +409,22 @@ class Demo:
             rest = opts.before + opts.during - self.load.now()
             if rest > 0:
                 await asyncio.sleep(rest)
-            self.phase = "after"
+            self.phase = "recover"
             self.marks["recovery"] = self.load.now()
             try:
                 await asyncio.to_thread(scenario.recover, self, opts.region)
                 self.marks["recovered"] = self.load.now()
             except StackError as exc:
                 self.note(f"{opts.region} did not come back: {exc.problem}")
+            self.phase = "after"
+            await asyncio.sleep(opts.after)
+            self.load.stop_arrivals()
             await load
             self.phase = "drain"
             await self.load.drain(within=60)
             self.marks["end"] = self.load.now()
         finally:
+            self.load.stop_arrivals()
             progress.cancel()
             if sys.stdout.isatty():
                 print()
@@ -463,6 +470,7 @@ class Demo:
                 self.marks["failover"] = t
                 return {
                     "happened": True,
+                    "expected": expected,
                     "seconds": round(t - fault, 2),
                     "markets": markets,
                     "moved": moved,

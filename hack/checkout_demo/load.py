@@ -113,6 +113,7 @@ class LoadGen:
     t0: float = field(default_factory=time.monotonic)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _arrivals_done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -227,7 +228,7 @@ class LoadGen:
             delay = scheduled - self.now()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if self._stop.is_set():
+            if self._stop.is_set() or self._arrivals_done.is_set():
                 break
             market = rng.choices(markets, weights)[0]
             sku = LIMITED_SKU if rng.random() < 0.2 else rng.choice(("tee", "mug"))
@@ -238,6 +239,10 @@ class LoadGen:
             task = asyncio.create_task(self._checkout(self._client, c, random.Random(rng.random())))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def stop_arrivals(self) -> None:
+        """No new checkouts from now on (those in flight go on)."""
+        self._arrivals_done.set()
 
     async def drain(self, within: float) -> None:
         if self._tasks:

@@ -29,9 +29,10 @@ def pct(values: Sequence[float], p: float) -> float | None:
 
 
 def phase_of(t: float, marks: dict[str, float]) -> str:
+    """before the fault; during it (until the region is back, restart included); after."""
     if t < marks.get("fault", math.inf):
         return "before"
-    if t < marks.get("recovery", math.inf):
+    if t < marks.get("recovered", marks.get("recovery", math.inf)):
         return "during"
     return "after"
 
@@ -169,10 +170,17 @@ def text(s: dict[str, Any]) -> str:
     fo = s["failover"] or {}
     if fo.get("happened"):
         fo_line = (
-            f"{fo['seconds']:.1f} s ({', '.join(f'{m} -> {w}' for m, w in fo['moved'].items())}"
+            (
+                "UNEXPECTED (this scenario must not move a market): "
+                if not fo.get("expected")
+                else ""
+            )
+            + f"{fo['seconds']:.1f} s ({', '.join(f'{m} -> {w}' for m, w in fo['moved'].items())}"
             + (f"; down: {', '.join(fo['down'])}" if fo.get("down") else "")
             + f"; source: {fo['source']})"
         )
+    elif fo and not fo.get("expected"):
+        fo_line = "none, as expected: this scenario must not move any market"
     elif fo:
         fo_line = "NONE: " + fo.get("message", "")
     else:

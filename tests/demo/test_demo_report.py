@@ -91,7 +91,8 @@ def test_summary_counts_and_promises(tmp_path: Path) -> None:
     result = {
         "scenario": "kill-region",
         "region": "us-east-1",
-        "failover": {"happened": True, "seconds": 7.5, "moved": {"US": "eu-west-1"}, "down": [],
+        "failover": {"happened": True, "expected": True, "seconds": 7.5,
+                     "moved": {"US": "eu-west-1"}, "down": [],
                      "source": "routing ConfigMap", "markets": ["US"]},
     }  # fmt: skip
     s = report.build(
@@ -118,6 +119,12 @@ def test_summary_counts_and_promises(tmp_path: Path) -> None:
     text = report.text(s)
     assert "PROMISES BROKEN" in text
     assert "7.5 s (US -> eu-west-1" in text
+    assert "UNEXPECTED" not in text
+    # the same move in a scenario that must not move anything (a slow but healthy region)
+    s["failover"] = {**result["failover"], "expected": False}
+    assert "failover time           UNEXPECTED" in report.text(s)
+    s["failover"] = {"happened": False, "expected": False, "markets": ["US"], "moved": {}}
+    assert "none, as expected" in report.text(s)
 
 
 def test_no_failover_is_reported_honestly() -> None:
@@ -146,8 +153,9 @@ def written(tmp_path: Path) -> Path:
     s = report.build(
         demo=fake_demo(), load=load, verdict=Verdict(),
         result={"scenario": "kill-region", "region": "us-east-1",
-                "failover": {"happened": True, "seconds": 7.5, "moved": {"US": "eu-west-1"},
-                             "down": [], "source": "routing ConfigMap", "markets": ["US"]}},
+                "failover": {"happened": True, "expected": True, "seconds": 7.5,
+                             "moved": {"US": "eu-west-1"}, "down": [],
+                             "source": "routing ConfigMap", "markets": ["US"]}},
         startup_seconds=1, total_seconds=2,
     )  # fmt: skip
     report.write(s, load, fake_demo(), tmp_path)
