@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo-kind`: the demo fleet (examples/demo/) deployed into kind, for machines WITH Docker.
+# `make demo-kind`: the demo fleet (hack/checkout_demo/fleet/) deployed into kind, for machines WITH Docker.
 #
 # UNTESTED HERE: the project's machines have no container engine, so this script has never run
 # in CI or on the developers' machines. `make demo` is the tested demo (local processes, kwok).
@@ -7,7 +7,7 @@
 # What it does: builds the project image, creates a kind cluster, installs the operator's Helm
 # chart with that image, runs per region (namespaces region-<name>) PostgreSQL, Redis, Kafka and a
 # Temporal dev server from public images plus the PSP simulator from the project image, creates
-# the Secrets the fleet references, applies examples/demo/ (images and addresses filled in) and
+# the Secrets the fleet references, applies hack/checkout_demo/fleet/ (images and addresses filled in) and
 # waits for every CheckoutRegion to be Ready. The GameDay driver (load, faults, report) is the
 # local `make demo`; here you can break a region by hand, e.g.
 #   kubectl -n region-us-east-1 scale deployment --all --replicas=0
@@ -102,7 +102,7 @@ for ns in "$FLEET_NS" "${REGIONS[@]/#/region-}"; do
 done
 
 # The fleet, with the image, gateway URLs and the simulator's address filled in.
-python3 - "$ROOT/examples/demo" "$IMAGE" <<'PY' | k apply -f -
+python3 - "$ROOT/hack/checkout_demo/fleet" "$IMAGE" <<'PY' | k apply -f -
 import json, pathlib, sys, yaml
 root, image = pathlib.Path(sys.argv[1]), sys.argv[2]
 items = []

@@ -31,7 +31,7 @@ from checkout_stack.proc import free_port
 
 REPO = paths.REPO
 CHART = REPO / "charts" / "checkout-operator"
-FLEET_DIR = REPO / "examples" / "demo"
+FLEET_DIR = Path(__file__).resolve().parent / "fleet"
 NAMESPACE = "checkout-demo"
 OPERATOR_NAMESPACE = "checkout-system"
 RELEASE = "checkout-operator"
@@ -80,7 +80,9 @@ def load_fleet(directory: Path = FLEET_DIR) -> Fleet:
             elif doc["kind"] == "PSPRoute":
                 routes.append(doc)
     if not regions:
-        raise StackError("demo", f"no CheckoutRegion in {directory}", fix="restore examples/demo/")
+        raise StackError(
+            "demo", f"no CheckoutRegion in {directory}", fix="restore hack/checkout_demo/fleet/"
+        )
     return Fleet(regions, routes)
 
 

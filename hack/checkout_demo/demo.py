@@ -217,7 +217,7 @@ class Demo:
             )
         cluster.apply(self.plane, docs)
         self.say(
-            f"demo: applying examples/demo/ ({len(fleet.regions)} CheckoutRegions, "
+            f"demo: applying hack/checkout_demo/fleet/ ({len(fleet.regions)} CheckoutRegions, "
             f"{len(fleet.routes)} PSPRoutes; gatewayUrl = each region's local edge, PSP "
             "endpoints = the local simulator)"
         )
