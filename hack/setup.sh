@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 # --- system packages (apt only when something is missing, so reruns are fast) ---
 apt_packages=(postgresql redis-server openjdk-17-jdk-headless maven python3-venv ca-certificates)
+# tests/demo: the GameDay report (HTML) is opened in headless Chromium
+apt_packages+=(chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -1,0 +1,95 @@
+"""`python -m checkout_demo [demo|gameday] ...` (`make demo`, `make gameday SCENARIO=...`).
+
+Exit codes: 0 every promise held (and the expected failover happened), 1 a promise broke,
+2 the demo could not run (a message says why), 3 promises held but the scenario's failover
+did not happen (the operator published no new writer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from checkout_demo import scenarios
+from checkout_stack.errors import StackError
+
+EPILOG = """\
+examples:
+  python -m checkout_demo demo                     # the whole show, default GameDay: kill-region
+  python -m checkout_demo gameday --scenario hang-probes --region us-east-1
+  python -m checkout_demo gameday --scenario slow-psp --before 10 --during 20 --after 10
+
+scenarios: kill-region, hang-probes, slow-psp, partition-kafka, none
+exit codes: 0 promises held, 1 a promise broke, 2 could not run, 3 failover did not happen
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="checkout-demo",
+        description="Three checkout regions on this machine, checkouts flowing, a GameDay, "
+        "and a report on the promises (text, JSON, HTML with a timeline).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("mode", nargs="?", choices=("demo", "gameday"), default="demo")
+    p.add_argument("--scenario", default="kill-region", choices=sorted(scenarios.SCENARIOS))
+    p.add_argument("--region", default="us-east-1", help="the region the GameDay breaks")
+    p.add_argument("--rate", type=float, default=4.0, help="checkouts per second (open loop)")
+    p.add_argument("--before", type=float, default=30.0, help="seconds of load before the fault")
+    p.add_argument("--during", type=float, default=60.0, help="seconds the fault lasts")
+    p.add_argument("--after", type=float, default=30.0, help="seconds of load after recovery")
+    p.add_argument(
+        "--failover-timeout", type=float, default=45.0,
+        help="how long to wait for the operator to show a new writer",
+    )  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("demo-report"), help="report folder")
+    p.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from checkout_demo.demo import Options, run
+
+    for name in ("rate", "before", "during", "after", "failover_timeout"):
+        if getattr(args, name) <= 0:
+            print(f"checkout-demo: --{name.replace('_', '-')} must be > 0", file=sys.stderr)
+            return 2
+    opts = Options(
+        scenario=args.scenario,
+        region=args.region,
+        rate=args.rate,
+        before=args.before,
+        during=args.during,
+        after=args.after,
+        failover_timeout=min(args.failover_timeout, args.during),
+        out=args.out,
+        keep=args.keep,
+    )
+    from checkout_demo import cluster
+
+    fleet = cluster.load_fleet()
+    if args.region not in fleet.names:
+        print(
+            f"checkout-demo: --region {args.region}: not in the demo fleet "
+            f"({', '.join(fleet.names)})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return run(opts)
+    except StackError as exc:
+        print(f"checkout-demo: {exc.render()}", file=sys.stderr)
+        return 2
+    except (httpx.HTTPError, OSError, ValueError, subprocess.SubprocessError) as exc:
+        print(f"checkout-demo: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("checkout-demo: interrupted; everything it started was stopped", file=sys.stderr)
+        return 130

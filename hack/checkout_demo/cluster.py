@@ -1,0 +1,263 @@
+"""The management control plane: the operator's chart, the operator process, the demo fleet.
+
+kube-apiserver + etcd + kube-controller-manager + kwok: kwok stands in for kubelets, so the
+Deployments the operator creates become Available but no container runs. The demo plays the
+kubelet itself (see :mod:`checkout_demo.kubelet`).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from checkout_demo.infra import stop_popen, wait_http
+from checkout_stack import paths
+from checkout_stack.components.kube import ControlPlane
+from checkout_stack.errors import StackError
+from checkout_stack.proc import free_port
+
+REPO = paths.REPO
+CHART = REPO / "charts" / "checkout-operator"
+FLEET_DIR = Path(__file__).resolve().parent / "fleet"
+NAMESPACE = "checkout-demo"
+OPERATOR_NAMESPACE = "checkout-system"
+RELEASE = "checkout-operator"
+SIM_PLACEHOLDER = "http://psp-sim.invalid"
+GROUP = "checkout-operator.io"
+VERSION = "v1alpha1"
+KUBECONFIG_SECRET = "demo-kubeconfig"  # noqa: S105 (a Secret's name)
+
+
+def region_namespace(region: str) -> str:
+    return f"region-{region}"
+
+
+@dataclass
+class Fleet:
+    regions: list[dict[str, Any]]
+    routes: list[dict[str, Any]]
+
+    @property
+    def names(self) -> list[str]:
+        return [r["spec"]["region"] for r in self.regions]
+
+    def region(self, name: str) -> dict[str, Any]:
+        return next(r for r in self.regions if r["spec"]["region"] == name)
+
+    def home_markets(self, name: str) -> list[str]:
+        return [m["country"] for m in self.region(name)["spec"].get("homeMarkets", [])]
+
+    def providers(self) -> list[dict[str, Any]]:
+        seen: dict[str, dict[str, Any]] = {}
+        for route in self.routes:
+            for p in route["spec"]["providers"]:
+                seen.setdefault(p["name"], p)
+        return list(seen.values())
+
+
+def load_fleet(directory: Path = FLEET_DIR) -> Fleet:
+    regions: list[dict[str, Any]] = []
+    routes: list[dict[str, Any]] = []
+    for path in sorted(directory.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc:
+                continue
+            if doc["kind"] == "CheckoutRegion":
+                regions.append(doc)
+            elif doc["kind"] == "PSPRoute":
+                routes.append(doc)
+    if not regions:
+        raise StackError(
+            "demo", f"no CheckoutRegion in {directory}", fix="restore hack/checkout_demo/fleet/"
+        )
+    return Fleet(regions, routes)
+
+
+def with_local_addresses(fleet: Fleet, entries: dict[str, str], sim_url: str) -> Fleet:
+    """The fleet as the demo applies it: each region's gatewayUrl is its local edge, every
+    PSP endpoint points at the local simulator."""
+    regions = copy.deepcopy(fleet.regions)
+    for r in regions:
+        r["spec"]["gatewayUrl"] = entries[r["spec"]["region"]]
+    routes = copy.deepcopy(fleet.routes)
+    for route in routes:
+        for p in route["spec"]["providers"]:
+            p["endpoint"] = p["endpoint"].replace(SIM_PLACEHOLDER, sim_url)
+    return Fleet(regions, routes)
+
+
+class Api:
+    """A small client of the management apiserver (admin credentials; reads are cheap)."""
+
+    def __init__(self, plane: ControlPlane, workdir: Path) -> None:
+        config = json.loads(plane.kubeconfig.read_text())
+        user = config["users"][0]["user"]
+        ca = workdir / "ca.crt"
+        crt = workdir / "admin.crt"
+        key = workdir / "admin.key"
+        ca.write_bytes(
+            base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
+        )
+        crt.write_bytes(base64.b64decode(user["client-certificate-data"]))
+        key.write_bytes(base64.b64decode(user["client-key-data"]))
+        key.chmod(0o600)
+        tls = ssl.create_default_context(cafile=str(ca))
+        tls.load_cert_chain(str(crt), str(key))
+        self.client = httpx.Client(base_url=plane.server, verify=tls, timeout=10)
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        resp = self.client.get(path)
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+        body: dict[str, Any] = resp.json()
+        return body
+
+    def configmap(self, namespace: str, name: str) -> dict[str, str] | None:
+        cm = self.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        return None if cm is None else dict(cm.get("data") or {})
+
+    def secret(self, namespace: str, name: str) -> dict[str, str]:
+        s = self.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        if s is None:
+            raise StackError(
+                "demo", f"Secret {namespace}/{name} is missing", fix="the demo creates it: rerun"
+            )
+        return {k: base64.b64decode(v).decode() for k, v in (s.get("data") or {}).items()}
+
+    def deployments(self, namespace: str) -> list[dict[str, Any]]:
+        body = self.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")
+        return list((body or {}).get("items") or [])
+
+    def regions(self) -> list[dict[str, Any]]:
+        body = self.get(f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/checkoutregions")
+        return list((body or {}).get("items") or [])
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def secret_doc(namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+def apply(plane: ControlPlane, docs: list[dict[str, Any]]) -> None:
+    items = {"apiVersion": "v1", "kind": "List", "items": docs}
+    plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(items))
+
+
+def helm_install(plane: ControlPlane, log: Path) -> None:
+    """The operator's chart: CRDs, ServiceAccount, RBAC, Deployment (kwok marks it Available;
+    the operator itself runs as a local process under the chart's ServiceAccount)."""
+    argv = [
+        str(paths.helm_bin()), "--kubeconfig", str(plane.kubeconfig),
+        "install", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
+        "--set", "watch.allNamespaces=false", "--set", f"watch.namespaces={{{NAMESPACE}}}",
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=180)
+    log.write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise StackError(
+            "helm", f"helm install failed: {done.stderr.strip()}", fix="see the log", log=log
+        )
+    plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        f"crd/checkoutregions.{GROUP}", f"crd/psproutes.{GROUP}",
+    )  # fmt: skip
+
+
+def service_account_kubeconfig(plane: ControlPlane, path: Path) -> Path:
+    """A kubeconfig with a TokenRequest token of the chart's ServiceAccount."""
+    sa = f"{RELEASE}"
+    token = plane.kubectl(
+        "create", "token", sa, "-n", OPERATOR_NAMESPACE, "--duration=2h"
+    ).stdout.strip()
+    admin = json.loads(plane.kubeconfig.read_text())
+    ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "demo", "cluster": {"server": plane.server, "certificate-authority-data": ca}}
+        ],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "demo", "user": "operator"}}],
+        "current-context": "sa",
+    }
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class OperatorProc:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    health_url: str
+
+    def stop(self) -> None:
+        stop_popen(self.proc, timeout=20)
+
+
+def start_operator(kubeconfig: Path, log: Path) -> OperatorProc:
+    metrics, health = free_port(), free_port()
+    exe = Path(sys.executable).parent / "checkout-operator"
+    argv = [
+        str(exe), "run", "--namespace", NAMESPACE, "--kubeconfig", str(kubeconfig),
+        "--metrics-port", str(metrics), "--health-port", str(health), "--drift-interval", "20",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env=env,
+        )  # fmt: skip
+    op = OperatorProc(proc, log, f"http://127.0.0.1:{health}/healthz")
+    wait_http(op.health_url, proc, log, timeout=90)
+    return op
+
+
+def wait_ready(api: Api, names: list[str], log: Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    last: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        regions = {r["spec"]["region"]: r for r in api.regions()}
+        last = {}
+        for name in names:
+            r = regions.get(name) or {}
+            st = r.get("status") or {}
+            gen = (r.get("metadata") or {}).get("generation")
+            ok = st.get("phase") == "Ready" and st.get("observedGeneration") == gen
+            last[name] = "Ready" if ok else str(st.get("phase") or "no status")
+        if all(v == "Ready" for v in last.values()):
+            return
+        time.sleep(1)
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+    raise StackError(
+        "operator", f"regions not Ready after {timeout:.0f} s: {last}", log=log, fix=tail
+    )
+
+
+def new_workdir() -> Path:
+    d = Path(tempfile.mkdtemp(prefix="checkout-demo-"))
+    d.chmod(0o755)  # postgres runs as its own user when we are root
+    return d

@@ -1,0 +1,578 @@
+"""The demo run: bring everything up, drive load, run a GameDay scenario, check, report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from checkout_demo import auth, cluster, report, scenarios, verify
+from checkout_demo.infra import Edge, PspSim, RegionInfra, start_parallel
+from checkout_demo.kubelet import Kubelet
+from checkout_demo.load import LIMITED_SKU, MARKETS, LoadGen, Router
+from checkout_stack.components.kube import ControlPlane
+from checkout_stack.errors import StackError
+
+ROUTING_CONFIGMAP = "checkout-fleet-routing"
+STOCK = {"tee": 1_000_000, "mug": 1_000_000, LIMITED_SKU: 40}
+
+
+def pricing_config() -> dict[str, Any]:
+    """The demo's catalog, taxes and shipping for US, NL, DE, IN and BR (the operator does not
+    render a pricing config yet: the demo hands this file to the pricing service)."""
+    shipping = {
+        "US": {"USD": 799}, "NL": {"EUR": 499}, "DE": {"EUR": 499},
+        "IN": {"INR": 4900}, "BR": {"BRL": 1990},
+    }  # fmt: skip
+    return {
+        "catalog": {
+            "tee": {"USD": 2199, "EUR": 1999, "INR": 79900, "BRL": 8990},
+            "mug": {"USD": 1400, "EUR": 1250, "INR": 49900, "BRL": 5990},
+            LIMITED_SKU: {"USD": 18000, "EUR": 16000, "INR": 1299900, "BRL": 89900},
+        },
+        "tax": {
+            "US": {"kind": "sales_tax", "rateBp": 888, "inclusive": False},
+            "NL": {"kind": "VAT", "rateBp": 2100, "inclusive": True},
+            "DE": {"kind": "VAT", "rateBp": 1900, "inclusive": True},
+            "IN": {"kind": "GST", "rateBp": 1800, "inclusive": True},
+            "BR": {"kind": "VAT", "rateBp": 1700, "inclusive": True},
+        },
+        "shipping": {
+            c: [{"id": "standard", "name": "Standard", "amounts": a, "days": 3}]
+            for c, a in shipping.items()
+        },
+        "snapshotTtlSeconds": 60,
+    }
+
+
+@dataclass
+class Options:
+    scenario: str = "kill-region"
+    region: str = "us-east-1"
+    rate: float = 4.0
+    before: float = 30.0
+    during: float = 60.0
+    after: float = 30.0
+    failover_timeout: float = 45.0
+    out: Path = Path("demo-report")
+    keep: bool = False
+
+
+@dataclass
+class WriterEvent:
+    t: float
+    market: str
+    writer: str
+    epoch: int
+    state: str
+    source: str
+
+
+class Demo:
+    def __init__(self, opts: Options, say: Callable[[str], None] = print) -> None:
+        self.opts = opts
+        self.say = say
+        self.workdir = cluster.new_workdir()
+        self.fleet = cluster.load_fleet()
+        self.names = self.fleet.names
+        self.stoppables: list[Any] = []
+        self.plane: ControlPlane | None = None
+        self.api: cluster.Api | None = None
+        self.infra: dict[str, RegionInfra] = {}
+        self.kubelets: dict[str, Kubelet] = {}
+        self.edges: dict[str, Edge] = {}
+        self.sim: PspSim | None = None
+        self.issuer = auth.Issuer()
+        self.notes: list[str] = []
+        self.writers: dict[str, str] = {}
+        self.epochs: dict[str, int] = {}
+        self.states: dict[str, str] = {}
+        self.writer_source = "routing ConfigMap"
+        self.writer_events: list[WriterEvent] = []
+        self.down: set[str] = set()
+        self.t0 = time.monotonic()
+        self.timings: dict[str, float] = {}
+        self._watch_stop = threading.Event()
+        self._watch: threading.Thread | None = None
+        self.load: LoadGen | None = None
+        self.phase = "starting"
+        self.marks: dict[str, float] = {}
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    # -- bring-up -----------------------------------------------------------------------------
+
+    def up(self) -> None:
+        w = self.workdir
+        self.say(f"demo: work folder {w}")
+        self.say(
+            "demo: the management control plane is a real kube-apiserver + etcd + "
+            "kube-controller-manager; kwok stands in for kubelets, so NO CONTAINER RUNS: the demo "
+            "plays the kubelet and runs each region's services as local processes, configured "
+            "from the ConfigMaps and Secrets of the Deployments the operator created."
+        )
+        began = time.monotonic()
+        self.plane = ControlPlane("management", w / "kube")
+        self.stoppables.append(self.plane)
+        self.sim = PspSim(w / "psp-sim")
+        self.stoppables.append(self.sim)
+        starters: dict[str, Callable[[], object]] = {
+            "kube": self.plane.start,
+            "psp-sim": self.sim.start,
+        }
+        for name in self.names:
+            infra = RegionInfra(name, w / "regions" / name)
+            self.infra[name] = infra
+            self.stoppables.append(infra)
+            starters.update(infra.starters())
+        self.say(
+            f"demo: starting the control plane, the PSP simulator and, per region "
+            f"({', '.join(self.names)}), PostgreSQL, Redis, Kafka (KRaft) and Temporal"
+        )
+        seconds = start_parallel(starters, workers=4)
+        self.timings["infra"] = time.monotonic() - began
+        self.say(
+            "demo: up in "
+            + ", ".join(
+                f"{k} {v:.0f} s" for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])[:5]
+            )
+        )
+        self.api = cluster.Api(self.plane, w)
+        for name in self.names:
+            edge = Edge(name)
+            edge.set_mode("forward")
+            self.edges[name] = edge
+            self.stoppables.append(edge)
+
+        t = time.monotonic()
+        namespaces = [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+            for ns in self.namespaces()
+        ]
+        cluster.apply(self.plane, namespaces)
+        self.say(
+            "demo: helm install charts/checkout-operator (CRDs, RBAC, the operator's Deployment)"
+        )
+        cluster.helm_install(self.plane, w / "helm.log")
+        sa = cluster.service_account_kubeconfig(self.plane, w / "operator.kubeconfig")
+        self.say("demo: the operator runs as a local process under the chart's ServiceAccount")
+        op = cluster.start_operator(sa, w / "operator.log")
+        self.stoppables.append(op)
+        self.apply_fleet()
+        self.say("demo: waiting for every CheckoutRegion to be Ready")
+        cluster.wait_ready(self.api, self.names, w / "operator.log")
+        self.timings["operator"] = time.monotonic() - t
+
+        t = time.monotonic()
+        self.start_regions()
+        self.timings["services"] = time.monotonic() - t
+        self.read_writers()
+        self._watch = threading.Thread(target=self._watch_loop, daemon=True)
+        self._watch.start()
+
+    def apply_fleet(self) -> None:
+        assert self.plane is not None
+        assert self.sim is not None
+        fleet = cluster.with_local_addresses(
+            self.fleet, {n: e.url for n, e in self.edges.items()}, self.sim.url
+        )
+        docs: list[dict[str, Any]] = []
+        namespaces = self.namespaces()
+        docs.append(
+            cluster.secret_doc(
+                cluster.NAMESPACE,
+                cluster.KUBECONFIG_SECRET,
+                {"kubeconfig": self.plane.kubeconfig.read_text()},
+            )
+        )
+        creds = self.psp_credentials()
+        for ns in namespaces:
+            for infra in self.infra.values():
+                for name, data in infra.secrets().items():
+                    docs.append(cluster.secret_doc(ns, name, data))
+            for provider, data in creds.items():
+                docs.append(cluster.secret_doc(ns, f"psp-{provider}", data))
+        for ns in namespaces[1:]:
+            # the regions' gateways verify the load's bearer tokens with this JWKS
+            docs.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": auth.JWKS_CONFIGMAP, "namespace": ns},
+                    "data": {auth.JWKS_KEY: self.issuer.jwks()},
+                }
+            )
+        cluster.apply(self.plane, docs)
+        self.say(
+            f"demo: applying hack/checkout_demo/fleet/ ({len(fleet.regions)} CheckoutRegions, "
+            f"{len(fleet.routes)} PSPRoutes; gatewayUrl = each region's local edge, PSP "
+            "endpoints = the local simulator)"
+        )
+        cluster.apply(self.plane, [*fleet.regions, *fleet.routes])
+
+    def namespaces(self) -> list[str]:
+        return [cluster.NAMESPACE, *(cluster.region_namespace(n) for n in self.names)]
+
+    def psp_credentials(self) -> dict[str, dict[str, str]]:
+        """Test keys per provider account, registered with the simulator (the PSP's side)."""
+        assert self.sim is not None
+        out: dict[str, dict[str, str]] = {}
+        accounts = []
+        for p in self.fleet.providers():
+            key = f"sk_test_{p['name'].replace('-', '_')}_{os.urandom(8).hex()}"
+            secret = f"whsec_{os.urandom(12).hex()}"
+            out[p["name"]] = {"api-key": key, "webhook-secret": secret}
+            accounts.append(
+                {
+                    "provider": p["type"],
+                    "account": p["account"],
+                    "apiKey": key,
+                    "webhookSecret": secret,
+                }
+            )
+        self.sim.admin("POST", "accounts", {"accounts": accounts})
+        return out
+
+    def start_regions(self) -> None:
+        assert self.api is not None
+        pricing = self.workdir / "pricing.json"
+        pricing.write_text(json.dumps(pricing_config()))
+        extra = {"PRICING_CONFIG_FILE": str(pricing)}
+        if importlib.util.find_spec("checkout_services.common.lease") is not None:
+            # the services keep their markets' write leases (coordination.k8s.io Leases in the
+            # fleet's namespace of the management cluster): where, and with which credentials,
+            # unless the rendered Deployment says so itself
+            assert self.plane is not None
+            extra["CHECKOUT_LEASE_NAMESPACE"] = cluster.NAMESPACE
+            extra["CHECKOUT_LEASE_KUBECONFIG"] = str(self.plane.kubeconfig)
+        for name in self.names:
+            kubelet = Kubelet(
+                self.api,
+                name,
+                cluster.region_namespace(name),
+                self.workdir / "pods" / name,
+                extra_env=extra,
+            )
+            kubelet.prepare(on_note=self.note)
+            self.kubelets[name] = kubelet
+            self.stoppables.append(kubelet)
+        for k in self.kubelets.values():
+            for n in k.notes:
+                self.note(f"{k.region}: {n}")
+        self.say(
+            "demo: starting each region's services ("
+            + ", ".join(sorted(next(iter(self.kubelets.values())).pods))
+            + ") from the rendered Deployments"
+        )
+        start_parallel({n: k.start for n, k in self.kubelets.items()}, workers=3)
+        for name, kubelet in self.kubelets.items():
+            self.edges[name].upstream = kubelet.entry().port
+            inv = kubelet.pods["inventory"].url
+            for sku, qty in STOCK.items():
+                httpx.put(
+                    f"{inv}/v1/stock/{sku}", json={"available": qty}, timeout=10
+                ).raise_for_status()
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+            self.say(f"demo: note: {text}")
+
+    # -- writers --------------------------------------------------------------------------------
+
+    def read_writers(self) -> None:
+        """Each market's writer: CheckoutRegion status.markets where the operator publishes it,
+        else the rendered routing ConfigMap (the contract in design section 3)."""
+        assert self.api is not None
+        found: dict[str, tuple[str, int, str]] = {}
+        source = ""
+        for cr in self.api.regions():
+            for m in (cr.get("status") or {}).get("markets") or ():
+                found[m["market"]] = (
+                    m["writer"],
+                    int(m.get("epoch", 0)),
+                    m.get("state", "Serving"),
+                )
+                source = "CheckoutRegion status.markets"
+        routing = None
+        for name in self.names:
+            data = self.api.configmap(cluster.region_namespace(name), ROUTING_CONFIGMAP)
+            if data and "routing.json" in data:
+                routing = json.loads(data["routing.json"])
+                if name not in self.down:
+                    break
+        if routing is not None:
+            for m in routing["markets"]:
+                route = (m["writer"], int(m["epoch"]), m.get("state", "Serving"))
+                current = found.get(m["market"])
+                if current is None or route[1] > current[1]:
+                    found[m["market"]] = route
+                    source = source or "routing ConfigMap"
+        t = self.now()
+        for market, (writer, epoch, state) in found.items():
+            if (self.writers.get(market), self.epochs.get(market), self.states.get(market)) != (
+                writer, epoch, state,
+            ):  # fmt: skip
+                self.writer_events.append(WriterEvent(t, market, writer, epoch, state, source))
+            self.writers[market] = writer
+            self.epochs[market] = epoch
+            self.states[market] = state
+        self.writer_source = source or self.writer_source
+
+    def _watch_loop(self) -> None:
+        while not self._watch_stop.wait(0.5):
+            with contextlib.suppress(Exception):
+                self.read_writers()
+            for name, kubelet in self.kubelets.items():
+                if name not in self.down:
+                    with contextlib.suppress(Exception):
+                        kubelet.sync()
+
+    def gateways(self) -> bool:
+        """Whether every region runs the gateway (then customers enter by their home region)."""
+        return bool(self.kubelets) and all("gateway" in k.pods for k in self.kubelets.values())
+
+    def entries(self) -> dict[str, str]:
+        """Region -> the URL its customers' writes enter by (the gateway once it runs)."""
+        return {n: k.entry().url for n, k in self.kubelets.items()}
+
+    # -- the run --------------------------------------------------------------------------------
+
+    async def progress(self) -> None:
+        tty = sys.stdout.isatty()
+        last_print = 0.0
+        while True:
+            await asyncio.sleep(1.0)
+            if self.load is None:
+                continue
+            rate, errors = self.load.window()
+            writers = " ".join(
+                f"{m}={self.writers.get(m, '?')}"
+                + ("" if self.states.get(m) == "Serving" else f"({self.states.get(m)})")
+                for m in sorted(self.writers)
+            )
+            acked = sum(1 for c in self.load.checkouts if c.outcome == "acknowledged")
+            line = (
+                f"[{self.phase:>7}] t={self.load.now():5.0f}s  {rate:4.1f} checkouts/s  "
+                f"errors(5s)={errors:<3} acked={acked:<5} writers: {writers}"
+            )
+            if tty:
+                print("\r" + line[:200].ljust(200), end="", flush=True)
+            elif self.load.now() - last_print >= 5:
+                print(line, flush=True)
+                last_print = self.load.now()
+
+    async def gameday(self) -> dict[str, Any]:
+        opts = self.opts
+        scenario = scenarios.get(opts.scenario)
+        homes = {m: n for n in self.names for m in self.fleet.home_markets(n)}
+        router = Router(lambda: dict(self.writers), self.entries, homes, self.gateways)
+        self.load = LoadGen(router, opts.rate, token=self.issuer.token)
+        self.load.t0 = time.monotonic()
+        initial_writers = dict(self.writers)
+        total = opts.before + opts.during + opts.after
+        self.say(
+            f"demo: load {opts.rate:g} checkouts/s for about {total:.0f} s (US, NL, DE, IN, BR, "
+            f"with duplicate retries); GameDay: {scenario.title} ({opts.region}) after "
+            f"{opts.before:.0f} s, recovery after {opts.during:.0f} s more, then "
+            f"{opts.after:.0f} s with the region back"
+        )
+        await self.warm_up()
+        progress = asyncio.create_task(self.progress())
+        # arrivals go on until `after` seconds past the region's return (its restart can take
+        # long on a loaded machine); the bound only guards against a hang
+        load = asyncio.create_task(self.load.run(total + 900))
+        result: dict[str, Any] = {"scenario": scenario.name, "region": opts.region}
+        try:
+            self.phase = "before"
+            await asyncio.sleep(opts.before)
+            self.phase = "during"
+            self.marks["fault"] = self.load.now()
+            await asyncio.to_thread(scenario.inject, self, opts.region)
+            failover = await self.wait_failover(
+                opts.region, initial_writers, scenario.expects_failover
+            )
+            result["failover"] = failover
+            rest = opts.before + opts.during - self.load.now()
+            if rest > 0:
+                await asyncio.sleep(rest)
+            self.phase = "recover"
+            self.marks["recovery"] = self.load.now()
+            try:
+                await asyncio.to_thread(scenario.recover, self, opts.region)
+                self.marks["recovered"] = self.load.now()
+            except StackError as exc:
+                self.note(f"{opts.region} did not come back: {exc.problem}")
+            self.phase = "after"
+            await asyncio.sleep(opts.after)
+            self.load.stop_arrivals()
+            await load
+            self.phase = "drain"
+            await self.load.drain(within=60)
+            self.marks["end"] = self.load.now()
+        finally:
+            self.load.stop_arrivals()
+            progress.cancel()
+            if sys.stdout.isatty():
+                print()
+        result["writers_before"] = initial_writers
+        result["writers_after"] = dict(self.writers)
+        return result
+
+    async def warm_up(self) -> None:
+        """One checkout per market before the clock starts (connections, workers, caches);
+        not counted in the report."""
+        assert self.load is not None
+        router = self.load.router
+        async with httpx.AsyncClient(timeout=30) as client:
+            for market in sorted(MARKETS):
+                currency, method = MARKETS[market]
+                body = {
+                    "checkout_id": f"warmup-{self.load.run_id}-{market}",
+                    "market": market,
+                    "currency": currency,
+                    "lines": [{"sku": "tee", "quantity": 1}],
+                    "payment_method": method,
+                }
+                with contextlib.suppress(httpx.HTTPError):
+                    await client.post(f"{router.target_url(market)}/v1/checkouts", json=body)
+        self.load.t0 = time.monotonic()
+
+    async def wait_failover(
+        self, region: str, before: dict[str, str], expected: bool
+    ) -> dict[str, Any]:
+        """Wait for the operator to show a new writer for the region's markets (status.markets
+        or the routing ConfigMap). Never invents one: if nothing moves, it says so."""
+        assert self.load is not None
+        markets = sorted(m for m, w in before.items() if w == region)
+        fault = self.marks["fault"]
+        deadline = fault + self.opts.failover_timeout
+        while self.load.now() < deadline:
+            moved = {
+                m: self.writers.get(m) for m in markets if self.writers.get(m) not in (None, region)
+            }
+            down = [m for m in markets if self.states.get(m) == "Down"]
+            if markets and len(moved) + len(down) == len(markets) and moved:
+                t = self.load.now()
+                self.marks["failover"] = t
+                return {
+                    "happened": True,
+                    "expected": expected,
+                    "seconds": round(t - fault, 2),
+                    "markets": markets,
+                    "moved": moved,
+                    "down": down,
+                    "source": self.writer_source,
+                    "epochs": {m: self.epochs.get(m) for m in markets},
+                }
+            await asyncio.sleep(0.25)
+        moved = {
+            m: self.writers.get(m) for m in markets if self.writers.get(m) not in (None, region)
+        }
+        return {
+            "happened": False,
+            "expected": expected,
+            "markets": markets,
+            "moved": moved,
+            "down": [m for m in markets if self.states.get(m) == "Down"],
+            "waited_seconds": self.opts.failover_timeout,
+            "message": (
+                f"no failover happened: after {self.opts.failover_timeout:.0f} s the operator "
+                f"still shows {', '.join(f'{m}={self.writers.get(m)}' for m in markets)} "
+                f"(source: {self.writer_source}); "
+                + (
+                    "this operator build publishes no failover (CheckoutRegion status.markets "
+                    "is empty), so the markets stayed down"
+                    if not any(e.source.startswith("CheckoutRegion") for e in self.writer_events)
+                    else "the operator did not move them"
+                )
+            ),
+        }
+
+    async def check(self) -> verify.Verdict:
+        assert self.sim is not None
+        assert self.load is not None
+        verdict = verify.Verdict()
+        verify.double_charges(self.sim.ledger(), verdict)
+        db: dict[str, dict[str, str]] = {}
+        kafka: dict[str, set[str]] = {}
+        for name, infra in self.infra.items():
+            await verify.inventory(name, infra.database_url, STOCK, verdict)
+            db[name] = await verify.orders(name, infra.database_url)
+        # the outbox relays publish at least once: give them a moment after the last order
+        acknowledged = [
+            (c.checkout_id, c.region) for c in self.load.checkouts if c.outcome == "acknowledged"
+        ]
+        for _ in range(20):
+            for name, infra in self.infra.items():
+                kafka[name] = await verify.placed_events(infra.kafka.bootstrap)
+            if all(cid in kafka.get(r, set()) for cid, r in acknowledged):
+                break
+            await asyncio.sleep(2)
+        verify.missing_orders(acknowledged, db, kafka, verdict)
+        return verdict
+
+    # -- teardown -------------------------------------------------------------------------------
+
+    def down_all(self) -> None:
+        self._watch_stop.set()
+        if self._watch is not None:
+            self._watch.join(5)
+        for thing in reversed(self.stoppables):
+            with contextlib.suppress(Exception):
+                thing.stop()
+        if self.api is not None:
+            self.api.close()
+        if not self.opts.keep:
+            import shutil
+
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def run(opts: Options) -> int:
+    began = time.monotonic()
+    demo = Demo(opts)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        demo.up()
+        startup = time.monotonic() - began
+        result = asyncio.run(_run(demo))
+        verdict = result.pop("_verdict")
+        assert demo.load is not None
+        summary = report.build(
+            demo=demo, load=demo.load, verdict=verdict, result=result,
+            startup_seconds=startup, total_seconds=time.monotonic() - began,
+        )  # fmt: skip
+        paths = report.write(summary, demo.load, demo, opts.out)
+        print(report.text(summary))
+        print(f"demo: report written to {', '.join(str(p) for p in paths)}")
+        return int(summary["exit_code"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        print("demo: stopping everything it started", flush=True)
+        demo.down_all()
+
+
+async def _run(demo: Demo) -> dict[str, Any]:
+    result = await demo.gameday()
+    demo.phase = "verify"
+    demo.say("demo: checking the promises (PSP ledger, inventory, orders in DB and Kafka)")
+    result["_verdict"] = await demo.check()
+    return result

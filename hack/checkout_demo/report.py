@@ -1,0 +1,340 @@
+"""The GameDay report: text, JSON, and an HTML page with a matplotlib timeline (PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from checkout_demo.load import LoadGen
+from checkout_demo.verify import Verdict
+
+if TYPE_CHECKING:
+    from checkout_demo.demo import Demo
+
+P95_GOAL_MS = 250.0
+
+
+def pct(values: Sequence[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
+    return round(ordered[k], 1)
+
+
+def phase_of(t: float, marks: dict[str, float]) -> str:
+    """before the fault; during it (until the region is back, restart included); after."""
+    if t < marks.get("fault", math.inf):
+        return "before"
+    if t < marks.get("recovered", marks.get("recovery", math.inf)):
+        return "during"
+    return "after"
+
+
+def latency_table(load: LoadGen, marks: dict[str, float]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for phase in ("before", "during", "after"):
+        lat = [
+            c.latency_ms
+            for c in load.checkouts
+            if c.latency_ms is not None and phase_of(c.scheduled, marks) == phase
+        ]
+        out[phase] = {"n": len(lat), "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99)}
+    return out
+
+
+def per_region_p95(load: LoadGen, marks: dict[str, float]) -> dict[str, float | None]:
+    """Steady state (before the fault): p95 of acknowledged checkouts per region."""
+    regions = sorted({c.region for c in load.checkouts if c.region})
+    return {
+        r: pct(
+            [
+                c.latency_ms
+                for c in load.checkouts
+                if c.region == r
+                and c.latency_ms is not None
+                and phase_of(c.scheduled, marks) == "before"
+            ],
+            95,
+        )
+        for r in regions
+    }
+
+
+def build(
+    *,
+    demo: Demo,
+    load: LoadGen,
+    verdict: Verdict,
+    result: dict[str, Any],
+    startup_seconds: float,
+    total_seconds: float,
+) -> dict[str, Any]:
+    checkouts = load.checkouts
+    outcomes: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    for c in checkouts:
+        outcomes[c.outcome] = outcomes.get(c.outcome, 0) + 1
+        if c.reason:
+            reasons[c.reason] = reasons.get(c.reason, 0) + 1
+    failover = result.get("failover") or {}
+    by_market: dict[str, dict[str, int]] = {}
+    for c in checkouts:
+        row = by_market.setdefault(c.market, {"attempted": 0, "acknowledged": 0, "acked_before": 0})
+        row["attempted"] += 1
+        if c.outcome == "acknowledged":
+            row["acknowledged"] += 1
+            if phase_of(c.scheduled, demo.marks) == "before":
+                row["acked_before"] += 1
+    region_p95 = per_region_p95(load, demo.marks)
+    latency_misses = {r: v for r, v in region_p95.items() if v is not None and v > P95_GOAL_MS}
+    broken = []
+    if verdict.double_charges:
+        broken.append(f"{verdict.double_charges} double charge(s)")
+    if verdict.oversold_units:
+        broken.append(f"{verdict.oversold_units} oversold unit(s)")
+    if verdict.missing:
+        broken.append(f"{verdict.missing} acknowledged order(s) missing")
+    if latency_misses:
+        broken.append(
+            "p95 over 250 ms before the fault in "
+            + ", ".join(f"{r} ({v:.0f} ms)" for r, v in latency_misses.items())
+        )
+    failover_missing = bool(failover) and not failover.get("happened") and failover.get("expected")
+    exit_code = 1 if broken else (3 if failover_missing else 0)
+    return {
+        "scenario": result.get("scenario"),
+        "region": result.get("region"),
+        "rate_per_s": load.rate,
+        "regions": demo.names,
+        "attempted": len(checkouts),
+        "acknowledged": outcomes.get("acknowledged", 0),
+        "rejected": outcomes.get("rejected", 0),
+        "failed": outcomes.get("failed", 0),
+        "failure_reasons": reasons,
+        "by_market": dict(sorted(by_market.items())),
+        "completed": verdict.completed,
+        "orders_by_state": verdict.orders_by_state,
+        "http_attempts": len(load.attempts),
+        "duplicate_attempts": sum(1 for a in load.attempts if a.kind == "duplicate"),
+        "retry_attempts": sum(1 for a in load.attempts if a.kind == "retry"),
+        "load_average": demo_load_average(),
+        "double_charges": verdict.double_charges,
+        "double_charged": verdict.double_charged[:20],
+        "ledger": verdict.ledger_totals,
+        "oversold_units": verdict.oversold_units,
+        "stock": verdict.stock,
+        "missing_acknowledged_orders": verdict.missing,
+        "missing_in_db": verdict.missing_in_db[:20],
+        "missing_in_kafka": verdict.missing_in_kafka[:20],
+        "failover": failover,
+        "failover_seconds": failover.get("seconds"),
+        "recovery_seconds": (
+            round(demo.marks["recovered"] - demo.marks["recovery"], 1)
+            if "recovered" in demo.marks and "recovery" in demo.marks
+            else None
+        ),
+        "writers_before": result.get("writers_before"),
+        "writers_after": result.get("writers_after"),
+        "writer_events": [e.__dict__ for e in demo.writer_events],
+        "latency_ms": latency_table(load, demo.marks),
+        "p95_before_by_region_ms": region_p95,
+        "marks": {k: round(v, 2) for k, v in demo.marks.items()},
+        "workdir": str(getattr(demo, "workdir", "")),
+        "startup_seconds": round(startup_seconds, 1),
+        "total_seconds": round(total_seconds, 1),
+        "timings": {k: round(v, 1) for k, v in demo.timings.items()},
+        "notes": [*demo.notes, *verdict.notes],
+        "promises_broken": broken,
+        "failover_missing": failover_missing,
+        "exit_code": exit_code,
+    }
+
+
+def demo_load_average() -> list[float]:
+    return [round(x, 1) for x in os.getloadavg()]
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
+def text(s: dict[str, Any]) -> str:
+    lat = s["latency_ms"]
+    fo = s["failover"] or {}
+    if fo.get("happened"):
+        fo_line = (
+            (
+                "UNEXPECTED (this scenario must not move a market): "
+                if not fo.get("expected")
+                else ""
+            )
+            + f"{fo['seconds']:.1f} s ({', '.join(f'{m} -> {w}' for m, w in fo['moved'].items())}"
+            + (f"; down: {', '.join(fo['down'])}" if fo.get("down") else "")
+            + f"; source: {fo['source']})"
+        )
+    elif fo and not fo.get("expected"):
+        fo_line = "none, as expected: this scenario must not move any market"
+    elif fo:
+        fo_line = "NONE: " + fo.get("message", "")
+    else:
+        fo_line = "-"
+    lines = [
+        f"GameDay report: {s['scenario']} ({s['region']}), {s['rate_per_s']:g} checkouts/s, "
+        f"regions {', '.join(s['regions'])}",
+        f"  checkouts attempted     {s['attempted']}",
+        f"  acknowledged            {s['acknowledged']}  (rejected {s['rejected']}, "
+        f"failed after retries {s['failed']})",
+        f"  completed (captured)    {s['completed']}",
+        f"  double charges          {s['double_charges']}   (PSP ledger)",
+        f"  oversold units          {s['oversold_units']}   (inventory databases)",
+        f"  acknowledged missing    {s['missing_acknowledged_orders']}   "
+        f"(DB {len(s['missing_in_db'])}, Kafka {len(s['missing_in_kafka'])})",
+        f"  failover time           {fo_line}",
+        f"  region back after       {s['recovery_seconds']} s (restart of what the fault stopped)",
+        "  latency ms (p50/p95/p99) "
+        + "  ".join(
+            f"{ph}: {_ms(lat[ph]['p50'])}/{_ms(lat[ph]['p95'])}/{_ms(lat[ph]['p99'])}"
+            f" (n={lat[ph]['n']})"
+            for ph in ("before", "during", "after")
+        ),
+        "  p95 before, per region  "
+        + ", ".join(f"{r} {_ms(v)}" for r, v in s["p95_before_by_region_ms"].items()),
+        f"  run time                {s['total_seconds']:.0f} s"
+        f" (start-up {s['startup_seconds']:.0f} s; load average at the end "
+        f"{'/'.join(str(x) for x in s['load_average'])} on {os.cpu_count()} cores)",
+        f"  HTTP attempts           {s['http_attempts']} (retries after an error "
+        f"{s['retry_attempts']}, deliberate duplicates with the same key "
+        f"{s['duplicate_attempts']})",
+    ]
+    lines.append(
+        "  acknowledged by market  "
+        + ", ".join(
+            f"{m} {r['acknowledged']}/{r['attempted']}" for m, r in s.get("by_market", {}).items()
+        )
+    )
+    if s["failure_reasons"]:
+        lines.append(
+            "  why not acknowledged    "
+            + ", ".join(f"{k} {v}" for k, v in sorted(s["failure_reasons"].items()))
+        )
+    for note in s["notes"]:
+        lines.append(f"  note: {note}")
+    if s["promises_broken"]:
+        lines.append("  PROMISES BROKEN: " + "; ".join(s["promises_broken"]))
+    else:
+        lines.append("  promises: no double charge, no oversell, no lost acknowledged order: HELD")
+    if s["failover_missing"]:
+        lines.append("  FAILOVER: expected, did not happen (exit code 3)")
+    return "\n".join(lines)
+
+
+def timeline_png(load: LoadGen, marks: dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    end = int(max([marks.get("end", 0.0), *(a.started for a in load.attempts)], default=0)) + 1
+    acks = [0] * (end + 1)
+    errors = [0] * (end + 1)
+    lat: list[list[float]] = [[] for _ in range(end + 1)]
+    for c in load.checkouts:
+        if c.acked_at is not None and c.latency_ms is not None:
+            i = min(end, int(c.acked_at))
+            acks[i] += 1
+            lat[i].append(c.latency_ms)
+    for a in load.attempts:
+        if a.status != 201:
+            errors[min(end, int(a.started))] += 1
+    xs = list(range(end + 1))
+    p95 = [pct(v, 95) if v else float("nan") for v in lat]
+    fig, axes = plt.subplots(3, 1, figsize=(11, 7), sharex=True)
+    axes[0].plot(xs, acks, color="tab:green")
+    axes[0].set_ylabel("acked / s")
+    axes[1].plot(xs, p95, color="tab:blue")
+    axes[1].axhline(P95_GOAL_MS, color="grey", linestyle=":", label="p95 goal 250 ms")
+    axes[1].set_ylabel("p95 latency ms")
+    axes[1].set_yscale("log")
+    axes[1].legend(loc="upper left")
+    axes[2].bar(xs, errors, color="tab:red", width=1.0)
+    axes[2].set_ylabel("error answers / s")
+    axes[2].set_xlabel("seconds since the load started")
+    styles = {
+        "fault": ("tab:red", "fault injected"),
+        "failover": ("tab:purple", "new writer (failover)"),
+        "recovery": ("tab:olive", "recovery started"),
+        "recovered": ("tab:green", "region back"),
+    }
+    for key, (color, label) in styles.items():
+        if key in marks:
+            for ax in axes:
+                ax.axvline(marks[key], color=color, linestyle="--", label=label)
+    axes[0].legend(loc="upper right", fontsize=8)
+    fig.suptitle("Checkout GameDay timeline")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def html_page(s: dict[str, Any], png: Path) -> str:
+    img = base64.b64encode(png.read_bytes()).decode()
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in (
+            ("scenario", f"{s['scenario']} ({s['region']})"),
+            ("attempted", s["attempted"]),
+            ("acknowledged", s["acknowledged"]),
+            ("completed", s["completed"]),
+            ("double charges", s["double_charges"]),
+            ("oversold units", s["oversold_units"]),
+            ("acknowledged orders missing", s["missing_acknowledged_orders"]),
+            (
+                "failover seconds",
+                s["failover_seconds"] if s["failover_seconds"] is not None else "none",
+            ),
+            ("exit code", s["exit_code"]),
+        )
+    )
+    verdict = "Promises held" if not s["promises_broken"] else "PROMISES BROKEN"
+    items = [*s["promises_broken"]]
+    if s.get("failover_missing"):
+        items.append("the expected failover did not happen")
+    broken = (
+        '<ul id="broken">' + "".join(f"<li>{html.escape(b)}</li>" for b in items) + "</ul>"
+        if items
+        else ""
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Checkout GameDay report</title>
+<style>body{{font-family:sans-serif;margin:2em}}th{{text-align:left;padding-right:1em}}
+pre{{background:#f4f4f4;padding:1em;white-space:pre-wrap}}</style></head>
+<body>
+<h1 id="verdict">{html.escape(verdict)}</h1>
+{broken}
+<table id="summary">{rows}</table>
+<h2>Timeline</h2>
+<img id="timeline" alt="throughput, latency and errors over time, failover marked"
+ src="data:image/png;base64,{img}" width="990">
+<h2>Report</h2>
+<pre id="report">{html.escape(text(s))}</pre>
+</body></html>
+"""
+
+
+def write(s: dict[str, Any], load: LoadGen, demo: Demo, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / "timeline.png"
+    timeline_png(load, demo.marks, png)
+    (out / "report.txt").write_text(text(s) + "\n")
+    (out / "report.json").write_text(json.dumps(s, indent=2, default=str) + "\n")
+    (out / "report.html").write_text(html_page(s, png))
+    attempts = [a.__dict__ for a in load.attempts]
+    (out / "attempts.json").write_text(json.dumps(attempts) + "\n")
+    return [out / "report.txt", out / "report.json", out / "report.html", png]
