@@ -12,6 +12,7 @@ One shared ``httpx.AsyncClient`` per prober; no retries (a retry would hide a fa
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import Mapping
@@ -19,6 +20,22 @@ from collections.abc import Mapping
 import httpx
 
 from checkout_operator.failover.health import ProbeResult
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """``refused``, ``tls``, ``dns`` or the innermost error's type, from the cause chain."""
+    seen: BaseException | None = exc
+    last: BaseException = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "refused"
+        if isinstance(seen, ssl.SSLError):
+            return "tls"
+        if isinstance(seen, socket.gaierror):
+            return "dns"
+        last = seen
+        seen = seen.__cause__ or seen.__context__
+    return f"connect: {type(last).__name__}"
 
 
 class Prober:
@@ -53,12 +70,7 @@ class Prober:
         except (TimeoutError, httpx.TimeoutException):
             return done("Unknown", f"timeout after {limit:g} s")
         except httpx.ConnectError as exc:
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, ssl.SSLError) or "SSL" in str(exc) or "certificate" in str(exc):
-                return done("Failure", "tls")
-            if isinstance(cause, ConnectionRefusedError) or "refused" in str(exc).lower():
-                return done("Failure", "refused")
-            return done("Failure", f"connect: {type(cause or exc).__name__}")
+            return done("Failure", _connect_reason(exc))
         except httpx.HTTPError as exc:
             return done("Failure", type(exc).__name__)
         if 200 <= response.status_code < 300:

@@ -15,3 +15,11 @@ def credentials(kubeconfig: str | None) -> config.Credentials:
 def build_controller(kubeconfig: str | None, *, debounce: float = 0.5) -> controller.Controller:
     kube = client.KubeClient(credentials(kubeconfig), on_write=metrics.count_write)
     return controller.Controller(region.Context(kube, desired.render), debounce=debounce)
+
+
+def build_failover_context(kubeconfig: str | None) -> region.Context:
+    """A context with its own client for the failover engine and its leader Lease."""
+    kube = client.KubeClient(
+        credentials(kubeconfig), on_write=metrics.count_write, timeout=5.0, name="lease store"
+    )
+    return region.Context(kube, desired.render)

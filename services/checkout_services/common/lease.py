@@ -428,3 +428,17 @@ class LeaseKeeper:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def keeper_from_env(region: str, fleet: str) -> LeaseKeeper | None:
+    """A keeper configured from ``CHECKOUT_LEASE_NAMESPACE`` (unset: None, no lease check) and
+    ``CHECKOUT_LEASE_KUBECONFIG`` (a kubeconfig for the management cluster; unset: the pod's
+    service account). Call ``start()`` in the app's lifespan and ``aclose()`` at its end."""
+    namespace = os.environ.get(NAMESPACE_ENV)
+    if not namespace:
+        return None
+    path = os.environ.get(KUBECONFIG_ENV)
+    config = (
+        StoreConfig.from_kubeconfig(path, namespace) if path else StoreConfig.in_cluster(namespace)
+    )
+    return LeaseKeeper(region, fleet, LeaseStore(config))
