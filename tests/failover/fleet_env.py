@@ -234,6 +234,10 @@ async def running_fleet(
             await fleet.wait_initial_leases()
         yield fleet
     finally:
+        # Let in-flight probes finish before closing (a cancelled request leaves its socket).
+        for r in regions.values():
+            r.server.mode = "ok"
+        await asyncio.sleep(1.5)
         await engine.aclose()
         for r in regions.values():
             if r.keeper is not None:

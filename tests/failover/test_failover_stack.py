@@ -10,6 +10,9 @@ ConfigMaps of every region and Events agree and say why; failback follows the po
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,11 +114,38 @@ async def test_a_failing_region_loses_its_markets_exactly_after_the_threshold(
         assert reasons.count("Fencing") == 2, reasons
         if fleet.regions["eu-a"].keeper is not None and how != "refused":
             assert not fleet.regions["eu-a"].keeper.may_write("NL")
+        if how == "503":
+            cli_tables(kube, fleet)
         keeper_b = fleet.regions["eu-b"].keeper
         assert keeper_b is not None
         await sup.eventually(
             lambda: _true(keeper_b.may_write("NL")), within=20, what="eu-b writes NL"
         )
+
+
+def cli_tables(kube: Any, fleet: Fleet) -> None:
+    """`checkout-operator status` / `history` (what `kubectl checkout` runs) on the cluster."""
+    exe = Path(sys.executable).parent / "checkout-operator"
+    common = ["--kubeconfig", str(kube.kubeconfig), "-n", fleet.ns]
+    status = subprocess.run(
+        [str(exe), "status", *common], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    rows = {line.split()[0]: line.split() for line in status[1:]}
+    assert rows["NL"][1:6] == ["eu-b", "2", "Serving", "eu-a", "Unhealthy"], status
+    assert rows["DE"][1:4] == ["eu-b", "1", "Serving"], status
+    nl = next(line for line in status if line.startswith("NL "))
+    assert nl.endswith("ProbeFailures (operator)"), status
+    history = subprocess.run(
+        [str(exe), "history", "eu-a", *common], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert history[0].split()[:5] == ["TIME", "MARKETS", "FROM", "TO", "EPOCH"]
+    assert sorted(line.split()[1] for line in history[1:]) == ["FR", "NL"]
+    missing = subprocess.run(
+        [str(exe), "history", "nowhere", *common], capture_output=True, text=True, check=False
+    )
+    assert missing.returncode == 1
+    assert f"no CheckoutRegion nowhere in namespace {fleet.ns}" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 async def test_a_slow_but_healthy_region_keeps_its_markets(kube: Any) -> None:
@@ -221,7 +251,8 @@ async def test_a_drain_waits_for_lag_zero_and_in_flight_writes_then_flips(kube: 
         table = await fleet.lease_table()
         assert table["NL"] == ("eu-a", 1, "Fencing")
         assert not a.keeper.may_write("NL")
-        await asyncio.sleep(1.5)
+        # Longer than the 6 s lease: eu-a keeps renewing while its write is in flight.
+        await asyncio.sleep(8)
         assert (await fleet.lease_table())["NL"] == ("eu-a", 1, "Fencing")
         in_flight["NL"] = 0
         await sup.eventually(

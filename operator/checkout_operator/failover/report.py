@@ -22,12 +22,13 @@ def status_table(regions: Sequence[CheckoutRegion]) -> str:
     for r in sorted(regions, key=lambda x: x.spec.region):
         st = r.status
         markets = {m.market: m for m in st.markets} if st else {}
-        last = st.last_failover if st else None
+        records = (st.history or ((st.last_failover,) if st.last_failover else ())) if st else ()
         for hm in r.spec.home_markets:
             m = markets.get(hm.country)
             moved = ""
             why = m.message if m else "no lease yet"
-            if last is not None and hm.country in last.markets:
+            last = next((h for h in records if hm.country in h.markets), None)
+            if last is not None:
                 moved = f"{last.time} {last.from_region}->{last.to_region}"
                 why = f"{last.reason} ({last.actor})"
             rows.append(

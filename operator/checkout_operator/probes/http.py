@@ -61,7 +61,9 @@ class Prober:
             )
 
         try:
-            async with asyncio.timeout(limit):
+            # httpx's own timeout ends a slow probe cleanly (connection closed); the asyncio
+            # one is only a backstop (a cancelled request may leave its connection behind).
+            async with asyncio.timeout(limit + 0.5):
                 response = await self.client.get(
                     url,
                     timeout=httpx.Timeout(limit),

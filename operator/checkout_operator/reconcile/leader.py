@@ -2,13 +2,13 @@
 
 A ``coordination.k8s.io/v1`` Lease (default ``checkout-operator-failover`` in the operator's
 first watched namespace) names the acting replica. Each replica tries every ``retry`` seconds:
-create it when missing, renew it when it holds it, take it over (leaseTransitions + 1) when
-it expired; every write is a compare-and-swap on resourceVersion, so two replicas never both
-win. A replica acts only while its last successful renewal is younger than ``duration - skew``
-(its own monotonic clock, measured from before the request): a replica cut off from the
-apiserver stops acting before another may take over. The market leases are CAS-protected on
-their own, so even two acting replicas could not promote twice; the leader Lease keeps them
-from racing at all.
+create it when missing, renew it when it holds it, take it over (leaseTransitions + 1) when it
+expired; every write is a compare-and-swap (a merge patch carrying the resourceVersion read), so
+two replicas never both win. A replica acts only while its last successful renewal is younger
+than ``duration - skew`` (its own monotonic clock, measured from before the request): a replica
+cut off from the apiserver stops acting before another may take over. The market leases are CAS-
+protected on their own, so even two acting replicas could not promote twice; the leader Lease
+keeps them from racing at all.
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ class Leader:
     async def try_acquire(self) -> bool:
         """One attempt to get or keep the lease; True when this replica holds it."""
         started = time.monotonic()
-        res = await self.client.resource(API_VERSION, "Lease")
         try:
+            res = await self.client.resource(API_VERSION, "Lease")
             current = await self.client.get_or_none(API_VERSION, "Lease", self.name, self.namespace)
             if current is None:
                 await self.client.request(
@@ -122,9 +122,8 @@ class Leader:
                 else:
                     self._valid_until = 0.0
                     return False
-                await self.client.request(
-                    "PUT", res.path(self.namespace, self.name), body=body, kind="Lease"
-                )
+                # Compare-and-swap: the merge patch carries the resourceVersion read.
+                await self.client.merge_patch(API_VERSION, "Lease", self.name, self.namespace, body)
                 if holder != self.identity:
                     self.transitions += 1
                     logger.warning("%s now leads failover (was %s)", self.identity, holder)
@@ -139,7 +138,11 @@ class Leader:
 
     async def run(self) -> None:
         while True:
-            await self.try_acquire()
+            try:
+                await self.try_acquire()
+            except Exception:
+                logger.exception("leader election step failed")
+                self._valid_until = 0.0
             await asyncio.sleep(self.retry)
 
     def start(self) -> None:

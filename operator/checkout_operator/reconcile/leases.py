@@ -1,9 +1,9 @@
 """The operator's side of the market write leases (contract: ``checkout_services.common.lease``).
 
-Every change is a compare-and-swap (PUT with the resourceVersion that was read): a lost race
-raises ``kube.errors.Conflict`` and the engine decides again from a fresh read. The operator
-never renews a lease (the holder region does) and never promotes unless the pure decision said
-the old writer acknowledged its fencing or its lease expired.
+Every change is a compare-and-swap (a merge patch with the resourceVersion that was read): a
+lost race raises ``kube.errors.Conflict`` and the engine decides again from a fresh read. The
+operator never renews a lease (the holder region does) and never promotes unless the pure
+decision said the old writer acknowledged its fencing or its lease expired.
 """
 
 from __future__ import annotations
@@ -47,14 +47,19 @@ async def read(
 
 
 async def _put(client: kclient.KubeClient, obj: dict[str, Any]) -> contract.WriteLease:
-    res = await client.resource(contract.API_VERSION, KIND)
+    """Compare-and-swap: a merge patch with the resourceVersion ``obj`` was read at (annotations
+    set to None are removed)."""
     meta = obj["metadata"]
-    body = await client.request(
-        "PUT",
-        res.path(meta["namespace"], meta["name"]),
-        body=obj,
-        target=f"Lease {meta['namespace']}/{meta['name']}",
-        kind=KIND,
+    patch = {
+        "metadata": {
+            "resourceVersion": meta["resourceVersion"],
+            "annotations": meta.get("annotations") or {},
+            "labels": meta.get("labels") or {},
+        },
+        "spec": obj["spec"],
+    }
+    body = await client.merge_patch(
+        contract.API_VERSION, KIND, meta["name"], meta["namespace"], patch
     )
     return contract.WriteLease.parse(body)
 
@@ -111,4 +116,7 @@ async def promote(
         moved_at=now,
     )
     obj["metadata"]["resourceVersion"] = lease.resource_version
+    # The previous fencing (and its acknowledgement) does not carry over to the new epoch.
+    for key in (contract.FENCING_TO, contract.FENCING_REASON, contract.FENCED_ACK):
+        obj["metadata"]["annotations"][key] = None
     return await _put(client, obj)

@@ -16,8 +16,8 @@ The contract (the operator, the services' write guard and the gateway all follow
   ``checkout-operator.io/fencing-reason``; ``checkout-operator.io/fenced-ack`` the epoch whose
   fencing the holder acknowledged (it stopped writing); ``checkout-operator.io/moved-at`` when
   the market last changed writer.
-* Every change is a compare-and-swap: a PUT carrying the ``metadata.resourceVersion`` that was
-  read (409 Conflict -> re-read, decide again).
+* Every change is a compare-and-swap: a JSON merge patch carrying the
+  ``metadata.resourceVersion`` that was read (409 Conflict -> re-read, decide again).
 * Who writes what: the operator creates the Lease, fences (state Fencing) and promotes (holder,
   epoch + 1, state Serving). The holder region alone renews ``renewTime`` while Serving, and on
   Fencing stops taking writes, waits for its in-flight writes, then writes ``fenced-ack``.
@@ -270,13 +270,21 @@ class LeaseStore:
         return [WriteLease.parse(item) for item in body.get("items") or ()]
 
     async def replace(self, obj: Mapping[str, Any]) -> WriteLease:
-        """PUT ``obj`` (which carries the resourceVersion it was read at): CAS."""
-        name = obj["metadata"]["name"]
+        """Write ``obj`` (which carries the resourceVersion it was read at): compare-and-swap,
+        as a JSON merge patch (verb ``patch``) whose resourceVersion the server checks."""
+        meta = obj["metadata"]
+        patch = {
+            "metadata": {
+                "resourceVersion": meta["resourceVersion"],
+                "annotations": meta.get("annotations") or {},
+            },
+            "spec": obj["spec"],
+        }
         body = await self._call(
-            "PUT",
-            f"{self._path}/{name}",
-            content=json.dumps(obj),
-            headers={"Content-Type": "application/json"},
+            "PATCH",
+            f"{self._path}/{meta['name']}",
+            content=json.dumps(patch),
+            headers={"Content-Type": "application/merge-patch+json"},
         )
         return WriteLease.parse(body)
 
@@ -380,13 +388,19 @@ class LeaseKeeper:
         if held is not None and held.epoch != lease.epoch:
             held = None
         if lease.state == "Fencing":
-            # Stop taking writes first; acknowledge once the in-flight ones are done.
+            # Stop taking writes first; acknowledge once the in-flight ones are done. While
+            # some are still in flight, keep renewing: they finish under a valid lease, and
+            # the operator waits for the acknowledgement instead of the expiry.
             if held is None:
                 held = self.held[lease.market] = Held(lease.epoch, 0.0, fenced=True)
             held.fenced = True
-            if lease.acked_epoch != lease.epoch and self.in_flight(lease.market) == 0:
+            busy = self.in_flight(lease.market)
+            if lease.acked_epoch != lease.epoch:
                 obj = json.loads(json.dumps(lease.raw))
-                obj["metadata"].setdefault("annotations", {})[FENCED_ACK] = str(lease.epoch)
+                if busy:
+                    obj["spec"]["renewTime"] = micro_time(self.wall())
+                else:
+                    obj["metadata"].setdefault("annotations", {})[FENCED_ACK] = str(lease.epoch)
                 try:
                     self.seen[lease.market] = await self.store.replace(obj)
                 except Conflict:
