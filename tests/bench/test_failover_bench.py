@@ -71,6 +71,10 @@ async def test_failover_time_against_the_floor(kube: Any) -> None:
                     await fleet.kill("eu-a")
                 epoch += 1
                 await sup.eventually(lambda e=epoch: at("eu-b", e), within=60, what="moved")
+                # The Lease may show the promotion before the engine has its answer.
+                await sup.eventually(
+                    lambda b=before: _recorded(engine.moves[b:]), within=30, what="recorded"
+                )
                 move = next(m for m in engine.moves[before:] if m.market == "NL" and m.to == "eu-b")
                 fault_to_lease[mode].append(move.promoted_at - fault)
                 assert move.first_failure_at is not None
@@ -99,6 +103,10 @@ async def test_failover_time_against_the_floor(kube: Any) -> None:
         print(_line("refused: 1st failed probe -> lease", probe_to_lease["refused"],
                     floor - PERIOD + LEASE))  # fmt: skip
         print(f"acknowledged vs expired fencing: {_fenced(engine.moves)}")
+
+
+async def _recorded(moves: list[Any]) -> bool:
+    return any(m.market == "NL" and m.to == "eu-b" for m in moves)
 
 
 async def _keeper_writes(keeper: contract.LeaseKeeper | None) -> bool:
