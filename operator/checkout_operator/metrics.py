@@ -64,3 +64,38 @@ def count_write(verb: str, kind: str) -> None:
 def serve(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from other pods
     """Serve /metrics on ``addr:port`` in a daemon thread."""
     prometheus_client.start_http_server(port, addr=addr, registry=REGISTRY)
+
+
+# -- failover (checkout_operator.reconcile.failover) ------------------------------------------
+
+FAILOVERS: Final = prometheus_client.Counter(
+    "checkout_operator_failovers_total",
+    "Markets moved to another writer region, by reason (ProbeFailures, Drain, Failback, ...).",
+    ["fleet", "reason"],
+    registry=REGISTRY,
+)
+MARKET_EPOCH: Final = prometheus_client.Gauge(
+    "checkout_operator_market_epoch",
+    "Current fencing epoch of each market's write lease.",
+    ["fleet", "market"],
+    registry=REGISTRY,
+)
+PROBE_SECONDS: Final = prometheus_client.Histogram(
+    "checkout_operator_probe_duration_seconds",
+    "Latency of the health probes of each region, by outcome (Success, Failure, Unknown).",
+    ["region", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+LAST_MOVE: Final = prometheus_client.Gauge(
+    "checkout_operator_market_last_move_timestamp_seconds",
+    "When each market last changed writer (Unix time; subtract from time() for the age).",
+    ["fleet", "market"],
+    registry=REGISTRY,
+)
+SECONDS_SINCE_MOVE: Final = prometheus_client.Gauge(
+    "checkout_operator_market_seconds_since_last_move",
+    "Seconds since each market last changed writer.",
+    ["fleet", "market"],
+    registry=REGISTRY,
+)

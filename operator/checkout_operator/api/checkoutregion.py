@@ -282,6 +282,9 @@ class Failover(ApiModel):
     """Compute and show the plan of a move, without doing it."""
     accept_data_loss: bool = False
     """Allow promoting a target whose lag exceeds ``maxLagOnFailover``."""
+    return_home: bool = False
+    """Manual failback: while true, this region's markets that failed over move back here as
+    soon as it is healthy again (``successThreshold`` probes), lag budget permitting."""
 
     @model_validator(mode="after")
     def _distinct(self) -> Failover:

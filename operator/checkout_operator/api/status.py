@@ -26,6 +26,9 @@ class MarketStatus(ApiModel):
     """Serving, Fencing (a move is in progress) or Down (no healthy legal writer)."""
     lease_expires_at: str = ""
     """When the writer's lease for this epoch expires (RFC 3339, UTC)."""
+    message: str = ""
+    """What the failover logic decided about the market, and what blocks a move (or, with
+    ``dryRun``, the move it would make)."""
 
 
 class FailoverRecord(ApiModel):

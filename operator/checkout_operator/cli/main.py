@@ -51,10 +51,17 @@ def _subcommands() -> list[errors.Register]:
     # Each subcommand module imports its heavy dependencies inside its handler, so that
     # `--help` of one command never pays for another's imports.
     from checkout_operator.cli import crds, render
+    from checkout_operator.cli import failover as failover_cmd
     from checkout_operator.cli import flows as flows_cmd
     from checkout_operator.cli import run as run_cmd
 
-    return [render.register, crds.register, run_cmd.register, flows_cmd.register]
+    return [
+        render.register,
+        crds.register,
+        run_cmd.register,
+        flows_cmd.register,
+        failover_cmd.register,
+    ]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "checkout-operator") -> int:

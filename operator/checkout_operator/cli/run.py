@@ -66,6 +66,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="CheckoutRegions reconciled at once (default 8)",
     )
+    parser.add_argument(
+        "--no-failover",
+        action="store_true",
+        help="do not probe regions nor move markets (default: failover on; with several "
+        "replicas only the holder of the leader Lease checkout-operator-failover acts)",
+    )
+    parser.add_argument(
+        "--failover-tick",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="how often the failover engine re-reads leases between probes (default 0.5)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.set_defaults(handler=run)
 
@@ -90,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         max_concurrent = runtime.DEFAULT_MAX_CONCURRENT
     if max_concurrent < 1:
         raise errors.CliError("--max-concurrent-reconciles: must be at least 1", errors.EXIT_USAGE)
+    if args.failover_tick <= 0:
+        raise errors.CliError("--failover-tick: must be > 0 seconds", errors.EXIT_USAGE)
     try:
         creds = runtime.credentials(args.kubeconfig)
     except kerrors.ConfigError as exc:
@@ -106,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
     # The handlers read their settings at import time.
     os.environ["CHECKOUT_OPERATOR_DRIFT_INTERVAL"] = str(args.drift_interval)
+    os.environ["CHECKOUT_OPERATOR_FAILOVER"] = "0" if args.no_failover else "1"
+    os.environ["CHECKOUT_OPERATOR_FAILOVER_TICK"] = str(args.failover_tick)
     import kopf
 
     from checkout_operator import handlers

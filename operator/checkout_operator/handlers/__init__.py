@@ -29,6 +29,9 @@ DRIFT_INTERVAL: Final = float(os.environ.get("CHECKOUT_OPERATOR_DRIFT_INTERVAL",
 RETRY_DELAY: Final = float(os.environ.get("CHECKOUT_OPERATOR_RETRY_DELAY", "15"))
 # How often MirrorMaker 2's replication lag is read into status (seconds).
 LAG_INTERVAL: Final = float(os.environ.get("CHECKOUT_OPERATOR_LAG_INTERVAL", "30"))
+# Failover: on unless CHECKOUT_OPERATOR_FAILOVER=0; decision tick (seconds) between probes.
+FAILOVER: Final = os.environ.get("CHECKOUT_OPERATOR_FAILOVER", "1") != "0"
+FAILOVER_TICK: Final = float(os.environ.get("CHECKOUT_OPERATOR_FAILOVER_TICK", "0.5"))
 
 
 def _controller(memo: Any) -> controller.Controller:
@@ -67,6 +70,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.controller = ctl
     ctl.start_resync(getattr(memo, "namespaces", None), DRIFT_INTERVAL)
     ctl.start_replication_monitor(getattr(memo, "namespaces", None), LAG_INTERVAL)
+    if FAILOVER:
+        namespaces = getattr(memo, "namespaces", None)
+        ctl.start_failover(
+            runtime.build_failover_context(getattr(memo, "kubeconfig", None)),
+            namespaces,
+            tick=FAILOVER_TICK,
+            leader_namespace=getattr(memo, "leader_namespace", None)
+            or (namespaces[0] if namespaces else "default"),
+        )
 
 
 @kopf.on.cleanup()

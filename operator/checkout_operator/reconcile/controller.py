@@ -20,7 +20,7 @@ from typing import Any
 
 from checkout_operator.api import load
 from checkout_operator.kube import errors as kerrors
-from checkout_operator.reconcile import index, region, replication, status
+from checkout_operator.reconcile import failover, index, leader, region, replication, status
 
 logger = logging.getLogger("checkout_operator.reconcile")
 
@@ -105,6 +105,8 @@ class Controller:
         self.routes = index.RouteIndex()
         self._resync: asyncio.Task[None] | None = None
         self._replication: asyncio.Task[None] | None = None
+        self.failover: failover.Engine | None = None
+        self.leader: leader.Leader | None = None
 
     async def reconcile(self, ref: index.Ref) -> region.Result:
         return await region.reconcile_region(self.ctx, ref)
@@ -270,7 +272,36 @@ class Controller:
         if self._replication is None:
             self._replication = asyncio.get_running_loop().create_task(loop())
 
+    def start_failover(
+        self,
+        engine_ctx: region.Context,
+        namespaces: Sequence[str] | None,
+        *,
+        tick: float = 0.5,
+        leader_namespace: str = "default",
+    ) -> failover.Engine:
+        """Probe the regions and move markets (only while this replica holds the leader
+        Lease). ``engine_ctx`` has its own client, so reconcile write counts stay the
+        reconciler's own."""
+
+        async def rerender(refs: Sequence[index.Ref]) -> None:
+            for ref in refs:
+                self.debouncer.poke(ref)
+
+        self.leader = leader.Leader(engine_ctx.client, leader_namespace)
+        self.failover = failover.Engine(
+            engine_ctx, on_routing=rerender, tick=tick, is_leader=self.leader.is_leader
+        )
+        self.leader.start()
+        self.failover.start(namespaces)
+        return self.failover
+
     async def aclose(self) -> None:
+        if self.failover is not None:
+            await self.failover.aclose()
+        if self.leader is not None:
+            await self.leader.aclose()
+            await self.leader.client.aclose()
         if self._replication is not None:
             self._replication.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -26,3 +26,11 @@ def build_controller(
     kube = client.KubeClient(credentials(kubeconfig), on_write=metrics.count_write)
     ctx = region.Context(kube, desired.render, max_concurrent=max_concurrent)
     return controller.Controller(ctx, debounce=debounce)
+
+
+def build_failover_context(kubeconfig: str | None) -> region.Context:
+    """A context with its own client for the failover engine and its leader Lease."""
+    kube = client.KubeClient(
+        credentials(kubeconfig), on_write=metrics.count_write, timeout=5.0, name="lease store"
+    )
+    return region.Context(kube, desired.render)

@@ -3,7 +3,12 @@
 The FleetRouting file (``FLEET_ROUTING_FILE``) names each market's writer, epoch and state.
 A write is allowed only when ``writer == this region`` and ``state == Serving``; otherwise a
 409 problem names the writer (or 503 + Retry-After while the market is Fencing). The file is
-re-read when it changes (a ConfigMap update). The failover work adds the lease check here.
+re-read when it changes (a ConfigMap update).
+
+With a :class:`checkout_services.common.lease.LeaseKeeper` (``keeper``), a write also needs
+this region's unexpired write lease for the market, at the routing's epoch or later: a region
+that was fenced, or could not renew, gets 409 ``not-lease-holder`` naming the region that
+writes (the lease contract is in :mod:`checkout_services.common.lease`).
 """
 
 from __future__ import annotations
@@ -11,11 +16,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from checkout_services.common import errors, routing, settings
+from checkout_services.common import errors, lease, routing, settings
 
 
 class NotWriter(errors.ProblemError):
     status, slug, title = 409, "not-write-primary", "This region does not write for the market"
+
+
+class NotLeaseHolder(errors.ProblemError):
+    status, slug, title = 409, "not-lease-holder", "This region holds no write lease for the market"
 
 
 class MarketFencing(errors.ProblemError):
@@ -33,8 +42,11 @@ class UnknownMarket(errors.ProblemError):
 
 
 class WriteGuard:
-    def __init__(self, region: str, routing_file: str | Path) -> None:
+    def __init__(
+        self, region: str, routing_file: str | Path, keeper: lease.LeaseKeeper | None = None
+    ) -> None:
         self.region = region
+        self.keeper = keeper
         self.path = Path(routing_file)
         self._mtime: float = -1.0
         self._routing: routing.FleetRouting | None = None
@@ -71,4 +83,22 @@ class WriteGuard:
                 writer=route.writer,
                 epoch=route.epoch,
             )
+        if self.keeper is not None:
+            try:
+                held = self.keeper.check(market)
+            except lease.LeaseLost as exc:
+                raise NotLeaseHolder(
+                    f"{exc}; write to {exc.writer or route.writer}",
+                    market=market,
+                    writer=exc.writer or route.writer,
+                    epoch=exc.epoch or route.epoch,
+                ) from None
+            if held < route.epoch:
+                raise NotLeaseHolder(
+                    f"region {self.region} holds epoch {held} of market {market}, but the "
+                    f"routing is at epoch {route.epoch}",
+                    market=market,
+                    writer=route.writer,
+                    epoch=route.epoch,
+                )
         return route

@@ -1,0 +1,458 @@
+"""Write leases: one ``coordination.k8s.io/v1`` Lease per market, the fencing contract.
+
+The contract (the operator, the services' write guard and the gateway all follow it):
+
+* Where: the namespace of the fleet's CheckoutRegion objects on the management cluster
+  (``CHECKOUT_LEASE_NAMESPACE``), one Lease per market named ``checkout-<fleet>-market-<mk>``
+  (``mk`` = the market's ISO code in lower case, see :func:`lease_name`), labelled
+  ``checkout-operator.io/fleet``, ``checkout-operator.io/market`` and
+  ``app.kubernetes.io/managed-by: checkout-operator``.
+* ``spec.holderIdentity``: the region that writes the market; ``spec.leaseTransitions``: the
+  fencing epoch (1 at creation, + 1 on every change of writer, never reused);
+  ``spec.leaseDurationSeconds``: the home region's ``spec.failover.writeLeaseSeconds``;
+  ``spec.renewTime``: the holder's last renewal (MicroTime, UTC).
+* Annotations: ``checkout-operator.io/state`` ``Serving`` or ``Fencing`` (a move is under way);
+  ``checkout-operator.io/fencing-to`` the region being promoted;
+  ``checkout-operator.io/fencing-reason``; ``checkout-operator.io/fenced-ack`` the epoch whose
+  fencing the holder acknowledged (it stopped writing); ``checkout-operator.io/moved-at`` when
+  the market last changed writer.
+* Every change is a compare-and-swap: a JSON merge patch carrying the
+  ``metadata.resourceVersion`` that was read (409 Conflict -> re-read, decide again).
+* Who writes what: the operator creates the Lease, fences (state Fencing) and promotes (holder,
+  epoch + 1, state Serving). The holder region alone renews ``renewTime`` while Serving, and on
+  Fencing stops taking writes, waits for its in-flight writes, then writes ``fenced-ack``.
+* A region may write a market only while it holds the lease for the current epoch, in state
+  Serving, and its last successful renewal is younger than ``leaseDurationSeconds - skew``
+  (measured on its own monotonic clock from *before* the renew request): a region that cannot
+  renew stops writing before the operator may promote anyone else.
+
+:class:`LeaseKeeper` is the services' side: it renews this region's leases, acknowledges
+fencing, and answers ``may I write market M?`` for :mod:`checkout_services.common.write_guard`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime
+import json
+import logging
+import os
+import ssl
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import httpx
+
+API_VERSION: Final = "coordination.k8s.io/v1"
+PREFIX: Final = "checkout-operator.io/"
+FLEET_LABEL: Final = PREFIX + "fleet"
+MARKET_LABEL: Final = PREFIX + "market"
+STATE: Final = PREFIX + "state"
+FENCING_TO: Final = PREFIX + "fencing-to"
+FENCING_REASON: Final = PREFIX + "fencing-reason"
+FENCED_ACK: Final = PREFIX + "fenced-ack"
+MOVED_AT: Final = PREFIX + "moved-at"
+NAMESPACE_ENV: Final = "CHECKOUT_LEASE_NAMESPACE"
+KUBECONFIG_ENV: Final = "CHECKOUT_LEASE_KUBECONFIG"
+
+LeaseState = Literal["Serving", "Fencing"]
+log = logging.getLogger("checkout_services.common.lease")
+
+
+def lease_name(fleet: str, market: str) -> str:
+    return f"checkout-{fleet}-market-{market.lower()}"
+
+
+def micro_time(at: float) -> str:
+    """Kubernetes MicroTime (RFC 3339 with microseconds, UTC)."""
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class WriteLease:
+    """The parsed Lease of one market."""
+
+    market: str
+    holder: str
+    epoch: int
+    duration: float
+    renewed_at: float
+    state: LeaseState = "Serving"
+    fencing_to: str = ""
+    fencing_reason: str = ""
+    acked_epoch: int = 0
+    moved_at: float | None = None
+    resource_version: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, obj: Mapping[str, Any]) -> WriteLease:
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        notes = meta.get("annotations") or {}
+        labels = meta.get("labels") or {}
+        state = notes.get(STATE, "Serving")
+        try:
+            acked = int(notes.get(FENCED_ACK, "0"))
+        except ValueError:
+            acked = 0
+        return cls(
+            market=str(labels.get(MARKET_LABEL, "")),
+            holder=str(spec.get("holderIdentity") or ""),
+            epoch=int(spec.get("leaseTransitions") or 0),
+            duration=float(spec.get("leaseDurationSeconds") or 0),
+            renewed_at=parse_time(spec.get("renewTime")) or 0.0,
+            state="Fencing" if state == "Fencing" else "Serving",
+            fencing_to=str(notes.get(FENCING_TO, "")),
+            fencing_reason=str(notes.get(FENCING_REASON, "")),
+            acked_epoch=acked,
+            moved_at=parse_time(notes.get(MOVED_AT)),
+            resource_version=str(meta.get("resourceVersion") or ""),
+            raw=obj,
+        )
+
+
+def build(
+    fleet: str,
+    namespace: str,
+    market: str,
+    holder: str,
+    epoch: int,
+    duration: int,
+    now: float,
+    *,
+    moved_at: float | None = None,
+) -> dict[str, Any]:
+    """A new (or promoted) Serving lease for ``holder`` at ``epoch``."""
+    notes = {STATE: "Serving"}
+    if moved_at is not None:
+        notes[MOVED_AT] = micro_time(moved_at)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Lease",
+        "metadata": {
+            "name": lease_name(fleet, market),
+            "namespace": namespace,
+            "labels": {
+                FLEET_LABEL: fleet,
+                MARKET_LABEL: market,
+                "app.kubernetes.io/managed-by": "checkout-operator",
+            },
+            "annotations": notes,
+        },
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": duration,
+            "acquireTime": micro_time(now),
+            "renewTime": micro_time(now),
+            "leaseTransitions": epoch,
+        },
+    }
+
+
+# -- a minimal client of the lease store (the management kube-apiserver) ------------------------
+
+
+class LeaseStoreError(Exception):
+    """The lease store did not answer or refused (the message names the call)."""
+
+
+class Conflict(LeaseStoreError):
+    """Compare-and-swap lost: the Lease changed since it was read."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    server: str
+    namespace: str
+    token: str = ""
+    ca_pem: bytes = b""
+    cert_pem: bytes = b""
+    key_pem: bytes = b""
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | Path, namespace: str) -> StoreConfig:
+        """Read the current context of a kubeconfig (embedded ``*-data`` or file paths)."""
+        import yaml
+
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        ctx_name = doc.get("current-context")
+        ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)
+        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
+        user = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"])
+
+        def blob(section: Mapping[str, Any], key: str) -> bytes:
+            if section.get(f"{key}-data"):
+                return base64.b64decode(section[f"{key}-data"])
+            if section.get(key):
+                return Path(section[key]).read_bytes()
+            return b""
+
+        return cls(
+            server=str(cluster["server"]),
+            namespace=namespace,
+            token=str(user.get("token") or ""),
+            ca_pem=blob(cluster, "certificate-authority"),
+            cert_pem=blob(user, "client-certificate"),
+            key_pem=blob(user, "client-key"),
+        )
+
+    @classmethod
+    def in_cluster(cls, namespace: str) -> StoreConfig:
+        root = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+        host = os.environ["KUBERNETES_SERVICE_HOST"]
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        return cls(
+            server=f"https://{host}:{port}",
+            namespace=namespace,
+            token=(root / "token").read_text().strip(),
+            ca_pem=(root / "ca.crt").read_bytes(),
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cadata=self.ca_pem.decode() if self.ca_pem else None)
+        if self.cert_pem:
+            with tempfile.TemporaryDirectory() as tmp:
+                cert, key = Path(tmp, "c.pem"), Path(tmp, "k.pem")
+                cert.write_bytes(self.cert_pem)
+                key.write_bytes(self.key_pem)
+                ctx.load_cert_chain(cert, key)
+        return ctx
+
+
+class LeaseStore:
+    """List and compare-and-swap the market Leases of one namespace."""
+
+    def __init__(self, config: StoreConfig, *, timeout: float = 2.0) -> None:
+        self.config = config
+        headers = {"Accept": "application/json"}
+        if config.token:
+            headers["Authorization"] = f"Bearer {config.token}"
+        self._http = httpx.AsyncClient(
+            base_url=config.server,
+            verify=config.ssl_context(),
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            trust_env=False,
+        )
+        self._path = f"/apis/{API_VERSION}/namespaces/{config.namespace}/leases"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise LeaseStoreError(f"{method} {path}: {type(exc).__name__}") from None
+        if response.status_code == 409:
+            raise Conflict(f"{method} {path}: conflict")
+        if response.status_code >= 400:
+            raise LeaseStoreError(f"{method} {path}: HTTP {response.status_code}")
+        return response.json()
+
+    async def list(self, fleet: str) -> list[WriteLease]:
+        body = await self._call(
+            "GET", self._path, params={"labelSelector": f"{FLEET_LABEL}={fleet}"}
+        )
+        return [WriteLease.parse(item) for item in body.get("items") or ()]
+
+    async def replace(self, obj: Mapping[str, Any]) -> WriteLease:
+        """Write ``obj`` (which carries the resourceVersion it was read at): compare-and-swap,
+        as a JSON merge patch (verb ``patch``) whose resourceVersion the server checks."""
+        meta = obj["metadata"]
+        patch = {
+            "metadata": {
+                "resourceVersion": meta["resourceVersion"],
+                "annotations": meta.get("annotations") or {},
+            },
+            "spec": obj["spec"],
+        }
+        body = await self._call(
+            "PATCH",
+            f"{self._path}/{meta['name']}",
+            content=json.dumps(patch),
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        return WriteLease.parse(body)
+
+
+# -- the holder's side ------------------------------------------------------------------------
+
+
+@dataclass
+class Held:
+    epoch: int
+    valid_until: float
+    """``time.monotonic()`` after which this region must not write (renewal start + duration -
+    skew)."""
+    fenced: bool = False
+
+
+class LeaseLost(Exception):
+    """This region may not write the market (now); ``writer`` is who does, if known."""
+
+    def __init__(self, message: str, *, market: str, writer: str, epoch: int) -> None:
+        super().__init__(message)
+        self.market = market
+        self.writer = writer
+        self.epoch = epoch
+
+
+class LeaseKeeper:
+    """Renews this region's market leases and acknowledges their fencing."""
+
+    def __init__(
+        self,
+        region: str,
+        fleet: str,
+        store: LeaseStore,
+        *,
+        skew: float = 1.0,
+        interval: float | None = None,
+        in_flight: Callable[[str], int] = lambda market: 0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.region = region
+        self.fleet = fleet
+        self.store = store
+        self.skew = skew
+        self.interval = interval
+        self.in_flight = in_flight
+        self.clock = clock
+        self.wall = wall
+        self.held: dict[str, Held] = {}
+        self.seen: dict[str, WriteLease] = {}
+        self.renewals = 0
+        self.errors = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def may_write(self, market: str) -> bool:
+        held = self.held.get(market)
+        return held is not None and not held.fenced and self.clock() < held.valid_until
+
+    def check(self, market: str) -> int:
+        """The epoch this region holds for ``market``; raises :class:`LeaseLost` otherwise."""
+        held = self.held.get(market)
+        if held is not None and not held.fenced and self.clock() < held.valid_until:
+            return held.epoch
+        seen = self.seen.get(market)
+        writer = (
+            seen.fencing_to if seen and seen.state == "Fencing" else (seen.holder if seen else "")
+        )
+        epoch = seen.epoch if seen else 0
+        if held is not None and held.fenced:
+            to = writer or "another region"
+            why = f"market {market} is being fenced away from {self.region} (to {to})"
+        elif held is not None:
+            why = f"region {self.region} could not renew its write lease for market {market}"
+        else:
+            why = (
+                f"region {self.region} holds no write lease for market {market}; "
+                f"its writer is {writer or 'unknown'} (epoch {epoch})"
+            )
+        raise LeaseLost(why, market=market, writer=writer, epoch=epoch)
+
+    async def step(self) -> None:
+        """One pass: renew what this region holds, acknowledge fencing, forget what it lost."""
+        started = self.clock()
+        try:
+            leases = await self.store.list(self.fleet)
+        except LeaseStoreError as exc:
+            self.errors += 1
+            log.warning("lease store unreachable: %s (writes stop when the leases run out)", exc)
+            return
+        self.seen = {lease.market: lease for lease in leases}
+        for lease in leases:
+            if lease.holder != self.region:
+                self.held.pop(lease.market, None)
+                continue
+            with contextlib.suppress(Conflict):
+                await self._keep(lease, started)
+
+    async def _keep(self, lease: WriteLease, started: float) -> None:
+        held = self.held.get(lease.market)
+        if held is not None and held.epoch != lease.epoch:
+            held = None
+        if lease.state == "Fencing":
+            # Stop taking writes first; acknowledge once the in-flight ones are done. While
+            # some are still in flight, keep renewing: they finish under a valid lease, and
+            # the operator waits for the acknowledgement instead of the expiry.
+            if held is None:
+                held = self.held[lease.market] = Held(lease.epoch, 0.0, fenced=True)
+            held.fenced = True
+            busy = self.in_flight(lease.market)
+            if lease.acked_epoch != lease.epoch:
+                obj = json.loads(json.dumps(lease.raw))
+                if busy:
+                    obj["spec"]["renewTime"] = micro_time(self.wall())
+                else:
+                    obj["metadata"].setdefault("annotations", {})[FENCED_ACK] = str(lease.epoch)
+                try:
+                    self.seen[lease.market] = await self.store.replace(obj)
+                except Conflict:
+                    raise
+                except LeaseStoreError as exc:
+                    self.errors += 1
+                    log.warning("fencing ack of %s failed: %s", lease.market, exc)
+            return
+        obj = json.loads(json.dumps(lease.raw))
+        obj["spec"]["renewTime"] = micro_time(self.wall())
+        try:
+            renewed = await self.store.replace(obj)
+        except Conflict:
+            raise
+        except LeaseStoreError as exc:
+            self.errors += 1
+            log.warning("renewal of %s failed: %s", lease.market, exc)
+            return
+        self.renewals += 1
+        self.seen[lease.market] = renewed
+        self.held[lease.market] = Held(lease.epoch, started + renewed.duration - self.skew)
+
+    async def run(self) -> None:
+        while True:
+            await self.step()
+            interval = self.interval
+            if interval is None:
+                durations = [s.duration for s in self.seen.values() if s.duration > 0]
+                interval = max(0.2, min(durations, default=15.0) / 4)
+            await asyncio.sleep(interval)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def keeper_from_env(region: str, fleet: str) -> LeaseKeeper | None:
+    """A keeper configured from ``CHECKOUT_LEASE_NAMESPACE`` (unset: None, no lease check) and
+    ``CHECKOUT_LEASE_KUBECONFIG`` (a kubeconfig for the management cluster; unset: the pod's
+    service account). Call ``start()`` in the app's lifespan and ``aclose()`` at its end."""
+    namespace = os.environ.get(NAMESPACE_ENV)
+    if not namespace:
+        return None
+    path = os.environ.get(KUBECONFIG_ENV)
+    config = (
+        StoreConfig.from_kubeconfig(path, namespace) if path else StoreConfig.in_cluster(namespace)
+    )
+    return LeaseKeeper(region, fleet, LeaseStore(config))

@@ -1,0 +1,175 @@
+"""Market write leases on a real kube-apiserver: compare-and-swap, renewal, fencing, and the
+services' write guard refusing writes it holds no lease for (naming the writer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from checkout_operator.kube import client as kclient
+from checkout_operator.kube import config as kconfig
+from checkout_operator.kube import errors as kerrors
+from checkout_operator.reconcile import leases
+from checkout_services.common import lease as contract
+from checkout_services.common import write_guard
+from stack import operator_support as sup
+
+pytestmark = pytest.mark.stack
+
+FLEET = "lt"
+
+
+@pytest.fixture
+def namespace(kube: Any) -> Iterator[str]:
+    ns = sup.unique("lease")
+    kube.kubectl("create", "namespace", ns)
+    yield ns
+    sup.delete_namespace(kube, ns)
+
+
+@pytest.fixture
+async def client(kube: Any) -> AsyncIterator[kclient.KubeClient]:
+    c = kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig))
+    yield c
+    await c.aclose()
+
+
+def store(kube: Any, ns: str) -> contract.LeaseStore:
+    return contract.LeaseStore(contract.StoreConfig.from_kubeconfig(kube.kubeconfig, ns))
+
+
+def routing_file(tmp_path: Path, writer: str, epoch: int) -> Path:
+    path = tmp_path / "routing.json"
+    path.write_text(
+        json.dumps(
+            {
+                "fleet": FLEET,
+                "regions": [
+                    {"name": r, "jurisdiction": "EU", "gatewayUrl": f"http://{r}"}
+                    for r in ("eu-a", "eu-b")
+                ],
+                "markets": [
+                    {
+                        "market": "NL",
+                        "writer": writer,
+                        "epoch": epoch,
+                        "readRegions": ["eu-a", "eu-b"],
+                        "state": "Serving",
+                    }
+                ],
+            }
+        )
+    )
+    return path
+
+
+async def test_compare_and_swap_lets_exactly_one_promotion_win(
+    kube: Any, namespace: str, client: kclient.KubeClient
+) -> None:
+    created = await leases.create(client, namespace, FLEET, "NL", "eu-a", 5, time.time())
+    assert (created.holder, created.epoch, created.state) == ("eu-a", 1, "Serving")
+    with pytest.raises(kerrors.Conflict):
+        await leases.create(client, namespace, FLEET, "NL", "eu-b", 5, time.time())
+    fenced = await leases.fence(client, created, "eu-b", "ProbeFailures")
+    assert (fenced.state, fenced.fencing_to) == ("Fencing", "eu-b")
+    # Two operators promote from the same read: one wins, the other gets a Conflict.
+    results = await asyncio.gather(
+        leases.promote(client, fenced, "eu-b", 2, 5, time.time()),
+        leases.promote(client, fenced, "eu-c", 2, 5, time.time()),
+        return_exceptions=True,
+    )
+    won = [r for r in results if isinstance(r, contract.WriteLease)]
+    lost = [r for r in results if isinstance(r, kerrors.Conflict)]
+    assert len(won) == 1
+    assert len(lost) == 1
+    # A stale write (the pre-fencing resourceVersion) is refused too.
+    with pytest.raises(kerrors.Conflict):
+        await leases.fence(client, created, "eu-c", "Drain")
+    now = (await leases.read(client, namespace, FLEET))["NL"]
+    assert now.epoch == 2
+    assert now.holder == won[0].holder
+    assert now.state == "Serving"
+    assert now.moved_at is not None
+    lease_obj = sup.get(kube, "lease", "-n", namespace, contract.lease_name(FLEET, "NL"))
+    assert lease_obj["spec"]["leaseTransitions"] == 2
+    assert lease_obj["spec"]["holderIdentity"] == won[0].holder
+
+
+async def test_keeper_renews_acknowledges_fencing_and_the_guard_names_the_writer(
+    kube: Any, namespace: str, client: kclient.KubeClient, tmp_path: Path
+) -> None:
+    first = await leases.create(client, namespace, FLEET, "NL", "eu-a", 4, time.time() - 1)
+    a = contract.LeaseKeeper("eu-a", FLEET, store(kube, namespace), skew=0.5)
+    b = contract.LeaseKeeper("eu-b", FLEET, store(kube, namespace), skew=0.5)
+    try:
+        await a.step()
+        await b.step()
+        renewed = (await leases.read(client, namespace, FLEET))["NL"]
+        assert renewed.renewed_at > first.renewed_at
+        assert a.may_write("NL")
+        assert not b.may_write("NL")
+        guard_a = write_guard.WriteGuard("eu-a", routing_file(tmp_path, "eu-a", 1), a)
+        guard_b = write_guard.WriteGuard("eu-b", routing_file(tmp_path, "eu-a", 1), b)
+        assert guard_a.check("NL").writer == "eu-a"
+        with pytest.raises(write_guard.NotWriter, match="write-primary is eu-a"):
+            guard_b.check("NL")
+
+        # The operator fences eu-a: on its next pass it stops writing and acknowledges.
+        fenced = await leases.fence(client, renewed, "eu-b", "Drain")
+        await a.step()
+        assert not a.may_write("NL")
+        with pytest.raises(write_guard.NotLeaseHolder, match="fenced away from eu-a"):
+            guard_a.check("NL")
+        acked = (await leases.read(client, namespace, FLEET))["NL"]
+        assert acked.acked_epoch == 1
+        assert acked.resource_version != fenced.resource_version
+
+        await leases.promote(client, acked, "eu-b", 2, 4, time.time())
+        await a.step()
+        await b.step()
+        assert b.may_write("NL")
+        assert not a.may_write("NL")
+        # The routing file still says eu-a at epoch 1: eu-a's guard now refuses on the lease.
+        with pytest.raises(write_guard.NotLeaseHolder) as err:
+            guard_a.check("NL")
+        assert err.value.extra["writer"] == "eu-b"
+        assert "its writer is eu-b (epoch 2)" in str(err.value)
+        guard_b2 = write_guard.WriteGuard("eu-b", routing_file(tmp_path, "eu-b", 2), b)
+        assert guard_b2.check("NL").epoch == 2
+    finally:
+        await a.store.aclose()
+        await b.store.aclose()
+
+
+async def test_a_writer_that_cannot_renew_stops_before_its_lease_expires(
+    kube: Any, namespace: str, client: kclient.KubeClient
+) -> None:
+    await leases.create(client, namespace, FLEET, "NL", "eu-a", 2, time.time())
+    live = store(kube, namespace)
+    keeper = contract.LeaseKeeper("eu-a", FLEET, live, skew=0.5)
+    await keeper.step()
+    renewed_at = time.monotonic()
+    assert keeper.may_write("NL")
+    # The lease store goes away (a closed port): renewals fail, writes stop in time.
+    dead = contract.LeaseStore(
+        contract.StoreConfig(f"https://127.0.0.1:{sup.free_port()}", namespace)
+    )
+    keeper.store = dead
+    try:
+        while keeper.may_write("NL"):
+            await keeper.step()
+            await asyncio.sleep(0.05)
+        stopped = time.monotonic() - renewed_at
+        assert stopped < 2.0 - 0.4, f"still writing {stopped:.2f} s after the last renewal"
+        assert keeper.errors > 0
+        with pytest.raises(contract.LeaseLost, match="could not renew"):
+            keeper.check("NL")
+    finally:
+        await live.aclose()
+        await dead.aclose()
