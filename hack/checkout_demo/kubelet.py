@@ -182,6 +182,15 @@ class Kubelet:
             return value
 
         env: dict[str, str] = {}
+        # envFrom first: an explicit env entry wins, as in Kubernetes
+        for source in container.get("envFrom") or ():
+            if "configMapRef" in source:
+                data = self.api.configmap(self.namespace, source["configMapRef"]["name"]) or {}
+            elif "secretRef" in source:
+                data = self.api.secret(self.namespace, source["secretRef"]["name"])
+            else:
+                continue
+            env.update({k: local_paths(str(v)) for k, v in data.items()})
         for item in container.get("env") or ():
             if "value" in item:
                 env[item["name"]] = local_paths(str(item["value"]))

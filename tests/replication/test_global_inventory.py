@@ -112,7 +112,7 @@ class Region:
         self.held: list[str] = []
         self.metrics = global_view.ReconcilerMetrics()
         self.reconciler = global_view.Reconciler(pool, bootstrap, svc.region, self.metrics)
-        self.relay = outbox.Relay(pool, bootstrap, idle_sleep=0.05)
+        self.relay = outbox.Relay(pool, bootstrap, idle_sleep=0.05, replication_factor=1)
 
     async def truth(self) -> dict[str, int]:
         rows = await self.pool.fetch("SELECT sku, available FROM stock")

@@ -68,6 +68,7 @@ def region_config(name: str) -> config.RegionConfig:
         jurisdiction="EU",
         home_markets=(fleet_h.MARKETS[name],),
         endpoints={},
+        kafka_replication_factor=1,  # one-broker test clusters
     )
 
 
@@ -175,7 +176,7 @@ async def test_erasure_reaches_every_region_allowed_a_copy_and_orders_still_tota
     }
     personal = [jane["email"], jane["name"], jane["address"]["line1"]]
 
-    relay = outbox.Relay(home, clusters[HOME].bootstrap, idle_sleep=0.2)
+    relay = outbox.Relay(home, clusters[HOME].bootstrap, idle_sleep=0.2, replication_factor=1)
     applier = privacy.ReplicaApplier(replica, clusters[REPLICA].bootstrap, REPLICA)
     async with (
         running(relay.run(), applier.run()),

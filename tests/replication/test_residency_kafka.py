@@ -68,7 +68,7 @@ async def produce_home_events(postgres: Postgres, bootstrap: str, region: str, r
                             key=f"{market}-{i}",
                             data={"run": run, "market": market, "seq": i},
                         )
-        relay = outbox.Relay(pool, bootstrap)
+        relay = outbox.Relay(pool, bootstrap, replication_factor=1)  # one-broker clusters
         await relay.start()
         try:
             while await relay.publish_once():

@@ -17,7 +17,8 @@ def too_large(max_bytes: int) -> exceptions.BodyTooLarge:
 
 class BodyLimitMiddleware:
     """Pure ASGI. A body that turns out too large while streaming raises
-    :class:`exceptions.BodyTooLarge` inside the app, whose handler answers 413."""
+    :class:`exceptions.BodyTooLarge` inside the app, whose handler answers 413; raised outside
+    the app's handlers (a middleware reading the body), this middleware answers 413 itself."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, metrics: GatewayMetrics) -> None:
         self.app = app
@@ -52,4 +53,19 @@ class BodyLimitMiddleware:
                     raise too_large(self.max_bytes)
             return message
 
-        await self.app(scope, counting_receive, send)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except exceptions.BodyTooLarge as exc:
+            # raised where no exception handler is around (a middleware reading the body,
+            # e.g. the card-number check): answer 413 here unless a response already began
+            if started:
+                raise
+            await exceptions.response(exc, scope.get("path", ""))(scope, receive, send)
