@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +91,7 @@ async def orders(region: str, dsn: str) -> dict[str, str]:
 
 
 async def placed_events(bootstrap: str, topic: str = ORDER_PLACED, wait_s: float = 30) -> set[str]:
-    """The checkout ids of every ORDER_PLACED event in ``topic``."""
+    """The checkout ids of every ORDER_PLACED event in ``topic`` and its per-market topics."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
@@ -98,8 +99,14 @@ async def placed_events(bootstrap: str, topic: str = ORDER_PLACED, wait_s: float
     found: set[str] = set()
     try:
         cluster = await consumer._client.fetch_all_metadata()
-        parts = cluster.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
+        # the family's topics of this region: ``checkout.order-placed.<MARKET>`` (residency:
+        # personal events carry their market), and the unsuffixed name of older builds
+        names = [
+            t
+            for t in cluster.topics()
+            if t == topic or re.fullmatch(re.escape(topic) + r"\.[A-Z]{2}", t)
+        ]
+        tps = [TopicPartition(t, p) for t in names for p in cluster.partitions_for_topic(t) or ()]
         if not tps:
             return found
         consumer.assign(tps)
