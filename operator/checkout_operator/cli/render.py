@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from checkout_operator.cli import errors
+from checkout_operator.cli import errors, fleetargs
 
 HELP = "print the Kubernetes objects the operator would create from CRs in files"
 DESCRIPTION = """\
@@ -35,22 +35,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "-f",
-        "--filename",
-        dest="paths",
-        action="append",
-        required=True,
-        metavar="FILE_OR_DIR",
-        help="file or directory of CheckoutRegion/PSPRoute YAML (repeatable)",
-    )
-    parser.add_argument(
-        "--region",
-        dest="regions",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="print only this region's objects (repeatable; the whole fleet is still validated)",
+    fleetargs.add(
+        parser, "print only this region's objects (repeatable; the whole fleet is still validated)"
     )
     parser.set_defaults(handler=handle)
 
@@ -61,9 +47,6 @@ def handle(args: argparse.Namespace) -> int:
     try:
         text = command.render_paths(args.paths, args.regions)
     except inputs.InputError as exc:
-        lines = list(exc.messages)
-        if len(lines) > 1:
-            lines.insert(0, f"{len(lines)} problems in the input:")
-        raise errors.CliError("\n".join(lines), errors.EXIT_USAGE) from None
+        raise fleetargs.input_error(list(exc.messages)) from None
     sys.stdout.write(text)
     return errors.EXIT_OK
