@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-BIN = Path(sys.executable).parent / "checkout-services"
+from checkout_stack import servers
+from checkout_stack.servers import BIN, free_port, wait_http
+
+__all__ = ["BIN", "free_port", "wait_http"]  # the other harnesses import them from here
 
 # Test credentials: generated per run, written to files the service reads; never in config.
 PROVIDERS: dict[str, dict[str, str]] = {
@@ -31,31 +30,8 @@ PROVIDERS: dict[str, dict[str, str]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"{url}: process exited with {proc.returncode}:\n{log.read_text()}"
-            )
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{url} not up after {timeout}s:\n{log.read_text()}")
-
-
 @dataclass
-class Sim:
+class Sim(servers.Server):
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
@@ -86,26 +62,11 @@ class Sim:
         ]
         return result
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 def start_sim(workdir: Path, seed: int = 7) -> Sim:
     port = free_port()
     log = workdir / f"psp-sim-{port}.log"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [str(BIN), "psp-sim", "--port", str(port), "--seed", str(seed)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = servers.spawn([str(BIN), "psp-sim", "--port", str(port), "--seed", str(seed)], log)
     sim = Sim(port, proc, log)
     wait_http(f"{sim.url}/_sim/health", proc, log)
     return sim
@@ -243,7 +204,7 @@ def routing_config(
 
 
 @dataclass
-class PaymentsProc:
+class PaymentsProc(servers.Server):
     port: int
     env: dict[str, str]
     log: Path
@@ -254,32 +215,11 @@ class PaymentsProc:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait_path: str = "/health/ready") -> PaymentsProc:
-        fh = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [str(BIN), "payments", "--port", str(self.port)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            start_new_session=True,
+        self.proc = servers.spawn(
+            [str(BIN), "payments", "--port", str(self.port)], self.log, self.env
         )
-        fh.close()
         wait_http(f"{self.url}{wait_path}", self.proc, self.log)
         return self
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, whatever was in flight is cut."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def payments_proc(

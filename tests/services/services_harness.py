@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from payments_harness import free_port, wait_http
 
-BIN = Path(sys.executable).parent / "checkout-services"
+from checkout_stack import servers
+from checkout_stack.servers import BIN, free_port, wait_http
+
 REGION = "eu-west-1"
 PEER = "us-east-1"
 
@@ -58,7 +57,7 @@ def fleet_routing(**states: str) -> dict[str, Any]:
 
 
 @dataclass
-class ServiceProc:
+class ServiceProc(servers.Server):
     name: str
     workdir: Path
     env: dict[str, str]
@@ -74,31 +73,10 @@ class ServiceProc:
         return self.workdir / f"{self.name}-{self.port}.log"
 
     def start(self) -> ServiceProc:
-        env = {**os.environ, **self.env}
-        with self.log.open("ab") as fh:
-            self.proc = subprocess.Popen(
-                [str(BIN), self.name, "--port", str(self.port)],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+        argv = [str(BIN), self.name, "--port", str(self.port)]
+        self.proc = servers.spawn(argv, self.log, {**os.environ, **self.env})
         wait_http(f"{self.url}/health/ready", self.proc, self.log, timeout=60.0)
         return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def write_configs(workdir: Path, **routing_states: str) -> dict[str, str]:
@@ -162,7 +140,7 @@ def pricing_config(**flags: bool) -> dict[str, Any]:
 
 
 @dataclass
-class RelayProc:
+class RelayProc(servers.Server):
     """``checkout-services outbox-relay`` for one service database."""
 
     workdir: Path
@@ -170,26 +148,6 @@ class RelayProc:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RelayProc:
-        with (self.workdir / "outbox-relay.log").open("ab") as fh:
-            self.proc = subprocess.Popen(
-                [str(BIN), "outbox-relay"],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
-                start_new_session=True,
-            )
+        log = self.workdir / "outbox-relay.log"
+        self.proc = servers.spawn([str(BIN), "outbox-relay"], log, {**os.environ, **self.env})
         return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()

@@ -17,6 +17,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from checkout_operator.cli import main as cli_main
+from checkout_operator.reconcile import runtime
+
 from . import operator_support as sup
 
 pytestmark = pytest.mark.stack
@@ -29,6 +32,7 @@ SERVICE_MONITOR_SCHEMA = json.loads(
 ALL_ON = (
     "--set", "serviceMonitor.enabled=true", "--set", "grafanaDashboard.enabled=true",
     "--set", "verbose=true", "--set", "image.digest=sha256:" + "a" * 64,
+    "--set", "maxConcurrentReconciles=3", "--set", "failover.enabled=false",
 )  # fmt: skip
 ONE_NAMESPACE = ("--set", "watch.allNamespaces=false", "--set", "watch.namespaces={shop,shop-eu}")
 
@@ -116,11 +120,38 @@ def test_deployment_is_hardened_and_runs_the_operator(helm_bin: pathlib.Path) ->
     assert ports == {"metrics": 9090, "health": 8081}
     assert container["args"] == [
         "run", "--all-namespaces", "--metrics-port=9090", "--health-port=8081",
-        "--drift-interval=60",
+        "--drift-interval=60", "--max-concurrent-reconciles=8",
     ]  # fmt: skip
+    # the operator's own parser accepts them, and they are its defaults
+    parsed = cli_main.build_parser().parse_args(container["args"])
+    assert parsed.max_concurrent_reconciles == runtime.DEFAULT_MAX_CONCURRENT
+    assert parsed.no_failover is False
     assert container["image"] == "ghcr.io/checkout-operator/checkout-operator:0.1.0"
     assert dep["spec"]["replicas"] == 1
     assert dep["spec"]["strategy"] == {"type": "Recreate"}  # kopf standalone: never two
+
+
+@pytest.mark.parametrize("values_file", [False, True], ids=["set", "values-file"])
+def test_concurrency_and_failover_values_reach_the_operators_args(
+    helm_bin: pathlib.Path, tmp_path: pathlib.Path, values_file: bool
+) -> None:
+    overrides: tuple[str, ...] = (
+        "--set", "maxConcurrentReconciles=1000000", "--set", "failover.enabled=false",
+    )  # fmt: skip
+    if values_file:  # numbers from a YAML file arrive as floats: still rendered as an integer
+        path = tmp_path / "values.yaml"
+        path.write_text("maxConcurrentReconciles: 1000000\nfailover:\n  enabled: false\n")
+        overrides = ("--values", str(path))
+    (dep,) = by_kind(template(helm_bin, *overrides), "Deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--max-concurrent-reconciles=1000000" in args
+    assert "--no-failover" in args
+    parsed = cli_main.build_parser().parse_args(args)
+    assert parsed.max_concurrent_reconciles == 1000000
+    assert parsed.no_failover is True
+    # failover on (the default) renders no flag
+    (dep,) = by_kind(template(helm_bin, "--set", "failover.enabled=true"), "Deployment")
+    assert "--no-failover" not in dep["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_watched_namespaces_get_role_bindings_not_a_cluster_binding(
@@ -189,6 +220,10 @@ def test_dashboard_config_map_holds_the_dashboard(helm_bin: pathlib.Path) -> Non
         (("--set", "watch.allNamespaces=false"), "/watch/namespaces"),
         (("--set", "watch.namespaces={Not_A_Namespace}"), "/watch/namespaces"),
         (("--set", "driftInterval=0"), "/driftInterval"),
+        (("--set", "maxConcurrentReconciles=0"), "/maxConcurrentReconciles"),
+        (("--set", "maxConcurrentReconciles=2.5"), "/maxConcurrentReconciles"),
+        (("--set", "failover.enabled=maybe"), "/failover/enabled"),
+        (("--set", "failover.enable=false"), "enable"),
         (("--set", "serviceMonitor.interval=soon"), "/serviceMonitor/interval"),
         (("--set", "resources.requests.memory=lots"), "/resources/requests/memory"),
         (("--set", "image.digest=latest"), "/image/digest"),

@@ -9,30 +9,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-import prometheus_client
-
 from checkout_operator import metrics as operator_metrics
 from checkout_operator.replication.lag import PeerLag
 
 REGISTRY: Final = operator_metrics.REGISTRY
 
-LAG_MESSAGES: Final = prometheus_client.Gauge(
+LAG_MESSAGES: Final = operator_metrics.gauge(
     "checkout_operator_replication_lag_messages",
     "Records of a peer's topic not yet replicated into the region (MirrorMaker 2 offsets).",
     ["region", "peer", "topic"],
-    registry=REGISTRY,
 )
-LAG_SECONDS: Final = prometheus_client.Gauge(
+LAG_SECONDS: Final = operator_metrics.gauge(
     "checkout_operator_replication_lag_seconds",
     "Age of the oldest record of a peer's topic not yet replicated into the region.",
     ["region", "peer", "topic"],
-    registry=REGISTRY,
 )
-LAG_KNOWN: Final = prometheus_client.Gauge(
+LAG_KNOWN: Final = operator_metrics.gauge(
     "checkout_operator_replication_lag_known",
     "1 when the last lag measurement of the flow peer -> region succeeded, else 0.",
     ["region", "peer"],
-    registry=REGISTRY,
 )
 
 

@@ -13,7 +13,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, ClassVar, Final
 
 import redis.asyncio as aioredis
 from fastapi import Header, Request
@@ -85,6 +85,12 @@ class Claim:
 
 
 class IdempotencyStore:
+    """The Redis records under ``prefix``. A service whose problems carry its own ``type``
+    (``.../problems/<service>/...``) subclasses the two errors and sets them here."""
+
+    reused_error: ClassVar[type[errors.ProblemError]] = IdempotencyKeyReused
+    in_flight_error: ClassVar[type[errors.ProblemError]] = IdempotencyKeyInFlight
+
     def __init__(
         self,
         redis: aioredis.Redis,
@@ -110,11 +116,11 @@ class IdempotencyStore:
                 continue
             existing = json.loads(raw)
             if existing["h"] != fp:
-                raise IdempotencyKeyReused()
+                raise self.reused_error()
             if existing["s"] == "in_flight":
-                raise IdempotencyKeyInFlight()
+                raise self.in_flight_error()
             return Stored(existing["status"], existing["body"])
-        raise IdempotencyKeyInFlight()
+        raise self.in_flight_error()
 
     async def complete(self, claim: Claim, status: int, body: Any) -> None:
         record = json.dumps({"s": "done", "h": claim.fingerprint, "status": status, "body": body})

@@ -113,6 +113,13 @@ class InventoryService:
         )
         return rows
 
+    async def _existing(self, conn: Any, checkout_id: str) -> list[asyncpg.Record]:
+        """The checkout's reservation rows; 404 ``ReservationNotFound`` if it has none."""
+        rows = await self._rows(conn, checkout_id)
+        if not rows:
+            raise exceptions.ReservationNotFound(f"no reservation for checkout {checkout_id}")
+        return rows
+
     def _same(self, req: schemas.ReserveRequest, rows: list[asyncpg.Record]) -> None:
         wanted: dict[str, int] = defaultdict(int)
         for line in req.lines:
@@ -179,17 +186,12 @@ class InventoryService:
         return True, view(req.checkout_id, list(rows))
 
     async def get(self, checkout_id: str) -> schemas.ReservationView:
-        rows = await self._rows(self.pool, checkout_id)
-        if not rows:
-            raise exceptions.ReservationNotFound(f"no reservation for checkout {checkout_id}")
-        return view(checkout_id, rows)
+        return view(checkout_id, await self._existing(self.pool, checkout_id))
 
     async def release(self, checkout_id: str) -> schemas.ReservationView:
         """Give held stock back (a compensation): idempotent, a second call changes nothing."""
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await self._rows(conn, checkout_id)
-            if not rows:
-                raise exceptions.ReservationNotFound(f"no reservation for checkout {checkout_id}")
+            await self._existing(conn, checkout_id)
             freed = await conn.fetch(
                 "UPDATE reservations SET state = 'released', ended_at = now()"
                 " WHERE checkout_id = $1 AND state = 'held' RETURNING sku, quantity",
@@ -202,9 +204,7 @@ class InventoryService:
     async def commit(self, checkout_id: str) -> schemas.ReservationView:
         """The order is placed: the stock is sold (held -> committed); idempotent."""
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await self._rows(conn, checkout_id)
-            if not rows:
-                raise exceptions.ReservationNotFound(f"no reservation for checkout {checkout_id}")
+            rows = await self._existing(conn, checkout_id)
             if any(r["state"] in ("released", "expired") for r in rows):
                 raise exceptions.ReservationEnded(
                     f"the reservation of checkout {checkout_id} was released or expired",

@@ -6,29 +6,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
 
+from checkout_services.common import errors, scrub
 from checkout_services.common import http as common_http
-from checkout_services.common import scrub
-from checkout_services.payments import db, exceptions, idempotency, metrics, reconcile, router
+from checkout_services.payments import db, idempotency, metrics, reconcile, router
 from checkout_services.payments.service import PaymentsService
 from checkout_services.payments.settings import Settings, load_routing
 
 log = logging.getLogger("checkout_services.payments")
-PROBLEM = router.PROBLEM
-
-
-def field_of(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -85,64 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(scrub.RefuseCardNumbers)
     scrub.install_logging()
 
-    @app.exception_handler(exceptions.PaymentsError)
-    async def payments_error(request: Request, exc: exceptions.PaymentsError) -> JSONResponse:
-        return router.problem_response(exc, request.url.path)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": field_of(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
-            for e in exc.errors()
-        ]
-        first = errors[0] if errors else {"field": "body", "message": "invalid"}
-        body = {
-            "type": exceptions.TYPE_BASE + "invalid-request",
-            "title": "Invalid request",
-            "status": 422,
-            "detail": f"{first['field']}: {first['message']}",
-            "instance": request.url.path,
-            "field": first["field"],
-            "errors": errors,
-        }
-        return JSONResponse(body, status_code=422, media_type=PROBLEM)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        body = {
-            "type": "about:blank",
-            "title": str(exc.detail),
-            "status": exc.status_code,
-            "detail": str(exc.detail),
-            "instance": request.url.path,
-        }
-        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM)
-
-    @app.exception_handler(RedisError)
-    @app.exception_handler(asyncpg.PostgresConnectionError)
-    @app.exception_handler(asyncpg.InterfaceError)
-    @app.exception_handler(OSError)
-    async def dependency_down(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("dependency unavailable: %s on %s", type(exc).__name__, request.url.path)
-        body = {
-            "type": exceptions.TYPE_BASE + "dependency-unavailable",
-            "title": "A dependency is unavailable",
-            "status": 503,
-            "detail": f"storage unavailable ({type(exc).__name__}); retry later",
-            "instance": request.url.path,
-        }
-        return JSONResponse(body, status_code=503, media_type=PROBLEM, headers={"Retry-After": "1"})
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
-        body = {
-            "type": exceptions.TYPE_BASE + "internal",
-            "title": "Internal error",
-            "status": 500,
-            "detail": "internal error",
-            "instance": request.url.path,
-        }
-        return JSONResponse(body, status_code=500, media_type=PROBLEM)
+    errors.install_handlers(app, "payments")
 
     return app

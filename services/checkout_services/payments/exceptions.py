@@ -2,62 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-TYPE_BASE = "https://checkout-operator.dev/problems/payments/"
-
-
-class PaymentsError(Exception):
-    status: ClassVar[int] = 500
-    slug: ClassVar[str] = "internal"
-    title: ClassVar[str] = "Internal error"
-    retry_after: ClassVar[int | None] = None
-
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
-        self.extra = extra
-
-    def problem(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "type": TYPE_BASE + self.slug,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-        }
-        if instance:
-            body["instance"] = instance
-        body.update(self.extra)
-        return body
+from checkout_services.common import errors, idempotency
 
 
-class IdempotencyKeyReused(PaymentsError):
-    status, slug, title = (
-        422,
-        "idempotency-key-reused",
-        "Idempotency-Key reused with another request",
-    )
+class PaymentsError(errors.ProblemError):
+    """``type`` = ``https://checkout-operator.dev/problems/payments/<slug>``."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            "this Idempotency-Key was first used with a different request body or path",
-            field="Idempotency-Key",
-        )
+    service: ClassVar[str] = "payments"
 
 
-class IdempotencyKeyInFlight(PaymentsError):
-    status, slug, title = (
-        409,
-        "idempotency-key-in-flight",
-        "Request with this Idempotency-Key in progress",
-    )
-    retry_after = 1
+class IdempotencyKeyReused(idempotency.IdempotencyKeyReused, PaymentsError):
+    """422: the key was first used with another body or path."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            "a request with this Idempotency-Key is still in progress; retry later",
-            field="Idempotency-Key",
-        )
+
+class IdempotencyKeyInFlight(idempotency.IdempotencyKeyInFlight, PaymentsError):
+    """409 + Retry-After: the first request with the key is still running."""
+
+    title = "Request with this Idempotency-Key in progress"
 
 
 class PaymentNotFound(PaymentsError):

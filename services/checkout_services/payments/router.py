@@ -10,27 +10,19 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from checkout_services.payments import db, exceptions, idempotency, reconcile, schemas, webhooks
+from checkout_services.common import errors, idempotency
+from checkout_services.payments import db, exceptions, reconcile, schemas, webhooks
 from checkout_services.payments.adapters import base
 from checkout_services.payments.deps import Service
 from checkout_services.payments.operations import authorize, capture, refund, void
 
-PROBLEM = "application/problem+json"
+PROBLEM = errors.PROBLEM
 NOT_STORED = frozenset({"operation-in-progress", "idempotency-key-in-flight"})
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schemas.Problem, "content": {PROBLEM: {}}}
     for code in (402, 404, 409, 422, 502, 503)
 }
-IdemKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Client idempotency key: same key + same body -> the stored response; "
-        "same key + another body -> 422; while the first is running -> 409.",
-    ),
-]
+IdemKey = idempotency.IdemKey
 
 router = APIRouter()
 
@@ -53,13 +45,6 @@ def view(p: db.Payment) -> dict[str, Any]:
         created_at=p.created_at,
         updated_at=p.updated_at,
     ).model_dump(mode="json")
-
-
-def problem_response(exc: exceptions.PaymentsError, instance: str) -> JSONResponse:
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    return JSONResponse(
-        exc.problem(instance), status_code=exc.status, media_type=PROBLEM, headers=headers
-    )
 
 
 async def idempotent(
@@ -294,7 +279,7 @@ async def ready(svc: Service, request: Request) -> Response:
         "not ready: " + ", ".join(f"{k}={v}" for k, v in checks.items() if v != "ok"),
         checks=checks,
     )
-    return problem_response(err, request.url.path)
+    return errors.problem_response(err, request.url.path)
 
 
 @router.get("/metrics", summary="Prometheus metrics", tags=["health"], response_class=Response)
