@@ -29,34 +29,6 @@ ROUTING_CONFIGMAP = "checkout-fleet-routing"
 STOCK = {"tee": 1_000_000, "mug": 1_000_000, LIMITED_SKU: 40}
 
 
-def pricing_config() -> dict[str, Any]:
-    """The demo's catalog, taxes and shipping for US, NL, DE, IN and BR (the operator does not
-    render a pricing config yet: the demo hands this file to the pricing service)."""
-    shipping = {
-        "US": {"USD": 799}, "NL": {"EUR": 499}, "DE": {"EUR": 499},
-        "IN": {"INR": 4900}, "BR": {"BRL": 1990},
-    }  # fmt: skip
-    return {
-        "catalog": {
-            "tee": {"USD": 2199, "EUR": 1999, "INR": 79900, "BRL": 8990},
-            "mug": {"USD": 1400, "EUR": 1250, "INR": 49900, "BRL": 5990},
-            LIMITED_SKU: {"USD": 18000, "EUR": 16000, "INR": 1299900, "BRL": 89900},
-        },
-        "tax": {
-            "US": {"kind": "sales_tax", "rateBp": 888, "inclusive": False},
-            "NL": {"kind": "VAT", "rateBp": 2100, "inclusive": True},
-            "DE": {"kind": "VAT", "rateBp": 1900, "inclusive": True},
-            "IN": {"kind": "GST", "rateBp": 1800, "inclusive": True},
-            "BR": {"kind": "VAT", "rateBp": 1700, "inclusive": True},
-        },
-        "shipping": {
-            c: [{"id": "standard", "name": "Standard", "amounts": a, "days": 3}]
-            for c, a in shipping.items()
-        },
-        "snapshotTtlSeconds": 60,
-    }
-
-
 @dataclass
 class Options:
     scenario: str = "kill-region"
@@ -248,9 +220,7 @@ class Demo:
 
     def start_regions(self) -> None:
         assert self.api is not None
-        pricing = self.workdir / "pricing.json"
-        pricing.write_text(json.dumps(pricing_config()))
-        extra = {"PRICING_CONFIG_FILE": str(pricing)}
+        extra: dict[str, str] = {}
         if importlib.util.find_spec("checkout_services.common.lease") is not None:
             # the services keep their markets' write leases (coordination.k8s.io Leases in the
             # fleet's namespace of the management cluster): where, and with which credentials,
