@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import importlib.util
 import json
 import os
@@ -18,10 +19,10 @@ from typing import Any
 
 import httpx
 
-from checkout_demo import auth, cluster, report, scenarios, verify
+from checkout_demo import auth, cluster, cpu, report, scenarios, verify
 from checkout_demo.infra import Edge, PspSim, RegionInfra, start_parallel
 from checkout_demo.kubelet import Kubelet
-from checkout_demo.load import LIMITED_SKU, MARKETS, LoadGen, Router
+from checkout_demo.load import LIMITED_SKU, LoadGen, Router
 from checkout_stack.components.kube import ControlPlane
 from checkout_stack.errors import StackError
 
@@ -34,6 +35,7 @@ class Options:
     scenario: str = "kill-region"
     region: str = "us-east-1"
     rate: float = 4.0
+    warmup: float = 10.0
     before: float = 30.0
     during: float = 60.0
     after: float = 30.0
@@ -81,6 +83,9 @@ class Demo:
         self.load: LoadGen | None = None
         self.phase = "starting"
         self.marks: dict[str, float] = {}
+        self.cpu: dict[str, dict[str, float]] = {}
+        self.warmup_summary: dict[str, Any] = {}
+        self.applied_fleet: cluster.Fleet | None = None
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -151,6 +156,8 @@ class Demo:
         t = time.monotonic()
         self.start_regions()
         self.timings["services"] = time.monotonic() - t
+        self.wait_serving()
+        self.arm_failover()
         self.read_writers()
         self._watch = threading.Thread(target=self._watch_loop, daemon=True)
         self._watch.start()
@@ -193,7 +200,25 @@ class Demo:
             f"{len(fleet.routes)} PSPRoutes; gatewayUrl = each region's local edge, PSP "
             "endpoints = the local simulator)"
         )
-        cluster.apply(self.plane, [*fleet.regions, *fleet.routes])
+        # automatic failover is armed once every region runs (arm_failover): before that the
+        # regions' health probes fail only because their services are not started yet (the
+        # demo starts them from what the operator renders), and a market must not move for that
+        self.applied_fleet = fleet
+        held = copy.deepcopy(fleet.regions)
+        for r in held:
+            if (r["spec"].get("failover") or {}).get("policy", "Automatic") == "Automatic":
+                r["spec"].setdefault("failover", {})["policy"] = "Manual"
+        cluster.apply(self.plane, [*held, *fleet.routes])
+
+    def arm_failover(self) -> None:
+        """Apply the fleet's own failover policies (Automatic) now that every region serves
+        its home markets, and wait for the operator to observe them."""
+        assert self.plane is not None
+        assert self.api is not None
+        assert self.applied_fleet is not None
+        cluster.apply(self.plane, self.applied_fleet.regions)
+        cluster.wait_ready(self.api, self.names, self.workdir / "operator.log")
+        self.say("demo: automatic failover armed (the fleet's own spec.failover.policy)")
 
     def namespaces(self) -> list[str]:
         return [cluster.NAMESPACE, *(cluster.region_namespace(n) for n in self.names)]
@@ -311,10 +336,6 @@ class Demo:
                     with contextlib.suppress(Exception):
                         kubelet.sync()
 
-    def gateways(self) -> bool:
-        """Whether every region runs the gateway (then customers enter by their home region)."""
-        return bool(self.kubelets) and all("gateway" in k.pods for k in self.kubelets.values())
-
     def entries(self) -> dict[str, str]:
         """Region -> the URL its customers' writes enter by (the gateway once it runs)."""
         return {n: k.entry().url for n, k in self.kubelets.items()}
@@ -349,7 +370,7 @@ class Demo:
         opts = self.opts
         scenario = scenarios.get(opts.scenario)
         homes = {m: n for n in self.names for m in self.fleet.home_markets(n)}
-        router = Router(lambda: dict(self.writers), self.entries, homes, self.gateways)
+        router = Router(lambda: dict(self.writers), self.entries, homes)
         self.load = LoadGen(router, opts.rate, token=self.issuer.token)
         self.load.t0 = time.monotonic()
         initial_writers = dict(self.writers)
@@ -360,7 +381,9 @@ class Demo:
             f"{opts.before:.0f} s, recovery after {opts.during:.0f} s more, then "
             f"{opts.after:.0f} s with the region back"
         )
-        await self.warm_up()
+        await self.warm_up(router)
+        self.load.t0 = time.monotonic()
+        self.cpu["start"] = self.cpu_snapshot()
         progress = asyncio.create_task(self.progress())
         # arrivals go on until `after` seconds past the region's return (its restart can take
         # long on a loaded machine); the bound only guards against a hang
@@ -371,6 +394,7 @@ class Demo:
             await asyncio.sleep(opts.before)
             self.phase = "during"
             self.marks["fault"] = self.load.now()
+            self.cpu["fault"] = self.cpu_snapshot()
             await asyncio.to_thread(scenario.inject, self, opts.region)
             failover = await self.wait_failover(
                 opts.region, initial_writers, scenario.expects_failover
@@ -402,24 +426,63 @@ class Demo:
         result["writers_after"] = dict(self.writers)
         return result
 
-    async def warm_up(self) -> None:
-        """One checkout per market before the clock starts (connections, workers, caches);
-        not counted in the report."""
-        assert self.load is not None
-        router = self.load.router
-        async with httpx.AsyncClient(timeout=30) as client:
-            for market in sorted(MARKETS):
-                currency, method = MARKETS[market]
-                body = {
-                    "checkout_id": f"warmup-{self.load.run_id}-{market}",
-                    "market": market,
-                    "currency": currency,
-                    "lines": [{"sku": "tee", "quantity": 1}],
-                    "payment_method": method,
-                }
-                with contextlib.suppress(httpx.HTTPError):
-                    await client.post(f"{router.target_url(market)}/v1/checkouts", json=body)
-        self.load.t0 = time.monotonic()
+    async def warm_up(self, router: Router) -> None:
+        """``warmup`` seconds of the same load before the clock starts, not counted in the
+        report: every process has just started (first requests import lazily, fill connection
+        pools, the Temporal workers' caches and the JIT-less interpreter's caches), and what the
+        report measures is a region's steady state."""
+        if self.opts.warmup <= 0:
+            return
+        self.say(f"demo: warming up for {self.opts.warmup:g} s (same load, not counted)")
+        warm = LoadGen(router, self.opts.rate, token=self.issuer.token, run_id="warmup")
+        self.phase = "warm-up"
+        await warm.run(self.opts.warmup)
+        await warm.drain(within=30)
+        acked = sum(1 for c in warm.checkouts if c.outcome == "acknowledged")
+        self.timings["warmup"] = self.opts.warmup
+        self.warmup_summary = {
+            "seconds": self.opts.warmup,
+            "attempted": len(warm.checkouts),
+            "acknowledged": acked,
+            "p95_ms": report.pct([c.latency_ms for c in warm.checkouts if c.latency_ms], 95),
+        }
+
+    def wait_serving(self, timeout: float = 120.0) -> None:
+        """Wait until the operator shows every market Serving from its home region (the
+        regions' health probes passed). A load started earlier meets markets the first probes
+        marked Down (503 + Retry-After 30)."""
+        homes = {m: n for n in self.names for m in self.fleet.home_markets(n)}
+        self.say("demo: waiting for every market to be Serving from its home region")
+        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                self.read_writers()
+            if set(self.states) >= set(homes) and all(
+                self.states[m] == "Serving" and self.writers.get(m) == home
+                for m, home in homes.items()
+            ):
+                self.timings["serving"] = time.monotonic() - began
+                return
+            time.sleep(0.5)
+        self.note(
+            f"not every market was Serving from its home region after {timeout:.0f} s: "
+            + ", ".join(f"{m}={self.writers.get(m)}({self.states.get(m)})" for m in sorted(homes))
+        )
+
+    def cpu_snapshot(self) -> dict[str, float]:
+        pods = {
+            p.proc.pid: f"{component}[{region}]"
+            for region, k in self.kubelets.items()
+            for component, p in k.pods.items()
+            if p.proc is not None
+        }
+        if self.sim is not None and self.sim.proc is not None:
+            pods[self.sim.proc.pid] = "psp-sim"
+        try:
+            return cpu.snapshot(self.workdir, self.names, pods)
+        except OSError:
+            return {}
 
     async def wait_failover(
         self, region: str, before: dict[str, str], expected: bool

@@ -206,19 +206,15 @@ def test_html_report_renders_in_headless_chromium(written: Path, tmp_path: Path)
     assert near((214, 39, 40)) > 50, "no error bars drawn"
 
 
-def test_router_follows_the_writer_until_gateways_run() -> None:
+def test_router_follows_the_writer_like_the_write_record() -> None:
     writers = {"US": "us-east-1", "NL": "eu-west-1"}
     entries = {"us-east-1": "http://us", "eu-west-1": "http://eu"}
-    gateways = {"on": False}
-    router = Router(
-        lambda: writers, lambda: entries, {"US": "us-east-1", "NL": "eu-west-1"},
-        lambda: gateways["on"],
-    )  # fmt: skip
+    router = Router(lambda: writers, lambda: entries, {"US": "us-east-1", "NL": "eu-west-1"})
     assert router.target_url("US") == "http://us"
-    writers["US"] = "eu-west-1"  # the operator moved US
+    writers["US"] = "eu-west-1"  # the operator moved US: its customers follow
     assert router.target_url("US") == "http://eu"
-    gateways["on"] = True  # the home region's gateway forwards to the writer itself
-    assert router.target_url("US") == "http://us"
+    assert router.region_for("NL") == "eu-west-1"
+    del writers["NL"]  # nothing published yet: the home region
     assert router.region_for("NL") == "eu-west-1"
     assert router.target_url("XX") == ""
 
