@@ -40,7 +40,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("mode", nargs="?", choices=("demo", "gameday"), default="demo")
     p.add_argument("--scenario", default="kill-region", choices=sorted(scenarios.SCENARIOS))
     p.add_argument("--region", default="us-east-1", help="the region the GameDay breaks")
-    p.add_argument("--rate", type=float, default=4.0, help="checkouts per second (open loop)")
+    p.add_argument(
+        "--rate", type=float, default=3.0,
+        help="checkouts per second, all markets together (open loop; see the README for why 3)",
+    )  # fmt: skip
     p.add_argument(
         "--warmup", type=float, default=10.0,
         help="seconds of the same load before the clock starts (not counted; 0: none)",

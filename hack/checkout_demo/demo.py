@@ -34,7 +34,7 @@ STOCK = {"tee": 1_000_000, "mug": 1_000_000, LIMITED_SKU: 40}
 class Options:
     scenario: str = "kill-region"
     region: str = "us-east-1"
-    rate: float = 4.0
+    rate: float = 3.0
     warmup: float = 10.0
     before: float = 30.0
     during: float = 60.0
@@ -52,6 +52,8 @@ class WriterEvent:
     epoch: int
     state: str
     source: str
+    message: str = ""
+    """The operator's reason (status.markets[].message), e.g. why a down market does not move."""
 
 
 class Demo:
@@ -73,6 +75,10 @@ class Demo:
         self.writers: dict[str, str] = {}
         self.epochs: dict[str, int] = {}
         self.states: dict[str, str] = {}
+        self.messages: dict[str, str] = {}
+        self.region_status: dict[str, dict[str, Any]] = {}
+        self.routing_seen: dict[tuple[str, str], tuple[str, int, str]] = {}
+        self.routing_events: list[dict[str, Any]] = []
         self.writer_source = "routing ConfigMap"
         self.writer_events: list[WriterEvent] = []
         self.down: set[str] = set()
@@ -293,22 +299,30 @@ class Demo:
         else the rendered routing ConfigMap (the contract in design section 3)."""
         assert self.api is not None
         found: dict[str, tuple[str, int, str]] = {}
+        messages: dict[str, str] = {}
         source = ""
-        for cr in self.api.regions():
+        regions = self.api.regions()
+        self.region_status = {
+            cr["spec"]["region"]: cr.get("status") or {} for cr in regions if "spec" in cr
+        }
+        for cr in regions:
             for m in (cr.get("status") or {}).get("markets") or ():
                 found[m["market"]] = (
                     m["writer"],
                     int(m.get("epoch", 0)),
                     m.get("state", "Serving"),
                 )
+                messages[m["market"]] = str(m.get("message") or "")
                 source = "CheckoutRegion status.markets"
         routing = None
+        t = self.now()
         for name in self.names:
             data = self.api.configmap(cluster.region_namespace(name), ROUTING_CONFIGMAP)
             if data and "routing.json" in data:
-                routing = json.loads(data["routing.json"])
-                if name not in self.down:
-                    break
+                rendered = json.loads(data["routing.json"])
+                self._record_routing(t, name, rendered)
+                if routing is None or name not in self.down:
+                    routing = rendered
         if routing is not None:
             for m in routing["markets"]:
                 route = (m["writer"], int(m["epoch"]), m.get("state", "Serving"))
@@ -316,16 +330,45 @@ class Demo:
                 if current is None or route[1] > current[1]:
                     found[m["market"]] = route
                     source = source or "routing ConfigMap"
-        t = self.now()
         for market, (writer, epoch, state) in found.items():
-            if (self.writers.get(market), self.epochs.get(market), self.states.get(market)) != (
-                writer, epoch, state,
-            ):  # fmt: skip
-                self.writer_events.append(WriterEvent(t, market, writer, epoch, state, source))
+            message = messages.get(market, "") if state != "Serving" else ""
+            if (
+                self.writers.get(market), self.epochs.get(market), self.states.get(market),
+                self.messages.get(market, ""),
+            ) != (writer, epoch, state, message):  # fmt: skip
+                self.writer_events.append(
+                    WriterEvent(t, market, writer, epoch, state, source, message)
+                )
             self.writers[market] = writer
             self.epochs[market] = epoch
             self.states[market] = state
+            self.messages[market] = message
         self.writer_source = source or self.writer_source
+
+    def _record_routing(self, t: float, region: str, rendered: dict[str, Any]) -> None:
+        """What each region's services follow: the routing ConfigMap rendered into the region
+        (the write guard and the gateway read it), apart from the operator's status."""
+        for m in rendered.get("markets") or ():
+            key = (region, m["market"])
+            route = (m["writer"], int(m["epoch"]), m.get("state", "Serving"))
+            if self.routing_seen.get(key) != route:
+                self.routing_seen[key] = route
+                self.routing_events.append(
+                    {"t": round(t, 2), "region": region, "market": m["market"],
+                     "writer": route[0], "epoch": route[1], "state": route[2]}
+                )  # fmt: skip
+
+    def routing_serving(self, market: str, writer: str, epoch: int) -> bool:
+        """Whether every running region's routing ConfigMap shows ``writer`` Serving ``market``
+        at ``epoch`` or later (what the services follow)."""
+        running = [n for n in self.names if n not in self.down]
+        return all(
+            (r := self.routing_seen.get((n, market))) is not None
+            and r[0] == writer
+            and r[1] >= epoch
+            and r[2] == "Serving"
+            for n in running
+        )
 
     def _watch_loop(self) -> None:
         while not self._watch_stop.wait(0.5):
@@ -400,6 +443,7 @@ class Demo:
                 opts.region, initial_writers, scenario.expects_failover
             )
             result["failover"] = failover
+            follow = asyncio.create_task(self.wait_routing(failover))
             rest = opts.before + opts.during - self.load.now()
             if rest > 0:
                 await asyncio.sleep(rest)
@@ -420,6 +464,8 @@ class Demo:
         finally:
             self.load.stop_arrivals()
             progress.cancel()
+            if "follow" in locals():
+                follow.cancel()
             if sys.stdout.isatty():
                 print()
         result["writers_before"] = initial_writers
@@ -459,7 +505,9 @@ class Demo:
             with contextlib.suppress(Exception):
                 self.read_writers()
             if set(self.states) >= set(homes) and all(
-                self.states[m] == "Serving" and self.writers.get(m) == home
+                self.states[m] == "Serving"
+                and self.writers.get(m) == home
+                and self.routing_serving(m, home, self.epochs.get(m, 0))
                 for m, home in homes.items()
             ):
                 self.timings["serving"] = time.monotonic() - began
@@ -483,6 +531,23 @@ class Demo:
             return cpu.snapshot(self.workdir, self.names, pods)
         except OSError:
             return {}
+
+    async def wait_routing(self, failover: dict[str, Any]) -> None:
+        """After the operator published new writers: when every running region's routing
+        ConfigMap shows them Serving (what the write guards and gateways follow), and when a
+        moved market's checkout was first acknowledged there."""
+        assert self.load is not None
+        if not failover.get("happened"):
+            return
+        moved = failover["moved"]
+        epochs = failover["epochs"]
+        fault = self.marks["fault"]
+        while True:
+            if all(self.routing_serving(m, w, epochs.get(m) or 0) for m, w in moved.items()):
+                break
+            await asyncio.sleep(0.25)
+        self.marks["routing"] = self.load.now()
+        failover["routing_seconds"] = round(self.marks["routing"] - fault, 2)
 
     async def wait_failover(
         self, region: str, before: dict[str, str], expected: bool
@@ -522,6 +587,10 @@ class Demo:
             "moved": moved,
             "down": [m for m in markets if self.states.get(m) == "Down"],
             "waited_seconds": self.opts.failover_timeout,
+            "operator_says": {m: self.messages.get(m, "") for m in markets},
+            "replication": {
+                n: st.get("replication") for n, st in self.region_status.items() if n != region
+            },
             "message": (
                 f"no failover happened: after {self.opts.failover_timeout:.0f} s the operator "
                 f"still shows {', '.join(f'{m}={self.writers.get(m)}' for m in markets)} "
@@ -530,7 +599,10 @@ class Demo:
                     "this operator build publishes no failover (CheckoutRegion status.markets "
                     "is empty), so the markets stayed down"
                     if not any(e.source.startswith("CheckoutRegion") for e in self.writer_events)
-                    else "the operator did not move them"
+                    else "the operator did not move them: "
+                    + "; ".join(
+                        f"{m}: {self.messages.get(m) or self.states.get(m)}" for m in markets
+                    )
                 )
             ),
         }

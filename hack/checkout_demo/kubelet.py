@@ -252,7 +252,7 @@ class Kubelet:
         return changed
 
     def sync(self) -> None:
-        cache: dict[str, dict[str, str] | None] = {}
+        cache: dict[str, dict[str, str] | None] = dict(self.api.configmaps(self.namespace))
         with self._lock:
             for pod in self.pods.values():
                 self.sync_pod(pod, cache)

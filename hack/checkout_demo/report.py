@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checkout_demo import cpu
-from checkout_demo.load import LoadGen
+from checkout_demo.load import Checkout, LoadGen
 from checkout_demo.verify import Verdict
 
 if TYPE_CHECKING:
@@ -38,6 +38,16 @@ def phase_of(t: float, marks: dict[str, float]) -> str:
     return "after"
 
 
+def checkout_phase(c: Checkout, marks: dict[str, float]) -> str:
+    """A checkout's phase by its arrival, except that one which arrived before the fault but
+    was answered after it (or never) lived through the fault: it counts as during. "Before" is
+    the steady state."""
+    phase = phase_of(c.scheduled, marks)
+    if phase == "before" and (c.acked_at is None or c.acked_at >= marks.get("fault", math.inf)):
+        return "during"
+    return phase
+
+
 def latency_table(
     load: LoadGen, marks: dict[str, float], field: str = "latency_ms"
 ) -> dict[str, dict[str, Any]]:
@@ -48,7 +58,7 @@ def latency_table(
         lat = [
             v
             for c in load.checkouts
-            if (v := getattr(c, field)) is not None and phase_of(c.scheduled, marks) == phase
+            if (v := getattr(c, field)) is not None and checkout_phase(c, marks) == phase
         ]
         out[phase] = {"n": len(lat), "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99)}
     return out
@@ -88,7 +98,7 @@ def per_region_p95(load: LoadGen, marks: dict[str, float]) -> dict[str, float | 
                 for c in load.checkouts
                 if c.region == r
                 and c.latency_ms is not None
-                and phase_of(c.scheduled, marks) == "before"
+                and checkout_phase(c, marks) == "before"
             ],
             95,
         )
@@ -119,8 +129,20 @@ def build(
         row["attempted"] += 1
         if c.outcome == "acknowledged":
             row["acknowledged"] += 1
-            if phase_of(c.scheduled, demo.marks) == "before":
+            if checkout_phase(c, demo.marks) == "before":
                 row["acked_before"] += 1
+    if failover.get("happened"):
+        moved = failover.get("moved") or {}
+        fault = demo.marks.get("fault", 0.0)
+        served = [
+            c.acked_at
+            for c in checkouts
+            if c.market in moved and c.region == moved[c.market] and c.acked_at is not None
+            and c.acked_at >= fault
+        ]  # fmt: skip
+        failover["first_ack_by_new_writer_seconds"] = (
+            round(min(served) - fault, 2) if served else None
+        )
     region_p95 = per_region_p95(load, demo.marks)
     latency_misses = {r: v for r, v in region_p95.items() if v is not None and v > P95_GOAL_MS}
     broken = []
@@ -172,6 +194,7 @@ def build(
         "writers_before": result.get("writers_before"),
         "writers_after": result.get("writers_after"),
         "writer_events": [e.__dict__ for e in demo.writer_events],
+        "routing_events": getattr(demo, "routing_events", []),
         "latency_ms": latency_table(load, demo.marks),
         "attempt_latency_ms": latency_table(load, demo.marks, "attempt_ms"),
         "warmup": getattr(demo, "warmup_summary", {}),
@@ -216,6 +239,18 @@ def text(s: dict[str, Any]) -> str:
             + f"{fo['seconds']:.1f} s ({', '.join(f'{m} -> {w}' for m, w in fo['moved'].items())}"
             + (f"; down: {', '.join(fo['down'])}" if fo.get("down") else "")
             + f"; source: {fo['source']})"
+            + (
+                f"; every region's routing ConfigMap (what the services follow) after "
+                f"{fo['routing_seconds']:.1f} s"
+                if fo.get("routing_seconds") is not None
+                else "; the regions' routing ConfigMaps had not all followed by the recovery"
+            )
+            + (
+                f"; first moved checkout acknowledged by the new writer after "
+                f"{fo['first_ack_by_new_writer_seconds']:.1f} s"
+                if fo.get("first_ack_by_new_writer_seconds") is not None
+                else ""
+            )
         )
     elif fo and not fo.get("expected"):
         fo_line = "none, as expected: this scenario must not move any market"
@@ -328,6 +363,7 @@ def timeline_png(load: LoadGen, marks: dict[str, float], path: Path) -> None:
     styles = {
         "fault": ("tab:red", "fault injected"),
         "failover": ("tab:purple", "new writer (failover)"),
+        "routing": ("tab:cyan", "services follow (routing)"),
         "recovery": ("tab:olive", "recovery started"),
         "recovered": ("tab:green", "region back"),
     }

@@ -226,3 +226,14 @@ def test_an_order_forwarded_to_another_region_is_not_missing() -> None:
     assert verdict.missing_in_db == ["c2"]
     assert verdict.missing_in_kafka == ["c1"]  # in eu-west-1's database, not in its Kafka
     assert verdict.completed == 1
+
+
+def test_a_checkout_caught_by_the_fault_is_not_steady_state() -> None:
+    marks = {"fault": 20.0, "recovered": 50.0}
+    done = Checkout("a", "US", 19.0, [], outcome="acknowledged", acked_at=19.3, latency_ms=300)
+    caught = Checkout("b", "US", 19.5, [], outcome="acknowledged", acked_at=31.0, latency_ms=11500)
+    lost = Checkout("c", "US", 19.8, [], outcome="failed")
+    assert report.checkout_phase(done, marks) == "before"
+    assert report.checkout_phase(caught, marks) == "during"
+    assert report.checkout_phase(lost, marks) == "during"
+    assert report.checkout_phase(Checkout("d", "US", 55.0, []), marks) == "after"
