@@ -39,6 +39,10 @@ SIM_PLACEHOLDER = "http://psp-sim.invalid"
 GROUP = "checkout-operator.io"
 VERSION = "v1alpha1"
 KUBECONFIG_SECRET = "demo-kubeconfig"  # noqa: S105 (a Secret's name)
+LEASE_KUBECONFIG_SECRET = "demo-lease-kubeconfig"  # noqa: S105 (a Secret's name)
+"""In each region's namespace: a kubeconfig for the management cluster, for the services'
+market write Leases (the fleet's ``spec.remoteCluster.leaseKubeconfigSecretRef`` names it once
+the operator renders lease access; until then the kubelet stand-in sets the lease env)."""
 
 
 def region_namespace(region: str) -> str:

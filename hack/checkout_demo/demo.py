@@ -191,6 +191,14 @@ class Demo:
             for provider, data in creds.items():
                 docs.append(cluster.secret_doc(ns, f"psp-{provider}", data))
         for ns in namespaces[1:]:
+            # the seam for the services' write leases of a remote region (regions as namespaces)
+            docs.append(
+                cluster.secret_doc(
+                    ns,
+                    cluster.LEASE_KUBECONFIG_SECRET,
+                    {"kubeconfig": self.plane.kubeconfig.read_text()},
+                )
+            )
             # the regions' gateways verify the load's bearer tokens with this JWKS
             docs.append(
                 {
