@@ -17,15 +17,15 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _stat(pid: str) -> tuple[int, float] | None:
-    """(session id, CPU seconds) of one process, None if it is gone or unreadable."""
+def _stat(pid: str) -> tuple[int, int, float] | None:
+    """(parent pid, session id, CPU seconds) of one process, None if it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the command name (field 2) may hold spaces and parentheses: split after its last ')'
     fields = raw[raw.rindex(")") + 2 :].split()
-    return int(fields[3]), (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[1]), int(fields[3]), (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def _cmdline(pid: int) -> str:
@@ -69,31 +69,42 @@ def part_of(cmdline: str, regions: list[str]) -> str | None:
     return f"{part}[{region}]" if region else part
 
 
-def snapshot(workdir: Path, regions: list[str], pods: Mapping[int, str]) -> dict[str, float]:
-    """CPU seconds so far per part. ``pods``: session leader pid -> part (``service[region]``,
-    and the processes whose command line does not name the work folder).
-    Only processes of the demo count: a known pod's session, or a session whose leader's
-    command line names the demo's work folder."""
-    out: dict[str, float] = {}
-    leaders: dict[int, str | None] = dict(pods)
+def snapshot(workdir: Path, regions: list[str], known: Mapping[int, str]) -> dict[str, float]:
+    """CPU seconds so far per part. ``known``: pid -> part for the processes whose command line
+    does not name the work folder (the pods ``service[region]``, Redis, the PSP simulator).
+    A process counts for the part of its session leader, else of its parent (PostgreSQL's
+    backends each start a session of their own; their titles name no folder)."""
+    procs: dict[int, tuple[int, int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(entry)) is not None:
+            procs[int(entry)] = stat
     me = os.getpid()
     where = str(workdir)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        stat = _stat(entry)
-        if stat is None:
-            continue
-        sid, seconds = stat
-        if int(entry) == me:
-            part: str | None = "demo process (load, kubelet stand-in, edges)"
-        else:
-            if sid not in leaders:
-                line = _cmdline(sid)
-                leaders[sid] = (part_of(line, regions) or "other") if where in line else None
-            part = leaders[sid]
-        if part is not None:
-            out[part] = out.get(part, 0.0) + seconds
+    labels: dict[int, str | None] = {me: "demo process (load, kubelet stand-in, edges)"}
+    labels.update(known)
+
+    def leader_part(pid: int) -> str | None:
+        if pid not in labels:
+            line = _cmdline(pid)
+            labels[pid] = (part_of(line, regions) or "other") if where in line else None
+        return labels[pid]
+
+    def part(pid: int) -> str | None:
+        for _ in range(8):  # up the parent chain a few steps at most
+            if pid <= 1 or pid not in procs:
+                return None
+            ppid, sid, _cpu = procs[pid]
+            found = labels.get(pid) or leader_part(sid)
+            if found is not None:
+                return found
+            pid = ppid
+        return None
+
+    out: dict[str, float] = {}
+    for pid, (_ppid, _sid, seconds) in procs.items():
+        name = part(pid)
+        if name is not None:
+            out[name] = out.get(name, 0.0) + seconds
     return out
 
 

@@ -535,6 +535,11 @@ class Demo:
         }
         if self.sim is not None and self.sim.proc is not None:
             pods[self.sim.proc.pid] = "psp-sim"
+        for region, infra in self.infra.items():
+            for name, component in (("redis", infra.redis), ("postgres", infra.postgres)):
+                for proc in component.procs:
+                    with contextlib.suppress(RuntimeError):
+                        pods[proc.pid] = f"{name}[{region}]"
         try:
             return cpu.snapshot(self.workdir, self.names, pods)
         except OSError:

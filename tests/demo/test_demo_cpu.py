@@ -3,8 +3,12 @@ happens to contain a name (the stack's programs live under ~/.cache/checkout-ope
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from checkout_demo import cpu
@@ -68,3 +72,39 @@ def test_snapshot_counts_known_sessions_and_the_demo_itself(tmp_path: Path) -> N
     assert any(k.startswith("demo process") for k in after)
     # nothing else on the machine is counted: no part outside the demo's
     assert set(after) <= {"orders[us-east-1]", *(k for k in after if k.startswith("demo"))}
+
+
+PARENT = f"""
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", {BURN!r}], start_new_session=True)
+print(child.pid, flush=True)
+child.wait()
+"""
+
+
+def test_a_child_in_a_session_of_its_own_counts_for_its_parent(tmp_path: Path) -> None:
+    """PostgreSQL's backends each call setsid(): they count for the postmaster's part."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, start_new_session=True
+    )
+    child = 0
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        deadline = time.monotonic() + 30
+        spent = 0.0
+        while time.monotonic() < deadline and spent < 0.3:
+            spent = cpu.snapshot(tmp_path, REGIONS, {parent.pid: "postgres[us-east-1]"}).get(
+                "postgres[us-east-1]", 0.0
+            )
+            time.sleep(0.1)
+        assert spent >= 0.3, spent
+        assert child != parent.pid
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        if child:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child, signal.SIGKILL)
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
