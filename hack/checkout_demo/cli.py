@@ -40,7 +40,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("mode", nargs="?", choices=("demo", "gameday"), default="demo")
     p.add_argument("--scenario", default="kill-region", choices=sorted(scenarios.SCENARIOS))
     p.add_argument("--region", default="us-east-1", help="the region the GameDay breaks")
-    p.add_argument("--rate", type=float, default=4.0, help="checkouts per second (open loop)")
+    p.add_argument(
+        "--rate", type=float, default=3.0,
+        help="checkouts per second, all markets together (open loop; see the README for why 3)",
+    )  # fmt: skip
+    p.add_argument(
+        "--warmup", type=float, default=10.0,
+        help="seconds of the same load before the clock starts (not counted; 0: none)",
+    )  # fmt: skip
     p.add_argument("--before", type=float, default=30.0, help="seconds of load before the fault")
     p.add_argument("--during", type=float, default=60.0, help="seconds the fault lasts")
     p.add_argument("--after", type=float, default=30.0, help="seconds of load after recovery")
@@ -61,10 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, name) <= 0:
             print(f"checkout-demo: --{name.replace('_', '-')} must be > 0", file=sys.stderr)
             return 2
+    if args.warmup < 0:
+        print("checkout-demo: --warmup must be >= 0", file=sys.stderr)
+        return 2
     opts = Options(
         scenario=args.scenario,
         region=args.region,
         rate=args.rate,
+        warmup=args.warmup,
         before=args.before,
         during=args.during,
         after=args.after,

@@ -39,6 +39,10 @@ SIM_PLACEHOLDER = "http://psp-sim.invalid"
 GROUP = "checkout-operator.io"
 VERSION = "v1alpha1"
 KUBECONFIG_SECRET = "demo-kubeconfig"  # noqa: S105 (a Secret's name)
+LEASE_KUBECONFIG_SECRET = "demo-lease-kubeconfig"  # noqa: S105 (a Secret's name)
+"""In each region's namespace: a kubeconfig for the management cluster, for the services'
+market write Leases (the fleet's ``spec.remoteCluster.leaseKubeconfigSecretRef`` names it once
+the operator renders lease access; until then the kubelet stand-in sets the lease env)."""
 
 
 def region_namespace(region: str) -> str:
@@ -130,6 +134,16 @@ class Api:
         cm = self.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
         return None if cm is None else dict(cm.get("data") or {})
 
+    def configmaps(self, namespace: str) -> dict[str, dict[str, str]]:
+        """Every ConfigMap of a namespace, name -> data, in one list served from the
+        apiserver's watch cache (``resourceVersion=0``: no etcd read). The demo polls twice a
+        second; one GET per ConfigMap per pod cost the apiserver a tenth of a core."""
+        body = self.get(f"/api/v1/namespaces/{namespace}/configmaps?resourceVersion=0")
+        return {
+            cm["metadata"]["name"]: dict(cm.get("data") or {})
+            for cm in (body or {}).get("items") or ()
+        }
+
     def secret(self, namespace: str, name: str) -> dict[str, str]:
         s = self.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
         if s is None:
@@ -143,7 +157,9 @@ class Api:
         return list((body or {}).get("items") or [])
 
     def regions(self) -> list[dict[str, Any]]:
-        body = self.get(f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/checkoutregions")
+        body = self.get(
+            f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/checkoutregions?resourceVersion=0"
+        )
         return list((body or {}).get("items") or [])
 
     def close(self) -> None:

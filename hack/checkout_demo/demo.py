@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import importlib.util
 import json
 import os
@@ -18,10 +19,10 @@ from typing import Any
 
 import httpx
 
-from checkout_demo import auth, cluster, report, scenarios, verify
+from checkout_demo import auth, cluster, cpu, report, scenarios, verify
 from checkout_demo.infra import Edge, PspSim, RegionInfra, start_parallel
 from checkout_demo.kubelet import Kubelet
-from checkout_demo.load import LIMITED_SKU, MARKETS, LoadGen, Router
+from checkout_demo.load import LIMITED_SKU, LoadGen, Router
 from checkout_stack.components.kube import ControlPlane
 from checkout_stack.errors import StackError
 
@@ -29,39 +30,12 @@ ROUTING_CONFIGMAP = "checkout-fleet-routing"
 STOCK = {"tee": 1_000_000, "mug": 1_000_000, LIMITED_SKU: 40}
 
 
-def pricing_config() -> dict[str, Any]:
-    """The demo's catalog, taxes and shipping for US, NL, DE, IN and BR (the operator does not
-    render a pricing config yet: the demo hands this file to the pricing service)."""
-    shipping = {
-        "US": {"USD": 799}, "NL": {"EUR": 499}, "DE": {"EUR": 499},
-        "IN": {"INR": 4900}, "BR": {"BRL": 1990},
-    }  # fmt: skip
-    return {
-        "catalog": {
-            "tee": {"USD": 2199, "EUR": 1999, "INR": 79900, "BRL": 8990},
-            "mug": {"USD": 1400, "EUR": 1250, "INR": 49900, "BRL": 5990},
-            LIMITED_SKU: {"USD": 18000, "EUR": 16000, "INR": 1299900, "BRL": 89900},
-        },
-        "tax": {
-            "US": {"kind": "sales_tax", "rateBp": 888, "inclusive": False},
-            "NL": {"kind": "VAT", "rateBp": 2100, "inclusive": True},
-            "DE": {"kind": "VAT", "rateBp": 1900, "inclusive": True},
-            "IN": {"kind": "GST", "rateBp": 1800, "inclusive": True},
-            "BR": {"kind": "VAT", "rateBp": 1700, "inclusive": True},
-        },
-        "shipping": {
-            c: [{"id": "standard", "name": "Standard", "amounts": a, "days": 3}]
-            for c, a in shipping.items()
-        },
-        "snapshotTtlSeconds": 60,
-    }
-
-
 @dataclass
 class Options:
     scenario: str = "kill-region"
     region: str = "us-east-1"
-    rate: float = 4.0
+    rate: float = 3.0
+    warmup: float = 10.0
     before: float = 30.0
     during: float = 60.0
     after: float = 30.0
@@ -78,6 +52,8 @@ class WriterEvent:
     epoch: int
     state: str
     source: str
+    message: str = ""
+    """The operator's reason (status.markets[].message), e.g. why a down market does not move."""
 
 
 class Demo:
@@ -99,6 +75,10 @@ class Demo:
         self.writers: dict[str, str] = {}
         self.epochs: dict[str, int] = {}
         self.states: dict[str, str] = {}
+        self.messages: dict[str, str] = {}
+        self.region_status: dict[str, dict[str, Any]] = {}
+        self.routing_seen: dict[tuple[str, str], tuple[str, int, str]] = {}
+        self.routing_events: list[dict[str, Any]] = []
         self.writer_source = "routing ConfigMap"
         self.writer_events: list[WriterEvent] = []
         self.down: set[str] = set()
@@ -109,6 +89,9 @@ class Demo:
         self.load: LoadGen | None = None
         self.phase = "starting"
         self.marks: dict[str, float] = {}
+        self.cpu: dict[str, dict[str, float]] = {}
+        self.warmup_summary: dict[str, Any] = {}
+        self.applied_fleet: cluster.Fleet | None = None
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -179,6 +162,8 @@ class Demo:
         t = time.monotonic()
         self.start_regions()
         self.timings["services"] = time.monotonic() - t
+        self.wait_serving()
+        self.arm_failover()
         self.read_writers()
         self._watch = threading.Thread(target=self._watch_loop, daemon=True)
         self._watch.start()
@@ -206,6 +191,14 @@ class Demo:
             for provider, data in creds.items():
                 docs.append(cluster.secret_doc(ns, f"psp-{provider}", data))
         for ns in namespaces[1:]:
+            # the seam for the services' write leases of a remote region (regions as namespaces)
+            docs.append(
+                cluster.secret_doc(
+                    ns,
+                    cluster.LEASE_KUBECONFIG_SECRET,
+                    {"kubeconfig": self.plane.kubeconfig.read_text()},
+                )
+            )
             # the regions' gateways verify the load's bearer tokens with this JWKS
             docs.append(
                 {
@@ -221,7 +214,25 @@ class Demo:
             f"{len(fleet.routes)} PSPRoutes; gatewayUrl = each region's local edge, PSP "
             "endpoints = the local simulator)"
         )
-        cluster.apply(self.plane, [*fleet.regions, *fleet.routes])
+        # automatic failover is armed once every region runs (arm_failover): before that the
+        # regions' health probes fail only because their services are not started yet (the
+        # demo starts them from what the operator renders), and a market must not move for that
+        self.applied_fleet = fleet
+        held = copy.deepcopy(fleet.regions)
+        for r in held:
+            if (r["spec"].get("failover") or {}).get("policy", "Automatic") == "Automatic":
+                r["spec"].setdefault("failover", {})["policy"] = "Manual"
+        cluster.apply(self.plane, [*held, *fleet.routes])
+
+    def arm_failover(self) -> None:
+        """Apply the fleet's own failover policies (Automatic) now that every region serves
+        its home markets, and wait for the operator to observe them."""
+        assert self.plane is not None
+        assert self.api is not None
+        assert self.applied_fleet is not None
+        cluster.apply(self.plane, self.applied_fleet.regions)
+        cluster.wait_ready(self.api, self.names, self.workdir / "operator.log")
+        self.say("demo: automatic failover armed (the fleet's own spec.failover.policy)")
 
     def namespaces(self) -> list[str]:
         return [cluster.NAMESPACE, *(cluster.region_namespace(n) for n in self.names)]
@@ -248,9 +259,7 @@ class Demo:
 
     def start_regions(self) -> None:
         assert self.api is not None
-        pricing = self.workdir / "pricing.json"
-        pricing.write_text(json.dumps(pricing_config()))
-        extra = {"PRICING_CONFIG_FILE": str(pricing)}
+        extra: dict[str, str] = {}
         if importlib.util.find_spec("checkout_services.common.lease") is not None:
             # the services keep their markets' write leases (coordination.k8s.io Leases in the
             # fleet's namespace of the management cluster): where, and with which credentials,
@@ -298,22 +307,30 @@ class Demo:
         else the rendered routing ConfigMap (the contract in design section 3)."""
         assert self.api is not None
         found: dict[str, tuple[str, int, str]] = {}
+        messages: dict[str, str] = {}
         source = ""
-        for cr in self.api.regions():
+        regions = self.api.regions()
+        self.region_status = {
+            cr["spec"]["region"]: cr.get("status") or {} for cr in regions if "spec" in cr
+        }
+        for cr in regions:
             for m in (cr.get("status") or {}).get("markets") or ():
                 found[m["market"]] = (
                     m["writer"],
                     int(m.get("epoch", 0)),
                     m.get("state", "Serving"),
                 )
+                messages[m["market"]] = str(m.get("message") or "")
                 source = "CheckoutRegion status.markets"
         routing = None
+        t = self.now()
         for name in self.names:
             data = self.api.configmap(cluster.region_namespace(name), ROUTING_CONFIGMAP)
             if data and "routing.json" in data:
-                routing = json.loads(data["routing.json"])
-                if name not in self.down:
-                    break
+                rendered = json.loads(data["routing.json"])
+                self._record_routing(t, name, rendered)
+                if routing is None or name not in self.down:
+                    routing = rendered
         if routing is not None:
             for m in routing["markets"]:
                 route = (m["writer"], int(m["epoch"]), m.get("state", "Serving"))
@@ -321,16 +338,45 @@ class Demo:
                 if current is None or route[1] > current[1]:
                     found[m["market"]] = route
                     source = source or "routing ConfigMap"
-        t = self.now()
         for market, (writer, epoch, state) in found.items():
-            if (self.writers.get(market), self.epochs.get(market), self.states.get(market)) != (
-                writer, epoch, state,
-            ):  # fmt: skip
-                self.writer_events.append(WriterEvent(t, market, writer, epoch, state, source))
+            message = messages.get(market, "") if state != "Serving" else ""
+            if (
+                self.writers.get(market), self.epochs.get(market), self.states.get(market),
+                self.messages.get(market, ""),
+            ) != (writer, epoch, state, message):  # fmt: skip
+                self.writer_events.append(
+                    WriterEvent(t, market, writer, epoch, state, source, message)
+                )
             self.writers[market] = writer
             self.epochs[market] = epoch
             self.states[market] = state
+            self.messages[market] = message
         self.writer_source = source or self.writer_source
+
+    def _record_routing(self, t: float, region: str, rendered: dict[str, Any]) -> None:
+        """What each region's services follow: the routing ConfigMap rendered into the region
+        (the write guard and the gateway read it), apart from the operator's status."""
+        for m in rendered.get("markets") or ():
+            key = (region, m["market"])
+            route = (m["writer"], int(m["epoch"]), m.get("state", "Serving"))
+            if self.routing_seen.get(key) != route:
+                self.routing_seen[key] = route
+                self.routing_events.append(
+                    {"t": round(t, 2), "region": region, "market": m["market"],
+                     "writer": route[0], "epoch": route[1], "state": route[2]}
+                )  # fmt: skip
+
+    def routing_serving(self, market: str, writer: str, epoch: int) -> bool:
+        """Whether every running region's routing ConfigMap shows ``writer`` Serving ``market``
+        at ``epoch`` or later (what the services follow)."""
+        running = [n for n in self.names if n not in self.down]
+        return all(
+            (r := self.routing_seen.get((n, market))) is not None
+            and r[0] == writer
+            and r[1] >= epoch
+            and r[2] == "Serving"
+            for n in running
+        )
 
     def _watch_loop(self) -> None:
         while not self._watch_stop.wait(0.5):
@@ -340,10 +386,6 @@ class Demo:
                 if name not in self.down:
                     with contextlib.suppress(Exception):
                         kubelet.sync()
-
-    def gateways(self) -> bool:
-        """Whether every region runs the gateway (then customers enter by their home region)."""
-        return bool(self.kubelets) and all("gateway" in k.pods for k in self.kubelets.values())
 
     def entries(self) -> dict[str, str]:
         """Region -> the URL its customers' writes enter by (the gateway once it runs)."""
@@ -379,7 +421,7 @@ class Demo:
         opts = self.opts
         scenario = scenarios.get(opts.scenario)
         homes = {m: n for n in self.names for m in self.fleet.home_markets(n)}
-        router = Router(lambda: dict(self.writers), self.entries, homes, self.gateways)
+        router = Router(lambda: dict(self.writers), self.entries, homes)
         self.load = LoadGen(router, opts.rate, token=self.issuer.token)
         self.load.t0 = time.monotonic()
         initial_writers = dict(self.writers)
@@ -390,7 +432,9 @@ class Demo:
             f"{opts.before:.0f} s, recovery after {opts.during:.0f} s more, then "
             f"{opts.after:.0f} s with the region back"
         )
-        await self.warm_up()
+        await self.warm_up(router)
+        self.load.t0 = time.monotonic()
+        self.cpu["start"] = self.cpu_snapshot()
         progress = asyncio.create_task(self.progress())
         # arrivals go on until `after` seconds past the region's return (its restart can take
         # long on a loaded machine); the bound only guards against a hang
@@ -401,11 +445,13 @@ class Demo:
             await asyncio.sleep(opts.before)
             self.phase = "during"
             self.marks["fault"] = self.load.now()
+            self.cpu["fault"] = self.cpu_snapshot()
             await asyncio.to_thread(scenario.inject, self, opts.region)
             failover = await self.wait_failover(
                 opts.region, initial_writers, scenario.expects_failover
             )
             result["failover"] = failover
+            follow = asyncio.create_task(self.wait_routing(failover))
             rest = opts.before + opts.during - self.load.now()
             if rest > 0:
                 await asyncio.sleep(rest)
@@ -426,30 +472,95 @@ class Demo:
         finally:
             self.load.stop_arrivals()
             progress.cancel()
+            if "follow" in locals():
+                follow.cancel()
             if sys.stdout.isatty():
                 print()
         result["writers_before"] = initial_writers
         result["writers_after"] = dict(self.writers)
         return result
 
-    async def warm_up(self) -> None:
-        """One checkout per market before the clock starts (connections, workers, caches);
-        not counted in the report."""
+    async def warm_up(self, router: Router) -> None:
+        """``warmup`` seconds of the same load before the clock starts, not counted in the
+        report: every process has just started (first requests import lazily, fill connection
+        pools, the Temporal workers' caches and the JIT-less interpreter's caches), and what the
+        report measures is a region's steady state."""
+        if self.opts.warmup <= 0:
+            return
+        self.say(f"demo: warming up for {self.opts.warmup:g} s (same load, not counted)")
+        warm = LoadGen(router, self.opts.rate, token=self.issuer.token, run_id="warmup")
+        self.phase = "warm-up"
+        await warm.run(self.opts.warmup)
+        await warm.drain(within=30)
+        acked = sum(1 for c in warm.checkouts if c.outcome == "acknowledged")
+        self.timings["warmup"] = self.opts.warmup
+        self.warmup_summary = {
+            "seconds": self.opts.warmup,
+            "attempted": len(warm.checkouts),
+            "acknowledged": acked,
+            "p95_ms": report.pct([c.latency_ms for c in warm.checkouts if c.latency_ms], 95),
+        }
+
+    def wait_serving(self, timeout: float = 120.0) -> None:
+        """Wait until the operator shows every market Serving from its home region (the
+        regions' health probes passed). A load started earlier meets markets the first probes
+        marked Down (503 + Retry-After 30)."""
+        homes = {m: n for n in self.names for m in self.fleet.home_markets(n)}
+        self.say("demo: waiting for every market to be Serving from its home region")
+        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                self.read_writers()
+            if set(self.states) >= set(homes) and all(
+                self.states[m] == "Serving"
+                and self.writers.get(m) == home
+                and self.routing_serving(m, home, self.epochs.get(m, 0))
+                for m, home in homes.items()
+            ):
+                self.timings["serving"] = time.monotonic() - began
+                return
+            time.sleep(0.5)
+        self.note(
+            f"not every market was Serving from its home region after {timeout:.0f} s: "
+            + ", ".join(f"{m}={self.writers.get(m)}({self.states.get(m)})" for m in sorted(homes))
+        )
+
+    def cpu_snapshot(self) -> dict[str, float]:
+        pods = {
+            p.proc.pid: f"{component}[{region}]"
+            for region, k in self.kubelets.items()
+            for component, p in k.pods.items()
+            if p.proc is not None
+        }
+        if self.sim is not None and self.sim.proc is not None:
+            pods[self.sim.proc.pid] = "psp-sim"
+        for region, infra in self.infra.items():
+            for name, component in (("redis", infra.redis), ("postgres", infra.postgres)):
+                for proc in component.procs:
+                    with contextlib.suppress(RuntimeError):
+                        pods[proc.pid] = f"{name}[{region}]"
+        try:
+            return cpu.snapshot(self.workdir, self.names, pods)
+        except OSError:
+            return {}
+
+    async def wait_routing(self, failover: dict[str, Any]) -> None:
+        """After the operator published new writers: when every running region's routing
+        ConfigMap shows them Serving (what the write guards and gateways follow), and when a
+        moved market's checkout was first acknowledged there."""
         assert self.load is not None
-        router = self.load.router
-        async with httpx.AsyncClient(timeout=30) as client:
-            for market in sorted(MARKETS):
-                currency, method = MARKETS[market]
-                body = {
-                    "checkout_id": f"warmup-{self.load.run_id}-{market}",
-                    "market": market,
-                    "currency": currency,
-                    "lines": [{"sku": "tee", "quantity": 1}],
-                    "payment_method": method,
-                }
-                with contextlib.suppress(httpx.HTTPError):
-                    await client.post(f"{router.target_url(market)}/v1/checkouts", json=body)
-        self.load.t0 = time.monotonic()
+        if not failover.get("happened"):
+            return
+        moved = failover["moved"]
+        epochs = failover["epochs"]
+        fault = self.marks["fault"]
+        while True:
+            if all(self.routing_serving(m, w, epochs.get(m) or 0) for m, w in moved.items()):
+                break
+            await asyncio.sleep(0.25)
+        self.marks["routing"] = self.load.now()
+        failover["routing_seconds"] = round(self.marks["routing"] - fault, 2)
 
     async def wait_failover(
         self, region: str, before: dict[str, str], expected: bool
@@ -489,6 +600,10 @@ class Demo:
             "moved": moved,
             "down": [m for m in markets if self.states.get(m) == "Down"],
             "waited_seconds": self.opts.failover_timeout,
+            "operator_says": {m: self.messages.get(m, "") for m in markets},
+            "replication": {
+                n: st.get("replication") for n, st in self.region_status.items() if n != region
+            },
             "message": (
                 f"no failover happened: after {self.opts.failover_timeout:.0f} s the operator "
                 f"still shows {', '.join(f'{m}={self.writers.get(m)}' for m in markets)} "
@@ -497,7 +612,10 @@ class Demo:
                     "this operator build publishes no failover (CheckoutRegion status.markets "
                     "is empty), so the markets stayed down"
                     if not any(e.source.startswith("CheckoutRegion") for e in self.writer_events)
-                    else "the operator did not move them"
+                    else "the operator did not move them: "
+                    + "; ".join(
+                        f"{m}: {self.messages.get(m) or self.states.get(m)}" for m in markets
+                    )
                 )
             ),
         }

@@ -216,18 +216,9 @@ class Kubelet:
             return None
         pod.argv = [str(SERVICES_BIN), *command[1:], "--port", str(pod.port)]
         for key, value in self.extra_env.items():
-            if key == "PRICING_CONFIG_FILE" and component != "pricing":
-                continue
             if key.startswith("CHECKOUT_LEASE_") and component in ("pricing", "cart"):
                 continue  # read-only services hold no write lease
-            if key == "PRICING_CONFIG_FILE" and key in env:
-                # the demo fleet carries no spec.pricing: the demo's catalog replaces the
-                # rendered (empty) one
-                env[key] = value
-                note = f"{component}: the demo's catalog replaces the rendered pricing config"
-                if note not in self.notes:
-                    self.notes.append(note)
-            elif key not in env:
+            if key not in env:
                 env[key] = value
                 note = f"{component}: {key} is not in the rendered Deployment; the demo sets it"
                 if note not in self.notes:
@@ -261,7 +252,7 @@ class Kubelet:
         return changed
 
     def sync(self) -> None:
-        cache: dict[str, dict[str, str] | None] = {}
+        cache: dict[str, dict[str, str] | None] = dict(self.api.configmaps(self.namespace))
         with self._lock:
             for pod in self.pods.values():
                 self.sync_pod(pod, cache)

@@ -1,10 +1,14 @@
 """Open-loop checkouts at a fixed rate, with duplicate client retries (same Idempotency-Key).
 
-Arrivals follow a fixed schedule whatever the answers do, and a checkout's latency runs from its
-scheduled time to the answer that acknowledged it (retries included: what the customer waits).
-Every HTTP attempt is recorded too. Where a market's requests go is decided by one function,
-:meth:`Router.target_url`: today the current writer region's entry; with the gateway, the
-customer's nearest region's gateway (which forwards writes to the writer).
+Arrivals follow a fixed schedule whatever the answers do. Each checkout has two latencies: end to
+end, from its scheduled time to the answer that acknowledged it (retries and their waits included:
+what the customer waits), and the latency of the one HTTP attempt that succeeded (what the
+service took). Every HTTP attempt is recorded too.
+
+The client behaves like a sane one: a per-request timeout, bounded exponential backoff with
+jitter between retries, the server's ``Retry-After`` honoured (it waits at least that long), and
+an overall budget after which it gives up rather than sleeping past it. Where a market's requests
+go is decided by one function, :meth:`Router.target_url`.
 """
 
 from __future__ import annotations
@@ -38,26 +42,25 @@ DEFINITIVE = {"out-of-stock", "payment-declined", "declined", "unpriceable"}
 
 
 class Router:
-    """Where each market's checkouts go. Without a gateway: straight to the market's writer
-    region (from the operator's routing). With a gateway in every region: to the gateway of the
-    customers' home region, which forwards writes to the writer itself."""
+    """Where each market's checkouts go: the entry (gateway, else orders) of the market's
+    current writer region, as the operator publishes it. That is the write record the operator
+    renders for the market (DNSEndpoint ``write.<market>.<zone>``, short TTL), which follows
+    every failover; a client never keeps sending to a region that lost the market. Gateways
+    still forward a write that reaches a region which is not the writer (a stale record while
+    a market moves)."""
 
     def __init__(
         self,
         writers: Callable[[], dict[str, str]],
         entries: Callable[[], dict[str, str]],
         homes: dict[str, str] | None = None,
-        gateways: Callable[[], bool] = lambda: False,
     ) -> None:
         self._writers = writers
         self._entries = entries
         self._homes = homes or {}
-        self._gateways = gateways
 
     def region_for(self, market: str) -> str:
-        if self._gateways() and market in self._homes:
-            return self._homes[market]
-        return self._writers().get(market, "")
+        return self._writers().get(market) or self._homes.get(market, "")
 
     def target_url(self, market: str) -> str:
         """The one place that decides where a market's checkout is sent."""
@@ -85,6 +88,9 @@ class Checkout:
     outcome: str = "pending"  # acknowledged | rejected | failed
     acked_at: float | None = None
     latency_ms: float | None = None
+    """End to end: from the scheduled arrival to the acknowledging answer (retries included)."""
+    attempt_ms: float | None = None
+    """The HTTP attempt that got the acknowledgement, alone."""
     region: str = ""  # the region that acknowledged
     reason: str = ""
     total: int | None = None
@@ -106,7 +112,11 @@ class LoadGen:
     duplicate_share: float = 0.15
     concurrent_share: float = 0.05
     retry_budget_s: float = 45.0
-    request_timeout_s: float = 15.0
+    """A checkout not acknowledged this long after its arrival is given up (failed)."""
+    request_timeout_s: float = 5.0
+    """One HTTP attempt (connect + answer); a timed-out attempt is retried with the same key."""
+    backoff_base_s: float = 0.25
+    backoff_cap_s: float = 2.0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     checkouts: list[Checkout] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
@@ -137,6 +147,8 @@ class LoadGen:
     async def _post(
         self, client: httpx.AsyncClient, c: Checkout, kind: str
     ) -> tuple[int, dict[str, Any]]:
+        """One HTTP attempt: (status, body + ``_region``, ``_slug``, ``_retry_after``,
+        ``_ms``)."""
         url = self.router.target_url(c.market)
         region = self.router.region_for(c.market)
         started = self.now()
@@ -160,16 +172,15 @@ class LoadGen:
                 slug = "timeout"
             except httpx.TransportError as exc:
                 slug = type(exc).__name__
+        ms = (self.now() - started) * 1000
         self.attempts.append(
-            Attempt(
-                c.checkout_id, c.market, region, started,
-                (self.now() - started) * 1000, status, slug, kind,
-            )
-        )  # fmt: skip
-        return status, {**body, "_region": region, "_slug": slug, "_retry_after": retry_after}
+            Attempt(c.checkout_id, c.market, region, started, ms, status, slug, kind)
+        )
+        return status, {
+            **body, "_region": region, "_slug": slug, "_retry_after": retry_after, "_ms": ms,
+        }  # fmt: skip
 
     async def _checkout(self, client: httpx.AsyncClient, c: Checkout, rng: random.Random) -> None:
-        backoff = 0.5
         deadline = c.scheduled + self.retry_budget_s
         while True:
             c.attempts += 1
@@ -185,6 +196,7 @@ class LoadGen:
                 c.outcome = "acknowledged"
                 c.acked_at = self.now()
                 c.latency_ms = (c.acked_at - c.scheduled) * 1000
+                c.attempt_ms = body["_ms"]
                 c.region = body["_region"]
                 c.total = body.get("total")
                 if rng.random() < self.duplicate_share:
@@ -200,18 +212,18 @@ class LoadGen:
                 c.outcome = "rejected"
                 c.reason = slug
                 return
-            # exponential backoff with jitter; at least what the server asked (Retry-After), and
-            # at least 2 s while the same key is still in flight (the first try is running)
-            wait = backoff * (0.5 + rng.random())
-            wait = max(
-                wait, body["_retry_after"], 2.0 if slug == "idempotency-key-in-flight" else 0
-            )
+            wait = max(self.backoff(c.attempts, rng), body["_retry_after"])
             if self.now() + wait > deadline or self._stop.is_set():
+                # give up now rather than sleep past the budget
                 c.outcome = "failed"
                 c.reason = slug or str(status)
                 return
             await asyncio.sleep(wait)
-            backoff = min(backoff * 2, 8.0)
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Exponential backoff with full jitter, capped: attempt 1 -> up to 0.25 s, 2 -> 0.5 s,
+        3 -> 1 s, then 2 s at most."""
+        return rng.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1)))
 
     async def run(self, seconds: float) -> None:
         """Schedule arrivals for ``seconds`` from now (open loop), then return (checkouts still

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkout_demo.load import LoadGen
+from checkout_demo import cpu
+from checkout_demo.load import Checkout, LoadGen
 from checkout_demo.verify import Verdict
 
 if TYPE_CHECKING:
@@ -37,16 +38,54 @@ def phase_of(t: float, marks: dict[str, float]) -> str:
     return "after"
 
 
-def latency_table(load: LoadGen, marks: dict[str, float]) -> dict[str, dict[str, Any]]:
+def checkout_phase(c: Checkout, marks: dict[str, float]) -> str:
+    """A checkout's phase by its arrival, except that one which arrived before the fault but
+    was answered after it (or never) lived through the fault: it counts as during. "Before" is
+    the steady state."""
+    phase = phase_of(c.scheduled, marks)
+    if phase == "before" and (c.acked_at is None or c.acked_at >= marks.get("fault", math.inf)):
+        return "during"
+    return phase
+
+
+def latency_table(
+    load: LoadGen, marks: dict[str, float], field: str = "latency_ms"
+) -> dict[str, dict[str, Any]]:
+    """p50/p95/p99 per phase of acknowledged checkouts: ``latency_ms`` end to end (retries and
+    their waits included), ``attempt_ms`` the HTTP attempt that succeeded alone."""
     out: dict[str, dict[str, Any]] = {}
     for phase in ("before", "during", "after"):
         lat = [
-            c.latency_ms
+            v
             for c in load.checkouts
-            if c.latency_ms is not None and phase_of(c.scheduled, marks) == phase
+            if (v := getattr(c, field)) is not None and checkout_phase(c, marks) == phase
         ]
         out[phase] = {"n": len(lat), "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99)}
     return out
+
+
+def cpu_table(demo: Demo, acked_before: int, seconds: float) -> dict[str, Any]:
+    """CPU seconds per part of the stack over the phase before the fault, the cores they kept
+    busy, and CPU ms per acknowledged checkout (comparable across loaded runs; latency is not)."""
+    snaps = getattr(demo, "cpu", {})
+    if "start" not in snaps or "fault" not in snaps or seconds <= 0:
+        return {}
+    parts = cpu.delta(snaps["start"], snaps["fault"])
+    total = sum(parts.values())
+    services = sum(v for k, v in parts.items() if k.split("[")[0] in SERVICES)
+    return {
+        "seconds": round(seconds, 1),
+        "cores_busy": round(total / seconds, 2),
+        "services_cores_busy": round(services / seconds, 2),
+        "ms_per_checkout": round(1000 * total / acked_before, 1) if acked_before else None,
+        "services_ms_per_checkout": (
+            round(1000 * services / acked_before, 1) if acked_before else None
+        ),
+        "parts_cpu_seconds": parts,
+    }
+
+
+SERVICES = ("cart", "pricing", "inventory", "payments", "orders", "gateway")
 
 
 def per_region_p95(load: LoadGen, marks: dict[str, float]) -> dict[str, float | None]:
@@ -59,7 +98,7 @@ def per_region_p95(load: LoadGen, marks: dict[str, float]) -> dict[str, float | 
                 for c in load.checkouts
                 if c.region == r
                 and c.latency_ms is not None
-                and phase_of(c.scheduled, marks) == "before"
+                and checkout_phase(c, marks) == "before"
             ],
             95,
         )
@@ -90,8 +129,20 @@ def build(
         row["attempted"] += 1
         if c.outcome == "acknowledged":
             row["acknowledged"] += 1
-            if phase_of(c.scheduled, demo.marks) == "before":
+            if checkout_phase(c, demo.marks) == "before":
                 row["acked_before"] += 1
+    if failover.get("happened"):
+        moved = failover.get("moved") or {}
+        fault = demo.marks.get("fault", 0.0)
+        served = [
+            c.acked_at
+            for c in checkouts
+            if c.market in moved and c.region == moved[c.market] and c.acked_at is not None
+            and c.acked_at >= fault
+        ]  # fmt: skip
+        failover["first_ack_by_new_writer_seconds"] = (
+            round(min(served) - fault, 2) if served else None
+        )
     region_p95 = per_region_p95(load, demo.marks)
     latency_misses = {r: v for r, v in region_p95.items() if v is not None and v > P95_GOAL_MS}
     broken = []
@@ -143,7 +194,15 @@ def build(
         "writers_before": result.get("writers_before"),
         "writers_after": result.get("writers_after"),
         "writer_events": [e.__dict__ for e in demo.writer_events],
+        "routing_events": getattr(demo, "routing_events", []),
         "latency_ms": latency_table(load, demo.marks),
+        "attempt_latency_ms": latency_table(load, demo.marks, "attempt_ms"),
+        "warmup": getattr(demo, "warmup_summary", {}),
+        "cpu_before": cpu_table(
+            demo,
+            sum(r["acked_before"] for r in by_market.values()),
+            demo.marks.get("fault", 0.0),
+        ),
         "p95_before_by_region_ms": region_p95,
         "marks": {k: round(v, 2) for k, v in demo.marks.items()},
         "workdir": str(getattr(demo, "workdir", "")),
@@ -167,6 +226,8 @@ def _ms(v: float | None) -> str:
 
 def text(s: dict[str, Any]) -> str:
     lat = s["latency_ms"]
+    empty = {"p50": None, "p95": None, "p99": None}
+    att = s.get("attempt_latency_ms") or {ph: empty for ph in ("before", "during", "after")}
     fo = s["failover"] or {}
     if fo.get("happened"):
         fo_line = (
@@ -178,6 +239,18 @@ def text(s: dict[str, Any]) -> str:
             + f"{fo['seconds']:.1f} s ({', '.join(f'{m} -> {w}' for m, w in fo['moved'].items())}"
             + (f"; down: {', '.join(fo['down'])}" if fo.get("down") else "")
             + f"; source: {fo['source']})"
+            + (
+                f"; every region's routing ConfigMap (what the services follow) after "
+                f"{fo['routing_seconds']:.1f} s"
+                if fo.get("routing_seconds") is not None
+                else "; the regions' routing ConfigMaps had not all followed by the recovery"
+            )
+            + (
+                f"; first moved checkout acknowledged by the new writer after "
+                f"{fo['first_ack_by_new_writer_seconds']:.1f} s"
+                if fo.get("first_ack_by_new_writer_seconds") is not None
+                else ""
+            )
         )
     elif fo and not fo.get("expected"):
         fo_line = "none, as expected: this scenario must not move any market"
@@ -204,6 +277,11 @@ def text(s: dict[str, Any]) -> str:
             f" (n={lat[ph]['n']})"
             for ph in ("before", "during", "after")
         ),
+        "  succeeded attempt alone "
+        + "  ".join(
+            f"{ph}: {_ms(att[ph]['p50'])}/{_ms(att[ph]['p95'])}/{_ms(att[ph]['p99'])}"
+            for ph in ("before", "during", "after")
+        ),
         "  p95 before, per region  "
         + ", ".join(f"{r} {_ms(v)}" for r, v in s["p95_before_by_region_ms"].items()),
         f"  run time                {s['total_seconds']:.0f} s"
@@ -213,6 +291,22 @@ def text(s: dict[str, Any]) -> str:
         f"{s['retry_attempts']}, deliberate duplicates with the same key "
         f"{s['duplicate_attempts']})",
     ]
+    c = s.get("cpu_before") or {}
+    if c:
+        lines.append(
+            f"  CPU before the fault    {c['cores_busy']:.2f} of {os.cpu_count()} cores busy with "
+            f"the demo's processes ({c['ms_per_checkout']} ms CPU per acknowledged checkout; "
+            f"the services {c['services_cores_busy']:.2f} cores, "
+            f"{c['services_ms_per_checkout']} ms per checkout)"
+        )
+        top = list(c["parts_cpu_seconds"].items())[:8]
+        lines.append("  CPU s by part (before)  " + ", ".join(f"{k} {v:.1f}" for k, v in top))
+    w = s.get("warmup") or {}
+    if w:
+        lines.append(
+            f"  warm-up (not counted)   {w['seconds']:g} s, {w['acknowledged']}/{w['attempted']}"
+            f" acknowledged, p95 {_ms(w['p95_ms'])} ms"
+        )
     lines.append(
         "  acknowledged by market  "
         + ", ".join(
@@ -269,6 +363,7 @@ def timeline_png(load: LoadGen, marks: dict[str, float], path: Path) -> None:
     styles = {
         "fault": ("tab:red", "fault injected"),
         "failover": ("tab:purple", "new writer (failover)"),
+        "routing": ("tab:cyan", "services follow (routing)"),
         "recovery": ("tab:olive", "recovery started"),
         "recovered": ("tab:green", "region back"),
     }

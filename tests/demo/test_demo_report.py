@@ -206,19 +206,15 @@ def test_html_report_renders_in_headless_chromium(written: Path, tmp_path: Path)
     assert near((214, 39, 40)) > 50, "no error bars drawn"
 
 
-def test_router_follows_the_writer_until_gateways_run() -> None:
+def test_router_follows_the_writer_like_the_write_record() -> None:
     writers = {"US": "us-east-1", "NL": "eu-west-1"}
     entries = {"us-east-1": "http://us", "eu-west-1": "http://eu"}
-    gateways = {"on": False}
-    router = Router(
-        lambda: writers, lambda: entries, {"US": "us-east-1", "NL": "eu-west-1"},
-        lambda: gateways["on"],
-    )  # fmt: skip
+    router = Router(lambda: writers, lambda: entries, {"US": "us-east-1", "NL": "eu-west-1"})
     assert router.target_url("US") == "http://us"
-    writers["US"] = "eu-west-1"  # the operator moved US
+    writers["US"] = "eu-west-1"  # the operator moved US: its customers follow
     assert router.target_url("US") == "http://eu"
-    gateways["on"] = True  # the home region's gateway forwards to the writer itself
-    assert router.target_url("US") == "http://us"
+    assert router.region_for("NL") == "eu-west-1"
+    del writers["NL"]  # nothing published yet: the home region
     assert router.region_for("NL") == "eu-west-1"
     assert router.target_url("XX") == ""
 
@@ -230,3 +226,14 @@ def test_an_order_forwarded_to_another_region_is_not_missing() -> None:
     assert verdict.missing_in_db == ["c2"]
     assert verdict.missing_in_kafka == ["c1"]  # in eu-west-1's database, not in its Kafka
     assert verdict.completed == 1
+
+
+def test_a_checkout_caught_by_the_fault_is_not_steady_state() -> None:
+    marks = {"fault": 20.0, "recovered": 50.0}
+    done = Checkout("a", "US", 19.0, [], outcome="acknowledged", acked_at=19.3, latency_ms=300)
+    caught = Checkout("b", "US", 19.5, [], outcome="acknowledged", acked_at=31.0, latency_ms=11500)
+    lost = Checkout("c", "US", 19.8, [], outcome="failed")
+    assert report.checkout_phase(done, marks) == "before"
+    assert report.checkout_phase(caught, marks) == "during"
+    assert report.checkout_phase(lost, marks) == "during"
+    assert report.checkout_phase(Checkout("d", "US", 55.0, []), marks) == "after"

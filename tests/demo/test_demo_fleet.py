@@ -1,0 +1,38 @@
+"""The demo fleet prices what the demo sells: the operator renders each region's spec.pricing into
+the pricing service's config, and the demo runs the services from that (no catalog of its own).
+A region must quote every SKU the demo stocks, in the currency, tax and shipping of every market
+it may write for: its home markets and those of the regions that fail over to it."""
+
+from __future__ import annotations
+
+from checkout_demo import cluster
+from checkout_demo.demo import STOCK
+from checkout_demo.load import MARKETS
+from checkout_operator.api import load
+from checkout_operator.api.checkoutregion import CheckoutRegion
+from checkout_operator.render import configmaps
+
+
+def test_every_region_prices_every_market_it_may_write_for() -> None:
+    fleet = cluster.load_fleet()
+    regions = {}
+    for doc in fleet.regions:
+        parsed = load.parse(doc)
+        assert isinstance(parsed, CheckoutRegion)
+        regions[parsed.spec.region] = parsed
+    writes: dict[str, set[str]] = {name: set(fleet.home_markets(name)) for name in regions}
+    for name, region in regions.items():
+        for target in region.spec.failover.targets:
+            writes[target] |= set(fleet.home_markets(name))
+    assert writes["eu-west-1"] == {"NL", "DE", "US", "BR"}
+    assert writes["ap-south-1"] == {"IN"}
+    for name, markets in writes.items():
+        config = configmaps.pricing_model(regions[name])
+        for market in sorted(markets):
+            currency = MARKETS[market][0]
+            for sku in STOCK:
+                assert currency in config.catalog.get(sku, {}), (name, market, sku)
+            assert market in config.tax, (name, market)
+            assert any(currency in o.amounts for o in config.shipping[market]), (name, market)
+    # the demo sells every market it loads
+    assert set().union(*writes.values()) == set(MARKETS)
