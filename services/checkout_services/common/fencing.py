@@ -46,6 +46,15 @@ class InFlight:
                 del self._n[key]
 
 
+def say_unfenced(service: str) -> None:
+    """The startup note of a service running without write leases (once per start)."""
+    log.warning(
+        "%s: %s is not set: no write leases; writes follow the fleet routing ConfigMap only",
+        service,
+        lease.NAMESPACE_ENV,
+    )
+
+
 @contextlib.asynccontextmanager
 async def keeper(
     region: config.RegionConfig,
@@ -57,11 +66,7 @@ async def keeper(
     """A started keeper of ``region``'s market leases, or None when leases are not configured."""
     namespace = os.environ.get(lease.NAMESPACE_ENV)
     if not namespace:
-        log.warning(
-            "%s: %s is not set: no write leases; writes follow the fleet routing ConfigMap only",
-            service,
-            lease.NAMESPACE_ENV,
-        )
+        say_unfenced(service)
         yield None
         return
     try:
