@@ -249,3 +249,61 @@ def test_without_lease_env_inventory_says_so_once_and_follows_routing(
         svc.stop()
     said = [line for line in svc.log.read_text().splitlines() if "no write leases" in line]
     assert len(said) == 1, said
+
+
+async def test_the_rendered_role_lets_a_keeper_renew_and_nothing_more(
+    kube: Any, namespace: str, client: kclient.KubeClient
+) -> None:
+    """The Role and RoleBinding the operator renders for a region in the management cluster,
+    applied to the real apiserver: the orders ServiceAccount's token renews the fleet's market
+    Lease; it may not create Leases nor touch another Lease of the namespace."""
+    from checkout_operator.render import leaseaccess
+
+    for component in leaseaccess.COMPONENTS:
+        kube.kubectl("create", "serviceaccount", f"checkout-{component}", "-n", namespace)
+    for obj in (
+        leaseaccess.role(h.REGION, namespace, FLEET, ["NL", "DE"]),
+        leaseaccess.role_binding(h.REGION, namespace),
+    ):
+        kube.kubectl("apply", "-f", "-", input=json.dumps(obj))
+    token = kube.kubectl(
+        "create", "token", "checkout-orders", "-n", namespace, "--duration=10m"
+    ).stdout.strip()
+    admin = contract.StoreConfig.from_kubeconfig(kube.kubeconfig, namespace)
+    config = contract.StoreConfig(admin.server, namespace, token=token, ca_pem=admin.ca_pem)
+    nl = await leases.create(client, namespace, FLEET, "NL", h.REGION, 5, time.time() - 1)
+    other = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "checkout-operator-leader"},
+        "spec": {"holderIdentity": "operator-0", "leaseDurationSeconds": 15},
+    }
+    await client.request(
+        "POST",
+        f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
+        body=other,
+        target="Lease",
+        kind="Lease",
+    )
+    store = contract.LeaseStore(config)
+    keeper = contract.LeaseKeeper(h.REGION, FLEET, store)
+    try:
+        await keeper.step()
+        assert keeper.renewals == 1
+        assert keeper.errors == 0
+        assert keeper.may_write("NL")
+        assert (await leases.read(client, namespace, FLEET))["NL"].renewed_at > nl.renewed_at
+        # not the other Lease of the namespace (the operator's leader Lease), and no create
+        listed = {item.market: item for item in await store.list(FLEET)}
+        leader = json.loads(json.dumps(dict(listed["NL"].raw)))
+        leader["metadata"]["name"] = "checkout-operator-leader"
+        with pytest.raises(contract.LeaseStoreError, match="HTTP 403"):
+            await store.replace(leader)
+        with pytest.raises(contract.LeaseStoreError, match="HTTP 403"):
+            await store._call(
+                "POST",
+                f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
+                json=contract.build(FLEET, namespace, "FR", h.REGION, 1, 5, time.time()),
+            )
+    finally:
+        await store.aclose()
