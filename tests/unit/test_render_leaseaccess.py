@@ -50,7 +50,7 @@ def test_role_grants_exactly_what_the_services_do() -> None:
                         "checkout-shop-market-ie",
                         "checkout-shop-market-nl",
                     ],
-                    "verbs": ["get", "patch", "update"],
+                    "verbs": ["get", "patch"],
                 },
             ],
         }

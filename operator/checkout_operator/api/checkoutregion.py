@@ -61,7 +61,7 @@ class RemoteCluster(ApiModel):
     """Secret key (in the remote namespace) holding a kubeconfig for the management cluster,
     with which the region's orders, inventory, payments and gateway keep and follow the
     market write Leases in this CheckoutRegion's namespace (it needs list and watch on
-    ``leases`` there, and get, patch and update on the fleet's market Leases). Unset: the
+    ``leases`` there, and get and patch on the fleet's market Leases). Unset: the
     region's services write by the fleet routing ConfigMap alone, without write leases."""
 
 

@@ -7,9 +7,11 @@ namespace) and a credential:
 * a region whose children run in the management cluster (no ``spec.remoteCluster``) uses its
   components' ServiceAccount tokens, with one namespaced Role + RoleBinding
   (:func:`role`, :func:`role_binding`) granting exactly what the services do: ``list`` and
-  ``watch`` the namespace's Leases (a list cannot be limited by name), ``get``, ``patch`` and
-  ``update`` only the fleet's market Leases by name (renew, acknowledge fencing). No
-  ``create`` or ``delete``: the operator creates the Leases.
+  ``watch`` the namespace's Leases (a list cannot be limited by name), ``get`` and ``patch``
+  only the fleet's market Leases by name (renew, acknowledge fencing: compare-and-swap merge
+  patches carrying the resourceVersion read). No ``create``, ``update`` or ``delete``: the
+  operator creates the Leases, and every change is a patch (the operator itself holds no
+  ``update``, and RBAC lets it grant only what it holds).
 * a remote region uses a kubeconfig for the management cluster from the Secret key
   ``spec.remoteCluster.leaseKubeconfigSecretRef`` in its own namespace, mounted read-only and
   named by ``CHECKOUT_LEASE_KUBECONFIG``. Its identity's permissions on the management cluster
@@ -96,7 +98,7 @@ def role(region: str, namespace: str, fleet: str, markets: Iterable[str]) -> has
                 "apiGroups": [group],
                 "resources": ["leases"],
                 "resourceNames": names,
-                "verbs": ["get", "patch", "update"],
+                "verbs": ["get", "patch"],
             }
         )
     return hashing.with_spec_hash(
