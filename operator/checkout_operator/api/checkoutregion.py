@@ -57,6 +57,12 @@ class RemoteCluster(ApiModel):
     """Secret key holding a kubeconfig for the remote cluster."""
     namespace: str = Field(pattern=DNS_LABEL, max_length=63)
     """Namespace in the remote cluster that receives the children."""
+    lease_kubeconfig_secret_ref: SecretKeyRef | None = None
+    """Secret key (in the remote namespace) holding a kubeconfig for the management cluster,
+    with which the region's orders, inventory, payments and gateway keep and follow the
+    market write Leases in this CheckoutRegion's namespace (it needs list and watch on
+    ``leases`` there, and get and patch on the fleet's market Leases). Unset: the
+    region's services write by the fleet routing ConfigMap alone, without write leases."""
 
 
 class ResourceList(ApiModel):

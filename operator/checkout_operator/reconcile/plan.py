@@ -184,6 +184,7 @@ KIND_ORDER: Final[Mapping[str, int]] = {
             ("Namespace",),
             ("NetworkPolicy",),
             ("ServiceAccount",),
+            ("Role", "RoleBinding"),
             ("Secret",),
             ("ConfigMap",),
             ("PodDisruptionBudget",),

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from checkout_operator.api.checkoutregion import CheckoutRegion
-from checkout_operator.render import gatewayconfig, hashing, labels, pods, psp
+from checkout_operator.render import gatewayconfig, hashing, labels, leaseaccess, pods, psp
 from checkout_services.common import config as region_config
 from checkout_services.common import routing
 from checkout_services.payments import config as payments_config
@@ -36,9 +36,12 @@ def build(
     component: str,
     config_hash: str,
     credential_secrets: Sequence[str] = (),
+    lease_access: leaseaccess.Access | None = None,
 ) -> hashing.KubeObject:
     """``config_hash`` digests the ConfigMaps the pods read; ``credential_secrets`` (payments
-    only) are the PSP credentials Secrets to mount, from :func:`psp.credential_secrets`."""
+    only) are the PSP credentials Secrets to mount, from :func:`psp.credential_secrets`;
+    ``lease_access`` (from :func:`leaseaccess.for_region`) gives the components that keep or
+    follow the market write leases their namespace and credential."""
     spec = region.spec
     service = spec.services.for_service(component)
     name = labels.child_name(component)
@@ -137,6 +140,12 @@ def build(
     volumes = [volume for volume, _ in mounts]
     if component == gatewayconfig.COMPONENT:
         volumes += gatewayconfig.wire(region, container)
+    # the lease store is the one API these pods call (with their token, in the management
+    # cluster); every other pod gets no token
+    api_token = False
+    if lease_access is not None and component in leaseaccess.COMPONENTS:
+        volumes += leaseaccess.wire(lease_access, container)
+        api_token = lease_access.in_cluster
     deployment_spec: dict[str, Any] = {
         "revisionHistoryLimit": 5,
         "selector": {"matchLabels": labels.selector(spec.region, component)},
@@ -151,7 +160,7 @@ def build(
             },
             "spec": {
                 "serviceAccountName": name,
-                "automountServiceAccountToken": False,
+                "automountServiceAccountToken": api_token,
                 "securityContext": pods.pod_security_context(),
                 "terminationGracePeriodSeconds": 30,
                 "containers": [container],

@@ -21,6 +21,7 @@ from checkout_operator.render import (
     hpa,
     httproute,
     labels,
+    leaseaccess,
     mirrormaker,
     networkpolicy,
     pdb,
@@ -100,6 +101,7 @@ def render_region(
     payments_hash = hashing.digest([region_cm["data"], fleet_cm["data"], psp_cm["data"]])
     gateway_hash = hashing.digest([region_cm["data"], fleet_cm["data"], gateway_cm["data"]])
     secrets = psp.credential_secrets(routes)
+    lease_access = leaseaccess.for_region(region)
 
     objects: list[hashing.KubeObject] = [region_cm, fleet_cm, psp_cm, pricing_cm, gateway_cm]
     for name in region_config.SERVICE_NAMES:
@@ -118,12 +120,19 @@ def render_region(
                 if name == gatewayconfig.COMPONENT
                 else base_hash,
                 secrets if payments else (),
+                lease_access,
             ),
             pdb.build(spec.region, namespace, name),
             networkpolicy.build(spec.region, namespace, name),
         ]
         if svc.autoscaling.enabled:
             objects.append(hpa.build(spec.region, namespace, name, svc.autoscaling))
+    if lease_access is not None and lease_access.in_cluster:
+        markets = [m.market for m in fleet_routing.markets]
+        objects += [
+            leaseaccess.role(spec.region, namespace, spec.fleet, markets),
+            leaseaccess.role_binding(spec.region, namespace),
+        ]
     if spec.replication.peers:
         if spec.replication.mode == "Strimzi":
             objects.append(mirrormaker.strimzi(region, namespace, fleet_regions))

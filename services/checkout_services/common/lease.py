@@ -323,6 +323,7 @@ class LeaseKeeper:
         skew: float = 1.0,
         interval: float | None = None,
         in_flight: Callable[[str], int] = lambda market: 0,
+        acknowledge: bool = True,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -332,6 +333,9 @@ class LeaseKeeper:
         self.skew = skew
         self.interval = interval
         self.in_flight = in_flight
+        self.acknowledge = acknowledge
+        """False: this keeper stops writing on Fencing but leaves the ``fenced-ack`` to the
+        region's acknowledging keeper (several services of a region keep the same leases)."""
         self.clock = clock
         self.wall = wall
         self.held: dict[str, Held] = {}
@@ -395,7 +399,7 @@ class LeaseKeeper:
                 held = self.held[lease.market] = Held(lease.epoch, 0.0, fenced=True)
             held.fenced = True
             busy = self.in_flight(lease.market)
-            if lease.acked_epoch != lease.epoch:
+            if lease.acked_epoch != lease.epoch and (busy or self.acknowledge):
                 obj = json.loads(json.dumps(lease.raw))
                 if busy:
                     obj["spec"]["renewTime"] = micro_time(self.wall())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from checkout_services.common import app as common_app
-from checkout_services.common import settings
+from checkout_services.common import lease, settings
 from checkout_services.gateway import (
     auth,
     bodylimit,
@@ -29,6 +30,8 @@ from checkout_services.gateway import (
 )
 from checkout_services.gateway.config import Settings
 from checkout_services.gateway.metrics import GatewayMetrics
+
+log = logging.getLogger("checkout_services.gateway")
 
 
 def http_client() -> httpx.AsyncClient:
@@ -58,7 +61,21 @@ def create_app(cfg: Settings | None = None, lease_view: leases.LeaseView | None 
         http = http_client()
         redis = aioredis.Redis.from_url(s.common.redis_url)
         poller: asyncio.Task[None] | None = None
+        store_view: leases.StoreLeases | None = None
         try:
+            view = lease_view
+            if view is None:
+                store_view = leases.from_env(region.fleet, s.lease_poll_seconds)
+                if store_view is None:
+                    log.warning(
+                        "gateway: %s is not set: writes follow the fleet routing ConfigMap only",
+                        lease.NAMESPACE_ENV,
+                    )
+                    view = leases.RoutingLeases()
+                else:
+                    await store_view.start()
+                    log.info("gateway: writes follow the market Leases of fleet %s", region.fleet)
+                    view = store_view
             authenticator = auth.Authenticator(
                 s.jwks,
                 http,
@@ -70,7 +87,7 @@ def create_app(cfg: Settings | None = None, lease_view: leases.LeaseView | None 
             app.state.gateway = service.Gateway(
                 region=region.region,
                 table=routing_table,
-                leases=lease_view or leases.RoutingLeases(),
+                leases=view,
                 limiter=ratelimit.Limiter(redis, s.client_limit, s.market_limit, s.bot_window_ms),
                 authenticator=authenticator,
                 http=http,
@@ -94,6 +111,8 @@ def create_app(cfg: Settings | None = None, lease_view: leases.LeaseView | None 
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
+            if store_view is not None:
+                await store_view.aclose()
             await http.aclose()
             await redis.aclose()
 

@@ -38,6 +38,8 @@ class Settings:
     """Readiness fails when the routing file could not be read and validated for this long."""
     upstream_timeout_seconds: float = 10.0
     forward_timeout_seconds: float = 10.0
+    lease_poll_seconds: float = 0.5
+    """How often the market Leases are re-listed (with ``CHECKOUT_LEASE_NAMESPACE``)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -76,6 +78,7 @@ class Settings:
             routing_max_age_seconds=settings.env_float("GATEWAY_ROUTING_MAX_AGE_SECONDS", 30.0),
             upstream_timeout_seconds=settings.env_float("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 10.0),
             forward_timeout_seconds=settings.env_float("GATEWAY_FORWARD_TIMEOUT_SECONDS", 10.0),
+            lease_poll_seconds=settings.env_float("GATEWAY_LEASE_POLL_SECONDS", 0.5),
         )
         s.validate()
         return s
@@ -94,6 +97,7 @@ class Settings:
                 self.routing_max_age_seconds >= self.routing_poll_seconds,
                 "GATEWAY_ROUTING_MAX_AGE_SECONDS must be >= GATEWAY_ROUTING_POLL_SECONDS",
             ),
+            (self.lease_poll_seconds > 0, "GATEWAY_LEASE_POLL_SECONDS must be > 0"),
         )
         for ok, message in checks:
             if not ok:

@@ -1,4 +1,4 @@
-"""Who may write for a market right now: the seam for the failover work's write leases.
+"""Who may write for a market right now: the write leases, as the gateway sees them.
 
 The routing table says which region *should* write for a market (writer, epoch, state). With
 write leases, a region writes only while it holds an unexpired lease for the current epoch: the
@@ -6,15 +6,28 @@ gateway then sends a market's writes to the region that holds that lease, and an
 Retry-After while nobody holds it (the old writer was fenced, the new one is not promoted yet).
 
 :class:`LeaseView` is that question as an interface. :class:`RoutingLeases` answers it from the
-routing table alone (the writer named there, while the market is Serving); a lease-backed view
-(``common/lease.py``) plugs in through :func:`checkout_services.gateway.app.create_app`.
+routing table alone (the writer named there, while the market is Serving): the behaviour when
+the lease store is not configured. :class:`StoreLeases` answers it from the market Leases on the
+management cluster (``common/lease.py``: ``CHECKOUT_LEASE_NAMESPACE`` plus
+``CHECKOUT_LEASE_KUBECONFIG`` or the pod's service account), re-listed every ``poll_s``: the
+lease's holder while it is Serving and unexpired, nobody while it is Fencing or expired. A
+market without a Lease, or a view older than ``stale_after_s`` (the lease store is unreachable:
+the control plane failing is not the region failing), falls back to the routing table.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
 from typing import Protocol
 
-from checkout_services.common import routing
+from checkout_services.common import lease, routing
+
+log = logging.getLogger("checkout_services.gateway.leases")
 
 
 class LeaseView(Protocol):
@@ -29,3 +42,85 @@ class RoutingLeases:
 
     async def holder(self, route: routing.MarketRoute) -> str | None:
         return route.writer if route.state == "Serving" else None
+
+
+class StoreLeases:
+    """The market Leases of one fleet, listed from the lease store every ``poll_s``."""
+
+    def __init__(
+        self,
+        store: lease.LeaseStore,
+        fleet: str,
+        *,
+        poll_s: float = 0.5,
+        stale_after_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.fleet = fleet
+        self.poll_s = poll_s
+        self.stale_after_s = stale_after_s
+        self.clock = clock
+        self.wall = wall
+        self.leases: dict[str, lease.WriteLease] = {}
+        self.listed_at: float | None = None
+        self.errors = 0
+        self._fallback = RoutingLeases()
+        self._task: asyncio.Task[None] | None = None
+
+    async def refresh(self) -> bool:
+        try:
+            found = await self.store.list(self.fleet)
+        except lease.LeaseStoreError as exc:
+            self.errors += 1
+            log.warning("lease store unreachable: %s (routing table used when stale)", exc)
+            return False
+        self.leases = {item.market: item for item in found}
+        self.listed_at = self.clock()
+        return True
+
+    def fresh(self) -> bool:
+        return self.listed_at is not None and self.clock() - self.listed_at < self.stale_after_s
+
+    async def holder(self, route: routing.MarketRoute) -> str | None:
+        current = self.leases.get(route.market)
+        if current is None or not self.fresh():
+            return await self._fallback.holder(route)
+        if current.state != "Serving" or not current.holder:
+            return None
+        if self.wall() > current.renewed_at + current.duration:
+            return None  # the holder stopped renewing: it stopped writing too
+        return current.holder
+
+    async def run(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self.poll_s)
+
+    async def start(self) -> None:
+        await self.refresh()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.store.aclose()
+
+
+def from_env(fleet: str, poll_s: float) -> StoreLeases | None:
+    """A lease-backed view when ``CHECKOUT_LEASE_NAMESPACE`` is set, else None."""
+    namespace = os.environ.get(lease.NAMESPACE_ENV)
+    if not namespace:
+        return None
+    path = os.environ.get(lease.KUBECONFIG_ENV)
+    config = (
+        lease.StoreConfig.from_kubeconfig(path, namespace)
+        if path
+        else lease.StoreConfig.in_cluster(namespace)
+    )
+    return StoreLeases(lease.LeaseStore(config), fleet, poll_s=poll_s)

@@ -13,7 +13,15 @@ from fastapi import FastAPI
 from prometheus_client import Counter
 
 from checkout_services.common import app as common_app
-from checkout_services.common import db, idempotency, metrics, outbox, settings, write_guard
+from checkout_services.common import (
+    db,
+    fencing,
+    idempotency,
+    metrics,
+    outbox,
+    settings,
+    write_guard,
+)
 from checkout_services.inventory import global_view, router
 from checkout_services.inventory.service import InventoryService
 
@@ -82,7 +90,11 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         redis = aioredis.Redis.from_url(s.common.redis_url)
         tasks: list[asyncio.Task[None]] = []
         relay: outbox.Relay | None = None
+        leases = contextlib.AsyncExitStack()
         try:
+            # a region that cannot renew its market's lease stops writing it (409 naming the
+            # writer); without CHECKOUT_LEASE_NAMESPACE the routing ConfigMap alone decides
+            guard.keeper = await leases.enter_async_context(fencing.keeper(region, "inventory"))
             await db.migrate(pool, *MIGRATIONS)
             svc = InventoryService(pool, region, guard, expired_total)
             app.state.service = svc
@@ -115,6 +127,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                     await t
             if relay is not None:
                 await relay.stop()
+            await leases.aclose()
             await redis.aclose()
             await pool.close()
 

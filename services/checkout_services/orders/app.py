@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 from checkout_services.common import app as common_app
 from checkout_services.common import (
     db,
+    fencing,
     idempotency,
     metrics,
     outbox,
@@ -85,7 +86,11 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         redis = aioredis.Redis.from_url(s.common.redis_url)
         tasks: list[asyncio.Task[None]] = []
         relay: outbox.Relay | None = None
+        leases = contextlib.AsyncExitStack()
         try:
+            # a region that cannot renew its market's lease stops writing it (409 naming the
+            # writer); without CHECKOUT_LEASE_NAMESPACE the routing ConfigMap alone decides
+            guard.keeper = await leases.enter_async_context(fencing.keeper(region, "orders"))
             await db.migrate(pool, *MIGRATIONS)
             temporal = await Client.connect(
                 s.temporal_address,
@@ -131,6 +136,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                     await t
             if relay is not None:
                 await relay.stop()
+            await leases.aclose()
             await redis.aclose()
             await pool.close()
 

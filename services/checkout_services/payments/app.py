@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from checkout_services.common import errors, scrub
+from checkout_services.common import config as region_config
+from checkout_services.common import errors, fencing, lease, scrub
 from checkout_services.common import http as common_http
-from checkout_services.payments import db, idempotency, metrics, reconcile, router
+from checkout_services.common import settings as common_settings
+from checkout_services.payments import db, idempotency, metrics, reconcile, router, switchover
 from checkout_services.payments.service import PaymentsService
 from checkout_services.payments.settings import Settings, load_routing
 
@@ -31,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         )
         sweeper: asyncio.Task[None] | None = None
+        leases = contextlib.AsyncExitStack()
+        moves: switchover.Switchover | None = None
         try:
             await db.migrate(pool)
             # one shared client, on the lean transport (httpcore's costs ~1 ms CPU per call)
@@ -48,6 +53,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     metrics=metrics.Metrics(),
                 )
                 app.state.service = service
+                moves = switchover.Switchover(service, None, cfg.switchover_void_after_seconds)
+                if os.environ.get(lease.NAMESPACE_ENV):
+                    # the region's fencing ack waits for its authorizations (and voids)
+                    region = common_settings.load_region_config(
+                        common_settings.env_str(region_config.CONFIG_FILE_ENV)
+                    )
+                    moves.keeper = await leases.enter_async_context(
+                        fencing.keeper(
+                            region, "payments", acknowledge=True, in_flight=moves.in_flight
+                        )
+                    )
+                else:
+                    fencing.say_unfenced("payments")
+                app.state.switchover = moves
                 if cfg.sweep_interval_seconds > 0:
                     sweeper = asyncio.create_task(
                         reconcile.sweeper(service, cfg.sweep_interval_seconds)
@@ -58,6 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            if moves is not None:
+                await moves.aclose()
+            await leases.aclose()
             await redis.aclose()
             await pool.close()
 

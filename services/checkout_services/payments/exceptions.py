@@ -92,3 +92,7 @@ class PaymentIncomplete(PaymentsError):
 class NotReady(PaymentsError):
     status, slug, title = 503, "not-ready", "Not ready"
     retry_after = 1
+
+
+class NotLeaseHolder(PaymentsError):
+    status, slug, title = 409, "not-lease-holder", "This region holds no write lease for the market"

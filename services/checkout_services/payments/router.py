@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from checkout_services.common import errors, idempotency
-from checkout_services.payments import db, exceptions, reconcile, schemas, webhooks
+from checkout_services.payments import db, exceptions, reconcile, schemas, switchover, webhooks
 from checkout_services.payments.adapters import base
 from checkout_services.payments.deps import Service
 from checkout_services.payments.operations import authorize, capture, refund, void
@@ -120,13 +120,24 @@ async def idempotent(
 async def authorize_payment(
     body: schemas.AuthorizeRequest, request: Request, svc: Service, idempotency_key: IdemKey = None
 ) -> Response:
-    return await idempotent(
-        svc,
-        request,
-        idempotency_key,
-        body.model_dump(mode="json"),
-        lambda: authorize.authorize(svc, body),
-    )
+    moves: switchover.Switchover | None = getattr(request.app.state, "switchover", None)
+    if moves is None:
+        return await idempotent(
+            svc,
+            request,
+            idempotency_key,
+            body.model_dump(mode="json"),
+            lambda: authorize.authorize(svc, body),
+        )
+    moves.check(body.country)  # a new authorization needs the market's write lease
+    with moves.authorizing.track(body.country):  # in flight: the fencing ack waits for it
+        return await idempotent(
+            svc,
+            request,
+            idempotency_key,
+            body.model_dump(mode="json"),
+            lambda: authorize.authorize(svc, body),
+        )
 
 
 @router.post(

@@ -48,6 +48,9 @@ class Settings:
     pending_resolve_after_seconds: float = 60.0
     routing_seed: int = 0
     instance: str = ""
+    switchover_void_after_seconds: float = 30.0
+    """On a planned move of a market, authorizations still uncaptured this long after they were
+    authorized are voided before the region acknowledges its fencing (payments/switchover.py)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -72,6 +75,7 @@ class Settings:
             pending_resolve_after_seconds=_float("PAYMENTS_PENDING_RESOLVE_AFTER_SECONDS", 60.0),
             routing_seed=_int("PAYMENTS_ROUTING_SEED", 0),
             instance=os.environ.get("PAYMENTS_INSTANCE", ""),
+            switchover_void_after_seconds=_float("PAYMENTS_SWITCHOVER_VOID_AFTER_SECONDS", 30.0),
         )
 
 

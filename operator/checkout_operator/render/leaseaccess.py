@@ -1,0 +1,127 @@
+"""How a region's services reach the market write Leases (``common/lease.py``).
+
+The Leases live in the namespace of the fleet's CheckoutRegions on the management cluster. The
+services that write or route writes (:data:`COMPONENTS`) get ``CHECKOUT_LEASE_NAMESPACE`` (that
+namespace) and a credential:
+
+* a region whose children run in the management cluster (no ``spec.remoteCluster``) uses its
+  components' ServiceAccount tokens, with one namespaced Role + RoleBinding
+  (:func:`role`, :func:`role_binding`) granting exactly what the services do: ``list`` and
+  ``watch`` the namespace's Leases (a list cannot be limited by name), ``get`` and ``patch``
+  only the fleet's market Leases by name (renew, acknowledge fencing: compare-and-swap merge
+  patches carrying the resourceVersion read). No ``create``, ``update`` or ``delete``: the
+  operator creates the Leases, and every change is a patch (the operator itself holds no
+  ``update``, and RBAC lets it grant only what it holds).
+* a remote region uses a kubeconfig for the management cluster from the Secret key
+  ``spec.remoteCluster.leaseKubeconfigSecretRef`` in its own namespace, mounted read-only and
+  named by ``CHECKOUT_LEASE_KUBECONFIG``. Its identity's permissions on the management cluster
+  are the same Role's, granted by whoever issued the kubeconfig.
+* a remote region without that reference gets no lease env: its services follow the fleet
+  routing ConfigMap alone (and say so at startup).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from checkout_operator.api.checkoutregion import CheckoutRegion
+from checkout_operator.render import hashing, labels
+from checkout_services.common import lease
+
+COMPONENTS: Final = ("gateway", "inventory", "orders", "payments")
+COMPONENT: Final = "leases"
+"""The component label of the Role and RoleBinding (named ``checkout-leases``)."""
+KUBECONFIG_VOLUME: Final = "lease-kubeconfig"
+KUBECONFIG_DIR: Final = "/etc/checkout/lease-store"
+
+
+@dataclass(frozen=True)
+class Access:
+    namespace: str
+    """Where the Leases are: the CheckoutRegion's namespace."""
+    kubeconfig_secret: str | None = None
+    kubeconfig_key: str | None = None
+    """Set for a remote region: the Secret (in the children's namespace) and its key."""
+
+    @property
+    def in_cluster(self) -> bool:
+        return self.kubeconfig_secret is None
+
+
+def for_region(region: CheckoutRegion) -> Access | None:
+    """The lease access of ``region``'s services, or None (routing ConfigMap only)."""
+    cr_namespace = region.metadata.namespace
+    remote = region.spec.remote_cluster
+    if remote is None:
+        return Access(namespace=cr_namespace)
+    ref = remote.lease_kubeconfig_secret_ref
+    if ref is None:
+        return None
+    return Access(namespace=cr_namespace, kubeconfig_secret=ref.name, kubeconfig_key=ref.key)
+
+
+def wire(access: Access, container: dict[str, Any]) -> list[dict[str, Any]]:
+    """Add the lease env (and the kubeconfig mount) to ``container``; return extra volumes."""
+    container["env"].append({"name": lease.NAMESPACE_ENV, "value": access.namespace})
+    if access.in_cluster:
+        return []
+    assert access.kubeconfig_secret is not None
+    assert access.kubeconfig_key is not None
+    container["env"].append(
+        {"name": lease.KUBECONFIG_ENV, "value": f"{KUBECONFIG_DIR}/{access.kubeconfig_key}"}
+    )
+    container["volumeMounts"].append(
+        {"name": KUBECONFIG_VOLUME, "mountPath": KUBECONFIG_DIR, "readOnly": True}
+    )
+    return [
+        {
+            "name": KUBECONFIG_VOLUME,
+            "secret": {
+                "secretName": access.kubeconfig_secret,
+                "items": [{"key": access.kubeconfig_key, "path": access.kubeconfig_key}],
+            },
+        }
+    ]
+
+
+def role(region: str, namespace: str, fleet: str, markets: Iterable[str]) -> hashing.KubeObject:
+    names = sorted({lease.lease_name(fleet, m) for m in markets})
+    group = lease.API_VERSION.split("/", 1)[0]
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": [group], "resources": ["leases"], "verbs": ["list", "watch"]},
+    ]
+    if names:
+        rules.append(
+            {
+                "apiGroups": [group],
+                "resources": ["leases"],
+                "resourceNames": names,
+                "verbs": ["get", "patch"],
+            }
+        )
+    return hashing.with_spec_hash(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": labels.metadata(labels.child_name(COMPONENT), namespace, region, COMPONENT),
+            "rules": rules,
+        }
+    )
+
+
+def role_binding(region: str, namespace: str) -> hashing.KubeObject:
+    name = labels.child_name(COMPONENT)
+    return hashing.with_spec_hash(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": labels.metadata(name, namespace, region, COMPONENT),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": labels.child_name(c), "namespace": namespace}
+                for c in COMPONENTS
+            ],
+        }
+    )
