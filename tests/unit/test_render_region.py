@@ -99,3 +99,19 @@ def test_a_route_change_rolls_only_the_payments_pods() -> None:
     }
     changed = sorted(n for n in before if before[n] != after[n])
     assert changed == ["checkout-payments"]
+
+
+def test_a_failover_changes_the_routing_configmap_and_rolls_no_pods() -> None:
+    """The services re-read the fleet routing live: a writer move must not restart them."""
+    regions, routes = helpers.example_objects()
+    moved = {"NL": MarketStatus(market="NL", writer="eu-central-1", epoch=7)}
+
+    def render(writers: dict[str, MarketStatus] | None) -> dict[tuple[str, str], object]:
+        objects = region.render_region(
+            helpers.example_region("us-east-1"), regions, routes, writers=writers
+        )
+        return {(str(o["kind"]), o["metadata"]["name"]): o for o in objects}
+
+    before, after = render(None), render(moved)
+    changed = sorted(k for k in before if before[k] != after[k])
+    assert changed == [("ConfigMap", "checkout-fleet-routing")]

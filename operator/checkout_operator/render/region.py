@@ -97,9 +97,12 @@ def render_region(
     # changes, so a price or flag edit applies without a rollout.
     pricing_cm = configmaps.pricing_configmap(region, namespace)
     gateway_cm = gatewayconfig.configmap(region, namespace)
-    base_hash = hashing.digest([region_cm["data"], fleet_cm["data"]])
-    payments_hash = hashing.digest([region_cm["data"], fleet_cm["data"], psp_cm["data"]])
-    gateway_hash = hashing.digest([region_cm["data"], fleet_cm["data"], gateway_cm["data"]])
+    # Not in the hash either: the fleet routing (market -> writer, epoch). The services re-read it
+    # live (write guard, gateway table), and a failover must not roll every Deployment of every
+    # region at the moment the fleet needs them most.
+    base_hash = hashing.digest([region_cm["data"]])
+    payments_hash = hashing.digest([region_cm["data"], psp_cm["data"]])
+    gateway_hash = hashing.digest([region_cm["data"], gateway_cm["data"]])
     secrets = psp.credential_secrets(routes)
     lease_access = leaseaccess.for_region(region)
 
