@@ -29,7 +29,7 @@ from checkout_services.common import http as common_http
 from checkout_services.orders import privacy, router
 from checkout_services.orders.activities import Activities
 from checkout_services.orders.service import OrdersService
-from checkout_services.orders.workflow import CheckoutWorkflow
+from checkout_services.orders.workflow import CheckoutSagaWorkflow, CheckoutWorkflow
 
 log = logging.getLogger("checkout_services.orders")
 MIGRATIONS = (db.COMMON_MIGRATIONS, "checkout_services.orders.migrations")
@@ -101,7 +101,8 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                     worker = Worker(
                         temporal,
                         task_queue=region.temporal_task_queue,
-                        workflows=[CheckoutWorkflow],
+                        # CheckoutWorkflow: the earlier shape, for workflows started before
+                        workflows=[CheckoutSagaWorkflow, CheckoutWorkflow],
                         activities=acts.all(),
                         max_concurrent_activities=200,
                     )
