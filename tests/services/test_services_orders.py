@@ -220,6 +220,9 @@ async def test_a_checkout_is_one_workflow_task_and_its_history_replays(
         resp = await client.post("/v1/checkouts", json=body(cid, sku))
         assert resp.status_code == 201, resp.text
         await wait_order(client, cid, "fulfilment_requested")
+        # the answer came from this process's own worker (eager start), not through Temporal
+        metrics = (await client.get("/metrics")).text
+        assert 'checkout_answers_total{via="local"}' in metrics, metrics[-2000:]
     tc = await Client.connect(temporal.address, namespace=temporal.namespace)
     handle = tc.get_workflow_handle(f"checkout-{cid}")
     assert (await handle.result())["final"] == "fulfilment_requested"

@@ -74,6 +74,13 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         registry=service_metrics.registry,
     )
     relay_metrics = outbox.RelayMetrics(service_metrics.registry)
+    answers = Counter(
+        "checkout_answers_total",
+        "Checkout answers by how the API learnt them: 'local' (its own worker's activity, "
+        "eager start) or 'workflow' (the 'placed' update or the workflow's result)",
+        ["via"],
+        registry=service_metrics.registry,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,7 +114,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                         max_concurrent_activities=200,
                     )
                     await stack.enter_async_context(worker)
-                app.state.service = OrdersService(pool, temporal, region, guard, acts)
+                app.state.service = OrdersService(pool, temporal, region, guard, acts, answers)
                 app.state.idem = idempotency.IdempotencyStore(redis, prefix="orders:idem:")
                 app.state.health_checks = {
                     "postgres": lambda: pool.fetchval("SELECT 1"),

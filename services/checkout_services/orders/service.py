@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from prometheus_client import Counter
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -54,6 +56,7 @@ class OrdersService:
     region: config.RegionConfig
     guard: write_guard.WriteGuard
     activities: Activities
+    answers: Counter | None = None
 
     async def checkout(self, req: schemas.CheckoutRequest) -> dict[str, Any]:
         self.guard.check(req.market)
@@ -96,12 +99,29 @@ class OrdersService:
                     "checkout %s: no local answer in %.0f s; asking the workflow", cid, LOCAL_WAIT_S
                 )
             else:
+                self.count("local")
                 return self.answer(cid, outcome)
             finally:
                 self.activities.placements.forget(cid, waiter)
-        else:
+            return await self.join(cid)
+        # not eager (no free workflow-task slot here, or eager start is off on the server): the
+        # task goes through matching, often to this same worker; the first answer wins
+        joined = asyncio.ensure_future(self.join(cid))
+        try:
+            done, _ = await asyncio.wait({waiter, joined}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
             self.activities.placements.forget(cid, waiter)
-        return await self.join(cid)
+        if joined in done:
+            return joined.result()
+        joined.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await joined
+        self.count("local")
+        return self.answer(cid, waiter.result())
+
+    def count(self, via: str) -> None:
+        if self.answers is not None:
+            self.answers.labels(via).inc()
 
     async def join(self, checkout_id: str) -> dict[str, Any]:
         """Wait for a checkout's answer through its workflow (another process runs it, or a
@@ -115,7 +135,9 @@ class OrdersService:
             done = await self.existing(checkout_id)
             if done is None:
                 raise
+            self.count("workflow")
             return done
+        self.count("workflow")
         return self.answer(checkout_id, outcome)
 
     async def existing(self, checkout_id: str) -> dict[str, Any] | None:
