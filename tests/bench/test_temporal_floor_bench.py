@@ -3,10 +3,13 @@
 
 This is the floor under any "a Temporal workflow per checkout" design on this machine: whatever
 the checkout saga does on top (local activities' markers, updates, activity tasks) costs more.
-Variants: a plain start, an eager start (the worker in this process gets the first workflow
-task in the start call's answer, no matching round trip), and update-with-start (the client
-waits on an update, as the orders service did). Prints per rate: achieved rate, p50/p95 of
-start->result, the server's and this process's (client + worker) CPU ms per workflow, load.
+Variants: a plain start (client waits on the result), an eager start (the worker in this
+process gets the first workflow task in the start call's answer, no matching round trip; the
+client still long-polls the result), update-with-start (the client waits on an update, as the
+orders service did), and eager + local activity (the orders service's pattern now: one local
+activity whose completion, in this process, is the answer; nobody polls the server). Prints
+per rate: achieved rate, p50/p95 of start->answer, the server's and this process's (client +
+worker) CPU ms per workflow, load.
 ``TEMPORAL_FLOOR_RATES`` (default 50,100) and ``TEMPORAL_FLOOR_SECONDS`` (default 5).
 Asserts only that every workflow answered.
 """
@@ -18,10 +21,11 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
@@ -32,6 +36,28 @@ pytestmark = [pytest.mark.bench, pytest.mark.stack]
 
 RATES = tuple(int(r) for r in os.environ.get("TEMPORAL_FLOOR_RATES", "50,100").split(","))
 SECONDS = float(os.environ.get("TEMPORAL_FLOOR_SECONDS", "5"))
+
+
+ANSWERS: dict[str, asyncio.Future[str]] = {}
+
+
+@activity.defn(name="answer")
+async def answer(wid: str) -> str:
+    fut = ANSWERS.pop(wid, None)
+    if fut is not None and not fut.done():
+        fut.set_result("ok")
+    return "ok"
+
+
+@workflow.defn(name="FloorLocal", sandboxed=False)
+class FloorLocalWorkflow:
+    @workflow.run
+    async def run(self, wid: str) -> str:
+        return str(
+            await workflow.execute_local_activity(
+                answer, wid, start_to_close_timeout=timedelta(seconds=10)
+            )
+        )
 
 
 @workflow.defn(name="Floor", sandboxed=False)
@@ -105,9 +131,22 @@ async def test_temporal_floor(temporal: Temporal) -> None:
             FloorWorkflow.done_update, start_workflow_operation=start
         )
 
+    async def eager_local(wid: str) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        ANSWERS[wid] = fut
+        await client.start_workflow(
+            FloorLocalWorkflow.run, wid, id=wid, task_queue=queue, request_eager_start=True
+        )
+        assert await asyncio.wait_for(fut, 60) == "ok"
+
     server = temporal.procs[0].pid
     me = os.getpid()
-    async with Worker(client, task_queue=queue, workflows=[FloorWorkflow]):
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[FloorWorkflow, FloorLocalWorkflow],
+        activities=[answer],
+    ):
         await open_loop(20, 1.0, plain)  # warm-up
         print(f"\nTemporal floor (minimal workflow), {SECONDS:.0f} s per rate")
         print(
@@ -115,6 +154,7 @@ async def test_temporal_floor(temporal: Temporal) -> None:
             f" {'server ms/wf':>13} {'py ms/wf':>9} {'load':>5}"
         )
         for name, one in (
+            ("eager+local answer", eager_local),
             ("plain", plain),
             ("eager", eager),
             ("update-with-start", update_with_start),
