@@ -16,8 +16,12 @@ import checkout_env as ce
 import httpx
 import pytest
 import services_harness as h
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.worker import Replayer
 from test_services_inventory import consume_all
 
+from checkout_services.orders.workflow import CheckoutSagaWorkflow, CheckoutWorkflow
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
 from checkout_stack.components.temporal import Temporal
@@ -202,3 +206,31 @@ async def test_capture_failure_compensates_dead_letters_and_replays(env: ce.Chec
     assert missing.returncode == 1
     assert "no DLQ event" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+async def test_a_checkout_is_one_workflow_task_and_its_history_replays(
+    env: ce.CheckoutEnv, temporal: Temporal
+) -> None:
+    """The saga's shape: a checkout that goes well is one workflow task (eagerly started in the
+    orders process) with three local-activity markers (place, capture, complete), no activity
+    task, no update; the recorded history replays on the current code."""
+    sku = new_sku(env, 10)
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        resp = await client.post("/v1/checkouts", json=body(cid, sku))
+        assert resp.status_code == 201, resp.text
+        await wait_order(client, cid, "fulfilment_requested")
+        # the answer came from this process's own worker (eager start), not through Temporal
+        metrics = (await client.get("/metrics")).text
+        assert 'checkout_answers_total{via="local"}' in metrics, metrics[-2000:]
+    tc = await Client.connect(temporal.address, namespace=temporal.namespace)
+    handle = tc.get_workflow_handle(f"checkout-{cid}")
+    assert (await handle.result())["final"] == "fulfilment_requested"
+    hist = await handle.fetch_history()
+    kinds = [EventType.Name(e.event_type) for e in hist.events]
+    assert kinds.count("EVENT_TYPE_WORKFLOW_TASK_COMPLETED") == 1, kinds
+    assert kinds.count("EVENT_TYPE_MARKER_RECORDED") == 3, kinds
+    assert not [k for k in kinds if "ACTIVITY_TASK" in k or "UPDATE" in k], kinds
+    replayer = Replayer(workflows=[CheckoutSagaWorkflow, CheckoutWorkflow])
+    result = await replayer.replay_workflow(hist, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure

@@ -12,7 +12,7 @@ import asyncio
 import json
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -22,6 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from checkout_services.common import classification, config, outbox, requestid, scrub
+from checkout_services.orders.placements import Placements
 
 EVENT_NS = uuid.UUID("0b6f7f55-3c1d-4b7e-8d9e-3f1a2b4c5d6e")
 RETRYABLE_SLUGS = frozenset(
@@ -48,6 +49,7 @@ class Activities:
     pool: asyncpg.Pool
     region: config.RegionConfig
     outcomes: Counter
+    placements: Placements = field(default_factory=Placements)
     attempts: int = 3
     base_delay: float = 0.05
 
@@ -91,6 +93,46 @@ class Activities:
         raise ApplicationError(f"{method} {path} failed: {last}", type="transient")
 
     # -- forward steps ------------------------------------------------------------------------
+
+    @activity.defn(name="place")
+    async def place(self, inp: dict[str, Any]) -> dict[str, Any]:
+        """The steps before the answer in one local activity (one marker in the history, one
+        workflow activation): price, reserve, authorize, place the order. Each step is
+        idempotent, so a retry runs them all again; an order already placed (a retry after the
+        answer went out) is returned as stored, never re-priced or re-reserved. A failure is an
+        ApplicationError whose details are (http status, stage reached). Resolves the API's
+        in-process waiter once the order and its outbox row are committed."""
+        cid = inp["checkout_id"]
+        stored = await self.pool.fetchrow(
+            "SELECT total, currency, snapshot_id FROM orders WHERE checkout_id = $1", cid
+        )
+        if stored is not None:
+            quote = {
+                "total": stored["total"],
+                "currency": stored["currency"],
+                "snapshot_id": stored["snapshot_id"],
+            }
+            order = {"checkout_id": cid, "total": stored["total"], "currency": stored["currency"]}
+        else:
+            stage = "price"
+            try:
+                quote = await self.price(inp)
+                stage = "reserve"
+                await self.reserve(inp)
+                stage = "authorize"
+                await self.authorize(inp, quote["total"])
+                stage = "place"
+                order = await self.place_order(inp, quote)
+            except ApplicationError as exc:
+                status = exc.details[0] if exc.details and isinstance(exc.details[0], int) else 503
+                raise ApplicationError(
+                    exc.message, status, stage, type=exc.type, non_retryable=exc.non_retryable
+                ) from exc
+            except Exception as exc:
+                raise ApplicationError(f"{stage}: {exc}", 503, stage, type="transient") from exc
+        placed = {"state": "placed", "order": order, "quote": quote}
+        self.placements.resolve(cid, placed)
+        return placed
 
     @activity.defn(name="price")
     async def price(self, inp: dict[str, Any]) -> dict[str, Any]:
@@ -264,6 +306,9 @@ class Activities:
         )
         if done:
             self.outcomes.labels(reason).inc()
+        self.placements.resolve(
+            checkout_id, {"state": "failed", "reason": reason, "detail": detail}
+        )
 
     @activity.defn(name="capture_failed")
     async def capture_failed(self, checkout_id: str, detail: str) -> None:
@@ -293,6 +338,7 @@ class Activities:
 
     def all(self) -> list[Any]:
         return [
+            self.place,
             self.price,
             self.reserve,
             self.authorize,

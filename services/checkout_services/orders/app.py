@@ -30,7 +30,7 @@ from checkout_services.common import http as common_http
 from checkout_services.orders import privacy, router
 from checkout_services.orders.activities import Activities
 from checkout_services.orders.service import OrdersService
-from checkout_services.orders.workflow import CheckoutWorkflow
+from checkout_services.orders.workflow import CheckoutSagaWorkflow, CheckoutWorkflow
 
 log = logging.getLogger("checkout_services.orders")
 MIGRATIONS = (db.COMMON_MIGRATIONS, "checkout_services.orders.migrations")
@@ -75,6 +75,13 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         registry=service_metrics.registry,
     )
     relay_metrics = outbox.RelayMetrics(service_metrics.registry)
+    answers = Counter(
+        "checkout_answers_total",
+        "Checkout answers by how the API learnt them: 'local' (its own worker's activity, "
+        "eager start) or 'workflow' (the 'placed' update or the workflow's result)",
+        ["via"],
+        registry=service_metrics.registry,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,12 +113,13 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                     worker = Worker(
                         temporal,
                         task_queue=region.temporal_task_queue,
-                        workflows=[CheckoutWorkflow],
+                        # CheckoutWorkflow: the earlier shape, for workflows started before
+                        workflows=[CheckoutSagaWorkflow, CheckoutWorkflow],
                         activities=acts.all(),
                         max_concurrent_activities=200,
                     )
                     await stack.enter_async_context(worker)
-                app.state.service = OrdersService(pool, temporal, region, guard, acts)
+                app.state.service = OrdersService(pool, temporal, region, guard, acts, answers)
                 app.state.idem = idempotency.IdempotencyStore(redis, prefix="orders:idem:")
                 app.state.health_checks = {
                     "postgres": lambda: pool.fetchval("SELECT 1"),

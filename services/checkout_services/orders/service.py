@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from prometheus_client import Counter
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
     WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from checkout_services.common import config, scrub, write_guard
 from checkout_services.orders import exceptions, privacy, schemas
 from checkout_services.orders.activities import Activities
-from checkout_services.orders.workflow import CheckoutWorkflow
+from checkout_services.orders.workflow import CheckoutSagaWorkflow, SagaBase
 
 log = logging.getLogger("checkout_services.orders")
 FAILURES: dict[str, type[exceptions.CheckoutFailed]] = {
@@ -31,8 +34,19 @@ FAILURES: dict[str, type[exceptions.CheckoutFailed]] = {
 }
 
 
+LOCAL_WAIT_S = 10.0
+"""How long the API waits for its own worker's answer before asking the workflow (the eager
+workflow task may have been lost with a crash and retried in another process)."""
+
+
 def workflow_id(checkout_id: str) -> str:
     return f"checkout-{checkout_id}"
+
+
+def eagerly_started(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether the server gave the first workflow task to this process's worker in the start
+    call's answer (the SDK records it on the handle; False if the attribute ever goes)."""
+    return bool(getattr(handle, "__temporal_eagerly_started", False))
 
 
 @dataclass
@@ -42,6 +56,7 @@ class OrdersService:
     region: config.RegionConfig
     guard: write_guard.WriteGuard
     activities: Activities
+    answers: Counter | None = None
 
     async def checkout(self, req: schemas.CheckoutRequest) -> dict[str, Any]:
         self.guard.check(req.market)
@@ -55,27 +70,75 @@ class OrdersService:
             inp["customer_id"] = await privacy.record_customer(
                 self.pool, self.region, req.market, customer
             )
+        cid = req.checkout_id
+        waiter = self.activities.placements.expect(cid)
         try:
-            # one round trip: start the workflow (or join the running one) and wait on 'placed'
-            start = WithStartWorkflowOperation(
-                CheckoutWorkflow.run,
+            # eager start: the server hands the first workflow task to this process's worker in
+            # the start call's answer; the saga then places the order in that same task and its
+            # 'place' activity resolves the waiter (no matching round trip, no update, no poll)
+            handle = await self.temporal.start_workflow(
+                CheckoutSagaWorkflow.run,
                 inp,
-                id=workflow_id(req.checkout_id),
+                id=workflow_id(cid),
                 task_queue=self.region.temporal_task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                request_eager_start=True,
             )
-            outcome: dict[str, Any] = await self.temporal.execute_update_with_start_workflow(
-                "placed", start_workflow_operation=start, result_type=dict
-            )
-        except (WorkflowAlreadyStartedError, WorkflowUpdateFailedError, RPCError) as exc:
+        except WorkflowAlreadyStartedError:
+            # a retry of a checkout that runs or ran: join it
+            self.activities.placements.forget(cid, waiter)
+            return await self.join(cid)
+        except BaseException:
+            self.activities.placements.forget(cid, waiter)
+            raise
+        if eagerly_started(handle):
+            try:
+                outcome = await asyncio.wait_for(asyncio.shield(waiter), LOCAL_WAIT_S)
+            except TimeoutError:
+                log.warning(
+                    "checkout %s: no local answer in %.0f s; asking the workflow", cid, LOCAL_WAIT_S
+                )
+            else:
+                self.count("local")
+                return self.answer(cid, outcome)
+            finally:
+                self.activities.placements.forget(cid, waiter)
+            return await self.join(cid)
+        # not eager (no free workflow-task slot here, or eager start is off on the server): the
+        # task goes through matching, often to this same worker; the first answer wins
+        joined = asyncio.ensure_future(self.join(cid))
+        try:
+            done, _ = await asyncio.wait({waiter, joined}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.activities.placements.forget(cid, waiter)
+        if joined in done:
+            return joined.result()
+        joined.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await joined
+        self.count("local")
+        return self.answer(cid, waiter.result())
+
+    def count(self, via: str) -> None:
+        if self.answers is not None:
+            self.answers.labels(via).inc()
+
+    async def join(self, checkout_id: str) -> dict[str, Any]:
+        """Wait for a checkout's answer through its workflow (another process runs it, or a
+        retry arrived): the 'placed' update, else the closed workflow's result."""
+        handle = self.temporal.get_workflow_handle(workflow_id(checkout_id))
+        try:
+            outcome: dict[str, Any] = await handle.execute_update("placed", result_type=dict)
+        except (WorkflowUpdateFailedError, RPCError) as exc:
             # the checkout's workflow already finished: answer what it decided
-            log.info("checkout %s: %s: %s", req.checkout_id, type(exc).__name__, exc)
-            done = await self.existing(req.checkout_id)
+            log.info("checkout %s: %s: %s", checkout_id, type(exc).__name__, exc)
+            done = await self.existing(checkout_id)
             if done is None:
                 raise
+            self.count("workflow")
             return done
-        return self.answer(req.checkout_id, outcome)
+        self.count("workflow")
+        return self.answer(checkout_id, outcome)
 
     async def existing(self, checkout_id: str) -> dict[str, Any] | None:
         """The outcome of a checkout whose workflow already exists (e.g. a retry after it
@@ -86,7 +149,7 @@ class OrdersService:
             if desc.status is not None and desc.status != WorkflowExecutionStatus.RUNNING:
                 result: dict[str, Any] = await handle.result()
                 return self.answer(checkout_id, result)
-            state: dict[str, Any] = await handle.query(CheckoutWorkflow.state)
+            state: dict[str, Any] = await handle.query(SagaBase.state)
         except RPCError:
             return None
         if state["outcome"] is None:

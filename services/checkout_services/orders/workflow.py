@@ -1,8 +1,26 @@
 """The checkout saga (Temporal): price -> reserve -> authorize -> place order -> capture ->
 fulfilment requested, with compensations (void, release, notify).
 
-The client's answer comes from the ``placed`` update, which returns as soon as the order is
-placed (or the checkout failed); capture and fulfilment go on in the workflow afterwards.
+Two workflow types, one per shape of history (versioning by workflow type: a new shape is a new
+type, so no patch marker and no search-attribute upsert is written per checkout):
+
+- ``CheckoutSaga`` (started by the orders service): the whole happy path in ONE workflow task.
+  The pre-answer steps are one local activity (``place``: price, reserve, authorize, place the
+  order), then capture and complete run as local activities in the same task, and the workflow
+  closes with that task's completion. The client's answer comes from the ``place`` activity
+  itself, in-process, once the order and its outbox row are committed (see
+  ``placements.Placements``); the ``placed`` update remains for callers in another process.
+- ``Checkout``: the earlier shape (answer through the ``placed`` update, capture as an activity
+  task). Kept registered, unchanged, so workflows started before the upgrade replay and finish;
+  remove it once no ``Checkout`` workflow runs (``temporal workflow list --query
+  "WorkflowType='Checkout' AND ExecutionStatus='Running'"``).
+
+Why unsandboxed (``sandboxed=False``): the sandbox re-imports and proxies modules on every
+activation, which cost more CPU than the rest of the workflow code. This module's workflow code
+is deterministic by construction: it imports only temporalio and the standard library, reads no
+clock, randomness, environment or I/O (time and ids come from the activities' results), and
+keeps its state in instance attributes; the replay tests (tests/services/test_services_replay.py)
+check recorded histories against it.
 """
 
 from __future__ import annotations
@@ -47,8 +65,9 @@ def failure(err: FailureError) -> tuple[str, str, int]:
     return "failed", str(err), 503
 
 
-@workflow.defn(name="Checkout", sandboxed=False)
-class CheckoutWorkflow:
+class SagaBase:
+    """Handlers and helpers shared by both shapes (not a workflow type itself)."""
+
     def __init__(self) -> None:
         self.outcome: dict[str, Any] | None = None
         self.final: str = "running"
@@ -68,11 +87,11 @@ class CheckoutWorkflow:
             name, args=list(args), start_to_close_timeout=TIMEOUT, retry_policy=retry
         )
 
-    async def local(self, name: str, *args: Any) -> Any:
-        """The short steps before the answer run as local activities (in the worker, no
-        server round trip per step); their results are still recorded in the history."""
+    async def local(self, name: str, *args: Any, retry: RetryPolicy = RETRY) -> Any:
+        """The short steps run as local activities (in the worker, no server round trip per
+        step); their results are still recorded in the history."""
         return await workflow.execute_local_activity(
-            name, args=list(args), start_to_close_timeout=TIMEOUT, retry_policy=RETRY
+            name, args=list(args), start_to_close_timeout=TIMEOUT, retry_policy=retry
         )
 
     async def compensate(self, cid: str, *, voiding: bool, releasing: bool) -> None:
@@ -80,6 +99,75 @@ class CheckoutWorkflow:
             await self.act("void", cid, retry=COMPENSATION_RETRY)
         if releasing:
             await self.act("release", cid, retry=COMPENSATION_RETRY)
+
+    async def finish(self) -> dict[str, Any]:
+        """Let the 'placed' update answer before the workflow closes."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self.outcome is not None
+        return {**self.outcome, "final": self.final}
+
+    async def failed(self, cid: str, err: FailureError, *, voiding: bool, releasing: bool) -> None:
+        """The checkout failed before its order was placed: compensate, record, answer."""
+        slug, message, status = failure(err)
+        await self.compensate(cid, voiding=voiding, releasing=releasing)
+        await self.act("notify_failure", cid, slug, message, retry=COMPENSATION_RETRY)
+        self.outcome = {"state": "failed", "reason": slug, "status": status, "detail": message}
+        self.final = "failed"
+
+    async def capture_failed(self, cid: str, err: FailureError) -> None:
+        _, message, _ = failure(err)
+        await self.compensate(cid, voiding=True, releasing=True)
+        await self.act("capture_failed", cid, message, retry=COMPENSATION_RETRY)
+        self.final = "capture_failed"
+
+
+STAGES = ("price", "reserve", "authorize", "place")
+"""The steps of the ``place`` activity, in order; its failures name the stage they reached."""
+
+
+def stage_of(err: FailureError) -> str:
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, ApplicationError) and len(cause.details) > 1:
+        stage = cause.details[1]
+        if stage in STAGES:
+            return str(stage)
+    # unknown (e.g. a timeout): assume the furthest, compensations are idempotent
+    return "place"
+
+
+@workflow.defn(name="CheckoutSaga", sandboxed=False)
+class CheckoutSagaWorkflow(SagaBase):
+    """The current shape: one workflow task for a checkout that goes well."""
+
+    @workflow.run
+    async def run(self, inp: dict[str, Any]) -> dict[str, Any]:
+        cid = inp["checkout_id"]
+        try:
+            placed = await self.local("place", inp)
+        except FailureError as err:
+            stage = STAGES.index(stage_of(err))
+            # an authorize that failed ambiguously may still have authorized: void it too
+            await self.failed(
+                cid,
+                err,
+                voiding=stage >= STAGES.index("authorize"),
+                releasing=stage >= STAGES.index("reserve"),
+            )
+            return await self.finish()
+        self.outcome = {"state": "placed", "order": placed["order"], "quote": placed["quote"]}
+        try:
+            payment = await self.local("capture", cid, retry=CAPTURE_RETRY)
+        except FailureError as err:
+            await self.capture_failed(cid, err)
+            return await self.finish()
+        await self.local("complete", inp, payment)
+        self.final = "fulfilment_requested"
+        return await self.finish()
+
+
+@workflow.defn(name="Checkout", sandboxed=False)
+class CheckoutWorkflow(SagaBase):
+    """The earlier shape, frozen: do not change (recorded histories must replay)."""
 
     @workflow.run
     async def run(self, inp: dict[str, Any]) -> dict[str, Any]:
@@ -118,9 +206,3 @@ class CheckoutWorkflow:
             await self.act("complete", inp, payment)
         self.final = "fulfilment_requested"
         return await self.finish()
-
-    async def finish(self) -> dict[str, Any]:
-        """Let the 'placed' update answer before the workflow closes."""
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        assert self.outcome is not None
-        return {**self.outcome, "final": self.final}
