@@ -9,10 +9,18 @@ leases, automatic failback with no soak so the market comes home between rounds)
 * 5 rounds where eu-a disappears (connection refused, lease keeper gone: the promotion waits
   for the lease to expire).
 
-Per round: time from the fault to the new writer's lease (the Lease PUT that promoted eu-b),
-and from the first failed probe to it. Floors: fault -> lease >= failureThreshold x period
-(the fault may land just after a probe); first failed probe -> lease >= (failureThreshold - 1)
-x period; unreachable: + the lease expiry, at most writeLeaseSeconds after the last renewal.
+Per round: time from the fault to the new writer's lease (the compare-and-swap that promoted
+eu-b has returned), and from the first failed probe to it. Floors: the earliest the rules allow a
+promotion is ``max(first failed probe + (failureThreshold - 1) x period, old lease expiry)``
+when the old writer does not acknowledge, and the first term alone when it does. The old lease
+expires ``writeLeaseSeconds`` after its LAST RENEWAL (which precedes the fault), not after the
+failure is detected: with renewals every 0.3 s and the first failed probe 0-1 s after the fault,
+that is 1.7-3 s after the first failed probe, so the threshold (2 s) often comes later and the
+stated worst-case floor ``(failureThreshold - 1) x period + writeLeaseSeconds`` is never met.
+Each round's excess over its own floor is what the machinery adds (decision, fencing, the old
+writer's acknowledgement, promotion); it is printed as p50/p95/max beside the raw times. The
+configured formulas (``failureThreshold x period [+ writeLeaseSeconds]``) are printed as the
+worst-case bounds they are.
 Prints each round and p50/p95/max (also when a round fails); asserts only that every round
 moved the market. ``FAILOVER_BENCH_ROUNDS`` / ``FAILOVER_BENCH_REFUSED_ROUNDS`` change the
 round counts (default 20 and 5).
@@ -45,12 +53,22 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _line(name: str, values: list[float], floor: float) -> str:
+def _stats(values: list[float]) -> str:
     p50, p95, top = _pct(values, 0.5), _pct(values, 0.95), max(values)
-    return (
-        f"{name:<38} n={len(values):>2}  p50 {p50:5.2f} s  p95 {p95:5.2f} s  max {top:5.2f} s  "
-        f"floor {floor:4.1f} s  p95 - floor {p95 - floor:+5.2f} s"
-    )
+    return f"n={len(values):>2}  p50 {p50:5.2f} s  p95 {p95:5.2f} s  max {top:5.2f} s"
+
+
+def _line(name: str, values: list[float], floor: float) -> str:
+    p95 = _pct(values, 0.95)
+    return f"{name:<40} {_stats(values)}  bound {floor:4.1f} s  p95 - bound {p95 - floor:+5.2f} s"
+
+
+def floor_of(move: Any) -> float:
+    """The earliest promotion the rules allow for this round (wall clock)."""
+    earliest = move.first_failure_at + (THRESHOLD - 1) * PERIOD
+    if move.fenced_by == "expired" and move.old_lease_expiry is not None:
+        earliest = max(earliest, move.old_lease_expiry)
+    return float(earliest)
 
 
 async def test_failover_time_against_the_floor(kube: Any) -> None:
@@ -62,10 +80,12 @@ async def test_failover_time_against_the_floor(kube: Any) -> None:
 
         fault_to_lease: dict[str, list[float]] = {"503": [], "refused": []}
         probe_to_lease: dict[str, list[float]] = {"503": [], "refused": []}
+        excess: dict[str, list[float]] = {"503": [], "refused": []}
+        floors: dict[str, list[float]] = {"503": [], "refused": []}
         try:
-            await _rounds(kube, fleet, at, fault_to_lease, probe_to_lease)
+            await _rounds(kube, fleet, at, fault_to_lease, probe_to_lease, excess, floors)
         finally:
-            _report(fault_to_lease, probe_to_lease, engine.moves)
+            _report(fault_to_lease, probe_to_lease, excess, floors, engine.moves)
 
 
 ROUNDS_503 = int(os.environ.get("FAILOVER_BENCH_ROUNDS", "20"))
@@ -78,6 +98,8 @@ async def _rounds(
     at: Any,
     fault_to_lease: dict[str, list[float]],
     probe_to_lease: dict[str, list[float]],
+    excess: dict[str, list[float]],
+    floors: dict[str, list[float]],
 ) -> None:
     engine = fleet.engine
     a = fleet.regions["eu-a"]
@@ -100,9 +122,14 @@ async def _rounds(
             fault_to_lease[mode].append(move.promoted_at - fault)
             assert move.first_failure_at is not None
             probe_to_lease[mode].append(move.promoted_at - move.first_failure_at)
+            floor = floor_of(move)
+            floors[mode].append(floor - move.first_failure_at)
+            excess[mode].append(move.promoted_at - floor)
             print(
                 f"round {mode}: fault -> lease {fault_to_lease[mode][-1]:.2f} s, first failed "
-                f"probe -> lease {probe_to_lease[mode][-1]:.2f} s ({move.fenced_by})",
+                f"probe -> lease {probe_to_lease[mode][-1]:.2f} s (floor "
+                f"{floors[mode][-1]:.2f} s, excess {excess[mode][-1]:+.2f} s, "
+                f"{move.fenced_by})",
                 flush=True,
             )
             # Heal eu-a and let NL come home (not measured).
@@ -115,24 +142,33 @@ async def _rounds(
                 a.keeper.start()
             epoch += 1
             await sup.eventually(lambda e=epoch: at("eu-a", e), within=60, what="home")
-            await sup.eventually(lambda: _keeper_writes(a.keeper), within=10, what="eu-a renews")
+            await sup.eventually(lambda: _keeper_writes(a.keeper), within=30, what="eu-a renews")
 
 
 def _report(
-    fault_to_lease: dict[str, list[float]], probe_to_lease: dict[str, list[float]], moves: Any
+    fault_to_lease: dict[str, list[float]],
+    probe_to_lease: dict[str, list[float]],
+    excess: dict[str, list[float]],
+    floors: dict[str, list[float]],
+    moves: Any,
 ) -> None:
-    floor = THRESHOLD * PERIOD
+    bound = THRESHOLD * PERIOD
     print()
-    print("failover benchmark: 1 s probes, failureThreshold 3, 3 s leases, engine tick 0.2 s")
-    if fault_to_lease["503"]:
-        print(_line("503: fault -> new writer's lease", fault_to_lease["503"], floor))
-        print(_line("503: 1st failed probe -> lease", probe_to_lease["503"], floor - PERIOD))
-    if fault_to_lease["refused"]:
-        print(_line("refused: fault -> lease", fault_to_lease["refused"], floor + LEASE))
+    print(
+        f"failover benchmark: {PERIOD} s probes, failureThreshold {THRESHOLD}, {LEASE} s leases, "
+        f"engine tick 0.2 s + lease watch; load average {os.getloadavg()[0]:.1f}"
+    )
+    for mode in ("503", "refused"):
+        if not fault_to_lease[mode]:
+            continue
+        extra = LEASE if mode == "refused" else 0
+        print(_line(f"{mode}: fault -> new writer's lease", fault_to_lease[mode], bound + extra))
         print(
-            _line("refused: 1st failed probe -> lease", probe_to_lease["refused"],
-                  floor - PERIOD + LEASE)
+            _line(f"{mode}: 1st failed probe -> lease", probe_to_lease[mode],
+                  bound - PERIOD + extra)
         )  # fmt: skip
+        print(f"{mode + ': per-round floor (from 1st probe)':<40} {_stats(floors[mode])}")
+        print(f"{mode + ': excess over the floor':<40} {_stats(excess[mode])}")
     print(f"acknowledged vs expired fencing: {_fenced(moves)}")
 
 

@@ -93,7 +93,12 @@ async def test_a_failing_region_loses_its_markets_exactly_after_the_threshold(
         assert {m.reason for m in moves} == {"ProbeFailures"}
 
         await sup.eventually(lambda: routing_agrees(fleet), within=60, what="routing agrees")
-        status = (await fleet.body("eu-a"))["status"]
+
+        async def both_recorded() -> dict[str, Any] | None:
+            status: dict[str, Any] = (await fleet.body("eu-a"))["status"]
+            return status if len(status.get("history") or ()) == 2 else None
+
+        status = await sup.eventually(both_recorded, within=20, what="both moves recorded")
         markets = {m["market"]: m for m in status["markets"]}
         assert (markets["NL"]["writer"], markets["NL"]["epoch"]) == ("eu-b", 2)
         assert status["health"]["state"] == "Unhealthy"
@@ -206,7 +211,13 @@ async def test_failback_follows_the_policy(kube: Any, failback: str) -> None:
             )
             back = [m for m in fleet.engine.moves if m.to == "eu-a"]
             assert {m.reason for m in back} == {"ReturnHome"}
-            history = (await fleet.body("eu-a"))["status"]["history"]
+
+            # The record follows the Lease (the engine writes every market's lease first).
+            async def recorded() -> list[Any] | None:
+                history = (await fleet.body("eu-a"))["status"]["history"]
+                return history if history[0]["epoch"] == 3 else None
+
+            history = await sup.eventually(recorded, within=20, what="return home recorded")
             assert history[0]["actor"] == "spec: eu-a spec.failover.returnHome"
         await sup.eventually(lambda: routing_agrees(fleet), within=60, what="routing agrees")
 
@@ -278,7 +289,12 @@ async def test_a_drain_waits_for_lag_zero_and_in_flight_writes_then_flips(kube: 
         moves = {m.market: m for m in fleet.engine.moves}
         assert moves["NL"].reason == "Drain"
         assert moves["NL"].fenced_by == "acknowledged"
-        history = (await fleet.body("eu-a"))["status"]["history"]
+
+        async def recorded() -> list[Any] | None:
+            history = (await fleet.body("eu-a"))["status"].get("history") or []
+            return history if any(h["markets"] == ["NL"] for h in history) else None
+
+        history = await sup.eventually(recorded, within=20, what="the drain recorded")
         assert {h["actor"] for h in history} == {"spec: eu-a spec.failover.drain"}
         await sup.eventually(lambda: routing_agrees(fleet), within=60, what="routing agrees")
 

@@ -13,7 +13,7 @@ import datetime
 import json
 import logging
 import socket
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, Final
 
@@ -276,6 +276,57 @@ class KubeClient:
             obj.setdefault("kind", kind)
             items.append(obj)
         return items
+
+    async def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | str | None = None,
+        *,
+        timeout_seconds: int = 60,
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """A watch of a kind (``?watch=1``) from now on: yields ``(type, object)`` per event
+        (``ADDED``, ``MODIFIED``, ``DELETED``) until the server ends the watch after
+        ``timeout_seconds``; the caller lists again and re-watches (no resourceVersion
+        bookkeeping: a caller that needs every change lists after each watch ends).
+        ``ERROR`` events (e.g. 410 Gone) end the watch too."""
+        res = await self.resource(api_version, kind)
+        params: dict[str, str] = {"watch": "1", "timeoutSeconds": str(timeout_seconds)}
+        sel = selector(labels)
+        if sel:
+            params["labelSelector"] = sel
+        path = res.path(namespace)
+        self.request_count += 1
+        try:
+            async with self._http.stream(
+                "GET",
+                path,
+                params=params,
+                timeout=httpx.Timeout(timeout_seconds + 10.0, connect=10.0),
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise errors.from_response(
+                        response.status_code, None, verb="WATCH", target=path
+                    )
+                async for line in response.aiter_lines():
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    type_ = str(event.get("type") or "")
+                    if type_ == "ERROR":
+                        return
+                    yield type_, dict(event.get("object") or {})
+        except httpx.TimeoutException:
+            raise errors.TransportError(
+                f"WATCH {path}: timed out talking to {self.name} cluster"
+            ) from None
+        except (httpx.TransportError, OSError) as exc:
+            raise errors.TransportError(
+                f"WATCH {path}: cannot reach the {self.name} cluster at {self.creds.server}: "
+                f"{type(exc).__name__}"
+            ) from None
 
     # -- writes -------------------------------------------------------------------------------
 

@@ -46,6 +46,8 @@ from checkout_services.common import lease as contract
 logger = logging.getLogger("checkout_operator.failover")
 
 HISTORY_LIMIT: Final = 20
+STANDBY_REFRESH: Final = 5.0
+"""Seconds between a standby replica's re-reads of the CheckoutRegions (for its probes)."""
 OWNED_KEYS: Final = ("markets", "health", "expectedFailoverSeconds", "lastFailover", "history")
 
 RoutingHook = Callable[[Sequence[index.Ref]], Awaitable[Any]]
@@ -82,7 +84,11 @@ class Move:
     first_failure_at: float | None
     fenced_at: float
     promoted_at: float
+    """When the promoting compare-and-swap returned (the new writer's lease exists)."""
     fenced_by: str
+    old_lease_expiry: float | None = None
+    """When the old writer's lease ran out (its last renewal + duration), for the floor of an
+    unreachable region."""
 
 
 @dataclass
@@ -111,6 +117,15 @@ class Engine:
     _down: dict[tuple[str, str], bool] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.Task[None] | None = None
+    _watch: asyncio.Task[None] | None = None
+    _expiries: dict[str, float] = field(default_factory=dict)
+    """Lease name -> when a fenced, unacknowledged lease runs out (wall clock): the loop
+    wakes then instead of at its next tick."""
+    _lease_states: dict[str, tuple[str, int, str, int]] = field(default_factory=dict)
+    _standby_refreshed: float = -1e9
+    watch_leases: bool = True
+    """React to a Lease's holder / epoch / state / acknowledgement changing (a watch) instead of
+    waiting for the next tick; the tick stays as the safety net."""
     is_leader: Callable[[], bool] = lambda: True
 
     # -- probes -------------------------------------------------------------------------------
@@ -154,8 +169,9 @@ class Engine:
 
     # -- the decision loop --------------------------------------------------------------------
 
-    async def step(self, namespace: str) -> list[fd.Decision]:
-        """One decision round over every fleet of ``namespace``."""
+    async def step(self, namespace: str, *, decide: bool = True) -> list[fd.Decision]:
+        """One decision round over every fleet of ``namespace`` (``decide`` False: only keep
+        the probes in line with the CheckoutRegions, as a standby replica does)."""
         bodies = await self.ctx.client.list(region.API_VERSION, region.REGION_KIND, namespace)
         fleets: dict[str, list[tuple[dict[str, Any], CheckoutRegion]]] = {}
         keep: set[tuple[str, str]] = set()
@@ -172,6 +188,8 @@ class Engine:
             self._ensure_probe(namespace, parsed)
             keep.add((namespace, parsed.spec.region))
         self._drop_probes(keep, namespace)
+        if not decide:
+            return []
         out = []
         for fleet in sorted(fleets):
             out.append(await self.fleet_step(namespace, fleet, fleets[fleet]))
@@ -243,23 +261,47 @@ class Engine:
             return decision  # nothing can be written anyway; status waits for the store
         if self._frozen.pop(namespace, False):
             logger.info("fleet %s/%s: lease store reachable again", namespace, fleet)
+        # The lease writes first, all markets at once (each its own compare-and-swap): the
+        # history, Events and logs of a move wait until every market has its new writer.
+        outcomes = await asyncio.gather(
+            *(
+                self._carry_out(namespace, fleet, action, current, infos, by_name)
+                for action in decision.actions
+            ),
+            return_exceptions=True,
+        )
         routing_changed = False
-        for action in decision.actions:
-            try:
-                routing_changed |= await self._carry_out(
-                    namespace, fleet, action, current, infos, by_name
-                )
-            except kerrors.Conflict:
+        follow_ups: list[Callable[[], Awaitable[None]]] = []
+        for action, outcome in zip(decision.actions, outcomes, strict=True):
+            if isinstance(outcome, kerrors.Conflict):
                 logger.info("fleet %s/%s: %s lost a race; deciding again", namespace, fleet, action)
-            except kerrors.KubeError as exc:
-                logger.warning("fleet %s/%s: %s failed: %s", namespace, fleet, action, exc)
+            elif isinstance(outcome, kerrors.KubeError):
+                logger.warning("fleet %s/%s: %s failed: %s", namespace, fleet, action, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                changed_routing, follow_up = outcome
+                routing_changed |= changed_routing
+                if follow_up is not None:
+                    follow_ups.append(follow_up)
         if routing_changed or decision.actions:
             with contextlib.suppress(kerrors.KubeError):
                 current = await leases.read(self.ctx.client, namespace, fleet)
+        self._watch_expiry(current)
         changed = await self._write_statuses(namespace, fleet, decision, current, by_name)
         if (routing_changed or changed) and self.on_routing is not None:
             await self.on_routing(sorted(index.ref(b) for b, _ in members))
+        for follow_up in follow_ups:
+            await follow_up()
         return decision
+
+    def _watch_expiry(self, current: Mapping[str, contract.WriteLease]) -> None:
+        for lease in current.values():
+            name = str((lease.raw.get("metadata") or {}).get("name") or lease.market)
+            if lease.state == "Fencing" and lease.acked_epoch != lease.epoch:
+                self._expiries[name] = lease.renewed_at + lease.duration
+            else:
+                self._expiries.pop(name, None)
 
     async def _carry_out(
         self,
@@ -269,7 +311,9 @@ class Engine:
         current: dict[str, contract.WriteLease],
         infos: Mapping[str, fd.RegionInfo],
         by_name: Mapping[str, tuple[dict[str, Any], CheckoutRegion]],
-    ) -> bool:
+    ) -> tuple[bool, Callable[[], Awaitable[None]] | None]:
+        """Write the action's lease; returns whether routing changed and what to record
+        afterwards (history, Events, logs), so records never delay another market's move."""
         home = next(n for n, i in infos.items() if action.market in i.home_markets)
         body, parsed = by_name[home]
         duration = parsed.spec.failover.write_lease_seconds
@@ -279,9 +323,9 @@ class Engine:
                     self.ctx.client, namespace, fleet, action.market, action.holder, duration,
                     self.clock(),
                 )  # fmt: skip
-            return True
+            return True, None
         if action.dry_run:
-            return False
+            return False, None
         lease = current[action.market]
         key = (namespace, action.market)
         if isinstance(action, fd.Fence):
@@ -292,20 +336,25 @@ class Engine:
             if action.reason == "ProbeFailures":
                 first = self.health.get((namespace, action.holder), fh.Health()).first_failure_at
             self._pending[key] = _Pending(action, self.clock(), first)
-            await self._event(
-                body,
-                "Normal",
-                "Fencing",
-                f"market {action.market}: fencing {action.holder} (epoch {action.epoch}) "
-                f"to promote {action.to}; reason {action.reason}; actor {action.actor}; "
-                + "; ".join(action.evidence),
-            )
-            return True
+            fence = action
+
+            async def fenced() -> None:
+                await self._event(
+                    body,
+                    "Normal",
+                    "Fencing",
+                    f"market {fence.market}: fencing {fence.holder} (epoch {fence.epoch}) "
+                    f"to promote {fence.to}; reason {fence.reason}; actor {fence.actor}; "
+                    + "; ".join(fence.evidence),
+                )
+
+            return True, fenced
         assert isinstance(action, fd.Promote)
-        now = self.clock()
+        promote = action
         current[action.market] = await leases.promote(
-            self.ctx.client, lease, action.to, action.epoch, duration, now
+            self.ctx.client, lease, action.to, action.epoch, duration, self.clock()
         )
+        now = self.clock()
         pending = self._pending.pop(key, None)
         evidence = (*(pending.fence.evidence if pending else ()), *action.evidence)
         actor = pending.fence.actor if pending else action.actor
@@ -321,39 +370,46 @@ class Engine:
             pending.at if pending else now,
             now,
             action.fenced_by,
+            lease.renewed_at + lease.duration,
         )
         self.moves.append(move)
         metrics.FAILOVERS.labels(fleet=fleet, reason=action.reason).inc()
         metrics.LAST_MOVE.labels(fleet=fleet, market=action.market).set(now)
         metrics.SECONDS_SINCE_MOVE.labels(fleet=fleet, market=action.market).set_function(_age(now))
-        record = {
-            "time": rfc3339(now),
-            "markets": [action.market],
-            "from": action.from_region,
-            "to": action.to,
-            "epoch": action.epoch,
-            "reason": action.reason,
-            "evidence": list(evidence),
-            "actor": actor,
-        }
-        await self._append_history(body, record)
-        await self._event(
-            body,
-            "Warning" if action.reason == "ProbeFailures" else "Normal",
-            "FailedOver" if action.reason in ("ProbeFailures", "Drain") else "FailedBack",
-            f"market {action.market} moved from {action.from_region} to {action.to} at epoch "
-            f"{action.epoch}; reason {action.reason}; actor {actor}; old writer "
-            f"{action.fenced_by}; " + "; ".join(evidence),
-        )
-        logger.warning(
-            "market %s moved %s -> %s (epoch %d, %s)",
-            action.market,
-            action.from_region,
-            action.to,
-            action.epoch,
-            action.reason,
-        )
-        return True
+
+        async def promoted() -> None:
+            record = {
+                "time": rfc3339(now),
+                "markets": [promote.market],
+                "from": promote.from_region,
+                "to": promote.to,
+                "epoch": promote.epoch,
+                "reason": promote.reason,
+                "evidence": list(evidence),
+                "actor": actor,
+            }
+            try:
+                await self._append_history(body, record)
+            except kerrors.KubeError as exc:
+                logger.warning("history of market %s not written: %s", promote.market, exc)
+            await self._event(
+                body,
+                "Warning" if promote.reason == "ProbeFailures" else "Normal",
+                "FailedOver" if promote.reason in ("ProbeFailures", "Drain") else "FailedBack",
+                f"market {promote.market} moved from {promote.from_region} to {promote.to} at "
+                f"epoch {promote.epoch}; reason {promote.reason}; actor {actor}; old writer "
+                f"{promote.fenced_by}; " + "; ".join(evidence),
+            )
+            logger.warning(
+                "market %s moved %s -> %s (epoch %d, %s)",
+                promote.market,
+                promote.from_region,
+                promote.to,
+                promote.epoch,
+                promote.reason,
+            )
+
+        return True, promoted
 
     async def _event(self, body: Mapping[str, Any], type_: str, reason: str, msg: str) -> None:
         try:
@@ -465,17 +521,33 @@ class Engine:
         bodies = await self.ctx.client.list(region.API_VERSION, region.REGION_KIND, None)
         return sorted({index.ref(b).namespace for b in bodies})
 
+    def _timeout(self) -> float:
+        """Until the next tick, or just past the earliest expiry of a fenced lease."""
+        now = self.clock()
+        ahead = [at - now + 0.005 for at in self._expiries.values() if at + 0.005 > now]
+        return max(0.0, min([self.tick, *ahead]))
+
     async def run(self, namespaces: Sequence[str] | None) -> None:
-        """Decide every ``tick`` seconds, or at once when a probe fails or health changes.
+        """Decide every ``tick`` seconds, or at once when a probe fails, health changes, a
+        market Lease changes hands / state / acknowledgement, or a fenced lease expires.
 
         ``namespaces`` None: every namespace with CheckoutRegions."""
+        if self.watch_leases and self._watch is None:
+            ns = namespaces[0] if namespaces is not None and len(namespaces) == 1 else None
+            self._watch = asyncio.get_running_loop().create_task(self._watch_loop(ns))
+        self._wake.set()  # the first round at once (it starts the probes)
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.tick):
+                async with asyncio.timeout(self._timeout()):
                     await self._wake.wait()
             self._wake.clear()
-            if not self.is_leader():
-                continue
+            leading = self.is_leader()
+            if not leading:
+                # A standby keeps probing (every region's history is warm when it takes over)
+                # but re-reads the CheckoutRegions only every STANDBY_REFRESH seconds.
+                if time.monotonic() - self._standby_refreshed < STANDBY_REFRESH:
+                    continue
+                self._standby_refreshed = time.monotonic()
             try:
                 names = await self._namespaces(namespaces)
             except kerrors.KubeError as exc:
@@ -483,18 +555,44 @@ class Engine:
                 continue
             for ns in names:
                 try:
-                    await self.step(ns)
+                    await self.step(ns, decide=leading)
                 except kerrors.KubeError as exc:
                     logger.warning("failover step of namespace %s failed: %s", ns, exc)
                 except Exception:
                     logger.exception("failover step of namespace %s failed", ns)
+
+    async def _watch_loop(self, namespace: str | None) -> None:
+        """Wake the decision loop when a market Lease changes writer, epoch, state or
+        acknowledgement (renewals alone do not wake it)."""
+        while True:
+            try:
+                async for _type, obj in self.ctx.client.watch(
+                    contract.API_VERSION, leases.KIND, namespace, contract.FLEET_LABEL
+                ):
+                    lease = contract.WriteLease.parse(obj)
+                    meta = obj.get("metadata") or {}
+                    name = f"{meta.get('namespace')}/{meta.get('name')}"
+                    essence = (lease.holder, lease.epoch, lease.state, lease.acked_epoch)
+                    if self._lease_states.get(name) != essence:
+                        self._lease_states[name] = essence
+                        self._wake.set()
+            except kerrors.KubeError as exc:
+                logger.debug("lease watch ended: %s", exc)
+                await asyncio.sleep(1.0)
+            except ValueError as exc:  # a torn line
+                logger.debug("lease watch: %s", exc)
+                await asyncio.sleep(1.0)
 
     def start(self, namespaces: Sequence[str] | None) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop().create_task(self.run(namespaces))
 
     async def aclose(self) -> None:
-        tasks = [*self._tasks.values(), *([self._loop] if self._loop else [])]
+        tasks = [
+            *self._tasks.values(),
+            *([self._loop] if self._loop else []),
+            *([self._watch] if self._watch else []),
+        ]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -502,6 +600,7 @@ class Engine:
                 await task
         self._tasks.clear()
         self._loop = None
+        self._watch = None
         await self.prober.aclose()
 
 

@@ -42,7 +42,7 @@ import os
 import ssl
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -269,6 +269,36 @@ class LeaseStore:
         )
         return [WriteLease.parse(item) for item in body.get("items") or ()]
 
+    async def watch(self, fleet: str, *, timeout_seconds: int = 60) -> AsyncIterator[WriteLease]:
+        """The fleet's Leases as they change (a ``?watch=1`` from now on), until the server ends
+        the watch after ``timeout_seconds``. Needs the ``watch`` verb on leases."""
+        params = {
+            "labelSelector": f"{FLEET_LABEL}={fleet}",
+            "watch": "1",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        try:
+            async with self._http.stream(
+                "GET",
+                self._path,
+                params=params,
+                timeout=httpx.Timeout(timeout_seconds + 10.0, connect=5.0),
+            ) as response:
+                if response.status_code >= 400:
+                    raise LeaseStoreError(f"WATCH {self._path}: HTTP {response.status_code}")
+                async for line in response.aiter_lines():
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        return
+                    if event.get("type") in ("ADDED", "MODIFIED"):
+                        yield WriteLease.parse(event.get("object") or {})
+        except httpx.HTTPError as exc:
+            raise LeaseStoreError(f"WATCH {self._path}: {type(exc).__name__}") from None
+        except ValueError:
+            raise LeaseStoreError(f"WATCH {self._path}: unreadable event") from None
+
     async def replace(self, obj: Mapping[str, Any]) -> WriteLease:
         """Write ``obj`` (which carries the resourceVersion it was read at): compare-and-swap,
         as a JSON merge patch (verb ``patch``) whose resourceVersion the server checks."""
@@ -312,7 +342,13 @@ class LeaseLost(Exception):
 
 
 class LeaseKeeper:
-    """Renews this region's market leases and acknowledges their fencing."""
+    """Renews this region's market leases and acknowledges their fencing.
+
+    It renews every ``interval`` seconds (default a quarter of the shortest lease) and, with
+    ``watch`` on (the default), also reacts at once when one of its leases is fenced, promoted
+    to it or handed to another region (a watch on the fleet's Leases; renewals of other
+    regions do not wake it). Without the ``watch`` verb it polls only.
+    """
 
     def __init__(
         self,
@@ -326,6 +362,7 @@ class LeaseKeeper:
         acknowledge: bool = True,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        watch: bool = True,
     ) -> None:
         self.region = region
         self.fleet = fleet
@@ -342,7 +379,11 @@ class LeaseKeeper:
         self.seen: dict[str, WriteLease] = {}
         self.renewals = 0
         self.errors = 0
+        self.watch = watch
+        self.wakeups = 0
         self._task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
 
     def may_write(self, market: str) -> bool:
         held = self.held.get(market)
@@ -427,25 +468,65 @@ class LeaseKeeper:
         self.seen[lease.market] = renewed
         self.held[lease.market] = Held(lease.epoch, started + renewed.duration - self.skew)
 
-    async def run(self) -> None:
+    def _concerns_me(self, lease: WriteLease) -> bool:
+        """A change this region must act on now: its lease fenced (acknowledge), a lease
+        promoted to it (start writing), or a lease it held gone to another region (stop)."""
+        held = self.held.get(lease.market)
+        if lease.holder != self.region:
+            if held is not None:
+                self.held.pop(lease.market, None)  # stop writing at once
+                self.seen[lease.market] = lease
+                return True
+            return False
+        if lease.state == "Fencing":
+            # Only the first sight of the fencing: while in-flight writes finish, the keeper's
+            # own renewals would wake it again and again (the acknowledgement then follows at
+            # the next interval).
+            return lease.acked_epoch != lease.epoch and (
+                held is None or not held.fenced or held.epoch != lease.epoch
+            )
+        return held is None or held.epoch != lease.epoch or held.fenced
+
+    async def _watch_loop(self) -> None:
+        failures = 0
         while True:
+            try:
+                async for lease in self.store.watch(self.fleet):
+                    failures = 0
+                    if lease.market and self._concerns_me(lease):
+                        self.wakeups += 1
+                        self._wake.set()
+            except LeaseStoreError as exc:
+                failures += 1
+                log.debug("lease watch ended: %s (polling meanwhile)", exc)
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+
+    async def run(self) -> None:
+        if self.watch and self._watch_task is None:
+            self._watch_task = asyncio.get_running_loop().create_task(self._watch_loop())
+        while True:
+            self._wake.clear()
             await self.step()
             interval = self.interval
             if interval is None:
                 durations = [s.duration for s in self.seen.values() if s.duration > 0]
                 interval = max(0.2, min(durations, default=15.0) / 4)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._watch_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = None
+        self._watch_task = None
 
 
 def keeper_from_env(region: str, fleet: str) -> LeaseKeeper | None:
