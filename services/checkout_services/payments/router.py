@@ -121,7 +121,8 @@ async def authorize_payment(
     body: schemas.AuthorizeRequest, request: Request, svc: Service, idempotency_key: IdemKey = None
 ) -> Response:
     moves: switchover.Switchover | None = getattr(request.app.state, "switchover", None)
-    if moves is None:
+
+    async def run() -> Response:
         return await idempotent(
             svc,
             request,
@@ -129,15 +130,12 @@ async def authorize_payment(
             body.model_dump(mode="json"),
             lambda: authorize.authorize(svc, body),
         )
+
+    if moves is None:
+        return await run()
     moves.check(body.country)  # a new authorization needs the market's write lease
     with moves.authorizing.track(body.country):  # in flight: the fencing ack waits for it
-        return await idempotent(
-            svc,
-            request,
-            idempotency_key,
-            body.model_dump(mode="json"),
-            lambda: authorize.authorize(svc, body),
-        )
+        return await run()
 
 
 @router.post(
