@@ -7,9 +7,11 @@ records are removed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from checkout_operator.kube import config as kconfig
 from checkout_operator.kube import errors as kerrors
 from checkout_operator.reconcile import leases
 from checkout_services.common import lease as contract
+from checkout_services.common import write_guard
 from stack import operator_support as sup
 
 pytestmark = pytest.mark.stack
@@ -237,3 +240,58 @@ async def test_sibling_keepers_racing_on_one_lease_all_keep_writing(
         assert {k.key for k in keepers} <= set(lease.keepers)
     finally:
         await close(*keepers)
+
+
+async def test_a_write_admitted_by_the_guard_holds_back_the_ack_until_it_ends(
+    kube: Any, namespace: str, client: kclient.KubeClient, tmp_path: Path
+) -> None:
+    """orders / inventory count their writes through ``WriteGuard.writing`` (the keeper's
+    in_flight): a write admitted before the fencing delays the region's ack until it ends."""
+    routing = tmp_path / "routing.json"
+    routing.write_text(
+        json.dumps(
+            {
+                "fleet": FLEET,
+                "regions": [
+                    {"name": r, "jurisdiction": "EU", "gatewayUrl": f"http://{r}"}
+                    for r in ("eu-a", "eu-b")
+                ],
+                "markets": [
+                    {
+                        "market": "NL",
+                        "writer": "eu-a",
+                        "epoch": 1,
+                        "readRegions": ["eu-a", "eu-b"],
+                        "state": "Serving",
+                    }
+                ],
+            }
+        )
+    )
+    await leases.create(client, namespace, FLEET, "NL", "eu-a", 3, time.time())
+    guard = write_guard.WriteGuard("eu-a", routing)
+    payments = keeper(kube, namespace, "payments", acknowledge=True)
+    inventory = keeper(kube, namespace, "inventory", acknowledge=False)
+    inventory.in_flight = guard.in_flight
+    guard.keeper = inventory
+    try:
+        for k in (payments, inventory):
+            await k.step()
+            k.start()
+        with guard.writing("NL") as route:
+            assert route.writer == "eu-a"
+            fenced = await fence(client, namespace)
+            for _ in range(15):
+                await asyncio.sleep(0.2)
+                now = await nl(client, namespace)
+                assert now.acked_epoch != fenced.epoch, "acknowledged during an admitted write"
+            with pytest.raises(write_guard.NotLeaseHolder, match="fenced away"):
+                guard.check("NL")
+        acked = await until(
+            client, namespace, 5, "the fenced-ack", lambda le: le.acked_epoch == fenced.epoch
+        )
+        theirs = acked.keepers[inventory.key]
+        assert theirs is not None
+        assert theirs.stopped == fenced.epoch
+    finally:
+        await close(payments, inventory)
