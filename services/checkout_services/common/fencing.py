@@ -8,8 +8,9 @@ env it yields None and logs once that writes follow the routing ConfigMap alone.
 
 Several services of a region keep the same market leases. Exactly one of them acknowledges
 fencing (``acknowledge=True``): payments, whose in-flight authorizations (:class:`InFlight`)
-must finish before the region says it stopped; the others stop writing on Fencing and leave
-the acknowledgement to it.
+must finish before the region says it stopped; the others stop writing on Fencing, record on
+the Lease (their own ``keeper.<id>`` annotation) once their own in-flight writes are done, and
+payments writes the ``fenced-ack`` only when every live keeper of the region did so.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ async def keeper(
         yield None
         return
     try:
-        k = lease.keeper_from_env(region.region, region.fleet)
+        k = lease.keeper_from_env(region.region, region.fleet, service=service)
     except (OSError, KeyError, ValueError, StopIteration) as exc:
         # never echo the credential: name the setting and the kind of failure only
         raise lease.LeaseStoreError(

@@ -26,6 +26,24 @@ The contract (the operator, the services' write guard and the gateway all follow
   (measured on its own monotonic clock from *before* the renew request): a region that cannot
   renew stops writing before the operator may promote anyone else.
 
+One region runs several keepers on the same Lease (orders, inventory and payments, each maybe
+several pods). Each keeper records itself under its own annotation
+``checkout-operator.io/keeper.<id>`` (``<id>``: service, pod, pid; see :func:`keeper_id`), a JSON
+object ``{"region", "renewed", "stopped"}``: ``renewed`` is the wall time (UTC) of its last
+successful patch, ``stopped`` the epoch at which it was fenced *and* its own in-flight writes
+reached 0 (0: not stopped). Each keeper patches only its own key (CAS merge patch like any other
+change) and removes keys older than ``STALE_FACTOR`` x the lease duration so the Lease does not
+grow. The acknowledging keeper writes ``fenced-ack`` only when its own in-flight is 0 and every
+*other* record of the holder region whose ``renewed`` is within ``leaseDurationSeconds + skew``
+says ``stopped`` at the current epoch. Why the silent ones may be ignored: a keeper gains the
+right to write only from a successful patch that also wrote its record, so its ``renewed`` is
+never older than the start of that renewal; it stops writing by itself ``duration - skew`` after
+that start (its own monotonic clock). When a record is older than ``duration + skew`` on the
+acknowledging keeper's wall clock, its writer's right ran out at least ``2 x skew`` ago, which
+covers a wall-clock disagreement of up to ``skew`` between the two pods. So a cut-off or dead
+sibling delays the ack by at most the lease duration (no worse than the expiry path), and a live
+sibling with writes in flight holds it back until those writes finish.
+
 :class:`LeaseKeeper` is the services' side: it renews this region's leases, acknowledges
 fencing, and answers ``may I write market M?`` for :mod:`checkout_services.common.write_guard`.
 """
@@ -36,9 +54,14 @@ import asyncio
 import base64
 import contextlib
 import datetime
+import hashlib
+import itertools
 import json
 import logging
 import os
+import random
+import re
+import socket
 import ssl
 import tempfile
 import time
@@ -58,6 +81,9 @@ FENCING_TO: Final = PREFIX + "fencing-to"
 FENCING_REASON: Final = PREFIX + "fencing-reason"
 FENCED_ACK: Final = PREFIX + "fenced-ack"
 MOVED_AT: Final = PREFIX + "moved-at"
+KEEPER: Final = PREFIX + "keeper."
+STALE_FACTOR: Final = 10
+"""Keeper records older than this many lease durations are removed (by any keeper)."""
 NAMESPACE_ENV: Final = "CHECKOUT_LEASE_NAMESPACE"
 KUBECONFIG_ENV: Final = "CHECKOUT_LEASE_KUBECONFIG"
 
@@ -80,6 +106,51 @@ def parse_time(text: str | None) -> float | None:
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+_ID_BAD = re.compile(r"[^a-z0-9.-]+")
+_ids = itertools.count(1)
+
+
+def keeper_id(service: str, pod: str | None = None, pid: int | None = None) -> str:
+    """This keeper's identity: ``<service>.<pod>.<pid>.<n>`` (``n`` counts the keepers of this
+    process), made a valid annotation name part: ``keeper.<id>`` is at most 63 characters of
+    ``[a-z0-9.-]`` starting and ending alphanumeric (a long one keeps a hash of the whole)."""
+    pod = pod or os.environ.get("HOSTNAME") or socket.gethostname()
+    raw = f"{service or 'keeper'}.{pod}.{os.getpid() if pid is None else pid}.{next(_ids)}"
+    text = _ID_BAD.sub("-", raw.lower()).strip(".-") or "keeper"
+    room = 63 - len("keeper.")
+    if len(text) > room:
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
+        text = text[: room - 11].rstrip(".-") + "-" + digest
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperRecord:
+    """One keeper's annotation on a Lease."""
+
+    key: str
+    region: str
+    renewed: float
+    stopped: int = 0
+
+    @classmethod
+    def parse(cls, key: str, value: str) -> KeeperRecord | None:
+        try:
+            doc = json.loads(value)
+            return cls(
+                key=key,
+                region=str(doc.get("region") or ""),
+                renewed=parse_time(doc.get("renewed")) or 0.0,
+                stopped=int(doc.get("stopped") or 0),
+            )
+        except (ValueError, TypeError, AttributeError):
+            return None
+
+    def dump(self) -> str:
+        doc = {"region": self.region, "renewed": micro_time(self.renewed), "stopped": self.stopped}
+        return json.dumps(doc, separators=(",", ":"))
+
+
 @dataclass(frozen=True, slots=True)
 class WriteLease:
     """The parsed Lease of one market."""
@@ -95,6 +166,8 @@ class WriteLease:
     acked_epoch: int = 0
     moved_at: float | None = None
     resource_version: str = ""
+    keepers: Mapping[str, KeeperRecord | None] = field(default_factory=dict, compare=False)
+    """Annotation key -> the keeper's record (None: unreadable)."""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -120,6 +193,9 @@ class WriteLease:
             acked_epoch=acked,
             moved_at=parse_time(notes.get(MOVED_AT)),
             resource_version=str(meta.get("resourceVersion") or ""),
+            keepers={
+                k: KeeperRecord.parse(k, str(v)) for k, v in notes.items() if k.startswith(KEEPER)
+            },
             raw=obj,
         )
 
@@ -269,6 +345,10 @@ class LeaseStore:
         )
         return [WriteLease.parse(item) for item in body.get("items") or ()]
 
+    async def get(self, name: str) -> WriteLease:
+        """One Lease by name (re-read after a lost compare-and-swap)."""
+        return WriteLease.parse(await self._call("GET", f"{self._path}/{name}"))
+
     async def watch(self, fleet: str, *, timeout_seconds: int = 60) -> AsyncIterator[WriteLease]:
         """The fleet's Leases as they change (a ``?watch=1`` from now on), until the server ends
         the watch after ``timeout_seconds``. Needs the ``watch`` verb on leases."""
@@ -363,8 +443,16 @@ class LeaseKeeper:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         watch: bool = True,
+        service: str = "",
+        identity: str | None = None,
+        conflict_retries: int = 5,
     ) -> None:
         self.region = region
+        self.identity = identity or keeper_id(service)
+        """This keeper's annotation is ``checkout-operator.io/keeper.<identity>``."""
+        self.key = KEEPER + self.identity
+        self.conflict_retries = conflict_retries
+        self.conflicts = 0
         self.fleet = fleet
         self.store = store
         self.skew = skew
@@ -425,39 +513,104 @@ class LeaseKeeper:
             if lease.holder != self.region:
                 self.held.pop(lease.market, None)
                 continue
-            with contextlib.suppress(Conflict):
+            await self._keep_retrying(lease, started)
+
+    async def _keep_retrying(self, lease: WriteLease, started: float) -> None:
+        """``_keep``, re-reading and deciding again after a lost compare-and-swap: the region's
+        other keepers patch the same Lease, and losing a race to them must not stop writes.
+        ``started`` stays the time before the first read (the conservative start)."""
+        name = str((lease.raw.get("metadata") or {}).get("name") or "")
+        for _ in range(self.conflict_retries + 1):
+            try:
                 await self._keep(lease, started)
+                return
+            except Conflict:
+                self.conflicts += 1
+            if not name:
+                return
+            await asyncio.sleep(0.01 + 0.04 * random.random())  # let the sibling's patch land
+            try:
+                lease = await self.store.get(name)
+            except LeaseStoreError as exc:
+                self.errors += 1
+                log.warning("re-reading %s after a conflict failed: %s", name, exc)
+                return
+            self.seen[lease.market] = lease
+            if lease.holder != self.region:
+                self.held.pop(lease.market, None)
+                return
+        log.info("lease %s: still conflicting after %d retries", name, self.conflict_retries)
+
+    def _record(self, lease: WriteLease, now: float, stopped: int) -> dict[str, str | None]:
+        """The annotations this keeper patches: its own record, and removal of stale ones."""
+        notes: dict[str, str | None] = {
+            self.key: KeeperRecord(self.key, self.region, now, stopped).dump()
+        }
+        horizon = now - STALE_FACTOR * max(lease.duration, 1.0)
+        for key, rec in lease.keepers.items():
+            if key != self.key and (rec is None or rec.renewed < horizon):
+                notes[key] = None  # merge patch: remove
+        return notes
+
+    def siblings_busy(self, lease: WriteLease, now: float | None = None) -> list[str]:
+        """The other keepers of the holder region that were heard from within ``duration +
+        skew`` and have not recorded that they stopped at the lease's epoch (they block the
+        ``fenced-ack``)."""
+        now = self.wall() if now is None else now
+        recent = now - lease.duration - self.skew
+        return sorted(
+            key
+            for key, rec in lease.keepers.items()
+            if key != self.key
+            and rec is not None
+            and rec.region == lease.holder
+            and rec.renewed >= recent
+            and rec.stopped != lease.epoch
+        )
+
+    async def _patch(self, lease: WriteLease, notes: dict[str, str | None], renew: bool) -> Any:
+        obj = json.loads(json.dumps(lease.raw))
+        # only what this keeper changes (its keys, maybe renewTime), at the read resourceVersion
+        obj["metadata"]["annotations"] = notes
+        if renew:
+            obj["spec"] = {"renewTime": micro_time(self.wall())}
+        else:
+            obj["spec"] = {}
+        return await self.store.replace(obj)
 
     async def _keep(self, lease: WriteLease, started: float) -> None:
         held = self.held.get(lease.market)
         if held is not None and held.epoch != lease.epoch:
             held = None
+        now = self.wall()
         if lease.state == "Fencing":
-            # Stop taking writes first; acknowledge once the in-flight ones are done. While
-            # some are still in flight, keep renewing: they finish under a valid lease, and
-            # the operator waits for the acknowledgement instead of the expiry.
+            # Stop taking writes first; record "stopped" once the in-flight ones are done, and
+            # acknowledge (one keeper per region) when every live sibling did too. While some
+            # are still in flight, keep renewing: they finish under a valid lease, and the
+            # operator waits for the acknowledgement instead of the expiry.
             if held is None:
                 held = self.held[lease.market] = Held(lease.epoch, 0.0, fenced=True)
             held.fenced = True
+            if lease.acked_epoch == lease.epoch:
+                return
             busy = self.in_flight(lease.market)
-            if lease.acked_epoch != lease.epoch and (busy or self.acknowledge):
-                obj = json.loads(json.dumps(lease.raw))
-                if busy:
-                    obj["spec"]["renewTime"] = micro_time(self.wall())
-                else:
-                    obj["metadata"].setdefault("annotations", {})[FENCED_ACK] = str(lease.epoch)
-                try:
-                    self.seen[lease.market] = await self.store.replace(obj)
-                except Conflict:
-                    raise
-                except LeaseStoreError as exc:
-                    self.errors += 1
-                    log.warning("fencing ack of %s failed: %s", lease.market, exc)
+            mine = lease.keepers.get(self.key)
+            notes = self._record(lease, now, 0 if busy else lease.epoch)
+            ack = not busy and self.acknowledge and not self.siblings_busy(lease, now)
+            if ack:
+                notes[FENCED_ACK] = str(lease.epoch)
+            elif not busy and mine is not None and mine.stopped == lease.epoch:
+                return  # already said so; waiting for the siblings (or for nothing)
+            try:
+                self.seen[lease.market] = await self._patch(lease, notes, renew=bool(busy))
+            except Conflict:
+                raise
+            except LeaseStoreError as exc:
+                self.errors += 1
+                log.warning("fencing ack of %s failed: %s", lease.market, exc)
             return
-        obj = json.loads(json.dumps(lease.raw))
-        obj["spec"]["renewTime"] = micro_time(self.wall())
         try:
-            renewed = await self.store.replace(obj)
+            renewed = await self._patch(lease, self._record(lease, now, 0), renew=True)
         except Conflict:
             raise
         except LeaseStoreError as exc:
@@ -482,8 +635,15 @@ class LeaseKeeper:
             # Only the first sight of the fencing: while in-flight writes finish, the keeper's
             # own renewals would wake it again and again (the acknowledgement then follows at
             # the next interval).
-            return lease.acked_epoch != lease.epoch and (
-                held is None or not held.fenced or held.epoch != lease.epoch
+            if lease.acked_epoch == lease.epoch:
+                return False
+            if held is None or not held.fenced or held.epoch != lease.epoch:
+                return True
+            # the last sibling just recorded that it stopped: acknowledge now, not next interval
+            return (
+                self.acknowledge
+                and not self.in_flight(lease.market)
+                and not self.siblings_busy(lease)
             )
         return held is None or held.epoch != lease.epoch or held.fenced
 
@@ -529,7 +689,7 @@ class LeaseKeeper:
         self._watch_task = None
 
 
-def keeper_from_env(region: str, fleet: str) -> LeaseKeeper | None:
+def keeper_from_env(region: str, fleet: str, *, service: str = "") -> LeaseKeeper | None:
     """A keeper configured from ``CHECKOUT_LEASE_NAMESPACE`` (unset: None, no lease check) and
     ``CHECKOUT_LEASE_KUBECONFIG`` (a kubeconfig for the management cluster; unset: the pod's
     service account). Call ``start()`` in the app's lifespan and ``aclose()`` at its end."""
@@ -540,4 +700,4 @@ def keeper_from_env(region: str, fleet: str) -> LeaseKeeper | None:
     config = (
         StoreConfig.from_kubeconfig(path, namespace) if path else StoreConfig.in_cluster(namespace)
     )
-    return LeaseKeeper(region, fleet, LeaseStore(config))
+    return LeaseKeeper(region, fleet, LeaseStore(config), service=service)

@@ -13,10 +13,12 @@ writes (the lease contract is in :mod:`checkout_services.common.lease`).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-from checkout_services.common import errors, lease, routing, settings
+from checkout_services.common import errors, fencing, lease, routing, settings
 
 
 class NotWriter(errors.ProblemError):
@@ -47,6 +49,9 @@ class WriteGuard:
     ) -> None:
         self.region = region
         self.keeper = keeper
+        self.in_flight = fencing.InFlight()
+        """Writes admitted by :meth:`writing` and not finished (the keeper's ``in_flight``: a
+        fenced keeper records that it stopped only once its count is 0)."""
         self.path = Path(routing_file)
         self._mtime: float = -1.0
         self._routing: routing.FleetRouting | None = None
@@ -102,3 +107,11 @@ class WriteGuard:
                     epoch=route.epoch,
                 )
         return route
+
+    @contextlib.contextmanager
+    def writing(self, market: str) -> Iterator[routing.MarketRoute]:
+        """:meth:`check`, then count the write as in flight until the block ends (no await in
+        between, so a keeper that sees Fencing either refused it or counts it)."""
+        route = self.check(market)
+        with self.in_flight.track(market):
+            yield route

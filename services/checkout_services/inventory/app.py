@@ -94,7 +94,9 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         try:
             # a region that cannot renew its market's lease stops writing it (409 naming the
             # writer); without CHECKOUT_LEASE_NAMESPACE the routing ConfigMap alone decides
-            guard.keeper = await leases.enter_async_context(fencing.keeper(region, "inventory"))
+            guard.keeper = await leases.enter_async_context(
+                fencing.keeper(region, "inventory", in_flight=guard.in_flight)
+            )
             await db.migrate(pool, *MIGRATIONS)
             svc = InventoryService(pool, region, guard, expired_total)
             app.state.service = svc

@@ -137,6 +137,11 @@ class InventoryService:
             )
 
     async def reserve(self, req: schemas.ReserveRequest) -> tuple[bool, schemas.ReservationView]:
+        # counted as in flight: a fenced keeper of this pod says "stopped" only after it ends
+        with self.guard.writing(req.market):
+            return await self._reserve(req)
+
+    async def _reserve(self, req: schemas.ReserveRequest) -> tuple[bool, schemas.ReservationView]:
         """Reserve every line or none. Returns (created, view); a repeat returns the same."""
         self.guard.check(req.market)
         wanted: dict[str, int] = defaultdict(int)

@@ -97,7 +97,9 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         try:
             # a region that cannot renew its market's lease stops writing it (409 naming the
             # writer); without CHECKOUT_LEASE_NAMESPACE the routing ConfigMap alone decides
-            guard.keeper = await leases.enter_async_context(fencing.keeper(region, "orders"))
+            guard.keeper = await leases.enter_async_context(
+                fencing.keeper(region, "orders", in_flight=guard.in_flight)
+            )
             await db.migrate(pool, *MIGRATIONS)
             temporal = await Client.connect(
                 s.temporal_address,

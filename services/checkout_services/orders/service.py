@@ -59,6 +59,11 @@ class OrdersService:
     answers: Counter | None = None
 
     async def checkout(self, req: schemas.CheckoutRequest) -> dict[str, Any]:
+        # counted as in flight: a fenced keeper of this pod says "stopped" only after it ends
+        with self.guard.writing(req.market):
+            return await self._checkout(req)
+
+    async def _checkout(self, req: schemas.CheckoutRequest) -> dict[str, Any]:
         self.guard.check(req.market)
         inp = req.model_dump(mode="json")
         customer = inp.pop("customer", None)
