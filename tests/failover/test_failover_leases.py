@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
 from checkout_operator.kube import errors as kerrors
 from checkout_operator.reconcile import leases
 from checkout_services.common import lease as contract
@@ -26,18 +24,13 @@ FLEET = "lt"
 
 
 @pytest.fixture
-def namespace(kube: Any) -> Iterator[str]:
-    ns = sup.unique("lease")
-    kube.kubectl("create", "namespace", ns)
-    yield ns
-    sup.delete_namespace(kube, ns)
+def namespace(kube_namespace: str) -> str:
+    return kube_namespace
 
 
 @pytest.fixture
-async def client(kube: Any) -> AsyncIterator[kclient.KubeClient]:
-    c = kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig))
-    yield c
-    await c.aclose()
+def client(kube_api: kclient.KubeClient) -> kclient.KubeClient:
+    return kube_api
 
 
 def store(kube: Any, ns: str) -> contract.LeaseStore:

@@ -10,19 +10,16 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
 from checkout_operator.kube import errors as kerrors
 from checkout_operator.reconcile import leases
 from checkout_services.common import lease as contract
 from checkout_services.common import write_guard
-from stack import operator_support as sup
 
 pytestmark = pytest.mark.stack
 
@@ -31,18 +28,13 @@ SKEW = 0.5
 
 
 @pytest.fixture
-def namespace(kube: Any) -> Iterator[str]:
-    ns = sup.unique("acks")
-    kube.kubectl("create", "namespace", ns)
-    yield ns
-    sup.delete_namespace(kube, ns)
+def namespace(kube_namespace: str) -> str:
+    return kube_namespace
 
 
 @pytest.fixture
-async def client(kube: Any) -> AsyncIterator[kclient.KubeClient]:
-    c = kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig))
-    yield c
-    await c.aclose()
+def client(kube_api: kclient.KubeClient) -> kclient.KubeClient:
+    return kube_api
 
 
 def keeper(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,11 +33,8 @@ SLOW = 60.0  # a renewal interval / engine tick that would never fire during a t
 
 
 @pytest.fixture
-def namespace(kube: Any) -> Iterator[str]:
-    ns = sup.unique("react")
-    kube.kubectl("create", "namespace", ns)
-    yield ns
-    sup.delete_namespace(kube, ns)
+def namespace(kube_namespace: str) -> str:
+    return kube_namespace
 
 
 def keeper(kube: Any, ns: str, name: str, *, watch: bool = True) -> contract.LeaseKeeper:

@@ -8,8 +8,7 @@ import asyncio
 import json
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import pytest
 import services_harness as h
 
 from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
 from checkout_operator.kube import errors as kerrors
 from checkout_operator.reconcile import leases
 from checkout_services.common import lease as contract
@@ -68,18 +66,13 @@ class Recorder:
 
 
 @pytest.fixture
-def namespace(kube: Any) -> Iterator[str]:
-    ns = f"gw-lease-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", ns)
-    yield ns
-    kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+def namespace(kube_namespace: str) -> str:
+    return kube_namespace
 
 
 @pytest.fixture
-async def client(kube: Any) -> AsyncIterator[kclient.KubeClient]:
-    c = kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig))
-    yield c
-    await c.aclose()
+def client(kube_api: kclient.KubeClient) -> kclient.KubeClient:
+    return kube_api
 
 
 async def test_writes_follow_the_lease_holder_live(

@@ -8,7 +8,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import payments_harness as harness
 import pytest
 
 from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
 from checkout_operator.reconcile import leases
 from checkout_services.common import lease as contract
 from checkout_stack.components.postgres import Postgres
@@ -31,18 +29,13 @@ PEER = "us-east-1"
 
 
 @pytest.fixture
-def namespace(kube: Any) -> Iterator[str]:
-    ns = f"pay-lease-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", ns)
-    yield ns
-    kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+def namespace(kube_namespace: str) -> str:
+    return kube_namespace
 
 
 @pytest.fixture
-async def client(kube: Any) -> AsyncIterator[kclient.KubeClient]:
-    c = kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig))
-    yield c
-    await c.aclose()
+def client(kube_api: kclient.KubeClient) -> kclient.KubeClient:
+    return kube_api
 
 
 def body(checkout_id: str, country: str) -> dict[str, Any]:

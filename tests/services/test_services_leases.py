@@ -10,7 +10,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +21,6 @@ import yaml
 from payments_harness import free_port
 
 from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
 from checkout_operator.reconcile import leases
 from checkout_services.common import lease as contract
 from checkout_stack.components.postgres import Postgres
@@ -44,18 +43,13 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], within: float, wh
 
 
 @pytest.fixture
-def namespace(kube: Any) -> Iterator[str]:
-    ns = f"svc-lease-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", ns)
-    yield ns
-    kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+def namespace(kube_namespace: str) -> str:
+    return kube_namespace
 
 
 @pytest.fixture
-async def client(kube: Any) -> AsyncIterator[kclient.KubeClient]:
-    c = kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig))
-    yield c
-    await c.aclose()
+def client(kube_api: kclient.KubeClient) -> kclient.KubeClient:
+    return kube_api
 
 
 class Cut:
