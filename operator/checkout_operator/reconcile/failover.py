@@ -173,7 +173,10 @@ class Engine:
             before = self.health.get(key, fh.Health())
             after = fh.observe(before, result, spec.thresholds)
             self.health[key] = after
-            if after.state != before.state or result.outcome != "Success":
+            if after.state != before.state:
+                # The threshold-th failure (or success) is a decision at once; the probes in
+                # between only change the status, which the next tick writes (a round per
+                # failed probe kept the loop busy when the deciding probe came).
                 self._wake.set()
             await asyncio.sleep(max(0.0, spec.period - (time.monotonic() - started)))
 
