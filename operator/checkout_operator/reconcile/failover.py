@@ -21,6 +21,7 @@ shown in ``status.markets[].message`` and an Event, never carried out.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import logging
@@ -127,6 +128,15 @@ class Engine:
     """React to a Lease's holder / epoch / state / acknowledgement changing (a watch) instead of
     waiting for the next tick; the tick stays as the safety net."""
     is_leader: Callable[[], bool] = lambda: True
+    _latest: dict[tuple[str, str], Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    """(namespace, fleet) -> its newest status / routing write (latest state wins)."""
+    _records: collections.deque[Callable[[], Awaitable[None]]] = field(
+        default_factory=collections.deque
+    )
+    """History, Events and logs of each move, in the order the moves happened (never dropped)."""
+    _more: asyncio.Event = field(default_factory=asyncio.Event)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    _recorder: asyncio.Task[None] | None = None
 
     # -- probes -------------------------------------------------------------------------------
 
@@ -163,15 +173,23 @@ class Engine:
             before = self.health.get(key, fh.Health())
             after = fh.observe(before, result, spec.thresholds)
             self.health[key] = after
-            if after.state != before.state or result.outcome != "Success":
+            if after.state != before.state:
+                # The threshold-th failure (or success) is a decision at once; the probes in
+                # between only change the status, which the next tick writes (a round per
+                # failed probe kept the loop busy when the deciding probe came).
                 self._wake.set()
             await asyncio.sleep(max(0.0, spec.period - (time.monotonic() - started)))
 
     # -- the decision loop --------------------------------------------------------------------
 
-    async def step(self, namespace: str, *, decide: bool = True) -> list[fd.Decision]:
+    async def step(
+        self, namespace: str, *, decide: bool = True, wait_records: bool = True
+    ) -> list[fd.Decision]:
         """One decision round over every fleet of ``namespace`` (``decide`` False: only keep
-        the probes in line with the CheckoutRegions, as a standby replica does)."""
+        the probes in line with the CheckoutRegions, as a standby replica does).
+
+        The leases are written in the round; statuses, routing, history and Events by the
+        background recorder (``wait_records``: wait until it has written them)."""
         bodies = await self.ctx.client.list(region.API_VERSION, region.REGION_KIND, namespace)
         fleets: dict[str, list[tuple[dict[str, Any], CheckoutRegion]]] = {}
         keep: set[tuple[str, str]] = set()
@@ -193,7 +211,56 @@ class Engine:
         out = []
         for fleet in sorted(fleets):
             out.append(await self.fleet_step(namespace, fleet, fleets[fleet]))
+        if wait_records:
+            await self.flush()
         return out
+
+    # -- the recorder: what follows the leases, off the decision path --------------------------
+
+    def _record(
+        self,
+        status: tuple[tuple[str, str], Callable[[], Awaitable[None]]] | None,
+        records: Sequence[Callable[[], Awaitable[None]]] = (),
+    ) -> None:
+        if status is not None:
+            self._latest[status[0]] = status[1]
+        self._records.extend(records)
+        if not self._latest and not self._records:
+            return
+        self._idle.clear()
+        self._more.set()
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.get_running_loop().create_task(self._record_loop())
+
+    async def _record_loop(self) -> None:
+        """Write the newest status of each fleet, then every move's records in order; the
+        decision loop (probes, fences, promotions) never waits for these writes."""
+        while True:
+            await self._more.wait()
+            self._more.clear()
+            while self._latest or self._records:
+                if self._latest:
+                    job = self._latest.pop(next(iter(self._latest)))
+                else:
+                    job = self._records.popleft()
+                try:
+                    await job()
+                except kerrors.KubeError as exc:
+                    logger.warning("failover record not written: %s", exc)
+                except Exception:
+                    logger.exception("failover record not written")
+            if not self._more.is_set():
+                self._idle.set()
+
+    async def flush(self) -> None:
+        """Until every status, routing change, history entry and Event queued so far is
+        written (or failed and logged)."""
+        while self._latest or self._records or not self._idle.is_set():
+            if self._recorder is None or self._recorder.done():
+                if not self._latest and not self._records:
+                    return
+                self._record(None)
+            await self._idle.wait()
 
     def _info(
         self, namespace: str, body: Mapping[str, Any], parsed: CheckoutRegion
@@ -284,15 +351,22 @@ class Engine:
                 routing_changed |= changed_routing
                 if follow_up is not None:
                     follow_ups.append(follow_up)
-        if routing_changed or decision.actions:
-            with contextlib.suppress(kerrors.KubeError):
-                current = await leases.read(self.ctx.client, namespace, fleet)
         self._watch_expiry(current)
-        changed = await self._write_statuses(namespace, fleet, decision, current, by_name)
-        if (routing_changed or changed) and self.on_routing is not None:
-            await self.on_routing(sorted(index.ref(b) for b, _ in members))
-        for follow_up in follow_ups:
-            await follow_up()
+        # Statuses and routing follow the leases (latest state wins), then each move's
+        # history and Events (in order): none of it holds up the next decision round.
+        reread = bool(routing_changed or decision.actions)
+        written = dict(current)
+
+        async def statuses() -> None:
+            now_current = written
+            if reread:
+                with contextlib.suppress(kerrors.KubeError):
+                    now_current = await leases.read(self.ctx.client, namespace, fleet)
+            changed = await self._write_statuses(namespace, fleet, decision, now_current, by_name)
+            if (routing_changed or changed) and self.on_routing is not None:
+                await self.on_routing(sorted(index.ref(b) for b, _ in members))
+
+        self._record(((namespace, fleet), statuses), follow_ups)
         return decision
 
     def _watch_expiry(self, current: Mapping[str, contract.WriteLease]) -> None:
@@ -555,7 +629,7 @@ class Engine:
                 continue
             for ns in names:
                 try:
-                    await self.step(ns, decide=leading)
+                    await self.step(ns, decide=leading, wait_records=False)
                 except kerrors.KubeError as exc:
                     logger.warning("failover step of namespace %s failed: %s", ns, exc)
                 except Exception:
@@ -588,6 +662,14 @@ class Engine:
             self._loop = asyncio.get_running_loop().create_task(self.run(namespaces))
 
     async def aclose(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self.flush()
+        if self._recorder is not None:
+            self._recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recorder
+            self._recorder = None
         tasks = [
             *self._tasks.values(),
             *([self._loop] if self._loop else []),
