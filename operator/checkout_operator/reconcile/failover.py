@@ -342,6 +342,10 @@ class Engine:
         for action, outcome in zip(decision.actions, outcomes, strict=True):
             if isinstance(outcome, kerrors.Conflict):
                 logger.info("fleet %s/%s: %s lost a race; deciding again", namespace, fleet, action)
+                # At once, not at the next tick: every keeper of a region now patches the
+                # Lease (its own record), so a fence or promotion loses races to renewals; the
+                # lease watch does not wake the loop for renewals.
+                self._wake.set()
             elif isinstance(outcome, kerrors.KubeError):
                 logger.warning("fleet %s/%s: %s failed: %s", namespace, fleet, action, outcome)
             elif isinstance(outcome, BaseException):
