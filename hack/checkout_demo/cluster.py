@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import json
 import os
 import ssl
@@ -63,6 +64,18 @@ class Fleet:
 
     def home_markets(self, name: str) -> list[str]:
         return [m["country"] for m in self.region(name)["spec"].get("homeMarkets", [])]
+
+    def failover_floor_seconds(self, name: str) -> float:
+        """The least time a correct operator may take to give a killed region's markets a new
+        writer's lease, in the worst phase of the probes: ``failureThreshold`` probes (the first
+        one can come up to a period after the fault), and never before the old lease expired
+        (at most ``writeLeaseSeconds`` after the fault: it was renewed before it)."""
+        spec = self.region(name)["spec"]
+        probe = spec.get("healthProbe") or {}
+        period = float(probe.get("periodSeconds", 10))
+        threshold = int(probe.get("failureThreshold", 3))
+        lease = float((spec.get("failover") or {}).get("writeLeaseSeconds", 15))
+        return max(period * threshold, lease)
 
     def providers(self) -> list[dict[str, Any]]:
         seen: dict[str, dict[str, Any]] = {}
@@ -155,6 +168,19 @@ class Api:
     def deployments(self, namespace: str) -> list[dict[str, Any]]:
         body = self.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")
         return list((body or {}).get("items") or [])
+
+    def lease_acquired_at(self, fleet: str, market: str) -> tuple[str, float] | None:
+        """(holder, UTC epoch seconds) of a market's write Lease: when the operator gave it to
+        its holder (``spec.acquireTime``, written in the promoting compare-and-swap)."""
+        body = self.get(
+            f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/"
+            f"checkout-{fleet}-market-{market.lower()}"
+        )
+        spec = (body or {}).get("spec") or {}
+        if not spec.get("acquireTime"):
+            return None
+        at = dt.datetime.fromisoformat(str(spec["acquireTime"]).replace("Z", "+00:00"))
+        return str(spec.get("holderIdentity") or ""), at.timestamp()
 
     def regions(self) -> list[dict[str, Any]]:
         body = self.get(

@@ -252,6 +252,13 @@ def text(s: dict[str, Any]) -> str:
                 else ""
             )
         )
+        if fo.get("lease_seconds") is not None:
+            fo_line += (
+                f"\n  new writer's lease      {fo['lease_seconds']:.1f} s after the fault (floor "
+                f"{fo['floor_seconds']:.1f} s: failureThreshold x periodSeconds, or the old "
+                f"lease's expiry; goal within 1 s of it: "
+                f"{'met' if fo.get('within_goal') else 'NOT met'})"
+            )
     elif fo and not fo.get("expected"):
         fo_line = "none, as expected: this scenario must not move any market"
     elif fo:

@@ -36,3 +36,22 @@ def test_every_region_prices_every_market_it_may_write_for() -> None:
             assert any(currency in o.amounts for o in config.shipping[market]), (name, market)
     # the demo sells every market it loads
     assert set().union(*writes.values()) == set(MARKETS)
+
+
+def test_failover_floor_is_the_probes_or_the_old_lease_whichever_is_later() -> None:
+    fleet = cluster.load_fleet()
+    spec = fleet.region("us-east-1")["spec"]
+    probe, lease = spec["healthProbe"], spec["failover"]["writeLeaseSeconds"]
+    assert fleet.failover_floor_seconds("us-east-1") == max(
+        probe["periodSeconds"] * probe["failureThreshold"], lease
+    )
+    slow = cluster.Fleet(
+        [{"spec": {"region": "x", "healthProbe": {"periodSeconds": 1}, "failover": {}}}], []
+    )
+    assert slow.failover_floor_seconds("x") == 15.0  # the API's default lease outlasts 3 probes
+
+
+def test_every_demo_region_keeps_its_leases_through_the_rendered_credential() -> None:
+    for doc in cluster.load_fleet().regions:
+        ref = doc["spec"]["remoteCluster"]["leaseKubeconfigSecretRef"]
+        assert ref == {"name": cluster.LEASE_KUBECONFIG_SECRET, "key": "kubeconfig"}
