@@ -11,6 +11,7 @@ import copy
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
@@ -25,6 +26,32 @@ from stack import operator_support as sup
 Mode = Literal["ok", "503", "hang", "slow"]
 FLEET = "ft"
 API = region.API_VERSION
+
+
+def two_region_routing_file(path: Path, fleet: str, writer: str, epoch: int) -> Path:
+    """A rendered fleet routing file (what the write guard reads): regions eu-a and eu-b, market
+    NL written by ``writer`` at ``epoch``."""
+    path.write_text(
+        json.dumps(
+            {
+                "fleet": fleet,
+                "regions": [
+                    {"name": r, "jurisdiction": "EU", "gatewayUrl": f"http://{r}"}
+                    for r in ("eu-a", "eu-b")
+                ],
+                "markets": [
+                    {
+                        "market": "NL",
+                        "writer": writer,
+                        "epoch": epoch,
+                        "readRegions": ["eu-a", "eu-b"],
+                        "state": "Serving",
+                    }
+                ],
+            }
+        )
+    )
+    return path
 
 
 class HealthServer:

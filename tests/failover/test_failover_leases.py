@@ -4,7 +4,6 @@ services' write guard refusing writes it holds no lease for (naming the writer).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from checkout_operator.reconcile import leases
 from checkout_services.common import lease as contract
 from checkout_services.common import write_guard
 from stack import operator_support as sup
+
+from . import fleet_env
 
 pytestmark = pytest.mark.stack
 
@@ -38,28 +39,7 @@ def store(kube: Any, ns: str) -> contract.LeaseStore:
 
 
 def routing_file(tmp_path: Path, writer: str, epoch: int) -> Path:
-    path = tmp_path / "routing.json"
-    path.write_text(
-        json.dumps(
-            {
-                "fleet": FLEET,
-                "regions": [
-                    {"name": r, "jurisdiction": "EU", "gatewayUrl": f"http://{r}"}
-                    for r in ("eu-a", "eu-b")
-                ],
-                "markets": [
-                    {
-                        "market": "NL",
-                        "writer": writer,
-                        "epoch": epoch,
-                        "readRegions": ["eu-a", "eu-b"],
-                        "state": "Serving",
-                    }
-                ],
-            }
-        )
-    )
-    return path
+    return fleet_env.two_region_routing_file(tmp_path / "routing.json", FLEET, writer, epoch)
 
 
 async def test_compare_and_swap_lets_exactly_one_promotion_win(

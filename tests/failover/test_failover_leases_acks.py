@@ -7,7 +7,6 @@ records are removed."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,6 +19,8 @@ from checkout_operator.kube import errors as kerrors
 from checkout_operator.reconcile import leases
 from checkout_services.common import lease as contract
 from checkout_services.common import write_guard
+
+from . import fleet_env
 
 pytestmark = pytest.mark.stack
 
@@ -239,27 +240,7 @@ async def test_a_write_admitted_by_the_guard_holds_back_the_ack_until_it_ends(
 ) -> None:
     """orders / inventory count their writes through ``WriteGuard.writing`` (the keeper's
     in_flight): a write admitted before the fencing delays the region's ack until it ends."""
-    routing = tmp_path / "routing.json"
-    routing.write_text(
-        json.dumps(
-            {
-                "fleet": FLEET,
-                "regions": [
-                    {"name": r, "jurisdiction": "EU", "gatewayUrl": f"http://{r}"}
-                    for r in ("eu-a", "eu-b")
-                ],
-                "markets": [
-                    {
-                        "market": "NL",
-                        "writer": "eu-a",
-                        "epoch": 1,
-                        "readRegions": ["eu-a", "eu-b"],
-                        "state": "Serving",
-                    }
-                ],
-            }
-        )
-    )
+    routing = fleet_env.two_region_routing_file(tmp_path / "routing.json", FLEET, "eu-a", 1)
     await leases.create(client, namespace, FLEET, "NL", "eu-a", 3, time.time())
     guard = write_guard.WriteGuard("eu-a", routing)
     payments = keeper(kube, namespace, "payments", acknowledge=True)

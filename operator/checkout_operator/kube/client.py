@@ -186,15 +186,8 @@ class KubeClient:
                 headers=headers,
                 extensions=extensions,
             )
-        except httpx.TimeoutException:
-            raise errors.TransportError(
-                f"{method} {target or path}: timed out talking to {self.name} cluster"
-            ) from None
         except (httpx.TransportError, OSError) as exc:
-            raise errors.TransportError(
-                f"{method} {target or path}: cannot reach the {self.name} cluster "
-                f"at {self.creds.server}: {type(exc).__name__}"
-            ) from None
+            raise self._transport_error(f"{method} {target or path}", exc) from None
         logger.debug("%s %s -> %s", method, path, response.status_code)
         try:
             decoded = response.json() if response.content else None
@@ -318,15 +311,18 @@ class KubeClient:
                     if type_ == "ERROR":
                         return
                     yield type_, dict(event.get("object") or {})
-        except httpx.TimeoutException:
-            raise errors.TransportError(
-                f"WATCH {path}: timed out talking to {self.name} cluster"
-            ) from None
         except (httpx.TransportError, OSError) as exc:
-            raise errors.TransportError(
-                f"WATCH {path}: cannot reach the {self.name} cluster at {self.creds.server}: "
-                f"{type(exc).__name__}"
-            ) from None
+            raise self._transport_error(f"WATCH {path}", exc) from None
+
+    def _transport_error(self, call: str, exc: BaseException) -> errors.TransportError:
+        """The error for a call that got no answer: names the call and the cluster, never the
+        request's body or credentials."""
+        if isinstance(exc, httpx.TimeoutException):
+            return errors.TransportError(f"{call}: timed out talking to {self.name} cluster")
+        return errors.TransportError(
+            f"{call}: cannot reach the {self.name} cluster at {self.creds.server}: "
+            f"{type(exc).__name__}"
+        )
 
     # -- writes -------------------------------------------------------------------------------
 
