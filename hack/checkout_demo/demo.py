@@ -504,9 +504,9 @@ class Demo:
         }
 
     def wait_serving(self, timeout: float = 120.0) -> None:
-        """Wait until the operator shows every market Serving from its home region (the
-        regions' health probes passed). A load started earlier meets markets the first probes
-        marked Down (503 + Retry-After 30)."""
+        """Wait until the operator shows every region Healthy and every market Serving from its
+        home region. A load started earlier meets markets the first probes marked Down (503 +
+        Retry-After 30): the operator's first status can say Serving before any probe ran."""
         homes = {m: n for n in self.names for m in self.fleet.home_markets(n)}
         self.say("demo: waiting for every market to be Serving from its home region")
         deadline = time.monotonic() + timeout
@@ -514,11 +514,19 @@ class Demo:
         while time.monotonic() < deadline:
             with contextlib.suppress(Exception):
                 self.read_writers()
-            if set(self.states) >= set(homes) and all(
-                self.states[m] == "Serving"
-                and self.writers.get(m) == home
-                and self.routing_serving(m, home, self.epochs.get(m, 0))
-                for m, home in homes.items()
+            healthy = all(
+                (self.region_status.get(n, {}).get("health") or {}).get("state") == "Healthy"
+                for n in self.names
+            )
+            if (
+                healthy
+                and set(self.states) >= set(homes)
+                and all(
+                    self.states[m] == "Serving"
+                    and self.writers.get(m) == home
+                    and self.routing_serving(m, home, self.epochs.get(m, 0))
+                    for m, home in homes.items()
+                )
             ):
                 self.timings["serving"] = time.monotonic() - began
                 return
