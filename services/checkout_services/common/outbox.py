@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from checkout_services.common import config, scrub, tracing
@@ -127,6 +128,8 @@ class Relay:
         self.replication_factor = replication_factor
         self.topic_names = topic_names or config.KafkaTopics()
         self.ensured: set[str] = set()
+        self.fresh: set[str] = set()
+        """Topics created by this relay whose partition leaders the producer has not seen yet."""
         self.producer: AIOKafkaProducer | None = None
 
     @classmethod
@@ -160,6 +163,30 @@ class Relay:
                 result.reconfigured,
             )
         self.ensured.update(s.name for s in todo)
+        self.fresh.update(result.created)
+
+    async def await_leaders(self, limit_s: float = 10.0) -> None:
+        """A topic created a moment ago has no partition leader in the producer's metadata yet,
+        and a send to it fails with NotLeaderForPartition (seen on a one-broker cluster). Wait,
+        bounded, until every partition of the fresh topics has a leader; on timeout the send
+        goes ahead and a failure leaves the rows for the next pass (at least once)."""
+        assert self.producer is not None
+        client = self.producer.client
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        while self.fresh and loop.time() < deadline:
+            for name in sorted(self.fresh):
+                with contextlib.suppress(KafkaError, TimeoutError):
+                    parts = await asyncio.wait_for(self.producer.partitions_for(name), 2.0)
+                    leaders = [
+                        client.cluster.leader_for_partition(TopicPartition(name, p)) for p in parts
+                    ]
+                    if parts and all(leader is not None and leader >= 0 for leader in leaders):
+                        self.fresh.discard(name)
+            if self.fresh:
+                await client.force_metadata_update()
+                await asyncio.sleep(0.1)
+        self.fresh.clear()
 
     def topic_spec(self, name: str) -> kafka_topics.TopicSpec:
         known = self.topics.get(name)
@@ -195,6 +222,8 @@ class Relay:
             if not rows:
                 return 0
             await self.ensure_topics(self.topic_spec(t) for t in {r["topic"] for r in rows})
+            if self.fresh:
+                await self.await_leaders()
             futures = []
             for r in rows:
                 # tracing on: the send span (and the record's traceparent header) continue the
