@@ -25,6 +25,7 @@ from checkout_operator.reconcile import leases
 from checkout_services.common import lease as contract
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
+from stack import operator_support as sup
 
 pytestmark = pytest.mark.stack
 FLEET = "test"  # services_harness.region_config's fleet
@@ -32,14 +33,7 @@ T = TypeVar("T")
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], within: float, what: str) -> T:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {within} s waiting for {what} (last: {last!r})")
+    return await sup.eventually(probe, within, what, every=0.1)
 
 
 @pytest.fixture

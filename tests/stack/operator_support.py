@@ -67,16 +67,20 @@ def get(kube: Any, *args: str) -> dict[str, Any]:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], within: float = 90, what: str = "condition"
+    probe: Callable[[], Awaitable[T | None]],
+    within: float = 90,
+    what: str = "condition",
+    every: float = 0.5,
 ) -> T:
-    """Poll ``probe`` until it returns a truthy value; fail with ``what`` after ``within`` s."""
+    """Poll ``probe`` every ``every`` s until it returns a truthy value; fail with ``what``
+    after ``within`` s."""
     deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
         last = await probe()
         if last:
             return last
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(every)
     raise AssertionError(f"timed out after {within} s waiting for {what} (last: {last!r})")
 
 
