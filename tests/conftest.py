@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
+from checkout_kube import client as kclient
+from checkout_kube import config as kconfig
 
 # Real local stack fixtures (postgres, redis, kafka_clusters, temporal, kube, kube_factory,
 # helm_bin, kubectl_bin): see hack/checkout_stack/pytest_plugin.py and README "Local stack".

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from checkout_demo import scenarios
+from checkout_kube import errors as kerrors
 from checkout_stack.errors import StackError
 
 EPILOG = """\
@@ -98,7 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackError as exc:
         print(f"checkout-demo: {exc.render()}", file=sys.stderr)
         return 2
-    except (httpx.HTTPError, OSError, ValueError, subprocess.SubprocessError) as exc:
+    except (
+        httpx.HTTPError,
+        kerrors.KubeError,
+        OSError,
+        ValueError,
+        subprocess.SubprocessError,
+    ) as exc:
         print(f"checkout-demo: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

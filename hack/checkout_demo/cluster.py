@@ -7,28 +7,34 @@ kubelet itself (see :mod:`checkout_demo.kubelet`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import copy
-import datetime as dt
 import json
 import os
-import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
 import yaml
 
+from checkout_contract import lease, timeutil
 from checkout_demo.infra import stop_popen, wait_http
+from checkout_kube import client as kclient
+from checkout_kube import config as kconfig
 from checkout_stack import paths
 from checkout_stack.components.kube import ControlPlane
 from checkout_stack.errors import StackError
 from checkout_stack.proc import free_port
+
+T = TypeVar("T")
 
 REPO = paths.REPO
 CHART = REPO / "charts" / "checkout-operator"
@@ -42,8 +48,8 @@ VERSION = "v1alpha1"
 KUBECONFIG_SECRET = "demo-kubeconfig"  # noqa: S105 (a Secret's name)
 LEASE_KUBECONFIG_SECRET = "demo-lease-kubeconfig"  # noqa: S105 (a Secret's name)
 """In each region's namespace: a kubeconfig for the management cluster, for the services'
-market write Leases (the fleet's ``spec.remoteCluster.leaseKubeconfigSecretRef`` names it once
-the operator renders lease access; until then the kubelet stand-in sets the lease env)."""
+market write Leases (the fleet's ``spec.remoteCluster.leaseKubeconfigSecretRef`` names it; the
+operator renders the lease env and the mount from it)."""
 
 
 def region_namespace(region: str) -> str:
@@ -117,48 +123,39 @@ def with_local_addresses(fleet: Fleet, entries: dict[str, str], sim_url: str) ->
 
 
 class Api:
-    """A small client of the management apiserver (admin credentials; reads are cheap)."""
+    """The demo's view of the management apiserver (admin credentials; reads are cheap), through
+    the project's one client (:mod:`checkout_kube`): the demo is synchronous (threads), so the
+    client runs on an event loop of its own thread and every call waits for its answer."""
 
-    def __init__(self, plane: ControlPlane, workdir: Path) -> None:
-        config = json.loads(plane.kubeconfig.read_text())
-        user = config["users"][0]["user"]
-        ca = workdir / "ca.crt"
-        crt = workdir / "admin.crt"
-        key = workdir / "admin.key"
-        ca.write_bytes(
-            base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
+    def __init__(self, plane: ControlPlane, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="demo-api", daemon=True)
+        self._thread.start()
+        creds = kconfig.from_kubeconfig_file(plane.kubeconfig)
+        self.kube = kclient.KubeClient(
+            creds, field_manager="checkout-demo", timeout=timeout, name="management"
         )
-        crt.write_bytes(base64.b64decode(user["client-certificate-data"]))
-        key.write_bytes(base64.b64decode(user["client-key-data"]))
-        key.chmod(0o600)
-        tls = ssl.create_default_context(cafile=str(ca))
-        tls.load_cert_chain(str(crt), str(key))
-        self.client = httpx.Client(base_url=plane.server, verify=tls, timeout=10)
 
-    def get(self, path: str) -> dict[str, Any] | None:
-        resp = self.client.get(path)
-        if resp.status_code == 404:
-            return None
-        resp.raise_for_status()
-        body: dict[str, Any] = resp.json()
-        return body
+    def _run(self, call: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(call, self._loop).result(self.timeout * 3)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        return self._run(self.kube.get_or_none(api_version, kind, name, namespace))
 
     def configmap(self, namespace: str, name: str) -> dict[str, str] | None:
-        cm = self.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        cm = self.get("v1", "ConfigMap", name, namespace)
         return None if cm is None else dict(cm.get("data") or {})
 
     def configmaps(self, namespace: str) -> dict[str, dict[str, str]]:
         """Every ConfigMap of a namespace, name -> data, in one list served from the
         apiserver's watch cache (``resourceVersion=0``: no etcd read). The demo polls twice a
         second; one GET per ConfigMap per pod cost the apiserver a tenth of a core."""
-        body = self.get(f"/api/v1/namespaces/{namespace}/configmaps?resourceVersion=0")
-        return {
-            cm["metadata"]["name"]: dict(cm.get("data") or {})
-            for cm in (body or {}).get("items") or ()
-        }
+        items = self._run(self.kube.list("v1", "ConfigMap", namespace, resource_version="0"))
+        return {cm["metadata"]["name"]: dict(cm.get("data") or {}) for cm in items}
 
     def secret(self, namespace: str, name: str) -> dict[str, str]:
-        s = self.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        s = self.get("v1", "Secret", name, namespace)
         if s is None:
             raise StackError(
                 "demo", f"Secret {namespace}/{name} is missing", fix="the demo creates it: rerun"
@@ -166,30 +163,29 @@ class Api:
         return {k: base64.b64decode(v).decode() for k, v in (s.get("data") or {}).items()}
 
     def deployments(self, namespace: str) -> list[dict[str, Any]]:
-        body = self.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")
-        return list((body or {}).get("items") or [])
+        return self._run(self.kube.list("apps/v1", "Deployment", namespace))
 
     def lease_acquired_at(self, fleet: str, market: str) -> tuple[str, float] | None:
         """(holder, UTC epoch seconds) of a market's write Lease: when the operator gave it to
         its holder (``spec.acquireTime``, written in the promoting compare-and-swap)."""
-        body = self.get(
-            f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/"
-            f"checkout-{fleet}-market-{market.lower()}"
-        )
+        body = self.get(lease.API_VERSION, "Lease", lease.lease_name(fleet, market), NAMESPACE)
         spec = (body or {}).get("spec") or {}
-        if not spec.get("acquireTime"):
+        acquired = timeutil.parse_time(spec.get("acquireTime"))
+        if acquired is None:
             return None
-        at = dt.datetime.fromisoformat(str(spec["acquireTime"]).replace("Z", "+00:00"))
-        return str(spec.get("holderIdentity") or ""), at.timestamp()
+        return str(spec.get("holderIdentity") or ""), acquired
 
     def regions(self) -> list[dict[str, Any]]:
-        body = self.get(
-            f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/checkoutregions?resourceVersion=0"
+        return self._run(
+            self.kube.list(f"{GROUP}/{VERSION}", "CheckoutRegion", NAMESPACE, resource_version="0")
         )
-        return list((body or {}).get("items") or [])
 
     def close(self) -> None:
-        self.client.close()
+        with contextlib.suppress(Exception):
+            self._run(self.kube.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
 
 
 def secret_doc(namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:

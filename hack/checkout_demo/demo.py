@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import importlib.util
 import json
 import os
 import signal
@@ -133,7 +132,7 @@ class Demo:
                 f"{k} {v:.0f} s" for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])[:5]
             )
         )
-        self.api = cluster.Api(self.plane, w)
+        self.api = cluster.Api(self.plane)
         for name in self.names:
             edge = Edge(name)
             edge.set_mode("forward")
@@ -259,28 +258,16 @@ class Demo:
 
     def start_regions(self) -> None:
         assert self.api is not None
-        extra: dict[str, str] = {}
-        if importlib.util.find_spec("checkout_services.common.lease") is not None:
-            # the services keep their markets' write leases (coordination.k8s.io Leases in the
-            # fleet's namespace of the management cluster): where, and with which credentials,
-            # unless the rendered Deployment says so itself
-            assert self.plane is not None
-            extra["CHECKOUT_LEASE_NAMESPACE"] = cluster.NAMESPACE
-            extra["CHECKOUT_LEASE_KUBECONFIG"] = str(self.plane.kubeconfig)
         for name in self.names:
             kubelet = Kubelet(
                 self.api,
                 name,
                 cluster.region_namespace(name),
                 self.workdir / "pods" / name,
-                extra_env=extra,
             )
             kubelet.prepare(on_note=self.note)
             self.kubelets[name] = kubelet
             self.stoppables.append(kubelet)
-        for k in self.kubelets.values():
-            for n in k.notes:
-                self.note(f"{k.region}: {n}")
         self.say(
             "demo: starting each region's services ("
             + ", ".join(sorted(next(iter(self.kubelets.values())).pods))

@@ -5,7 +5,8 @@ kube-proxy and cluster DNS) would: writes the mounted ConfigMaps and Secrets to 
 the env from values and ``secretKeyRef``s, runs the container's command on loopback, and keeps
 ConfigMap volumes in sync when the operator changes them (the services re-read the files).
 Two stand-ins are explicit: Service DNS names in the configs (``http://checkout-orders:8080``)
-become the local ports of those processes, and mount paths become local folders.
+become the local ports of those processes, and mount paths become local folders. Nothing else:
+no env is renamed or added, so a pod runs with exactly what the operator rendered.
 """
 
 from __future__ import annotations
@@ -104,10 +105,8 @@ class Kubelet:
     region: str
     namespace: str
     dir: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
     pods: dict[str, Pod] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     file_mounts: dict[str, Path] = field(default_factory=dict)
     """Mount path -> local folder of every ConfigMap and Secret volume (for paths in configs)."""
@@ -217,18 +216,6 @@ class Kubelet:
             )
             return None
         pod.argv = [str(SERVICES_BIN), *command[1:], "--port", str(pod.port)]
-        for key, value in self.extra_env.items():
-            if key.startswith("CHECKOUT_LEASE_") and component in ("pricing", "cart"):
-                continue  # read-only services hold no write lease
-            if key not in env:
-                env[key] = value
-                note = f"{component}: {key} is not in the rendered Deployment; the demo sets it"
-                if note not in self.notes:
-                    self.notes.append(note)
-        if "KAFKA_BOOTSTRAP" in env and "KAFKA_BOOTSTRAP_SERVERS" not in env:
-            # the services read KAFKA_BOOTSTRAP_SERVERS; the rendered Deployment names it
-            # KAFKA_BOOTSTRAP (reported to the lead)
-            env["KAFKA_BOOTSTRAP_SERVERS"] = env["KAFKA_BOOTSTRAP"]
         return pod
 
     def sync_pod(self, pod: Pod, cache: dict[str, dict[str, str] | None] | None = None) -> bool:

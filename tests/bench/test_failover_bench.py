@@ -39,7 +39,7 @@ import pytest
 from stack import operator_support as sup
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from checkout_services.common import lease as contract
+from checkout_services.common import lease as keeping
 from failover.fleet_env import HealthServer, new_keeper, running_fleet
 
 pytestmark = [pytest.mark.bench, pytest.mark.stack]
@@ -176,7 +176,7 @@ async def _recorded(moves: list[Any]) -> bool:
     return any(m.market == "NL" and m.to == "eu-b" for m in moves)
 
 
-async def _keeper_writes(keeper: contract.LeaseKeeper | None) -> bool:
+async def _keeper_writes(keeper: keeping.LeaseKeeper | None) -> bool:
     return keeper is not None and keeper.may_write("NL")
 
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
+from checkout_kube import client as kclient
+from checkout_kube import config as kconfig
 from checkout_operator.reconcile import desired, index, region
 from checkout_stack.components import kube as stack_kube
 from stack import operator_support as sup

@@ -16,11 +16,12 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
+from checkout_contract import routing
+from checkout_kube import client as kclient
+from checkout_kube import config as kconfig
 from checkout_operator.reconcile import controller, desired, failover, index, leases, region
-from checkout_services.common import lease as contract
-from checkout_services.common import routing
+from checkout_services.common import lease as keeping
+from checkout_services.common import leasestore
 from stack import operator_support as sup
 
 Mode = Literal["ok", "503", "hang", "slow"]
@@ -101,7 +102,7 @@ class Region:
     targets: tuple[str, ...]
     allowed: tuple[str, ...] = ()
     server: HealthServer = field(default_factory=lambda: HealthServer(sup.free_port()))
-    keeper: contract.LeaseKeeper | None = None
+    keeper: keeping.LeaseKeeper | None = None
 
 
 PROBE = {"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 3, "successThreshold": 2}
@@ -251,10 +252,8 @@ async def running_fleet(
         for r in regions.values():
             await ctl.reconcile(index.Ref(ns, r.name))
             if keepers:
-                store = contract.LeaseStore(
-                    contract.StoreConfig.from_kubeconfig(kube.kubeconfig, ns)
-                )
-                r.keeper = contract.LeaseKeeper(r.name, FLEET, store, skew=0.5, interval=0.3)
+                store = leasestore.LeaseStore.from_kubeconfig(kube.kubeconfig, ns)
+                r.keeper = keeping.LeaseKeeper(r.name, FLEET, store, skew=0.5, interval=0.3)
                 r.keeper.start()
         if start_engine:
             engine.start([ns])
@@ -281,13 +280,11 @@ async def _equal(got: Any, want: Any) -> bool:
     return bool(await got == want)
 
 
-def new_keeper(kube: Any, ns: str, name: str) -> contract.LeaseKeeper:
+def new_keeper(kube: Any, ns: str, name: str) -> keeping.LeaseKeeper:
     """A region's lease keeper. The store timeout is generous: on the shared, loaded test
     machine a Lease PUT can take seconds (the keeper then simply holds a shorter validity)."""
-    store = contract.LeaseStore(
-        contract.StoreConfig.from_kubeconfig(kube.kubeconfig, ns), timeout=4.0
-    )
-    return contract.LeaseKeeper(name, FLEET, store, skew=0.5, interval=0.3)
+    store = leasestore.LeaseStore.from_kubeconfig(kube.kubeconfig, ns, timeout=4.0)
+    return keeping.LeaseKeeper(name, FLEET, store, skew=0.5, interval=0.3)
 
 
 def dump(obj: Any) -> str:

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import errors as kerrors
+from checkout_contract import lease as contract
+from checkout_kube import client as kclient
+from checkout_kube import config as kconfig
+from checkout_kube import errors as kerrors
 from checkout_operator.reconcile import leases
-from checkout_services.common import lease as contract
-from checkout_services.common import write_guard
+from checkout_services.common import lease as keeping
+from checkout_services.common import leasestore, write_guard
 from stack import operator_support as sup
 
 from . import fleet_env
@@ -34,8 +36,8 @@ def client(kube_api: kclient.KubeClient) -> kclient.KubeClient:
     return kube_api
 
 
-def store(kube: Any, ns: str) -> contract.LeaseStore:
-    return contract.LeaseStore(contract.StoreConfig.from_kubeconfig(kube.kubeconfig, ns))
+def store(kube: Any, ns: str) -> leasestore.LeaseStore:
+    return leasestore.LeaseStore.from_kubeconfig(kube.kubeconfig, ns)
 
 
 def routing_file(tmp_path: Path, writer: str, epoch: int) -> Path:
@@ -78,8 +80,8 @@ async def test_keeper_renews_acknowledges_fencing_and_the_guard_names_the_writer
     kube: Any, namespace: str, client: kclient.KubeClient, tmp_path: Path
 ) -> None:
     first = await leases.create(client, namespace, FLEET, "NL", "eu-a", 4, time.time() - 1)
-    a = contract.LeaseKeeper("eu-a", FLEET, store(kube, namespace), skew=0.5)
-    b = contract.LeaseKeeper("eu-b", FLEET, store(kube, namespace), skew=0.5)
+    a = keeping.LeaseKeeper("eu-a", FLEET, store(kube, namespace), skew=0.5)
+    b = keeping.LeaseKeeper("eu-b", FLEET, store(kube, namespace), skew=0.5)
     try:
         await a.step()
         await b.step()
@@ -125,13 +127,13 @@ async def test_a_writer_that_cannot_renew_stops_before_its_lease_expires(
 ) -> None:
     await leases.create(client, namespace, FLEET, "NL", "eu-a", 2, time.time())
     live = store(kube, namespace)
-    keeper = contract.LeaseKeeper("eu-a", FLEET, live, skew=0.5)
+    keeper = keeping.LeaseKeeper("eu-a", FLEET, live, skew=0.5)
     await keeper.step()
     renewed_at = time.monotonic()
     assert keeper.may_write("NL")
     # The lease store goes away (a closed port): renewals fail, writes stop in time.
-    dead = contract.LeaseStore(
-        contract.StoreConfig(f"https://127.0.0.1:{sup.free_port()}", namespace)
+    dead = leasestore.LeaseStore.connect(
+        kconfig.Credentials(server=f"https://127.0.0.1:{sup.free_port()}"), namespace
     )
     keeper.store = dead
     try:
@@ -141,7 +143,7 @@ async def test_a_writer_that_cannot_renew_stops_before_its_lease_expires(
         stopped = time.monotonic() - renewed_at
         assert stopped < 2.0 - 0.4, f"still writing {stopped:.2f} s after the last renewal"
         assert keeper.errors > 0
-        with pytest.raises(contract.LeaseLost, match="could not renew"):
+        with pytest.raises(keeping.LeaseLost, match="could not renew"):
             keeper.check("NL")
     finally:
         await live.aclose()

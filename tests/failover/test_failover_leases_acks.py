@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import errors as kerrors
+from checkout_contract import lease as contract
+from checkout_kube import client as kclient
+from checkout_kube import errors as kerrors
 from checkout_operator.reconcile import leases
-from checkout_services.common import lease as contract
-from checkout_services.common import write_guard
+from checkout_services.common import lease as keeping
+from checkout_services.common import leasestore, write_guard
 
 from . import fleet_env
 
@@ -40,10 +41,10 @@ def client(kube_api: kclient.KubeClient) -> kclient.KubeClient:
 
 def keeper(
     kube: Any, ns: str, service: str, *, acknowledge: bool, busy: Counter[str] | None = None
-) -> contract.LeaseKeeper:
-    store = contract.LeaseStore(contract.StoreConfig.from_kubeconfig(kube.kubeconfig, ns))
+) -> keeping.LeaseKeeper:
+    store = leasestore.LeaseStore.from_kubeconfig(kube.kubeconfig, ns)
     counts = busy if busy is not None else Counter()
-    return contract.LeaseKeeper(
+    return keeping.LeaseKeeper(
         "eu-a",
         FLEET,
         store,
@@ -55,7 +56,7 @@ def keeper(
     )
 
 
-async def close(*keepers: contract.LeaseKeeper) -> None:
+async def close(*keepers: keeping.LeaseKeeper) -> None:
     for k in keepers:
         await k.aclose()
         await k.store.aclose()
@@ -87,9 +88,9 @@ async def fence(client: kclient.KubeClient, ns: str) -> contract.WriteLease:
 
 
 def test_keeper_ids_are_valid_annotation_names_and_distinct() -> None:
-    a = contract.keeper_id("payments", "pod-" + "x" * 80, 4242)
-    b = contract.keeper_id("payments", "pod-" + "x" * 80, 4242)
-    c = contract.keeper_id("Orders_Svc", "web-7f9c/ABC", 17)
+    a = keeping.keeper_id("payments", "pod-" + "x" * 80, 4242)
+    b = keeping.keeper_id("payments", "pod-" + "x" * 80, 4242)
+    c = keeping.keeper_id("Orders_Svc", "web-7f9c/ABC", 17)
     assert a != b  # two keepers of one process stay apart
     for ident in (a, b, c):
         name = "keeper." + ident
@@ -134,7 +135,7 @@ async def test_the_ack_waits_for_a_sibling_keepers_in_flight_writes(
         assert theirs is not None
         assert theirs.stopped == 0
         assert payments.siblings_busy(now) == [orders.key]
-        with pytest.raises(contract.LeaseLost, match="fenced away"):
+        with pytest.raises(keeping.LeaseLost, match="fenced away"):
             orders.check("NL")
         busy["NL"] = 0  # the last write finished
         acked = await until(
@@ -194,7 +195,7 @@ async def test_stale_keeper_records_are_removed(
 ) -> None:
     duration = 2
     await leases.create(client, namespace, FLEET, "NL", "eu-a", duration, time.time())
-    admin = contract.LeaseStore(contract.StoreConfig.from_kubeconfig(kube.kubeconfig, namespace))
+    admin = leasestore.LeaseStore.from_kubeconfig(kube.kubeconfig, namespace)
     now = time.time()
     old = contract.KeeperRecord("", "eu-a", now - 11 * duration, 1).dump()
     recent = contract.KeeperRecord("", "eu-c", now - 3 * duration, 0).dump()

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
+from checkout_kube import client as kclient
+from checkout_kube import config as kconfig
 from checkout_operator.reconcile import desired, failover, leases, region
-from checkout_services.common import lease as contract
+from checkout_services.common import lease as keeping
+from checkout_services.common import leasestore
 from stack import operator_support as sup
 
 from .fleet_env import running_fleet
@@ -37,9 +38,9 @@ def namespace(kube_namespace: str) -> str:
     return kube_namespace
 
 
-def keeper(kube: Any, ns: str, name: str, *, watch: bool = True) -> contract.LeaseKeeper:
-    store = contract.LeaseStore(contract.StoreConfig.from_kubeconfig(kube.kubeconfig, ns))
-    return contract.LeaseKeeper(name, FLEET, store, skew=0.5, interval=SLOW, watch=watch)
+def keeper(kube: Any, ns: str, name: str, *, watch: bool = True) -> keeping.LeaseKeeper:
+    store = leasestore.LeaseStore.from_kubeconfig(kube.kubeconfig, ns)
+    return keeping.LeaseKeeper(name, FLEET, store, skew=0.5, interval=SLOW, watch=watch)
 
 
 async def until(check: Any, within: float) -> float | None:
@@ -83,7 +84,7 @@ async def test_a_keeper_reacts_to_fencing_and_promotion_through_its_watch(
         assert not a.may_write("NL")
         assert a.wakeups >= 1
         assert b.wakeups >= 1
-        with pytest.raises(contract.LeaseLost, match="its writer is eu-b"):
+        with pytest.raises(keeping.LeaseLost, match="its writer is eu-b"):
             a.check("NL")
 
         # Renewals of another region's lease do not wake a keeper (no storm of passes).

@@ -6,7 +6,9 @@ from __future__ import annotations
 import socket
 import time
 
-from checkout_services.common import lease, routing
+from checkout_contract import lease, routing
+from checkout_kube import config as kconfig
+from checkout_services.common import leasestore
 from checkout_services.gateway import leases
 
 
@@ -31,7 +33,9 @@ def lease_obj(holder: str, state: str, renewed: float, duration: int = 10) -> le
 
 async def test_holder_follows_the_lease_and_falls_back_to_the_routing() -> None:
     now = [1000.0]
-    store = lease.LeaseStore(lease.StoreConfig(f"http://127.0.0.1:{closed_port()}", "ns"))
+    store = leasestore.LeaseStore.connect(
+        kconfig.Credentials(server=f"http://127.0.0.1:{closed_port()}"), "ns"
+    )
     view = leases.StoreLeases(store, "f", stale_after_s=5, clock=lambda: now[0], wall=time.time)
     try:
         # never listed (the store is unreachable): the routing table decides

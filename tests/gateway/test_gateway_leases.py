@@ -18,10 +18,13 @@ import httpx
 import pytest
 import services_harness as h
 
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import errors as kerrors
+from checkout_contract import env as contract_env
+from checkout_contract import lease as contract
+from checkout_kube import client as kclient
+from checkout_kube import errors as kerrors
 from checkout_operator.reconcile import leases
-from checkout_services.common import lease as contract
+from checkout_services.common import lease as keeping
+from checkout_services.common import leasestore
 from checkout_stack.components.redis import Redis
 
 pytestmark = pytest.mark.stack
@@ -103,10 +106,10 @@ async def test_writes_follow_the_lease_holder_live(
 
     # each region's services renew what they hold (here: a keeper per region, in the test)
     keepers = {
-        r: contract.LeaseKeeper(
+        r: keeping.LeaseKeeper(
             r,
             FLEET,
-            contract.LeaseStore(contract.StoreConfig.from_kubeconfig(kube.kubeconfig, namespace)),
+            leasestore.LeaseStore.from_kubeconfig(kube.kubeconfig, namespace),
             interval=0.3,
         )
         for r in (gh.EU, gh.US)
@@ -119,7 +122,7 @@ async def test_writes_follow_the_lease_holder_live(
         routing,
         redis.url.rsplit("/", 1)[0] + "/8",
         GATEWAY_LEASE_POLL_SECONDS="0.2",
-        **{contract.NAMESPACE_ENV: namespace, contract.KUBECONFIG_ENV: kube.kubeconfig},
+        **{contract_env.LEASE_NAMESPACE: namespace, contract_env.LEASE_KUBECONFIG: kube.kubeconfig},
     )
     gateway = await asyncio.to_thread(h.ServiceProc("gateway", tmp_path, env).start)
     auth = keys.auth("lease-follower")

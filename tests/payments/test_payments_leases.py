@@ -15,9 +15,9 @@ import httpx
 import payments_harness as harness
 import pytest
 
-from checkout_operator.kube import client as kclient
+from checkout_contract import env as contract_env
+from checkout_kube import client as kclient
 from checkout_operator.reconcile import leases
-from checkout_services.common import lease as contract
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
 from conftest import new_env
@@ -82,8 +82,8 @@ async def test_in_flight_authorization_delays_the_fencing_ack_and_a_drain_voids_
         redis_db=6,
         timeout_ms=8000,
         extra_env={
-            contract.NAMESPACE_ENV: namespace,
-            contract.KUBECONFIG_ENV: kube.kubeconfig,
+            contract_env.LEASE_NAMESPACE: namespace,
+            contract_env.LEASE_KUBECONFIG: kube.kubeconfig,
             "REGION_CONFIG_FILE": str(region_file),
             "PAYMENTS_SWITCHOVER_VOID_AFTER_SECONDS": "2",
         },

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from checkout_services.payments import breaker, config, routing
+from checkout_contract import payments as config
+from checkout_services.payments import breaker, routing
 
 
 def prov(name: str, weight: int = 1, type_: config.ProviderType = "stripe") -> config.Provider:

@@ -12,7 +12,7 @@ import httpx
 import payments_harness as harness
 import pytest
 
-from checkout_services.payments import config
+from checkout_contract import payments as config
 from checkout_services.payments.adapters import base
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis

@@ -18,9 +18,9 @@ import yaml
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from checkout_contract import classification
 from checkout_operator.api import load
 from checkout_operator.api.checkoutregion import CheckoutRegion
-from checkout_services.common import classification
 
 FLEET_FILE = Path(__file__).resolve().parents[1] / "data" / "residency" / "fleet.yaml"
 REGIONS = ("ap-south-1", "eu-central-1", "eu-west-1", "us-east-1")

@@ -28,9 +28,10 @@ import residency_fleet as rf
 import yaml
 from prometheus_client import CollectorRegistry, Counter
 
+from checkout_contract import config
 from checkout_operator.api import load
 from checkout_operator.api.checkoutregion import CheckoutRegion
-from checkout_services.common import config, db, outbox, write_guard
+from checkout_services.common import db, outbox, write_guard
 from checkout_services.inventory import exceptions, global_view, schemas
 from checkout_services.inventory.service import InventoryService
 from checkout_stack.components.kafka import MirrorMaker

@@ -18,9 +18,9 @@ from typing import Any
 import mm2_fleet as fleet_h
 import pytest
 
+from checkout_kube import client as kclient
+from checkout_kube import config as kconfig
 from checkout_operator import metrics
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
 from checkout_operator.reconcile import desired, index, region, replication
 from checkout_stack.components.kafka import MirrorMaker
 from checkout_stack.pytest_plugin import KafkaClusters

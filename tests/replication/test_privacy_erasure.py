@@ -31,7 +31,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry, Counter
 
-from checkout_services.common import config, db, outbox
+from checkout_contract import config
+from checkout_services.common import db, outbox
 from checkout_services.orders import privacy
 from checkout_services.orders.activities import Activities
 from checkout_stack.components.kafka import MirrorMaker

@@ -22,7 +22,8 @@ import mm2_fleet as fleet_h
 import pytest
 import residency_fleet as rf
 
-from checkout_services.common import classification, db, outbox
+from checkout_contract import classification
+from checkout_services.common import db, outbox
 from checkout_stack.components.kafka import MirrorMaker
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.pytest_plugin import KafkaClusters

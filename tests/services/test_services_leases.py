@@ -20,9 +20,13 @@ import services_harness as h
 import yaml
 from payments_harness import free_port
 
-from checkout_operator.kube import client as kclient
+from checkout_contract import env as contract_env
+from checkout_contract import lease as contract
+from checkout_kube import client as kclient
+from checkout_kube import config as kconfig
 from checkout_operator.reconcile import leases
-from checkout_services.common import lease as contract
+from checkout_services.common import lease as keeping
+from checkout_services.common import leasestore
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
 from stack import operator_support as sup
@@ -134,9 +138,11 @@ async def test_inventory_writes_only_while_it_holds_the_lease(
     await cut.start()
     env = {
         **inventory_env(tmp_path, postgres, redis),
-        contract.NAMESPACE_ENV: namespace,
+        contract_env.LEASE_NAMESPACE: namespace,
         "CHECKOUT_LOG_LEVEL": "INFO",
-        contract.KUBECONFIG_ENV: str(kubeconfig_via(kube, cut.port, tmp_path / "lease.kubeconfig")),
+        contract_env.LEASE_KUBECONFIG: str(
+            kubeconfig_via(kube, cut.port, tmp_path / "lease.kubeconfig")
+        ),
     }
     # started off the event loop: the cuttable forwarder runs on it
     svc = await asyncio.to_thread(h.ServiceProc("inventory", tmp_path, env).start)
@@ -257,8 +263,8 @@ async def test_the_rendered_role_lets_a_keeper_renew_and_nothing_more(
     token = kube.kubectl(
         "create", "token", "checkout-orders", "-n", namespace, "--duration=10m"
     ).stdout.strip()
-    admin = contract.StoreConfig.from_kubeconfig(kube.kubeconfig, namespace)
-    config = contract.StoreConfig(admin.server, namespace, token=token, ca_pem=admin.ca_pem)
+    admin = kconfig.from_kubeconfig_file(kube.kubeconfig)
+    creds = kconfig.Credentials(server=admin.server, ca_pem=admin.ca_pem, token=token)
     nl = await leases.create(client, namespace, FLEET, "NL", h.REGION, 5, time.time() - 1)
     other = {
         "apiVersion": "coordination.k8s.io/v1",
@@ -273,8 +279,8 @@ async def test_the_rendered_role_lets_a_keeper_renew_and_nothing_more(
         target="Lease",
         kind="Lease",
     )
-    store = contract.LeaseStore(config)
-    keeper = contract.LeaseKeeper(h.REGION, FLEET, store)
+    store = leasestore.LeaseStore.connect(creds, namespace)
+    keeper = keeping.LeaseKeeper(h.REGION, FLEET, store)
     try:
         await keeper.step()
         assert keeper.renewals == 1
@@ -285,9 +291,9 @@ async def test_the_rendered_role_lets_a_keeper_renew_and_nothing_more(
         listed = {item.market: item for item in await store.list(FLEET)}
         leader = json.loads(json.dumps(dict(listed["NL"].raw)))
         leader["metadata"]["name"] = "checkout-operator-leader"
-        with pytest.raises(contract.LeaseStoreError, match="HTTP 403"):
+        with pytest.raises(leasestore.LeaseStoreError, match="HTTP 403"):
             await store.replace(leader)
-        with pytest.raises(contract.LeaseStoreError, match="HTTP 403"):
+        with pytest.raises(leasestore.LeaseStoreError, match="HTTP 403"):
             await store._call(
                 "POST",
                 f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",

@@ -14,7 +14,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from checkout_services.common import config, db, outbox, topics
+from checkout_contract import config
+from checkout_services.common import db, outbox, topics
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.pytest_plugin import KafkaClusters
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
-from checkout_operator.kube import errors as kerrors
+from checkout_kube import client as kclient
+from checkout_kube import config as kconfig
+from checkout_kube import errors as kerrors
 from checkout_operator.reconcile import controller, desired, index, region
 
 from . import operator_support as sup

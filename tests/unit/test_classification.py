@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from checkout_services.common import classification
-from checkout_services.common.config import KafkaTopics
+from checkout_contract import classification
+from checkout_contract.config import KafkaTopics
 
 SERVICES = Path(__file__).resolve().parents[2] / "services" / "checkout_services"
 

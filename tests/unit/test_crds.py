@@ -13,9 +13,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from checkout_contract import config as region_config
 from checkout_operator.api import checkoutregion, crd, meta
 from checkout_operator.cli import main as cli_main
-from checkout_services.common import config as region_config
 
 CRD_DIR = helpers.ROOT / "crds"
 ALLOWED_KEYS = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from checkout_operator.kube import errors as kerrors
+from checkout_kube import errors as kerrors
 from checkout_operator.reconcile import failover
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from checkout_operator.kube import client, config, discovery, errors
+from checkout_kube import client, config, discovery, errors
 
 SECRET_TOKEN = "tok-3f9a-very-secret"
 

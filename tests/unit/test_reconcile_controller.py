@@ -119,8 +119,8 @@ async def test_debouncer_folds_pokes_into_a_run_still_waiting_for_its_turn() -> 
 
 
 async def test_reconcile_slots_bound_concurrent_reconciles() -> None:
-    from checkout_operator.kube import client as kclient
-    from checkout_operator.kube import config as kconfig
+    from checkout_kube import client as kclient
+    from checkout_kube import config as kconfig
     from checkout_operator.reconcile import region
 
     creds = kconfig.Credentials(server="https://127.0.0.1:1")

@@ -6,12 +6,12 @@ import json
 
 import example_data as helpers
 
+from checkout_contract.config import RegionConfig
+from checkout_contract.payments import PaymentRoutingConfig
+from checkout_contract.pricing import PricingConfig
+from checkout_contract.routing import FleetRouting
 from checkout_operator.api.status import MarketStatus
 from checkout_operator.render import configmaps, hashing
-from checkout_services.common.config import RegionConfig
-from checkout_services.common.routing import FleetRouting
-from checkout_services.payments.config import PaymentRoutingConfig
-from checkout_services.pricing.config import PricingConfig
 
 
 def test_region_configmap_exact() -> None:

@@ -17,10 +17,10 @@ from pathlib import Path
 import example_data as helpers
 import pytest
 
+from checkout_contract import classification
 from checkout_operator.api import load
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.render import flows, inputs, mirrormaker
-from checkout_services.common import classification
 
 FLEET_FILE = helpers.ROOT / "tests" / "data" / "residency" / "fleet.yaml"
 BIN = Path(sys.executable).parent

@@ -3,7 +3,7 @@ options, promotions and their feature flags.
 
 The operator renders it into the ConfigMap ``checkout-pricing`` (the pricing service's
 ``PRICING_CONFIG_FILE``), serialized by the service's own model
-:class:`checkout_services.pricing.config.PricingConfig`. Keyed collections are lists of named
+:class:`checkout_contract.pricing.PricingConfig`. Keyed collections are lists of named
 entries here (Kubernetes API conventions) and maps in the service's file. Money is integer
 minor units of the currency (cents; yen have none).
 """

@@ -71,12 +71,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _creds(args: argparse.Namespace) -> Any:
-    from checkout_operator.kube import errors as kerrors
+    from checkout_kube import errors as kerrors
     from checkout_operator.reconcile import runtime
 
     try:
         if args.context:
-            from checkout_operator.kube import config as kconfig
+            from checkout_kube import config as kconfig
 
             return kconfig.load(args.kubeconfig, context=args.context)
         return runtime.credentials(args.kubeconfig)
@@ -94,7 +94,7 @@ def _namespace(args: argparse.Namespace, creds: Any) -> str:
 
 
 def _cluster_regions(args: argparse.Namespace) -> tuple[Any, str, list[Any]]:
-    from checkout_operator.kube import errors as kerrors
+    from checkout_kube import errors as kerrors
     from checkout_operator.reconcile import inspect
 
     creds = _creds(args)
@@ -107,9 +107,9 @@ def _cluster_regions(args: argparse.Namespace) -> tuple[Any, str, list[Any]]:
 
 
 def handle_plan(args: argparse.Namespace) -> int:
+    from checkout_kube import errors as kerrors
     from checkout_operator.api.checkoutregion import CheckoutRegion
     from checkout_operator.failover import plan
-    from checkout_operator.kube import errors as kerrors
     from checkout_operator.reconcile import inspect
     from checkout_operator.render import inputs
 

@@ -90,8 +90,8 @@ def _port(value: int, flag: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from checkout_kube import errors as kerrors
     from checkout_operator import metrics
-    from checkout_operator.kube import errors as kerrors
     from checkout_operator.reconcile import runtime
 
     metrics_port = _port(args.metrics_port, "--metrics-port")

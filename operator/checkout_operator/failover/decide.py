@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from checkout_contract import lease as contract
 from checkout_operator.api.residency import MarketResidency
 from checkout_operator.failover.health import Health
 
@@ -79,7 +80,11 @@ class Lease:
     """When the market last moved (None: never)."""
 
     def expired(self, now: float) -> bool:
-        return now >= self.renewed_at + self.duration
+        return now >= self.expires_at
+
+    @property
+    def expires_at(self) -> float:
+        return contract.expires_at(self.renewed_at, self.duration)
 
     @property
     def acknowledged(self) -> bool:
@@ -315,7 +320,7 @@ def _decide_market(
                 tuple(c.check for c in cands),
             )
         if not fenced:
-            left = lease.renewed_at + lease.duration - now
+            left = lease.expires_at - now
             return [], MarketPlan(
                 market,
                 home.name,

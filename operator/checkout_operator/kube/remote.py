@@ -10,7 +10,7 @@ import base64
 import binascii
 from typing import Final
 
-from checkout_operator.kube import client, config, errors
+from checkout_kube import client, config, errors
 
 KUBECONFIG_KEY: Final = "kubeconfig"
 

@@ -2,5 +2,5 @@
 
 Pure parts: ``plan`` (desired vs live: apply / prune), ``status`` (conditions, health rollup),
 ``index`` (which regions a PSPRoute selects). I/O parts delegate every cluster call to
-``checkout_operator.kube``: ``region`` (one reconcile), ``operator`` (what the kopf handlers call).
+``checkout_kube``: ``region`` (one reconcile), ``operator`` (what the kopf handlers call).
 """

@@ -18,8 +18,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from checkout_kube import errors as kerrors
 from checkout_operator.api import load
-from checkout_operator.kube import errors as kerrors
 from checkout_operator.reconcile import failover, index, leader, region, replication, status
 
 logger = logging.getLogger("checkout_operator.reconcile")

@@ -32,17 +32,17 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from checkout_contract import lease as contract
+from checkout_kube import errors as kerrors
 from checkout_operator import metrics
 from checkout_operator.api import load
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.residency import market_residency
 from checkout_operator.failover import decide as fd
 from checkout_operator.failover import health as fh
-from checkout_operator.kube import errors as kerrors
 from checkout_operator.probes import http as probes
 from checkout_operator.reconcile import index, leases, region
 from checkout_operator.render import configmaps
-from checkout_services.common import lease as contract
 
 logger = logging.getLogger("checkout_operator.failover")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from checkout_kube import client as kclient
+from checkout_kube import config as kconfig
 from checkout_operator.api import load
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.failover import decide as fd
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import config as kconfig
 from checkout_operator.reconcile import leases, region
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import os
 import socket
@@ -24,23 +23,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import errors as kerrors
+from checkout_contract import lease as contract
+from checkout_contract import timeutil
+from checkout_kube import client as kclient
+from checkout_kube import errors as kerrors
 
 API_VERSION: Final = "coordination.k8s.io/v1"
 DEFAULT_NAME: Final = "checkout-operator-failover"
 
 logger = logging.getLogger("checkout_operator.leader")
-
-
-def _micro(at: float) -> str:
-    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse(text: str | None) -> float:
-    if not text:
-        return 0.0
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def default_identity() -> str:
@@ -87,8 +78,8 @@ class Leader:
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": max(1, int(self.duration)),
-                "acquireTime": _micro(acquired),
-                "renewTime": _micro(now),
+                "acquireTime": timeutil.micro_time(acquired),
+                "renewTime": timeutil.micro_time(now),
                 "leaseTransitions": transitions,
             },
         }
@@ -111,11 +102,12 @@ class Leader:
                 rv = str((current.get("metadata") or {}).get("resourceVersion"))
                 holder = spec.get("holderIdentity")
                 transitions = int(spec.get("leaseTransitions") or 0)
-                expires = _parse(spec.get("renewTime")) + float(
-                    spec.get("leaseDurationSeconds") or 0
+                expires = contract.expires_at(
+                    timeutil.parse_time(spec.get("renewTime")) or 0.0,
+                    float(spec.get("leaseDurationSeconds") or 0),
                 )
                 if holder == self.identity:
-                    acquired = _parse(spec.get("acquireTime"))
+                    acquired = timeutil.parse_time(spec.get("acquireTime")) or 0.0
                     body = self._body(transitions, acquired, rv)
                 elif self.wall() >= expires or not holder:
                     body = self._body(transitions + 1, self.wall(), rv)
@@ -133,7 +125,7 @@ class Leader:
         except kerrors.KubeError as exc:
             logger.warning("leader lease %s/%s: %s", self.namespace, self.name, exc)
             return self.is_leader()
-        self._valid_until = started + self.duration - self.skew
+        self._valid_until = contract.valid_until(started, self.duration, self.skew)
         return True
 
     async def run(self) -> None:
@@ -163,6 +155,6 @@ class Leader:
                     "Lease",
                     self.name,
                     self.namespace,
-                    {"spec": {"renewTime": _micro(0), "holderIdentity": ""}},
+                    {"spec": {"renewTime": timeutil.micro_time(0), "holderIdentity": ""}},
                 )
         self._valid_until = 0.0

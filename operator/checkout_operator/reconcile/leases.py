@@ -1,4 +1,4 @@
-"""The operator's side of the market write leases (contract: ``checkout_services.common.lease``).
+"""The operator's side of the market write leases (contract: ``checkout_contract.lease``).
 
 Every change is a compare-and-swap (a merge patch with the resourceVersion that was read): a
 lost race raises ``kube.errors.Conflict`` and the engine decides again from a fresh read. The
@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 from typing import Any, Final
 
+from checkout_contract import lease as contract
+from checkout_kube import client as kclient
 from checkout_operator.failover import decide as fd
-from checkout_operator.kube import client as kclient
-from checkout_services.common import lease as contract
 
 KIND: Final = "Lease"
 

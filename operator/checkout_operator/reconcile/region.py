@@ -1,6 +1,6 @@
 """One reconcile of one CheckoutRegion: render -> diff -> apply -> prune -> status.
 
-All cluster I/O goes through ``checkout_operator.kube``. A reconcile that finds nothing to do
+All cluster I/O goes through ``checkout_kube``. A reconcile that finds nothing to do
 makes reads only: zero write requests (no apply, no delete, no status patch, no event).
 """
 
@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
+from checkout_kube import client as kclient
+from checkout_kube import errors as kerrors
 from checkout_operator import metrics
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import errors as kerrors
 from checkout_operator.kube import remote as kremote
 from checkout_operator.reconcile import errors, index, plan, status
 

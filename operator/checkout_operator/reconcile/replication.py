@@ -19,11 +19,11 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from checkout_kube import client as kclient
+from checkout_kube import errors as kerrors
 from checkout_operator.api import load
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.status import CheckoutRegionStatus
-from checkout_operator.kube import client as kclient
-from checkout_operator.kube import errors as kerrors
 from checkout_operator.reconcile import index, region
 from checkout_operator.render import mirrormaker
 from checkout_operator.replication import lag, metrics

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from checkout_kube import client, config
 from checkout_operator import metrics
-from checkout_operator.kube import client, config
 from checkout_operator.reconcile import controller, desired, region
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from checkout_contract.timeutil import rfc3339
+
 READY: Final = "Ready"
 PROGRESSING: Final = "Progressing"
 DEGRADED: Final = "Degraded"
@@ -91,10 +93,6 @@ class Outcome:
     error_message: str = ""
     permanent: bool = False
     """True for a bad spec (nothing applied, no retry until the spec changes)."""
-
-
-def rfc3339(now: datetime.datetime) -> str:
-    return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def condition(

@@ -1,25 +1,25 @@
 """The ConfigMaps of a region, each serialized from the services' own config model.
 
-* ``checkout-region``: :class:`checkout_services.common.config.RegionConfig`
-* ``checkout-psp-routing``: :class:`checkout_services.payments.config.PaymentRoutingConfig`
-* ``checkout-fleet-routing``: :class:`checkout_services.common.routing.FleetRouting`
-* ``checkout-pricing``: :class:`checkout_services.pricing.config.PricingConfig`
+* ``checkout-region``: :class:`checkout_contract.config.RegionConfig`
+* ``checkout-psp-routing``: :class:`checkout_contract.payments.PaymentRoutingConfig`
+* ``checkout-fleet-routing``: :class:`checkout_contract.routing.FleetRouting`
+* ``checkout-pricing``: :class:`checkout_contract.pricing.PricingConfig`
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from checkout_contract import config as region_config
+from checkout_contract import payments as payments_config
+from checkout_contract import pricing as pricing_config
+from checkout_contract import routing
 from checkout_operator.api import pricing as pricing_api
 from checkout_operator.api import residency
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.psproute import PSPRoute
 from checkout_operator.api.status import MarketStatus
 from checkout_operator.render import hashing, labels, psp
-from checkout_services.common import config as region_config
-from checkout_services.common import routing
-from checkout_services.payments import config as payments_config
-from checkout_services.pricing import config as pricing_config
 
 REGION_COMPONENT = "region-config"
 PSP_COMPONENT = "psp-routing"

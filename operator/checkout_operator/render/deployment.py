@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from checkout_contract import config as region_config
+from checkout_contract import env, routing
+from checkout_contract import payments as payments_config
+from checkout_contract import pricing as pricing_config
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.render import gatewayconfig, hashing, labels, leaseaccess, pods, psp
-from checkout_services.common import config as region_config
-from checkout_services.common import routing
-from checkout_services.payments import config as payments_config
-from checkout_services.pricing import config as pricing_config
 
 SERVICES_COMMAND: Final = "checkout-services"
 
@@ -52,27 +52,25 @@ def build(
         ),
         _config_volume("fleet-routing", routing.CONFIGMAP_NAME, routing.DEFAULT_MOUNT_DIR),
     ]
-    env = [
-        pods.env_value("CHECKOUT_REGION", spec.region),
-        pods.env_value("CHECKOUT_SERVICE", component),
+    pod_env = [
+        pods.env_value(env.REGION, spec.region),
+        pods.env_value(env.SERVICE, component),
         pods.env_value(
-            region_config.CONFIG_FILE_ENV,
+            env.REGION_CONFIG_FILE,
             f"{region_config.DEFAULT_MOUNT_DIR}/{region_config.CONFIG_KEY}",
         ),
-        pods.env_value(
-            routing.CONFIG_FILE_ENV, f"{routing.DEFAULT_MOUNT_DIR}/{routing.CONFIG_KEY}"
-        ),
-        pods.env_from_secret("DATABASE_URL", deps.postgres),
-        pods.env_from_secret("REDIS_URL", deps.redis),
-        pods.env_from_secret("KAFKA_BOOTSTRAP_SERVERS", deps.kafka),
-        pods.env_from_secret("TEMPORAL_ADDRESS", deps.temporal),
+        pods.env_value(env.FLEET_ROUTING_FILE, f"{routing.DEFAULT_MOUNT_DIR}/{routing.CONFIG_KEY}"),
+        pods.env_from_secret(env.DATABASE_URL, deps.postgres),
+        pods.env_from_secret(env.REDIS_URL, deps.redis),
+        pods.env_from_secret(env.KAFKA_BOOTSTRAP_SERVERS, deps.kafka),
+        pods.env_from_secret(env.TEMPORAL_ADDRESS, deps.temporal),
     ]
     tracing = spec.tracing
     if tracing.otlp_endpoint:
-        env += [
-            pods.env_value("OTEL_EXPORTER_OTLP_ENDPOINT", tracing.otlp_endpoint),
-            pods.env_value("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
-            pods.env_value("OTEL_TRACES_SAMPLER_ARG", f"{tracing.sample_percent / 100:g}"),
+        pod_env += [
+            pods.env_value(env.OTLP_ENDPOINT, tracing.otlp_endpoint),
+            pods.env_value(env.TRACES_SAMPLER, "parentbased_traceidratio"),
+            pods.env_value(env.TRACES_SAMPLER_ARG, f"{tracing.sample_percent / 100:g}"),
         ]
     if component == "payments":
         mounts.append(
@@ -80,9 +78,9 @@ def build(
                 "psp-routing", payments_config.CONFIGMAP_NAME, payments_config.DEFAULT_MOUNT_DIR
             )
         )
-        env.append(
+        pod_env.append(
             pods.env_value(
-                payments_config.CONFIG_FILE_ENV,
+                env.PSP_ROUTING_FILE,
                 f"{payments_config.DEFAULT_MOUNT_DIR}/{payments_config.CONFIG_KEY}",
             )
         )
@@ -103,9 +101,9 @@ def build(
                 "pricing-config", pricing_config.CONFIGMAP_NAME, pricing_config.DEFAULT_MOUNT_DIR
             )
         )
-        env.append(
+        pod_env.append(
             pods.env_value(
-                pricing_config.CONFIG_FILE_ENV,
+                env.PRICING_CONFIG_FILE,
                 f"{pricing_config.DEFAULT_MOUNT_DIR}/{pricing_config.CONFIG_KEY}",
             )
         )
@@ -120,7 +118,7 @@ def build(
             {"name": "http", "containerPort": region_config.SERVICE_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": region_config.METRICS_PORT, "protocol": "TCP"},
         ],
-        "env": env,
+        "env": pod_env,
         "readinessProbe": {
             "httpGet": {"path": "/health/ready", "port": "http"},
             "periodSeconds": 5,

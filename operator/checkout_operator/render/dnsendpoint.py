@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from checkout_contract import routing
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.render import hashing, labels
-from checkout_services.common import routing
 
 API_VERSION: Final = "externaldns.k8s.io/v1alpha1"
 KIND: Final = "DNSEndpoint"

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from checkout_contract import classification
 from checkout_operator.api import fleet as fleet_rules
 from checkout_operator.api import residency
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.render import mirrormaker
-from checkout_services.common import classification
 
 HEADER = ("SOURCE", "TARGET", "TOPIC", "CLASS", "REPLICATED", "BLOCKED")
 

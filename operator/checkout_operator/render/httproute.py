@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from checkout_contract import config as region_config
 from checkout_operator.api.edge import HTTPRouteSpec
 from checkout_operator.render import hashing, labels
-from checkout_services.common import config as region_config
 
 API_VERSION: Final = "gateway.networking.k8s.io/v1"
 KIND: Final = "HTTPRoute"

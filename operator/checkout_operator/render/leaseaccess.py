@@ -1,4 +1,4 @@
-"""How a region's services reach the market write Leases (``common/lease.py``).
+"""How a region's services reach the market write Leases (:mod:`checkout_contract.lease`).
 
 The Leases live in the namespace of the fleet's CheckoutRegions on the management cluster. The
 services that write or route writes (:data:`COMPONENTS`) get ``CHECKOUT_LEASE_NAMESPACE`` (that
@@ -26,9 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from checkout_contract import env, lease
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.render import hashing, labels
-from checkout_services.common import lease
 
 COMPONENTS: Final = ("gateway", "inventory", "orders", "payments")
 COMPONENT: Final = "leases"
@@ -64,13 +64,13 @@ def for_region(region: CheckoutRegion) -> Access | None:
 
 def wire(access: Access, container: dict[str, Any]) -> list[dict[str, Any]]:
     """Add the lease env (and the kubeconfig mount) to ``container``; return extra volumes."""
-    container["env"].append({"name": lease.NAMESPACE_ENV, "value": access.namespace})
+    container["env"].append({"name": env.LEASE_NAMESPACE, "value": access.namespace})
     if access.in_cluster:
         return []
     assert access.kubeconfig_secret is not None
     assert access.kubeconfig_key is not None
     container["env"].append(
-        {"name": lease.KUBECONFIG_ENV, "value": f"{KUBECONFIG_DIR}/{access.kubeconfig_key}"}
+        {"name": env.LEASE_KUBECONFIG, "value": f"{KUBECONFIG_DIR}/{access.kubeconfig_key}"}
     )
     container["volumeMounts"].append(
         {"name": KUBECONFIG_VOLUME, "mountPath": KUBECONFIG_DIR, "readOnly": True}

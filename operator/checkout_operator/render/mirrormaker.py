@@ -9,7 +9,7 @@ Two forms, the same flows:
 
 Residency: every flow into the region excludes (``topics.exclude`` / ``topicsExcludePattern``)
 the personal and payment topics of the markets the region may not hold, and the local-only
-topics, by name (:mod:`checkout_services.common.classification`: market-scoped topics are
+topics, by name (:mod:`checkout_contract.classification`: market-scoped topics are
 ``<base>.<MARKET>``). A negative lookahead keeps only the allowed markets, so a market the
 fleet does not know is excluded too (fail closed). Aggregates flow everywhere.
 
@@ -25,12 +25,12 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
+from checkout_contract import classification
 from checkout_operator.api import fleet as fleet_rules
 from checkout_operator.api import residency
 from checkout_operator.api.checkoutregion import CheckoutRegion, Replication
 from checkout_operator.api.meta import SecretKeyRef
 from checkout_operator.render import hashing, labels, pods
-from checkout_services.common import classification
 
 COMPONENT: Final = labels.MIRRORMAKER
 NAME: Final = labels.child_name(COMPONENT)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from checkout_contract import payments as payments_config
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.psproute import PSPRoute
-from checkout_services.payments import config as payments_config
 
 
 def applies_to(route: PSPRoute, region: CheckoutRegion) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from checkout_contract import config as region_config
+from checkout_contract import routing
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.psproute import PSPRoute
 from checkout_operator.api.status import MarketStatus
@@ -29,8 +31,6 @@ from checkout_operator.render import (
     service,
     serviceaccount,
 )
-from checkout_services.common import config as region_config
-from checkout_services.common import routing
 
 
 class RenderError(ValueError):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from checkout_contract import config as region_config
 from checkout_operator.render import hashing, labels
-from checkout_services.common import config as region_config
 
 
 def build(region: str, namespace: str, component: str) -> hashing.KubeObject:

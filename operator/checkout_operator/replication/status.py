@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Final
 
+from checkout_contract.timeutil import rfc3339
 from checkout_operator.api.meta import Condition, ConditionStatus
 from checkout_operator.api.status import (
     CheckoutRegionStatus,
@@ -24,10 +25,6 @@ from checkout_operator.api.status import (
 from checkout_operator.replication.lag import PeerLag
 
 CONDITION: Final = "ReplicationLagging"
-
-
-def rfc3339(at: datetime.datetime) -> str:
-    return at.astimezone(datetime.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _from_ms(ms: int) -> datetime.datetime:

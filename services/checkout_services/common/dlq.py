@@ -25,7 +25,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from checkout_services.common import config, dedupe, settings, tracing
+from checkout_contract import config, env
+from checkout_services.common import dedupe, settings, tracing
 
 _TRACE_HEADERS = ("traceparent", "tracestate")
 _carriers: dict[str, dict[str, str]] = {}
@@ -52,7 +53,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _region() -> config.RegionConfig:
-    return settings.load_region_config(settings.env_str(config.CONFIG_FILE_ENV))
+    return settings.load_region_config(settings.env_str(env.REGION_CONFIG_FILE))
 
 
 async def read(bootstrap: str, topics: list[str], wait_s: float) -> list[dict[str, Any]]:
@@ -111,7 +112,7 @@ def _decode(value: bytes | None) -> dict[str, Any] | None:
 
 def _events(args: argparse.Namespace) -> tuple[config.RegionConfig, list[dict[str, Any]]]:
     region = _region()
-    bootstrap = args.bootstrap or settings.env_str("KAFKA_BOOTSTRAP_SERVERS")
+    bootstrap = args.bootstrap or settings.env_str(env.KAFKA_BOOTSTRAP_SERVERS)
     topics = [region.topics.payment_capture_failed_dlq, region.topics.reservation_expired_dlq]
     return region, asyncio.run(read(bootstrap, topics, args.wait))
 

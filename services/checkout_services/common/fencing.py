@@ -21,7 +21,9 @@ import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 
-from checkout_services.common import config, lease
+from checkout_contract import config, env
+from checkout_kube import errors as kerrors
+from checkout_services.common import lease
 
 log = logging.getLogger("checkout_services.common.fencing")
 
@@ -52,7 +54,7 @@ def say_unfenced(service: str) -> None:
     log.warning(
         "%s: %s is not set: no write leases; writes follow the fleet routing ConfigMap only",
         service,
-        lease.NAMESPACE_ENV,
+        env.LEASE_NAMESPACE,
     )
 
 
@@ -65,19 +67,19 @@ async def keeper(
     in_flight: Callable[[str], int] | None = None,
 ) -> AsyncIterator[lease.LeaseKeeper | None]:
     """A started keeper of ``region``'s market leases, or None when leases are not configured."""
-    namespace = os.environ.get(lease.NAMESPACE_ENV)
+    namespace = os.environ.get(env.LEASE_NAMESPACE)
     if not namespace:
         say_unfenced(service)
         yield None
         return
     try:
         k = lease.keeper_from_env(region.region, region.fleet, service=service)
-    except (OSError, KeyError, ValueError, StopIteration) as exc:
-        # never echo the credential: name the setting and the kind of failure only
-        raise lease.LeaseStoreError(
-            f"{service}: cannot read the lease store credential "
-            f"({lease.KUBECONFIG_ENV} or the pod's service account): {type(exc).__name__}"
-        ) from None
+    except kerrors.ConfigError as exc:
+        # the kubeconfig reader's messages name the file and the field, never a credential
+        raise kerrors.ConfigError(
+            f"{service}: cannot use the lease store credential "
+            f"({env.LEASE_KUBECONFIG} or the pod's service account): {exc}"
+        ) from exc
     assert k is not None
     k.acknowledge = acknowledge
     if in_flight is not None:
@@ -87,7 +89,7 @@ async def keeper(
         service,
         region.fleet,
         namespace,
-        k.store.config.server,
+        k.store.server,
         "acknowledges" if acknowledge else "follows",
     )
     try:

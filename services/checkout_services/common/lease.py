@@ -1,59 +1,16 @@
-"""Write leases: one ``coordination.k8s.io/v1`` Lease per market, the fencing contract.
+"""The services' side of the market write leases: :class:`LeaseKeeper` renews this region's
+leases, acknowledges their fencing, and answers ``may I write market M?`` for
+:mod:`checkout_services.common.write_guard`; :class:`LeaseStore` reads and compare-and-swaps the
+Leases through the project's one Kubernetes client (:mod:`checkout_kube`).
 
-The contract (the operator, the services' write guard and the gateway all follow it):
-
-* Where: the namespace of the fleet's CheckoutRegion objects on the management cluster
-  (``CHECKOUT_LEASE_NAMESPACE``), one Lease per market named ``checkout-<fleet>-market-<mk>``
-  (``mk`` = the market's ISO code in lower case, see :func:`lease_name`), labelled
-  ``checkout-operator.io/fleet``, ``checkout-operator.io/market`` and
-  ``app.kubernetes.io/managed-by: checkout-operator``.
-* ``spec.holderIdentity``: the region that writes the market; ``spec.leaseTransitions``: the
-  fencing epoch (1 at creation, + 1 on every change of writer, never reused);
-  ``spec.leaseDurationSeconds``: the home region's ``spec.failover.writeLeaseSeconds``;
-  ``spec.renewTime``: the holder's last renewal (MicroTime, UTC).
-* Annotations: ``checkout-operator.io/state`` ``Serving`` or ``Fencing`` (a move is under way);
-  ``checkout-operator.io/fencing-to`` the region being promoted;
-  ``checkout-operator.io/fencing-reason``; ``checkout-operator.io/fenced-ack`` the epoch whose
-  fencing the holder acknowledged (it stopped writing); ``checkout-operator.io/moved-at`` when
-  the market last changed writer.
-* Every change is a compare-and-swap: a JSON merge patch carrying the
-  ``metadata.resourceVersion`` that was read (409 Conflict -> re-read, decide again).
-* Who writes what: the operator creates the Lease, fences (state Fencing) and promotes (holder,
-  epoch + 1, state Serving). The holder region alone renews ``renewTime`` while Serving, and on
-  Fencing stops taking writes, waits for its in-flight writes, then writes ``fenced-ack``.
-* A region may write a market only while it holds the lease for the current epoch, in state
-  Serving, and its last successful renewal is younger than ``leaseDurationSeconds - skew``
-  (measured on its own monotonic clock from *before* the renew request): a region that cannot
-  renew stops writing before the operator may promote anyone else.
-
-One region runs several keepers on the same Lease (orders, inventory and payments, each maybe
-several pods). Each keeper records itself under its own annotation
-``checkout-operator.io/keeper.<id>`` (``<id>``: service, pod, pid; see :func:`keeper_id`), a JSON
-object ``{"region", "renewed", "stopped"}``: ``renewed`` is the wall time (UTC) of its last
-successful patch, ``stopped`` the epoch at which it was fenced *and* its own in-flight writes
-reached 0 (0: not stopped). Each keeper patches only its own key (CAS merge patch like any other
-change) and removes keys older than ``STALE_FACTOR`` x the lease duration so the Lease does not
-grow. The acknowledging keeper writes ``fenced-ack`` only when its own in-flight is 0 and every
-*other* record of the holder region whose ``renewed`` is within ``leaseDurationSeconds + skew``
-says ``stopped`` at the current epoch. Why the silent ones may be ignored: a keeper gains the
-right to write only from a successful patch that also wrote its record, so its ``renewed`` is
-never older than the start of that renewal; it stops writing by itself ``duration - skew`` after
-that start (its own monotonic clock). When a record is older than ``duration + skew`` on the
-acknowledging keeper's wall clock, its writer's right ran out at least ``2 x skew`` ago, which
-covers a wall-clock disagreement of up to ``skew`` between the two pods. So a cut-off or dead
-sibling delays the ack by at most the lease duration (no worse than the expiry path), and a live
-sibling with writes in flight holds it back until those writes finish.
-
-:class:`LeaseKeeper` is the services' side: it renews this region's leases, acknowledges
-fencing, and answers ``may I write market M?`` for :mod:`checkout_services.common.write_guard`.
+The contract itself (names, annotations, the keeper records, the expiry arithmetic, why a
+keeper may ignore a silent sibling) is :mod:`checkout_contract.lease`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import datetime
 import hashlib
 import itertools
 import json
@@ -62,48 +19,25 @@ import os
 import random
 import re
 import socket
-import ssl
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-import httpx
+from checkout_contract.lease import (
+    FENCED_ACK,
+    KEEPER,
+    STALE_FACTOR,
+    KeeperRecord,
+    WriteLease,
+    valid_until,
+)
+from checkout_contract.timeutil import micro_time
+from checkout_kube.backoff import Backoff
+from checkout_services.common import leasestore
+from checkout_services.common.leasestore import Conflict, LeaseStore, LeaseStoreError
 
-API_VERSION: Final = "coordination.k8s.io/v1"
-PREFIX: Final = "checkout-operator.io/"
-FLEET_LABEL: Final = PREFIX + "fleet"
-MARKET_LABEL: Final = PREFIX + "market"
-STATE: Final = PREFIX + "state"
-FENCING_TO: Final = PREFIX + "fencing-to"
-FENCING_REASON: Final = PREFIX + "fencing-reason"
-FENCED_ACK: Final = PREFIX + "fenced-ack"
-MOVED_AT: Final = PREFIX + "moved-at"
-KEEPER: Final = PREFIX + "keeper."
-STALE_FACTOR: Final = 10
-"""Keeper records older than this many lease durations are removed (by any keeper)."""
-NAMESPACE_ENV: Final = "CHECKOUT_LEASE_NAMESPACE"
-KUBECONFIG_ENV: Final = "CHECKOUT_LEASE_KUBECONFIG"
-
-LeaseState = Literal["Serving", "Fencing"]
 log = logging.getLogger("checkout_services.common.lease")
-
-
-def lease_name(fleet: str, market: str) -> str:
-    return f"checkout-{fleet}-market-{market.lower()}"
-
-
-def micro_time(at: float) -> str:
-    """Kubernetes MicroTime (RFC 3339 with microseconds, UTC)."""
-    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 _ID_BAD = re.compile(r"[^a-z0-9.-]+")
@@ -122,281 +56,6 @@ def keeper_id(service: str, pod: str | None = None, pid: int | None = None) -> s
         digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
         text = text[: room - 11].rstrip(".-") + "-" + digest
     return text
-
-
-@dataclass(frozen=True, slots=True)
-class KeeperRecord:
-    """One keeper's annotation on a Lease."""
-
-    key: str
-    region: str
-    renewed: float
-    stopped: int = 0
-
-    @classmethod
-    def parse(cls, key: str, value: str) -> KeeperRecord | None:
-        try:
-            doc = json.loads(value)
-            return cls(
-                key=key,
-                region=str(doc.get("region") or ""),
-                renewed=parse_time(doc.get("renewed")) or 0.0,
-                stopped=int(doc.get("stopped") or 0),
-            )
-        except (ValueError, TypeError, AttributeError):
-            return None
-
-    def dump(self) -> str:
-        doc = {"region": self.region, "renewed": micro_time(self.renewed), "stopped": self.stopped}
-        return json.dumps(doc, separators=(",", ":"))
-
-
-@dataclass(frozen=True, slots=True)
-class WriteLease:
-    """The parsed Lease of one market."""
-
-    market: str
-    holder: str
-    epoch: int
-    duration: float
-    renewed_at: float
-    state: LeaseState = "Serving"
-    fencing_to: str = ""
-    fencing_reason: str = ""
-    acked_epoch: int = 0
-    moved_at: float | None = None
-    resource_version: str = ""
-    keepers: Mapping[str, KeeperRecord | None] = field(default_factory=dict, compare=False)
-    """Annotation key -> the keeper's record (None: unreadable)."""
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def parse(cls, obj: Mapping[str, Any]) -> WriteLease:
-        meta = obj.get("metadata") or {}
-        spec = obj.get("spec") or {}
-        notes = meta.get("annotations") or {}
-        labels = meta.get("labels") or {}
-        state = notes.get(STATE, "Serving")
-        try:
-            acked = int(notes.get(FENCED_ACK, "0"))
-        except ValueError:
-            acked = 0
-        return cls(
-            market=str(labels.get(MARKET_LABEL, "")),
-            holder=str(spec.get("holderIdentity") or ""),
-            epoch=int(spec.get("leaseTransitions") or 0),
-            duration=float(spec.get("leaseDurationSeconds") or 0),
-            renewed_at=parse_time(spec.get("renewTime")) or 0.0,
-            state="Fencing" if state == "Fencing" else "Serving",
-            fencing_to=str(notes.get(FENCING_TO, "")),
-            fencing_reason=str(notes.get(FENCING_REASON, "")),
-            acked_epoch=acked,
-            moved_at=parse_time(notes.get(MOVED_AT)),
-            resource_version=str(meta.get("resourceVersion") or ""),
-            keepers={
-                k: KeeperRecord.parse(k, str(v)) for k, v in notes.items() if k.startswith(KEEPER)
-            },
-            raw=obj,
-        )
-
-
-def build(
-    fleet: str,
-    namespace: str,
-    market: str,
-    holder: str,
-    epoch: int,
-    duration: int,
-    now: float,
-    *,
-    moved_at: float | None = None,
-) -> dict[str, Any]:
-    """A new (or promoted) Serving lease for ``holder`` at ``epoch``."""
-    notes = {STATE: "Serving"}
-    if moved_at is not None:
-        notes[MOVED_AT] = micro_time(moved_at)
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Lease",
-        "metadata": {
-            "name": lease_name(fleet, market),
-            "namespace": namespace,
-            "labels": {
-                FLEET_LABEL: fleet,
-                MARKET_LABEL: market,
-                "app.kubernetes.io/managed-by": "checkout-operator",
-            },
-            "annotations": notes,
-        },
-        "spec": {
-            "holderIdentity": holder,
-            "leaseDurationSeconds": duration,
-            "acquireTime": micro_time(now),
-            "renewTime": micro_time(now),
-            "leaseTransitions": epoch,
-        },
-    }
-
-
-# -- a minimal client of the lease store (the management kube-apiserver) ------------------------
-
-
-class LeaseStoreError(Exception):
-    """The lease store did not answer or refused (the message names the call)."""
-
-
-class Conflict(LeaseStoreError):
-    """Compare-and-swap lost: the Lease changed since it was read."""
-
-
-@dataclass(frozen=True)
-class StoreConfig:
-    server: str
-    namespace: str
-    token: str = ""
-    ca_pem: bytes = b""
-    cert_pem: bytes = b""
-    key_pem: bytes = b""
-
-    @classmethod
-    def from_kubeconfig(cls, path: str | Path, namespace: str) -> StoreConfig:
-        """Read the current context of a kubeconfig (embedded ``*-data`` or file paths)."""
-        import yaml
-
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        ctx_name = doc.get("current-context")
-        ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)
-        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
-        user = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"])
-
-        def blob(section: Mapping[str, Any], key: str) -> bytes:
-            if section.get(f"{key}-data"):
-                return base64.b64decode(section[f"{key}-data"])
-            if section.get(key):
-                return Path(section[key]).read_bytes()
-            return b""
-
-        return cls(
-            server=str(cluster["server"]),
-            namespace=namespace,
-            token=str(user.get("token") or ""),
-            ca_pem=blob(cluster, "certificate-authority"),
-            cert_pem=blob(user, "client-certificate"),
-            key_pem=blob(user, "client-key"),
-        )
-
-    @classmethod
-    def in_cluster(cls, namespace: str) -> StoreConfig:
-        root = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-        host = os.environ["KUBERNETES_SERVICE_HOST"]
-        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        return cls(
-            server=f"https://{host}:{port}",
-            namespace=namespace,
-            token=(root / "token").read_text().strip(),
-            ca_pem=(root / "ca.crt").read_bytes(),
-        )
-
-    def ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cadata=self.ca_pem.decode() if self.ca_pem else None)
-        if self.cert_pem:
-            with tempfile.TemporaryDirectory() as tmp:
-                cert, key = Path(tmp, "c.pem"), Path(tmp, "k.pem")
-                cert.write_bytes(self.cert_pem)
-                key.write_bytes(self.key_pem)
-                ctx.load_cert_chain(cert, key)
-        return ctx
-
-
-class LeaseStore:
-    """List and compare-and-swap the market Leases of one namespace."""
-
-    def __init__(self, config: StoreConfig, *, timeout: float = 2.0) -> None:
-        self.config = config
-        headers = {"Accept": "application/json"}
-        if config.token:
-            headers["Authorization"] = f"Bearer {config.token}"
-        self._http = httpx.AsyncClient(
-            base_url=config.server,
-            verify=config.ssl_context(),
-            headers=headers,
-            timeout=httpx.Timeout(timeout),
-            trust_env=False,
-        )
-        self._path = f"/apis/{API_VERSION}/namespaces/{config.namespace}/leases"
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def _call(self, method: str, path: str, **kw: Any) -> Any:
-        try:
-            response = await self._http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise LeaseStoreError(f"{method} {path}: {type(exc).__name__}") from None
-        if response.status_code == 409:
-            raise Conflict(f"{method} {path}: conflict")
-        if response.status_code >= 400:
-            raise LeaseStoreError(f"{method} {path}: HTTP {response.status_code}")
-        return response.json()
-
-    async def list(self, fleet: str) -> list[WriteLease]:
-        body = await self._call(
-            "GET", self._path, params={"labelSelector": f"{FLEET_LABEL}={fleet}"}
-        )
-        return [WriteLease.parse(item) for item in body.get("items") or ()]
-
-    async def get(self, name: str) -> WriteLease:
-        """One Lease by name (re-read after a lost compare-and-swap)."""
-        return WriteLease.parse(await self._call("GET", f"{self._path}/{name}"))
-
-    async def watch(self, fleet: str, *, timeout_seconds: int = 60) -> AsyncIterator[WriteLease]:
-        """The fleet's Leases as they change (a ``?watch=1`` from now on), until the server ends
-        the watch after ``timeout_seconds``. Needs the ``watch`` verb on leases."""
-        params = {
-            "labelSelector": f"{FLEET_LABEL}={fleet}",
-            "watch": "1",
-            "timeoutSeconds": str(timeout_seconds),
-        }
-        try:
-            async with self._http.stream(
-                "GET",
-                self._path,
-                params=params,
-                timeout=httpx.Timeout(timeout_seconds + 10.0, connect=5.0),
-            ) as response:
-                if response.status_code >= 400:
-                    raise LeaseStoreError(f"WATCH {self._path}: HTTP {response.status_code}")
-                async for line in response.aiter_lines():
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        return
-                    if event.get("type") in ("ADDED", "MODIFIED"):
-                        yield WriteLease.parse(event.get("object") or {})
-        except httpx.HTTPError as exc:
-            raise LeaseStoreError(f"WATCH {self._path}: {type(exc).__name__}") from None
-        except ValueError:
-            raise LeaseStoreError(f"WATCH {self._path}: unreadable event") from None
-
-    async def replace(self, obj: Mapping[str, Any]) -> WriteLease:
-        """Write ``obj`` (which carries the resourceVersion it was read at): compare-and-swap,
-        as a JSON merge patch (verb ``patch``) whose resourceVersion the server checks."""
-        meta = obj["metadata"]
-        patch = {
-            "metadata": {
-                "resourceVersion": meta["resourceVersion"],
-                "annotations": meta.get("annotations") or {},
-            },
-            "spec": obj["spec"],
-        }
-        body = await self._call(
-            "PATCH",
-            f"{self._path}/{meta['name']}",
-            content=json.dumps(patch),
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        return WriteLease.parse(body)
 
 
 # -- the holder's side ------------------------------------------------------------------------
@@ -619,7 +278,9 @@ class LeaseKeeper:
             return
         self.renewals += 1
         self.seen[lease.market] = renewed
-        self.held[lease.market] = Held(lease.epoch, started + renewed.duration - self.skew)
+        self.held[lease.market] = Held(
+            lease.epoch, valid_until(started, renewed.duration, self.skew)
+        )
 
     def _concerns_me(self, lease: WriteLease) -> bool:
         """A change this region must act on now: its lease fenced (acknowledge), a lease
@@ -648,25 +309,38 @@ class LeaseKeeper:
         return held is None or held.epoch != lease.epoch or held.fenced
 
     async def _watch_loop(self) -> None:
-        failures = 0
+        """Wake :meth:`run` when a lease concerns this region (the store's watch resumes,
+        relists and backs off by itself; this loop only survives what it cannot know)."""
+        backoff = Backoff()
         while True:
             try:
                 async for lease in self.store.watch(self.fleet):
-                    failures = 0
+                    backoff.reset()
                     if lease.market and self._concerns_me(lease):
                         self.wakeups += 1
                         self._wake.set()
-            except LeaseStoreError as exc:
-                failures += 1
-                log.debug("lease watch ended: %s (polling meanwhile)", exc)
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+            except Exception as exc:
+                self.errors += 1
+                log.warning("lease watch failed: %s (polling meanwhile)", exc)
+            await backoff.sleep()
 
     async def run(self) -> None:
+        """Renew until cancelled. A pass that fails in any way (an unreadable answer included)
+        is logged and retried after a jittered backoff, never ends the loop: writes stop when
+        the leases run out and start again with the first good renewal."""
         if self.watch and self._watch_task is None:
             self._watch_task = asyncio.get_running_loop().create_task(self._watch_loop())
+        backoff = Backoff(base=0.2, cap=5.0)
         while True:
             self._wake.clear()
-            await self.step()
+            try:
+                await self.step()
+                backoff.reset()
+            except Exception as exc:
+                self.errors += 1
+                log.warning("lease keeper pass failed: %s: %s", type(exc).__name__, exc)
+                await backoff.sleep()
+                continue
             interval = self.interval
             if interval is None:
                 durations = [s.duration for s in self.seen.values() if s.duration > 0]
@@ -690,14 +364,9 @@ class LeaseKeeper:
 
 
 def keeper_from_env(region: str, fleet: str, *, service: str = "") -> LeaseKeeper | None:
-    """A keeper configured from ``CHECKOUT_LEASE_NAMESPACE`` (unset: None, no lease check) and
-    ``CHECKOUT_LEASE_KUBECONFIG`` (a kubeconfig for the management cluster; unset: the pod's
-    service account). Call ``start()`` in the app's lifespan and ``aclose()`` at its end."""
-    namespace = os.environ.get(NAMESPACE_ENV)
-    if not namespace:
+    """A keeper of the store from :func:`store_from_env` (None without one). Call ``start()``
+    in the app's lifespan and ``aclose()`` at its end."""
+    store = leasestore.store_from_env()
+    if store is None:
         return None
-    path = os.environ.get(KUBECONFIG_ENV)
-    config = (
-        StoreConfig.from_kubeconfig(path, namespace) if path else StoreConfig.in_cluster(namespace)
-    )
-    return LeaseKeeper(region, fleet, LeaseStore(config), service=service)
+    return LeaseKeeper(region, fleet, store, service=service)

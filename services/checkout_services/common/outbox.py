@@ -30,7 +30,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from checkout_services.common import config, scrub, tracing
+from checkout_contract import config
+from checkout_services.common import scrub, tracing
 from checkout_services.common import topics as kafka_topics
 
 log = logging.getLogger("checkout_services.common.outbox")

@@ -10,7 +10,8 @@ import logging
 import signal
 import sys
 
-from checkout_services.common import config, db, outbox, settings, tracing
+from checkout_contract import config, env
+from checkout_services.common import db, outbox, settings, tracing
 
 
 async def relay_forever(dsn: str, bootstrap: str, region: config.RegionConfig) -> None:
@@ -31,9 +32,9 @@ async def relay_forever(dsn: str, bootstrap: str, region: config.RegionConfig) -
 def run() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        dsn = settings.env_str("DATABASE_URL")
-        bootstrap = settings.env_str("KAFKA_BOOTSTRAP_SERVERS")
-        region = settings.load_region_config(settings.env_str(config.CONFIG_FILE_ENV))
+        dsn = settings.env_str(env.DATABASE_URL)
+        bootstrap = settings.env_str(env.KAFKA_BOOTSTRAP_SERVERS)
+        region = settings.load_region_config(settings.env_str(env.REGION_CONFIG_FILE))
         tracing.setup("outbox-relay")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     except settings.SettingsError as exc:
         print(f"checkout-services outbox-relay: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from checkout_services.common import classification
+from checkout_contract import classification
 
 PAN_CANDIDATE: Final = re.compile(r"(?<![\d])[2-6](?:[ -]?\d){12,18}(?![\d])")
 EMAIL: Final = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from checkout_services.common import config, routing
-from checkout_services.common.model import ConfigModel
+from checkout_contract import config, env, routing
+from checkout_contract.model import ConfigModel
 
 M = TypeVar("M", bound=ConfigModel)
 
@@ -86,21 +86,21 @@ class CommonSettings:
         missing = [
             name
             for name, needed in (
-                (config.CONFIG_FILE_ENV, True),
-                (routing.CONFIG_FILE_ENV, True),
-                ("DATABASE_URL", database),
-                ("REDIS_URL", redis),
-                ("KAFKA_BOOTSTRAP_SERVERS", kafka),
+                (env.REGION_CONFIG_FILE, True),
+                (env.FLEET_ROUTING_FILE, True),
+                (env.DATABASE_URL, database),
+                (env.REDIS_URL, redis),
+                (env.KAFKA_BOOTSTRAP_SERVERS, kafka),
             )
             if needed and not os.environ.get(name)
         ]
         if missing:
             raise SettingsError("missing environment variable(s): " + ", ".join(missing))
         return cls(
-            region_config_file=os.environ[config.CONFIG_FILE_ENV],
-            fleet_routing_file=os.environ[routing.CONFIG_FILE_ENV],
-            database_url=os.environ.get("DATABASE_URL", ""),
-            redis_url=os.environ.get("REDIS_URL", ""),
-            kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""),
+            region_config_file=os.environ[env.REGION_CONFIG_FILE],
+            fleet_routing_file=os.environ[env.FLEET_ROUTING_FILE],
+            database_url=os.environ.get(env.DATABASE_URL, ""),
+            redis_url=os.environ.get(env.REDIS_URL, ""),
+            kafka_bootstrap=os.environ.get(env.KAFKA_BOOTSTRAP_SERVERS, ""),
             outbox_relay=os.environ.get("OUTBOX_RELAY", "1") not in ("0", "false", "no"),
         )

@@ -26,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, for_code
 
-from checkout_services.common import classification, config
+from checkout_contract import classification, config
 
 log = logging.getLogger("checkout_services.common.topics")
 

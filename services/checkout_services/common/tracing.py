@@ -26,11 +26,12 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from checkout_contract import env
 from checkout_services.common.settings import SettingsError
 
 log = logging.getLogger("checkout_services.common.tracing")
 
-ENDPOINT_ENVS: Final = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+ENDPOINT_ENVS: Final = (env.OTLP_TRACES_ENDPOINT, env.OTLP_ENDPOINT)
 EXCLUDED_URLS: Final = "health/live,health/ready,metrics"
 FIX: Final = "install the tracing extra: pip install 'checkout-operator[services,tracing]'"
 
@@ -74,7 +75,7 @@ def setup(service: str) -> bool:
             f"tracing is on ({' or '.join(ENDPOINT_ENVS)} is set) but {exc.name} is missing: {FIX}"
         ) from None
     attributes = {"service.name": f"checkout-{service}", "service.namespace": "checkout"}
-    region = os.environ.get("CHECKOUT_REGION")
+    region = os.environ.get(env.REGION)
     if region:
         attributes["cloud.region"] = region
     # Resource.create lets OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES override ours

@@ -18,7 +18,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from checkout_services.common import errors, fencing, lease, routing, settings
+from checkout_contract import routing
+from checkout_services.common import errors, fencing, lease, settings
 
 
 class NotWriter(errors.ProblemError):

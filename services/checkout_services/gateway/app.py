@@ -16,8 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+from checkout_contract import env
 from checkout_services.common import app as common_app
-from checkout_services.common import lease, settings
+from checkout_services.common import settings
 from checkout_services.gateway import (
     auth,
     bodylimit,
@@ -69,7 +70,7 @@ def create_app(cfg: Settings | None = None, lease_view: leases.LeaseView | None 
                 if store_view is None:
                     log.warning(
                         "gateway: %s is not set: writes follow the fleet routing ConfigMap only",
-                        lease.NAMESPACE_ENV,
+                        env.LEASE_NAMESPACE,
                     )
                     view = leases.RoutingLeases()
                 else:

@@ -8,7 +8,7 @@ Retry-After while nobody holds it (the old writer was fenced, the new one is not
 :class:`LeaseView` is that question as an interface. :class:`RoutingLeases` answers it from the
 routing table alone (the writer named there, while the market is Serving): the behaviour when
 the lease store is not configured. :class:`StoreLeases` answers it from the market Leases on the
-management cluster (``common/lease.py``: ``CHECKOUT_LEASE_NAMESPACE`` plus
+management cluster (``common/leasestore.py``: ``CHECKOUT_LEASE_NAMESPACE`` plus
 ``CHECKOUT_LEASE_KUBECONFIG`` or the pod's service account), re-listed every ``poll_s``: the
 lease's holder while it is Serving and unexpired, nobody while it is Fencing or expired. A
 market without a Lease, or a view older than ``stale_after_s`` (the lease store is unreachable:
@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Protocol
 
-from checkout_services.common import lease, routing
+from checkout_contract import routing
+from checkout_contract.lease import WriteLease
+from checkout_services.common import leasestore
 
 log = logging.getLogger("checkout_services.gateway.leases")
 
@@ -49,7 +50,7 @@ class StoreLeases:
 
     def __init__(
         self,
-        store: lease.LeaseStore,
+        store: leasestore.LeaseStore,
         fleet: str,
         *,
         poll_s: float = 0.5,
@@ -63,7 +64,7 @@ class StoreLeases:
         self.stale_after_s = stale_after_s
         self.clock = clock
         self.wall = wall
-        self.leases: dict[str, lease.WriteLease] = {}
+        self.leases: dict[str, WriteLease] = {}
         self.listed_at: float | None = None
         self.errors = 0
         self._fallback = RoutingLeases()
@@ -72,7 +73,7 @@ class StoreLeases:
     async def refresh(self) -> bool:
         try:
             found = await self.store.list(self.fleet)
-        except lease.LeaseStoreError as exc:
+        except leasestore.LeaseStoreError as exc:
             self.errors += 1
             log.warning("lease store unreachable: %s (routing table used when stale)", exc)
             return False
@@ -89,7 +90,7 @@ class StoreLeases:
             return await self._fallback.holder(route)
         if current.state != "Serving" or not current.holder:
             return None
-        if self.wall() > current.renewed_at + current.duration:
+        if current.expired(self.wall()):
             return None  # the holder stopped renewing: it stopped writing too
         return current.holder
 
@@ -114,13 +115,5 @@ class StoreLeases:
 
 def from_env(fleet: str, poll_s: float) -> StoreLeases | None:
     """A lease-backed view when ``CHECKOUT_LEASE_NAMESPACE`` is set, else None."""
-    namespace = os.environ.get(lease.NAMESPACE_ENV)
-    if not namespace:
-        return None
-    path = os.environ.get(lease.KUBECONFIG_ENV)
-    config = (
-        lease.StoreConfig.from_kubeconfig(path, namespace)
-        if path
-        else lease.StoreConfig.in_cluster(namespace)
-    )
-    return StoreLeases(lease.LeaseStore(config), fleet, poll_s=poll_s)
+    store = leasestore.store_from_env()
+    return None if store is None else StoreLeases(store, fleet, poll_s=poll_s)

@@ -16,7 +16,8 @@ import os
 import time
 from pathlib import Path
 
-from checkout_services.common import routing, settings
+from checkout_contract import routing
+from checkout_services.common import settings
 
 log = logging.getLogger("checkout_services.gateway.table")
 

@@ -30,7 +30,8 @@ import asyncpg  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from checkout_services.common import config, outbox
+from checkout_contract import config
+from checkout_services.common import outbox
 
 log = logging.getLogger("checkout_services.inventory.global_view")
 

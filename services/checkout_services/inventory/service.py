@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from prometheus_client import Counter
 
-from checkout_services.common import config, outbox, write_guard
+from checkout_contract import config
+from checkout_services.common import outbox, write_guard
 from checkout_services.inventory import exceptions, schemas
 
 EVENT_NS = uuid.UUID("6f0b8a4e-2f53-4c1e-9a55-6b1c1d0e2a11")

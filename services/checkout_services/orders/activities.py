@@ -21,7 +21,8 @@ from prometheus_client import Counter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from checkout_services.common import classification, config, outbox, requestid, scrub
+from checkout_contract import classification, config
+from checkout_services.common import outbox, requestid, scrub
 from checkout_services.orders.placements import Placements
 
 EVENT_NS = uuid.UUID("0b6f7f55-3c1d-4b7e-8d9e-3f1a2b4c5d6e")

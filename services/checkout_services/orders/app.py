@@ -15,6 +15,7 @@ from prometheus_client import Counter, Gauge
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from checkout_contract import env
 from checkout_services.common import app as common_app
 from checkout_services.common import (
     db,
@@ -46,7 +47,7 @@ class Settings:
     def from_env(cls) -> Settings:
         return cls(
             common=settings.CommonSettings.from_env(database=True, redis=True),
-            temporal_address=settings.env_str("TEMPORAL_ADDRESS"),
+            temporal_address=settings.env_str(env.TEMPORAL_ADDRESS),
             run_worker=settings.env_str("ORDERS_WORKER", "1") not in ("0", "false", "no"),
         )
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from checkout_services.common import config, db, settings
+from checkout_contract import env
+from checkout_services.common import db, settings
 
 
 def add_parser(sub: Any) -> None:
@@ -41,8 +42,8 @@ def _erase(args: argparse.Namespace) -> int:
     from checkout_services.orders import privacy
 
     try:
-        dsn = settings.env_str("DATABASE_URL")
-        region = settings.load_region_config(settings.env_str(config.CONFIG_FILE_ENV))
+        dsn = settings.env_str(env.DATABASE_URL)
+        region = settings.load_region_config(settings.env_str(env.REGION_CONFIG_FILE))
     except settings.SettingsError as exc:
         print(f"checkout-services privacy erase: {exc}", file=sys.stderr)
         return 2

@@ -21,7 +21,8 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from checkout_services.common import config, scrub, write_guard
+from checkout_contract import config
+from checkout_services.common import scrub, write_guard
 from checkout_services.orders import exceptions, privacy, schemas
 from checkout_services.orders.activities import Activities
 from checkout_services.orders.workflow import CheckoutSagaWorkflow, SagaBase

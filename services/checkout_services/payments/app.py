@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from checkout_services.common import config as region_config
-from checkout_services.common import errors, fencing, lease, scrub
+from checkout_contract import env
+from checkout_services.common import errors, fencing, scrub
 from checkout_services.common import http as common_http
 from checkout_services.common import settings as common_settings
 from checkout_services.payments import db, idempotency, metrics, reconcile, router, switchover
@@ -54,10 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 app.state.service = service
                 moves = switchover.Switchover(service, None, cfg.switchover_void_after_seconds)
-                if os.environ.get(lease.NAMESPACE_ENV):
+                if os.environ.get(env.LEASE_NAMESPACE):
                     # the region's fencing ack waits for its authorizations (and voids)
                     region = common_settings.load_region_config(
-                        common_settings.env_str(region_config.CONFIG_FILE_ENV)
+                        common_settings.env_str(env.REGION_CONFIG_FILE)
                     )
                     moves.keeper = await leases.enter_async_context(
                         fencing.keeper(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from checkout_services.payments import config
+from checkout_contract import payments as config
 
 BreakerState = Literal["closed", "open", "half_open"]
 STATE_VALUE: dict[BreakerState, int] = {"closed": 0, "half_open": 1, "open": 2}

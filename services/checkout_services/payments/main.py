@@ -8,10 +8,10 @@ import sys
 
 import uvicorn
 
+from checkout_contract import payments as config
 from checkout_services.common import scrub, tracing
 from checkout_services.common import settings as common_settings
 from checkout_services.payments import app as payments_app
-from checkout_services.payments import config
 from checkout_services.payments.adapters import base
 from checkout_services.payments.settings import Settings, SettingsError, load_routing
 

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from checkout_services.payments import config
+from checkout_contract import payments as config
 
 DEFAULT_ACTIONS: dict[config.FailureClass, config.RetryAction] = {
     "soft_decline": "next_provider",

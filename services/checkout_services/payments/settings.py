@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from checkout_services.payments import config, idempotency
+from checkout_contract import env
+from checkout_contract import payments as config
+from checkout_services.payments import idempotency
 
 
 class SettingsError(Exception):
@@ -56,15 +58,15 @@ class Settings:
     def from_env(cls) -> Settings:
         missing = [
             n
-            for n in ("DATABASE_URL", "REDIS_URL", config.CONFIG_FILE_ENV)
+            for n in (env.DATABASE_URL, env.REDIS_URL, env.PSP_ROUTING_FILE)
             if not os.environ.get(n)
         ]
         if missing:
             raise SettingsError("missing environment variable(s): " + ", ".join(missing))
         return cls(
-            database_url=os.environ["DATABASE_URL"],
-            redis_url=os.environ["REDIS_URL"],
-            routing_file=os.environ[config.CONFIG_FILE_ENV],
+            database_url=os.environ[env.DATABASE_URL],
+            redis_url=os.environ[env.REDIS_URL],
+            routing_file=os.environ[env.PSP_ROUTING_FILE],
             idempotency_ttl_seconds=_int(
                 "PAYMENTS_IDEMPOTENCY_TTL_SECONDS", idempotency.DEFAULT_TTL_SECONDS
             ),

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from checkout_contract import env
 from checkout_services.common import app as common_app
 from checkout_services.common import metrics, settings
-from checkout_services.pricing import config, router
+from checkout_services.pricing import router
 from checkout_services.pricing.service import ConfigSource, PricingService
 
 
@@ -24,7 +25,7 @@ class Settings:
     def from_env(cls) -> Settings:
         return cls(
             common=settings.CommonSettings.from_env(redis=True),
-            pricing_file=settings.env_str(config.CONFIG_FILE_ENV),
+            pricing_file=settings.env_str(env.PRICING_CONFIG_FILE),
         )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from checkout_contract import pricing as config
 from checkout_services.common import runner, settings
-from checkout_services.pricing import app, config
+from checkout_services.pricing import app
 
 
 def build() -> FastAPI:

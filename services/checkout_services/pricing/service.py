@@ -16,8 +16,9 @@ from openfeature import api as openfeature
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
 
+from checkout_contract import pricing as config
 from checkout_services.common import money, settings
-from checkout_services.pricing import config, exceptions, schemas
+from checkout_services.pricing import exceptions, schemas
 
 PREFIX: Final = "pricing:snapshot:"
 FLAG_DOMAIN: Final = "checkout-pricing"

@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
-from checkout_services.payments import config
+from checkout_contract import payments as config
 
 PSP_TIME: ContextVar[list[float] | None] = ContextVar("psp_time", default=None)
 """Seconds spent waiting on providers during the current request (for Server-Timing)."""

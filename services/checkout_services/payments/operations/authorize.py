@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from checkout_services.payments import config, db, exceptions, keys, routing, schemas
+from checkout_contract import payments as config
+from checkout_services.payments import db, exceptions, keys, routing, schemas
 from checkout_services.payments.adapters import base
 from checkout_services.payments.service import PaymentsService, backoff
 from checkout_services.payments.state_machine import PaymentState as S

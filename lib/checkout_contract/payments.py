@@ -12,11 +12,10 @@ from typing import Final, Literal
 
 from pydantic import Field
 
-from checkout_services.common.model import ConfigModel
+from checkout_contract.model import ConfigModel
 
 CONFIGMAP_NAME: Final = "checkout-psp-routing"
 CONFIG_KEY: Final = "routing.json"
-CONFIG_FILE_ENV: Final = "PSP_ROUTING_FILE"
 DEFAULT_MOUNT_DIR: Final = "/etc/checkout/psp-routing"
 CREDENTIALS_MOUNT_ROOT: Final = "/etc/checkout/psp-credentials"
 

@@ -11,11 +11,10 @@ from typing import Final
 
 from pydantic import Field
 
-from checkout_services.common.model import ConfigModel
+from checkout_contract.model import ConfigModel
 
 CONFIGMAP_NAME: Final = "checkout-region"
 CONFIG_KEY: Final = "region.json"
-CONFIG_FILE_ENV: Final = "REGION_CONFIG_FILE"
 DEFAULT_MOUNT_DIR: Final = "/etc/checkout/region"
 
 SERVICE_NAMES: Final = ("cart", "pricing", "inventory", "payments", "orders", "gateway")
@@ -28,7 +27,7 @@ METRICS_PORT: Final = 9090
 class KafkaTopics(ConfigModel):
     """Base names of the event topics. What each holds and how far it may be replicated (and
     whether the name carries the market, ``checkout.order-placed.NL``) is in
-    :mod:`checkout_services.common.classification`."""
+    :mod:`checkout_contract.classification`."""
 
     order_placed: str = "checkout.order-placed"
     payment_captured: str = "checkout.payment-captured"

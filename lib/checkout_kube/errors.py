@@ -34,6 +34,15 @@ class ConfigError(KubeError):
 class TransportError(KubeError):
     """The API server could not be reached (connection refused, TLS, timeout)."""
 
+    def __init__(self, message: str, *, unsent: bool = False) -> None:
+        super().__init__(message)
+        self.unsent = unsent
+        """True when the request never left (the connection could not be opened)."""
+
+
+class UnreadableAnswer(KubeError):
+    """The API server's answer (or a watch event) could not be read as what was asked for."""
+
 
 class KindNotServed(KubeError):
     """The API server serves no such apiVersion/kind (e.g. a CRD that is not installed)."""

@@ -11,13 +11,12 @@ from typing import Final, Literal
 
 from pydantic import Field
 
-from checkout_services.common.model import ConfigModel
+from checkout_contract.model import ConfigModel
 
 CONFIGMAP_NAME: Final = "checkout-pricing"
 """The operator renders ``CheckoutRegion.spec.pricing`` into this ConfigMap (key ``CONFIG_KEY``),
 mounted at ``DEFAULT_MOUNT_DIR`` in the pricing pods."""
 CONFIG_KEY: Final = "pricing.json"
-CONFIG_FILE_ENV: Final = "PRICING_CONFIG_FILE"
 DEFAULT_MOUNT_DIR: Final = "/etc/checkout/pricing"
 
 

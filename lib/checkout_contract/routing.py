@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from checkout_services.common.model import ConfigModel
+from checkout_contract.model import ConfigModel
 
 CONFIGMAP_NAME: Final = "checkout-fleet-routing"
 CONFIG_KEY: Final = "routing.json"
-CONFIG_FILE_ENV: Final = "FLEET_ROUTING_FILE"
 DEFAULT_MOUNT_DIR: Final = "/etc/checkout/routing"
 
 MarketState = Literal["Serving", "Fencing", "Down"]

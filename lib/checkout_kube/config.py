@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import yaml
 
-from checkout_operator.kube import errors
+from checkout_kube import errors
 
 SERVICE_ACCOUNT_DIR: Final = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount")
 

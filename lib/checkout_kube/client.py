@@ -1,5 +1,13 @@
 """A small, typed async Kubernetes client over one shared ``httpx.AsyncClient`` per cluster.
 
+The one client of the project: the operator, the services' lease keeper, the gateway's lease
+view and the demo all use it (``checkout_services`` may not import the operator, so it lives
+in its own package). Retries: 429 always (the server did not process it); 5xx and broken
+connections only for idempotent requests (every verb but POST: GET, DELETE, server-side apply
+and merge patches, which carry the resourceVersion when they must not be applied twice); a
+connection that could not even be opened for every request. Watches: :meth:`KubeClient.watch`
+is one watch request; :func:`checkout_kube.watch.list_watch` is the loop around it.
+
 Every write (POST, PUT, PATCH, DELETE) is counted in ``write_count`` / ``writes_by_verb`` and
 reported to ``on_write``, so tests and metrics can prove that a no-op resync writes nothing.
 Objects are plain JSON dicts; server-side apply uses ONE field manager.
@@ -8,30 +16,41 @@ Objects are plain JSON dicts; server-side apply uses ONE field manager.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
 import datetime
 import json
 import logging
+import math
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, Final
 
 import httpx
 
-from checkout_operator.kube import config, discovery, errors
+from checkout_contract import timeutil
+from checkout_kube import config, discovery, errors
+from checkout_kube.backoff import Backoff
 
 FIELD_MANAGER: Final = "checkout-operator"
 APPLY_PATCH: Final = "application/apply-patch+yaml"
 MERGE_PATCH: Final = "application/merge-patch+json"
 EVENT_MESSAGE_LIMIT: Final = 1024
-THROTTLE_RETRIES: Final = 5
+RETRIES: Final = 5
+"""Retries of one request (429, and 5xx / connection errors where safe, see the docstring)."""
+RETRY_CAP: Final = 2.0
+"""Seconds: the longest wait before one retry."""
+TOKEN_TTL: Final = 60.0
+"""Seconds a token read from a token file is used before the file is read again (client-go
+re-reads every minute); a 401 re-reads it at once and retries the request once."""
 MAX_CONNECTIONS: Final = 32
 """Connections per cluster, all kept alive. httpx's default (100, of which only 20 are kept)
 cost a TLS handshake for most requests of a burst, and its pool scans every queued request
 per connection change, so hundreds of queued requests made the pool itself the hot spot."""
 
-logger = logging.getLogger("checkout_operator.kube")
+logger = logging.getLogger("checkout_kube")
 
 Obj = dict[str, Any]
 WriteHook = Callable[[str, str], None]
@@ -39,16 +58,34 @@ WriteHook = Callable[[str, str], None]
 
 
 class _Auth(httpx.Auth):
-    """Bearer token, read per request (rotating service-account tokens)."""
+    """Bearer token. From a token file (in-cluster tokens rotate): cached for ``TOKEN_TTL``
+    seconds, and read again at once when the server answers 401 (the request is then retried
+    once with the new token, if it changed)."""
 
-    def __init__(self, creds: config.Credentials) -> None:
+    def __init__(self, creds: config.Credentials, clock: Callable[[], float]) -> None:
         self._creds = creds
+        self._clock = clock
+        self._token: str | None = None
+        self._read_at = -math.inf
+
+    def token(self, *, fresh: bool = False) -> str | None:
+        if not self._creds.token_file:
+            return self._creds.token
+        if fresh or self._clock() - self._read_at >= TOKEN_TTL:
+            self._token = self._creds.current_token()
+            self._read_at = self._clock()
+        return self._token
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self._creds.current_token()
+        token = self.token()
         if token:
             request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+        response = yield request
+        if response.status_code == 401 and self._creds.token_file:
+            renewed = self.token(fresh=True)
+            if renewed and renewed != token:
+                request.headers["Authorization"] = f"Bearer {renewed}"
+                yield request
 
 
 def selector(labels: Mapping[str, str] | str | None) -> str | None:
@@ -56,6 +93,13 @@ def selector(labels: Mapping[str, str] | str | None) -> str | None:
     if labels is None or isinstance(labels, str):
         return labels
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def idempotent(method: str) -> bool:
+    """Whether sending ``method`` twice does no more than sending it once: every verb the client
+    uses but POST (server-side apply and merge patches are idempotent; the compare-and-swap
+    ones carry a resourceVersion, so a repeat after a lost answer gets a 409 at worst)."""
+    return method != "POST"
 
 
 def describe(api_version: str, kind: str, name: str | None, namespace: str | None) -> str:
@@ -78,6 +122,8 @@ class KubeClient:
         timeout: float = 60.0,
         name: str = "local",
         on_write: WriteHook | None = None,
+        retries: int = RETRIES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.creds = creds
         self.name = name
@@ -86,10 +132,13 @@ class KubeClient:
         self.write_count = 0
         self.writes_by_verb: collections.Counter[str] = collections.Counter()
         self.request_count = 0
+        self.retries = retries
+        self.retried = 0
+        """Requests sent again (after a 429, a 5xx or a broken connection)."""
         self._http = httpx.AsyncClient(
             base_url=creds.server,
             verify=creds.ssl_context(),
-            auth=_Auth(creds),
+            auth=_Auth(creds, clock),
             timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(
                 max_connections=MAX_CONNECTIONS,
@@ -132,12 +181,15 @@ class KubeClient:
         target: str = "",
         kind: str = "",
     ) -> Any:
-        """One request; returns the decoded JSON; raises a typed ``errors.ApiError``.
+        """One request; returns the decoded JSON; raises a typed ``errors.KubeError``.
 
-        429 (throttled, or storage still initializing) is retried after the server's
-        Retry-After (capped), up to ``THROTTLE_RETRIES`` times: the server did not process it.
+        Retried up to ``retries`` times, after the server's Retry-After or a jittered
+        exponential delay (capped at ``RETRY_CAP``): 429 (throttled, or storage still
+        initializing: the server did not process it); 5xx and broken connections when the
+        request is :func:`idempotent`; a connection that could not be opened, always.
         """
-        for attempt in range(THROTTLE_RETRIES + 1):
+        delays = Backoff(base=0.1, cap=RETRY_CAP)
+        for attempt in range(self.retries + 1):
             try:
                 return await self._request_once(
                     method,
@@ -149,9 +201,19 @@ class KubeClient:
                     kind=kind,
                 )
             except errors.TooManyRequests as exc:
-                if attempt == THROTTLE_RETRIES:
+                if attempt == self.retries:
                     raise
-                await asyncio.sleep(min(exc.retry_after or 0.1 * 2**attempt, 2.0))
+                delay = exc.retry_after or delays.next()
+            except errors.ServerError as exc:
+                if attempt == self.retries or not idempotent(method):
+                    raise
+                delay = exc.retry_after or delays.next()
+            except errors.TransportError as exc:
+                if attempt == self.retries or not (exc.unsent or idempotent(method)):
+                    raise
+                delay = delays.next()
+            self.retried += 1
+            await asyncio.sleep(min(delay, RETRY_CAP))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _request_once(
@@ -174,9 +236,6 @@ class KubeClient:
                 self.on_write(method, kind)
         headers = {"Content-Type": content_type} if body is not None else None
         content = json.dumps(body, separators=(",", ":")) if body is not None else None
-        extensions = (
-            {"sni_hostname": self.creds.tls_server_name} if self.creds.tls_server_name else None
-        )
         try:
             response = await self._http.request(
                 method,
@@ -184,14 +243,18 @@ class KubeClient:
                 params=params,
                 content=content,
                 headers=headers,
-                extensions=extensions,
+                extensions=self._extensions,
             )
         except (httpx.TransportError, OSError) as exc:
-            raise self._transport_error(f"{method} {target or path}", exc) from None
+            raise self._transport_error(f"{method} {target or path}", exc) from exc
         logger.debug("%s %s -> %s", method, path, response.status_code)
         try:
             decoded = response.json() if response.content else None
-        except ValueError:
+        except ValueError as exc:
+            if response.status_code < 400:
+                raise errors.UnreadableAnswer(
+                    f"{method} {target or path}: the answer is not JSON"
+                ) from exc
             decoded = None
         if response.status_code >= 400:
             error = errors.from_response(
@@ -203,6 +266,12 @@ class KubeClient:
                 error.retry_after = None
             raise error
         return decoded
+
+    @property
+    def _extensions(self) -> dict[str, Any] | None:
+        """``tls-server-name``: the TLS SNI and certificate name, for every request and watch."""
+        name = self.creds.tls_server_name
+        return {"sni_hostname": name} if name else None
 
     async def _discovery_fetch(self, path: str) -> Mapping[str, Any] | None:
         try:
@@ -245,16 +314,36 @@ class KubeClient:
         kind: str,
         namespace: str | None = None,
         labels: Mapping[str, str] | str | None = None,
+        *,
+        resource_version: str | None = None,
     ) -> list[Obj]:
         """Objects of a kind (in ``namespace``, or all namespaces when None) matching ``labels``.
 
         Items carry ``apiVersion`` and ``kind`` (a list response leaves them out).
+        ``resource_version="0"`` serves the list from the apiserver's watch cache.
         """
+        items, _ = await self.list_versioned(
+            api_version, kind, namespace, labels, resource_version=resource_version
+        )
+        return items
+
+    async def list_versioned(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | str | None = None,
+        *,
+        resource_version: str | None = None,
+    ) -> tuple[builtins.list[Obj], str]:
+        """:meth:`list` and the list's resourceVersion (where a watch of it starts)."""
         res = await self.resource(api_version, kind)
         params: dict[str, str] = {}
         sel = selector(labels)
         if sel:
             params["labelSelector"] = sel
+        if resource_version is not None:
+            params["resourceVersion"] = resource_version
         body = await self.request(
             "GET",
             res.path(namespace),
@@ -262,13 +351,17 @@ class KubeClient:
             target=describe(api_version, kind, None, namespace),
             kind=kind,
         )
-        items: list[Obj] = []
-        for item in (body or {}).get("items") or ():
+        if not isinstance(body, Mapping):
+            raise errors.UnreadableAnswer(
+                f"LIST {describe(api_version, kind, None, namespace)}: not a list"
+            )
+        items: builtins.list[Obj] = []
+        for item in body.get("items") or ():
             obj = dict(item)
             obj.setdefault("apiVersion", res.api_version)
             obj.setdefault("kind", kind)
             items.append(obj)
-        return items
+        return items, str((body.get("metadata") or {}).get("resourceVersion") or "")
 
     async def watch(
         self,
@@ -278,18 +371,29 @@ class KubeClient:
         labels: Mapping[str, str] | str | None = None,
         *,
         timeout_seconds: int = 60,
+        resource_version: str | None = None,
     ) -> AsyncIterator[tuple[str, Obj]]:
-        """A watch of a kind (``?watch=1``) from now on: yields ``(type, object)`` per event
-        (``ADDED``, ``MODIFIED``, ``DELETED``) until the server ends the watch after
-        ``timeout_seconds``; the caller lists again and re-watches (no resourceVersion
-        bookkeeping: a caller that needs every change lists after each watch ends).
-        ``ERROR`` events (e.g. 410 Gone) end the watch too."""
+        """One watch request: yields ``(type, object)`` per event until the server ends the
+        watch (after about ``timeout_seconds``).
+
+        With ``resource_version`` (from a list, or the last event seen) the watch starts there
+        and asks for bookmarks: ``BOOKMARK`` events carry only ``metadata.resourceVersion``,
+        to resume from after the watch ends. Without it the server starts from its current
+        state (synthetic ``ADDED`` events first). An ``ERROR`` event raises the typed error of
+        its Status (``errors.Gone`` for 410: the resourceVersion is too old, list again); an
+        unreadable line raises ``errors.UnreadableAnswer``; a broken stream raises
+        ``errors.TransportError``. :func:`checkout_kube.watch.list_watch` handles all three.
+        """
         res = await self.resource(api_version, kind)
         params: dict[str, str] = {"watch": "1", "timeoutSeconds": str(timeout_seconds)}
         sel = selector(labels)
         if sel:
             params["labelSelector"] = sel
+        if resource_version:
+            params["resourceVersion"] = resource_version
+            params["allowWatchBookmarks"] = "true"
         path = res.path(namespace)
+        target = f"WATCH {describe(api_version, kind, None, namespace)}"
         self.request_count += 1
         try:
             async with self._http.stream(
@@ -297,31 +401,31 @@ class KubeClient:
                 path,
                 params=params,
                 timeout=httpx.Timeout(timeout_seconds + 10.0, connect=10.0),
+                extensions=self._extensions,
             ) as response:
                 if response.status_code >= 400:
-                    await response.aread()
+                    raw = await response.aread()
                     raise errors.from_response(
-                        response.status_code, None, verb="WATCH", target=path
+                        response.status_code, _json_or_none(raw), verb="WATCH", target=path
                     )
                 async for line in response.aiter_lines():
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    type_ = str(event.get("type") or "")
-                    if type_ == "ERROR":
-                        return
-                    yield type_, dict(event.get("object") or {})
+                    if line.strip():
+                        yield _watch_event(line, target, path)
         except (httpx.TransportError, OSError) as exc:
-            raise self._transport_error(f"WATCH {path}", exc) from None
+            raise self._transport_error(target, exc) from exc
 
     def _transport_error(self, call: str, exc: BaseException) -> errors.TransportError:
         """The error for a call that got no answer: names the call and the cluster, never the
-        request's body or credentials."""
+        request's body or credentials. ``unsent``: the connection was never opened."""
+        unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError)
         if isinstance(exc, httpx.TimeoutException):
-            return errors.TransportError(f"{call}: timed out talking to {self.name} cluster")
+            return errors.TransportError(
+                f"{call}: timed out talking to {self.name} cluster", unsent=unsent
+            )
         return errors.TransportError(
             f"{call}: cannot reach the {self.name} cluster at {self.creds.server}: "
-            f"{type(exc).__name__}"
+            f"{type(exc).__name__}",
+            unsent=unsent,
         )
 
     # -- writes -------------------------------------------------------------------------------
@@ -419,7 +523,7 @@ class KubeClient:
         """A core/v1 Event about ``involved`` (an object with apiVersion, kind, metadata)."""
         meta = involved.get("metadata") or {}
         namespace = meta.get("namespace") or self.default_namespace or "default"
-        stamp = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = timeutil.rfc3339(now or datetime.datetime.now(datetime.UTC))
         if len(message) > EVENT_MESSAGE_LIMIT:
             message = message[: EVENT_MESSAGE_LIMIT - 3] + "..."
         event = {
@@ -453,3 +557,27 @@ class KubeClient:
             kind="Event",
         )
         return dict(body)
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _watch_event(line: str, target: str, path: str) -> tuple[str, Obj]:
+    """One line of a watch stream -> ``(type, object)``; an ERROR event raises its Status."""
+    try:
+        event = json.loads(line)
+        type_ = str(event.get("type") or "")
+        obj = event.get("object") or {}
+        if not isinstance(obj, Mapping):
+            raise TypeError("object is not a mapping")
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise errors.UnreadableAnswer(f"{target}: an unreadable watch event") from exc
+    if type_ == "ERROR":
+        code = obj.get("code")
+        status = code if isinstance(code, int) and code >= 400 else 500
+        raise errors.from_response(status, obj, verb="WATCH", target=path)
+    return type_, dict(obj)

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from checkout_services.common.config import KafkaTopics
+from checkout_contract.config import KafkaTopics
 
 DataClass = Literal["personal", "payment", "aggregate"]
 Scope = Literal["market", "fleet", "local"]

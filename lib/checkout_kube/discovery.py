@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from checkout_operator.kube import errors
+from checkout_kube import errors
 
 
 @dataclass(frozen=True)
