@@ -99,6 +99,8 @@ def _read(path: Any, base: pathlib.Path | None, what: str, source: str) -> bytes
 
 
 def _named(items: Any, name: str, what: str, source: str) -> Mapping[str, Any]:
+    if items is not None and not isinstance(items, list):
+        raise errors.ConfigError(f"{source}: {what}s is not a list")
     for item in items or ():
         if isinstance(item, Mapping) and item.get("name") == name:
             body = item.get(what)

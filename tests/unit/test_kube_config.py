@@ -89,6 +89,15 @@ def test_token_file_is_reread(tmp_path: pathlib.Path) -> None:
             "client-key-data is not valid base64",
         ),
         ("[1, 2]", "expected a mapping"),
+        # what the services' own reader once answered with KeyError / StopIteration
+        ('{"current-context": "x", "contexts": 5}', "contexts is not a list"),
+        ('{"current-context": "x", "contexts": []}', "no context named 'x'"),
+        ('{"current-context": "x", "contexts": [{"name": "x"}]}', "no cluster named ''"),
+        (
+            '{"current-context": "x", "contexts": [{"name": "x", "context": {"cluster": "c"}}],'
+            ' "clusters": [{"name": "c", "cluster": {}}]}',
+            "cluster 'c' has no server",
+        ),
     ],
 )
 def test_bad_kubeconfigs_are_named(text: str, message: str) -> None:
