@@ -1,7 +1,7 @@
 """The services' side of the market write leases: :class:`LeaseKeeper` renews this region's
 leases, acknowledges their fencing, and answers ``may I write market M?`` for
-:mod:`checkout_services.common.write_guard`; :class:`LeaseStore` reads and compare-and-swaps the
-Leases through the project's one Kubernetes client (:mod:`checkout_kube`).
+:mod:`checkout_services.common.write_guard`. It reads and compare-and-swaps the Leases through
+:class:`checkout_services.common.leasestore.LeaseStore` (the project's one Kubernetes client).
 
 The contract itself (names, annotations, the keeper records, the expiry arithmetic, why a
 keeper may ignore a silent sibling) is :mod:`checkout_contract.lease`.

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
+from checkout_contract import payments as config
 from checkout_services.payments import (
     breaker,
-    config,
     db,
     exceptions,
     idempotency,
