@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from checkout_stack import paths, versions
-from checkout_stack.components.kafka import bootstrap_template, build_cds_archive
+from checkout_stack.components.kafka import bootstrap_template, build_cds_archive, cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
 
@@ -193,6 +193,31 @@ STEPS: dict[str, Callable[[], str]] = {
     "kwok": build_kwok,
     "helm": build_helm,
 }
+
+
+def outputs() -> dict[str, list[Path]]:
+    """What each build step leaves in the cache (or the venv): what the stack, the tests and
+    `make demo` look for."""
+    libs = paths.kafka_libs()
+    k8s = paths.built_k8s_dir()
+    return {
+        "kafka": [
+            libs / f"kafka_2.13-{versions.KAFKA}.jar",
+            libs.parent / "bootstrap.checkpoint",
+            cds_archive(),
+        ],
+        "temporal": [paths.venv_bin("temporal")],
+        "kubernetes": [k8s / name for name in paths.K8S_BINARIES],
+        "kwok": [paths.kwok_bin(), paths.kwok_stages()],
+        "helm": [paths.helm_bin()],
+    }
+
+
+def missing() -> list[tuple[str, Path]]:
+    """(step, path) of every build output that is not there."""
+    return [
+        (step, path) for step, found in outputs().items() for path in found if not path.exists()
+    ]
 
 
 def build(only: list[str] | None = None, echo: Callable[[str], None] = print) -> dict[str, float]:
