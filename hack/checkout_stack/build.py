@@ -134,7 +134,12 @@ def _kwok_stages(dest_dir: Path) -> None:
     for rel in KWOK_STAGES:
         path = src / "kustomize" / "stage" / rel
         if not path.exists():
-            raise StackError("kwok", f"stage config {path} missing", fix="rerun `hack/stack build`")
+            raise StackError(
+                "kwok",
+                f"stage config {path} missing",
+                fix=f"`rm -rf {paths.kwok_bin().parent}` and run `hack/stack build --only kwok` "
+                "(refetches the kwok module with its stage configs)",
+            )
         docs.append(path.read_text().strip())
     (dest_dir / "stages.yaml").write_text("\n---\n".join(docs) + "\n")
 

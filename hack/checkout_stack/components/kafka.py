@@ -302,7 +302,10 @@ def build_cds_archive() -> Path:
             raise StackError(
                 COMPONENT,
                 "the JVM wrote no class-data archive",
-                fix="check the log; delete the cache's kafka folder and rerun `hack/stack build`",
+                fix=(
+                    f"read the log above; `rm -rf {paths.kafka_libs().parent}` and "
+                    "run `hack/stack build` (refetches the jars, remakes the archive)"
+                ),
                 log=cluster.log,
             )
         shutil.move(tmp, target)
