@@ -8,6 +8,7 @@ import copy
 import importlib.util
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -259,7 +260,14 @@ class Demo:
 
     def start_regions(self) -> None:
         assert self.api is not None
-        extra: dict[str, str] = {}
+        # every region's gatewayUrl is a loopback edge on this one host, in plain http: the
+        # gateways' test-only switch allows that (loopback only; production needs https)
+        # the gateways sign the principal they pass on with a key the services share; until the
+        # operator renders that Secret, the demo hands one to every pod
+        extra: dict[str, str] = {
+            "GATEWAY_INSECURE_LOOPBACK": "1",
+            "CHECKOUT_GATEWAY_KEY": secrets.token_hex(32),
+        }
         if importlib.util.find_spec("checkout_services.common.lease") is not None:
             # the services keep their markets' write leases (coordination.k8s.io Leases in the
             # fleet's namespace of the management cluster): where, and with which credentials,

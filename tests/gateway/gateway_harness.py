@@ -25,6 +25,9 @@ EU = h.REGION
 US = h.PEER
 ISSUER = "https://auth.checkout.test"
 AUDIENCE = "checkout-gateway"
+INTERNAL_KEY = "k" + uuid.uuid4().hex + uuid.uuid4().hex
+"""The key the gateways sign principals with and the services check (common/principal.py)."""
+SIGNED = {"CHECKOUT_GATEWAY_KEY": INTERNAL_KEY, "CHECKOUT_GATEWAY_AUTH": "on"}
 
 
 @dataclass
@@ -73,6 +76,8 @@ def gateway_env(
         "GATEWAY_JWT_AUDIENCE": AUDIENCE,
         "GATEWAY_ROUTING_POLL_SECONDS": "0.2",
         "CHECKOUT_LOG_LEVEL": "INFO",
+        "GATEWAY_INSECURE_LOOPBACK": "1",  # the peers are http://127.0.0.1:<port>
+        **SIGNED,
         **extra,
     }
 
@@ -209,6 +214,7 @@ def start_region(
         "REDIS_URL": redis_url,
         "OUTBOX_RELAY": "0",
         "CHECKOUT_LOG_LEVEL": "INFO",
+        **SIGNED,
     }
     pricing = h.ServiceProc(
         "pricing",
