@@ -77,6 +77,8 @@ def gateway_env(
         "GATEWAY_ROUTING_POLL_SECONDS": "0.2",
         "CHECKOUT_LOG_LEVEL": "INFO",
         "GATEWAY_INSECURE_LOOPBACK": "1",  # the peers are http://127.0.0.1:<port>
+        # every test client is 127.0.0.1: failed authentications are limited per address
+        "GATEWAY_AUTH_FAILURE_BURST": "100000",
         **SIGNED,
         **extra,
     }

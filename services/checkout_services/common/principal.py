@@ -107,8 +107,14 @@ def verify(
     ts = int(ts_text)
     if abs((time.time() if now is None else now) - ts) > MAX_SKEW_S:
         return False
-    expected = _mac(key, ts, method, target, principal, body)
-    return hmac.compare_digest(expected, mac)
+    return same_secret(_mac(key, ts, method, target, principal, body), mac)
+
+
+def same_secret(expected: str, given: str) -> bool:
+    """Constant-time comparison of two texts, one of them from a client. ``hmac.compare_digest``
+    raises TypeError on a non-ASCII ``str`` (a header can carry any latin-1 character): compare
+    UTF-8 bytes instead, so such input is a plain mismatch, never a 500."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
 
 
 def tag(key: bytes, principal: str) -> str:
