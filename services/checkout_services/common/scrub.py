@@ -255,7 +255,10 @@ def _head_pan_field(scope: Scope) -> str | None:
         if found is not None:
             return found
     for name, value in scope.get("headers", ()):
-        if name not in UNSCANNED_HEADERS and find_pan(value.decode("latin-1")):
+        if name in UNSCANNED_HEADERS:
+            continue
+        # the app reads headers as latin-1; a UTF-8 reader (a log shipper) would see more
+        if find_pan(value.decode("latin-1")) or find_pan(value.decode("utf-8", "replace")):
             return f"header.{name.decode('latin-1')}"
     return None
 
