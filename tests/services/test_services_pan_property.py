@@ -111,12 +111,23 @@ class Attack:
     """The number as written in the request (searched for afterwards, besides the digits)."""
 
 
-def _json(value: dict[str, Any], escape_all: bool) -> bytes:
-    text = json.dumps(value, ensure_ascii=True)
+def _json(value: Any, escape_all: bool) -> bytes:
+    """``value`` as JSON; with ``escape_all`` every digit inside a string is a ``\\u`` escape
+    (the bytes of a string then hold no digit run at all)."""
     if not escape_all:
-        return text.encode()
-    # every digit as a \\u escape: the bytes hold no digit run at all
-    return "".join(f"\\u{ord(c):04x}" if c.isdigit() else c for c in text).encode()
+        return json.dumps(value, ensure_ascii=True).encode()
+    return _escaped(value).encode()
+
+
+def _escaped(value: Any) -> str:
+    if isinstance(value, str):
+        inner = json.dumps(value, ensure_ascii=True)[1:-1]
+        return '"' + "".join(f"\\u{ord(c):04x}" if c.isdigit() else c for c in inner) + '"'
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_escaped(str(k))}: {_escaped(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_escaped(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 @st.composite
@@ -299,10 +310,17 @@ async def test_generated_card_numbers_reach_no_log_topic_row_or_history(
     try:
         with caplog.at_level(logging.DEBUG):
             await asyncio.to_thread(attack)
+            clean = await local.post(f"/v1/clean-{TAG}", json={"a": "b"})  # it does log
+            assert clean.status_code == 200
     finally:
         scrub.uninstall_logging()
         await asyncio.to_thread(orders.close)
         await local.aclose()
+    # the app's records (the test's own HTTP client logs its URLs: not the app's)
+    app_logs = "\n".join(
+        r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))
+    )
+    assert f"clean-{TAG}" in app_logs, "caplog saw none of the app's records"
     assert len(sent) >= EXAMPLES // 2
     assert len(refusals) >= 6, refusals  # most carriers were exercised
 
@@ -329,7 +347,7 @@ async def test_generated_card_numbers_reach_no_log_topic_row_or_history(
     assert good in histories
     for digits, written in sent:
         for secret in {digits, written}:
-            assert secret not in caplog.text, f"{secret!r} in an in-process log record"
+            assert secret not in app_logs, f"{secret!r} in an in-process log record"
             for name, text in logs.items():
                 assert secret not in text, f"{secret!r} in log {name}"
             assert secret not in kafka, f"{secret!r} in a Kafka record"
