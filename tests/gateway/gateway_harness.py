@@ -84,6 +84,35 @@ def gateway_env(
     }
 
 
+def edge_procs(
+    workdir: Path,
+    keys: Keys,
+    redis_url: str,
+    routing: Path,
+    cart_env: dict[str, str] | None = None,
+    **gateway_extra: str,
+) -> tuple[h.ServiceProc, h.ServiceProc]:
+    """A cart service (started) and a gateway in front of it (not started yet)."""
+    cart_region = workdir / "cart-region.json"
+    cart = h.ServiceProc(
+        "cart",
+        workdir,
+        {
+            "REGION_CONFIG_FILE": str(cart_region),
+            "FLEET_ROUTING_FILE": str(routing),
+            "REDIS_URL": redis_url,
+            **(cart_env or {}),
+        },
+    )
+    region = h.region_config({"cart": cart.url})
+    cart_region.write_text(json.dumps(region))
+    region_file = workdir / "region.json"
+    region_file.write_text(json.dumps(region))
+    cart.start()
+    env = gateway_env(keys, region_file, routing, redis_url, **gateway_extra)
+    return cart, h.ServiceProc("gateway", workdir, env)
+
+
 def routing_doc(
     gateways: dict[str, str], writers: dict[str, str], states: dict[str, str], epoch: int
 ) -> dict[str, Any]:

@@ -53,23 +53,16 @@ def sec(redis: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sec]
     redis_url = redis.url.rsplit("/", 1)[0] + "/12"
     routing = workdir / "routing.json"
     gh.write_atomically(routing, gh.routing_doc({gh.EU: "x", gh.US: "y"}, {}, {}, 5))
-    region_file = workdir / "region.json"
-    base = {"REGION_CONFIG_FILE": str(region_file), "FLEET_ROUTING_FILE": str(routing)}
-    cart = h.ServiceProc("cart", workdir, {**base, "REDIS_URL": redis_url, **gh.SIGNED})
-    region_file.write_text(json.dumps(h.region_config({"cart": cart.url})))
-    cart.start()
-    gateway = h.ServiceProc(
-        "gateway",
+    cart, gateway = gh.edge_procs(
         workdir,
-        gh.gateway_env(
-            keys,
-            region_file,
-            routing,
-            redis_url,
-            GATEWAY_AUTH_FAILURE_BURST=str(AUTH_FAILURE_BURST),
-            GATEWAY_AUTH_FAILURE_RATE="0.01",
-        ),
-    ).start()
+        keys,
+        redis_url,
+        routing,
+        cart_env=gh.SIGNED,
+        GATEWAY_AUTH_FAILURE_BURST=str(AUTH_FAILURE_BURST),
+        GATEWAY_AUTH_FAILURE_RATE="0.01",
+    )
+    gateway.start()
     try:
         yield Sec(keys, gateway, cart)
     finally:

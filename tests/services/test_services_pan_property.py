@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -32,18 +32,20 @@ import checkout_env as ce
 import httpx
 import hypothesis
 import pytest
-import services_harness as h
 from fastapi import FastAPI, Request
 from hypothesis import strategies as st
 from temporalio.client import Client
-from test_services_scrub import checkout_body, database_text, read_logs, topics_text
+from test_services_scrub import (  # the scrub test's region fixture (env) and searches
+    checkout_body,
+    database_text,
+    env,  # noqa: F401
+    read_logs,
+    topics_text,
+)
 
 from checkout_services.common import app as common_app
 from checkout_services.common import metrics, pan, scrub
-from checkout_stack.components.postgres import Postgres
-from checkout_stack.components.redis import Redis
 from checkout_stack.components.temporal import Temporal
-from checkout_stack.pytest_plugin import KafkaClusters
 
 pytestmark = pytest.mark.stack
 
@@ -121,8 +123,12 @@ def _json(value: Any, escape_all: bool) -> bytes:
 
 def _escaped(value: Any) -> str:
     if isinstance(value, str):
-        inner = json.dumps(value, ensure_ascii=True)[1:-1]
-        return '"' + "".join(f"\\u{ord(c):04x}" if c.isdigit() else c for c in inner) + '"'
+        # ASCII digits escaped here, any other character as json writes it (\\uXXXX, pairs)
+        inner = (
+            f"\\u{ord(c):04x}" if c.isascii() and c.isdigit() else json.dumps(c)[1:-1]
+            for c in value
+        )
+        return '"' + "".join(inner) + '"'
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_escaped(str(k))}: {_escaped(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
@@ -239,31 +245,6 @@ def echo_app() -> FastAPI:
 # -- fixture and test -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def env(
-    postgres: Postgres,
-    redis: Redis,
-    temporal: Temporal,
-    kafka_clusters: KafkaClusters,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ce.CheckoutEnv]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CHECKOUT_LOG_LEVEL", "INFO")
-        mp.setenv("PAYMENTS_LOG_LEVEL", "INFO")
-        e = ce.start(
-            tmp_path_factory.mktemp("pan-property"),
-            postgres,
-            redis,
-            temporal,
-            kafka_clusters.get(h.REGION).bootstrap,
-            redis_db=13,
-        )
-    try:
-        yield e
-    finally:
-        e.stop()
-
-
 async def region_histories(temporal: Temporal, workdir: Any) -> str:
     queue = json.loads((workdir / "region.json").read_text())["temporalTaskQueue"]
     client = await Client.connect(temporal.address, namespace=temporal.namespace)
@@ -276,7 +257,9 @@ async def region_histories(temporal: Temporal, workdir: Any) -> str:
 
 
 async def test_generated_card_numbers_reach_no_log_topic_row_or_history(
-    env: ce.CheckoutEnv, temporal: Temporal, caplog: pytest.LogCaptureFixture
+    env: ce.CheckoutEnv,  # noqa: F811 (the fixture imported above)
+    temporal: Temporal,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     sent: list[tuple[str, str]] = []  # (digits, as written)
     refusals: dict[str, int] = {}
