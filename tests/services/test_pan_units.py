@@ -101,3 +101,20 @@ def test_identifiers_may_not_be_dot_segments(adapter: TypeAdapter[str]) -> None:
     for good in ("a.b", ".x", "x..", "v1.2-3"):
         assert adapter.validate_python(good) == good
     assert ids.SKU != ids.ID
+
+
+def test_headers_are_scanned_except_credentials_and_signatures() -> None:
+    def field(name: bytes, value: bytes) -> str | None:
+        return scrub._head_pan_field({"path": "/v1/x", "headers": [(name, value)]})
+
+    assert field(b"idempotency-key", PAN.encode()) == "header.idempotency-key"
+    assert field(b"x-client-ref", FULL_WIDTH.encode()) == "header.x-client-ref"  # UTF-8 bytes
+    assert field(b"x-request-id", b"4000.0566.5566.5556") == "header.x-request-id"
+    for name in (
+        b"authorization",
+        b"cookie",
+        b"traceparent",
+        b"sim-signature",
+        b"stripe-signature",
+    ):
+        assert field(name, PAN.encode()) is None, name

@@ -44,8 +44,13 @@ PROBLEM_TYPE: Final = "https://checkout-operator.io/problems/card-number-refused
 UNSCANNED_HEADERS: Final = frozenset(
     {b"authorization", b"cookie", b"traceparent", b"tracestate", b"x-checkout-principal-sig"}
 )
-"""Headers not searched for card numbers: credentials and hex trace ids (never logged or
-stored; their digit runs would be false alarms)."""
+"""Headers not searched for card numbers: credentials, hex trace ids and (any header named
+``*signature`` / ``*-sig``) HMAC signatures: never logged or stored, and their hex digit runs
+would be false alarms (a webhook refused as a card number)."""
+
+
+def _scanned(name: bytes) -> bool:
+    return name not in UNSCANNED_HEADERS and not name.endswith((b"signature", b"-sig"))
 
 
 class CardNumberRefused(errors.ProblemError):
@@ -255,7 +260,7 @@ def _head_pan_field(scope: Scope) -> str | None:
         if found is not None:
             return found
     for name, value in scope.get("headers", ()):
-        if name in UNSCANNED_HEADERS:
+        if not _scanned(name):
             continue
         # the app reads headers as latin-1; a UTF-8 reader (a log shipper) would see more
         if find_pan(value.decode("latin-1")) or find_pan(value.decode("utf-8", "replace")):
