@@ -24,8 +24,8 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 
 SEPARATOR: Final = r"[\s.\-+_/\\,:]"
-RUN: Final = re.compile(rf"(?<!\d)\d(?:{SEPARATOR}{{0,3}}\d)*(?!\d)")
-"""Decimal (Unicode) digits, at most three separators between two of them."""
+RUN: Final = re.compile(rf"(?<!\d)\d(?:{SEPARATOR}{{0,3}}\d){{12,}}(?!\d)")
+"""13 or more decimal (Unicode) digits, at most three separators between two of them."""
 GROUP_BREAK: Final = re.compile(rf"{SEPARATOR}+")
 MAX_DEPTH: Final = 64
 """Deepest JSON nesting accepted (the services' own bodies nest 4 deep at most)."""
@@ -54,6 +54,8 @@ def normalise(text: str) -> str:
 
 def digits_of(candidate: str) -> str:
     """The ASCII digits of a candidate (Unicode decimal digits mapped to 0-9)."""
+    if candidate.isascii():
+        return "".join(c for c in candidate if c.isdigit())
     return "".join(str(unicodedata.decimal(c)) for c in candidate if c.isdecimal())
 
 
@@ -78,10 +80,7 @@ def find_pan(text: str) -> str | None:
     """The first card-like number in ``text`` (as written after normalisation), or None."""
     if not text:
         return None
-    norm = normalise(text)
-    if sum(c.isdecimal() for c in norm) < 13:
-        return None
-    for m in RUN.finditer(norm):
+    for m in RUN.finditer(normalise(text)):
         if _card_in_run(m.group(0)):
             return m.group(0)
     return None
