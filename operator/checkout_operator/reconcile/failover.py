@@ -40,7 +40,7 @@ from checkout_operator.failover import decide as fd
 from checkout_operator.failover import health as fh
 from checkout_operator.kube import errors as kerrors
 from checkout_operator.probes import http as probes
-from checkout_operator.reconcile import index, leases, region
+from checkout_operator.reconcile import index, leases, region, requests
 from checkout_operator.render import configmaps
 from checkout_services.common import lease as contract
 
@@ -322,6 +322,7 @@ class Engine:
             {m: leases.to_decision(current[m]) if m in current else None for m in home_of},
             reachable,
         )
+        obs = await requests.consume(self.ctx.client, obs, by_name, rfc3339(now), self._event)
         decision = fd.decide(obs)
         if not reachable:
             self._frozen[namespace] = True
@@ -546,6 +547,7 @@ class Engine:
                         "writer": lease.holder,
                         "epoch": lease.epoch,
                         "state": state,
+                        "target": lease.fencing_to if state == "Fencing" else "",
                         "leaseExpiresAt": rfc3339(lease.renewed_at + lease.duration),
                         "message": message,
                     }
