@@ -13,6 +13,9 @@ from checkout_stack import argocd_lua
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "argocd"
 REGION_DIR = ROOT / "checkout-operator.io" / "CheckoutRegion"
 ACTIONS_DIR = REGION_DIR / "actions"
+NOW = "2026-12-07T14:00:00Z"
+"""The clock of os.time/os.date in the upstream-format suites (action ids carry the time)."""
+NOW_UNIX = 1796652000
 
 
 def harness() -> pathlib.Path:

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from checkout_operator.failover import requests as freq
 from checkout_operator.reconcile import index, region
 from checkout_operator.reconcile import replication as rrep
 from checkout_operator.replication import lag, offsets
@@ -270,6 +271,7 @@ async def test_the_health_testdata_are_what_the_operator_writes(kube: Any, tmp_p
     assert set(d.seen) == set(EXPECTED)
     if WRITE:
         _write_health_test(d.seen)
+        _write_action_testdata()
     committed = {p.stem for p in TESTDATA.glob("*.yaml")}
     assert committed == set(EXPECTED), "testdata holds a state this test does not produce"
 
@@ -280,3 +282,31 @@ def _write_health_test(seen: dict[str, dict[str, str]]) -> None:
     ]
     text = yaml.safe_dump({"tests": tests}, sort_keys=False, width=1000)
     (engine.REGION_DIR / "health_test.yaml").write_text(re.sub(r"\n+$", "\n", text))
+
+
+ACTION_INPUTS = {"region": "ready", "region-paused": "paused", "region-away": "switched-over"}
+# output file -> (input, action, target): the object Argo CD must patch onto the live one.
+ACTION_OUTPUTS = {
+    "region-switchover": ("region", "switchover", "eu-b"),
+    "region-drain": ("region", "drain", ""),
+    "region-pause": ("region", "pause", ""),
+    "region-resume": ("region-paused", "resume", ""),
+    "region-return-home": ("region-away", "return-home", ""),
+}
+
+
+def _write_action_testdata() -> None:
+    """Inputs: copies of the dumped objects; outputs: the input plus the request annotation,
+    written out here independently of the action Lua (at the harness clock ``engine.NOW``)."""
+    out_dir = engine.ACTIONS_DIR / "testdata"
+    for name, state in ACTION_INPUTS.items():
+        (out_dir / f"{name}.yaml").write_text((TESTDATA / f"{state}.yaml").read_text())
+    for name, (source, action, target) in ACTION_OUTPUTS.items():
+        obj = yaml.safe_load((out_dir / f"{source}.yaml").read_text())
+        rid = f"argocd-{obj['metadata'].get('resourceVersion', '0')}-{engine.NOW_UNIX}"
+        fields = f'"id":"{rid}","action":"{action}"'
+        if target:
+            fields += f',"target":"{target}"'
+        fields += ',"requestedBy":"argocd"'
+        obj["metadata"].setdefault("annotations", {})[freq.ANNOTATION] = "{" + fields + "}"
+        live.write_yaml(out_dir / f"{name}.yaml", obj, HEADER)

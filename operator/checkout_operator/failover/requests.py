@@ -16,11 +16,21 @@ fenced towards the asked region, else the request is refused with the plan's blo
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
-from checkout_operator.failover.decide import Fence, MarketPlan, Observation, RegionInfo, decide
+from checkout_operator.api.checkoutregion import CheckoutRegion
+from checkout_operator.failover.decide import (
+    Fence,
+    Lease,
+    MarketPlan,
+    Observation,
+    RegionInfo,
+    decide,
+)
+from checkout_operator.failover.health import Health
+from checkout_operator.failover.plan import region_info
 
 ANNOTATION: Final = "checkout-operator.io/request"
 ACTIONS: Final = ("switchover", "drain", "return-home", "pause", "resume")
@@ -229,3 +239,35 @@ def settle(obs: Observation, region: str, ov: Overrides) -> Overrides:
     ):
         return replace(ov, return_home=False)
     return ov
+
+
+def overrides_of(region: CheckoutRegion) -> Overrides:
+    if region.status is None:
+        return Overrides()
+    return Overrides.from_status(region.status.model_dump(by_alias=True, mode="json"))
+
+
+def preview(
+    regions: Sequence[CheckoutRegion],
+    leases: Mapping[str, Lease],
+    name: str,
+    req: Request,
+    now: float,
+) -> Verdict:
+    """What the operator would answer to ``req`` on region ``name`` (``--dry-run``): the same
+    judgement, on the fleet as its status shows it (health as last probed)."""
+    me = next((r for r in regions if r.spec.region == name), None)
+    if me is None:
+        return _refuse(req, Overrides(), f"no region {name}")
+    fleet = [r for r in regions if r.spec.fleet == me.spec.fleet]
+    infos: dict[str, RegionInfo] = {}
+    for r in fleet:
+        state = r.status.health.state if r.status is not None else "Unknown"
+        health = Health(state if state != "Unknown" else "Healthy", since=now - 10**9)
+        info = region_info(r, health)
+        infos[r.spec.region] = (
+            info if r.spec.region == name else apply(info, info.targets, overrides_of(r))
+        )
+    markets = {m.country for r in fleet for m in r.spec.home_markets}
+    obs = Observation(now, infos, {m: leases.get(m) for m in sorted(markets)})
+    return evaluate(obs, name, req, overrides_of(me))
