@@ -11,6 +11,7 @@ from checkout_operator.api.meta import ApiModel, ChildSummary, Condition
 Phase = Literal["Pending", "Progressing", "Ready", "Degraded"]
 MarketState = Literal["Serving", "Fencing", "Down"]
 HealthState = Literal["Healthy", "Unhealthy", "Unknown"]
+FailoverState = Literal["AtHome", "Moving", "FailedOver", "Down"]
 
 
 class MarketStatus(ApiModel):
@@ -162,6 +163,12 @@ class CheckoutRegionStatus(ApiModel):
     """periodSeconds x failureThreshold + writeLeaseSeconds: what a failover should take."""
     replication: tuple[PeerReplicationStatus, ...] = Field(default=(), max_length=32)
     """Replication lag from each peer into this region (MirrorMaker 2 offsets)."""
+    failover_state: FailoverState | None = None
+    """Where the home markets are: AtHome (all written here), Moving (one is fencing towards
+    another region), FailedOver (one is written by another region) or Down (one has no
+    healthy legal writer); the worst wins."""
+    max_replication_lag_messages: int | None = Field(default=None, ge=0)
+    """The largest replication lag (messages) of any peer's data into this region."""
     request: RequestRecord | None = None
     """The last imperative request and its outcome."""
     overrides: RequestOverrides = RequestOverrides()

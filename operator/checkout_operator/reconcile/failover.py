@@ -38,6 +38,7 @@ from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.residency import market_residency
 from checkout_operator.failover import decide as fd
 from checkout_operator.failover import health as fh
+from checkout_operator.failover import summary
 from checkout_operator.kube import errors as kerrors
 from checkout_operator.probes import http as probes
 from checkout_operator.reconcile import index, leases, region, requests
@@ -570,6 +571,7 @@ class Engine:
             }
             new = {
                 "markets": markets,
+                "failoverState": summary.failover_state(name, markets),
                 "health": health,
                 "expectedFailoverSeconds": hp.period_seconds * hp.failure_threshold
                 + parsed.spec.failover.write_lease_seconds,
@@ -706,4 +708,4 @@ def _essence(st: Mapping[str, Any]) -> Any:
         {k: v for k, v in m.items() if k != "leaseExpiresAt"} for m in st.get("markets") or ()
     ]
     health = {k: v for k, v in (st.get("health") or {}).items() if k != "lastProbeTime"}
-    return (markets, health, st.get("expectedFailoverSeconds"))
+    return (markets, health, st.get("expectedFailoverSeconds"), st.get("failoverState"))
