@@ -55,4 +55,16 @@ def test_the_sandbox_has_table_and_safe_os(tmp_path: pathlib.Path) -> None:
     exec_script.write_text('os.execute("true")\nreturn {status = "Healthy"}\n')
     refused = engine.run("health", str(exec_script), str(obj))
     assert refused.returncode == 1, refused.stdout
-    assert "execute" in refused.stderr, refused.stderr
+    assert "attempt to call a non-function object" in refused.stderr, refused.stderr
+
+
+def test_a_missing_go_toolchain_fails_with_the_fix(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from checkout_stack import argocd_lua, paths
+    from checkout_stack.errors import MissingTool
+
+    monkeypatch.setenv("CHECKOUT_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(paths, "go_bin", lambda: tmp_path / "no-go" / "go")
+    with pytest.raises(MissingTool, match=r"hack/setup\.sh"):
+        argocd_lua.build()
