@@ -215,8 +215,8 @@ func (e Engine) Health(obj map[string]any, script string) (map[string]string, er
 	return out, nil
 }
 
-// Action runs an action.lua like Argo CD's ExecuteResourceAction for the patch case.
-func (e Engine) Action(obj map[string]any, script string, params map[string]string) (map[string]any, error) {
+// runTable runs a script that must return a table, decoded as JSON values.
+func (e Engine) runTable(obj map[string]any, script string, params map[string]string) (any, error) {
 	ret, err := e.run(obj, script, params)
 	if err != nil {
 		return nil, err
@@ -224,7 +224,12 @@ func (e Engine) Action(obj map[string]any, script string, params map[string]stri
 	if ret.Type() != lua.LTTable {
 		return nil, fmt.Errorf("expect table output from Lua script, not %s", ret.Type())
 	}
-	decoded, err := fromLua(ret, 0)
+	return fromLua(ret, 0)
+}
+
+// Action runs an action.lua like Argo CD's ExecuteResourceAction for the patch case.
+func (e Engine) Action(obj map[string]any, script string, params map[string]string) (map[string]any, error) {
+	decoded, err := e.runTable(obj, script, params)
 	if err != nil {
 		return nil, err
 	}
@@ -259,14 +264,7 @@ func cleanObject(out, in map[string]any) map[string]any {
 
 // Discover runs actions/discovery.lua like ExecuteResourceActionDiscovery.
 func (e Engine) Discover(obj map[string]any, script string) ([]map[string]any, error) {
-	ret, err := e.run(obj, script, nil)
-	if err != nil {
-		return nil, err
-	}
-	if ret.Type() != lua.LTTable {
-		return nil, fmt.Errorf("expect table output from Lua script, not %s", ret.Type())
-	}
-	decoded, err := fromLua(ret, 0)
+	decoded, err := e.runTable(obj, script, nil)
 	if err != nil {
 		return nil, err
 	}
