@@ -80,12 +80,9 @@ async def run_action(
     return request
 
 
-KUBECTL: list[Path] = []
-
-
 def plugin(fleet: Fleet, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """`kubectl checkout ...` found by kubectl's plugin lookup on PATH (the venv's bin)."""
-    kubectl = str(KUBECTL[0])
+    kubectl = str(fleet.kube.kubectl_bin)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     argv = [kubectl, "checkout", *args, "--kubeconfig", str(fleet.kube.kubeconfig)]
     return subprocess.run(
@@ -99,9 +96,8 @@ def git_manifest(fleet: Fleet, name: str) -> dict[str, Any]:
 
 
 async def test_actions_and_kubectl_checkout_move_markets_and_survive_self_heal(
-    kube: Any, kubectl_bin: Path, tmp_path: Path
+    kube: Any, tmp_path: Path
 ) -> None:
-    KUBECTL[:] = [kubectl_bin]
     async with running_fleet(kube, BASE) as fleet:
         await sup.eventually(
             lambda: _at(fleet, {"FR": "eu-a", "NL": "eu-a", "DE": "eu-b"}), within=30
