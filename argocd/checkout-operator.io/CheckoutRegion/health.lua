@@ -74,10 +74,17 @@ for _, m in ipairs(status.markets or {}) do
     table.insert(progressing, "market " .. m.market .. " moving from " .. m.writer .. " to "
       .. text(m.target, "another region") .. ": " .. text(m.message, "fencing"))
   elseif here ~= nil and m.writer ~= nil and m.writer ~= here then
+    -- Why: the newest recorded move of this market to its writer (history is newest first).
     local why = ""
-    local last = status.lastFailover
-    if last ~= nil and last.to == m.writer and contains(last.markets, m.market) then
-      why = " (" .. text(last.reason, "moved") .. " at " .. text(last.time, "?") .. ")"
+    local records = status.history or {}
+    if #records == 0 and status.lastFailover ~= nil then
+      records = { status.lastFailover }
+    end
+    for _, rec in ipairs(records) do
+      if rec.to == m.writer and contains(rec.markets, m.market) then
+        why = " (" .. text(rec.reason, "moved") .. " at " .. text(rec.time, "?") .. ")"
+        break
+      end
     end
     table.insert(degraded, "market " .. m.market .. " failed over to " .. m.writer .. " at epoch "
       .. m.epoch .. why)
