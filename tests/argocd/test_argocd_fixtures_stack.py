@@ -131,6 +131,16 @@ async def _out_of_fleet(fleet: Fleet, d: Dumper) -> None:
     ns = sup.unique("argo")
     d.namespaces[ns] = live.NAMESPACE
     fleet.kube.kubectl("create", "namespace", ns)
+    secret = await fleet.client.get("v1", "Secret", "self-kubeconfig", fleet.ns)
+    sup.apply_yaml(
+        fleet.kube,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "self-kubeconfig", "namespace": ns},
+            "data": secret["data"],
+        },
+    )
     try:
         api = f"/apis/{region.API_VERSION}/namespaces/{ns}/checkoutregions"
         bodies = {}
