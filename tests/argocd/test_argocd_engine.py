@@ -18,8 +18,9 @@ def test_every_upstream_format_suite_passes_in_argo_cds_sandbox() -> None:
     assert not failed, "\n".join(f"{r['name']}: {r['detail']}" for r in failed)
     assert done.returncode == 0, done.stderr
     suites = {pathlib.Path(r["name"]).parts[-3] for r in results}
-    assert {"CheckoutRegion", "PSPRoute"} <= suites, suites
-    assert len(results) >= 10
+    actions = {"discovery", "switchover", "drain", "return-home", "pause", "resume"}
+    assert {"CheckoutRegion", "PSPRoute"} | actions <= suites, suites
+    assert len(results) >= 25
 
 
 @pytest.mark.parametrize("library", ["string", "math", "io"])
