@@ -80,13 +80,23 @@ async def run_action(
     return request
 
 
-def plugin(fleet: Fleet, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`kubectl checkout ...` found by kubectl's plugin lookup on PATH (the venv's bin)."""
+async def plugin(
+    fleet: Fleet, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`kubectl checkout ...` found by kubectl's plugin lookup on PATH (the venv's bin), in a
+    thread: the operator's engine runs on this test's event loop and must keep deciding."""
     kubectl = str(fleet.kube.kubectl_bin)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     argv = [kubectl, "checkout", *args, "--kubeconfig", str(fleet.kube.kubeconfig)]
-    return subprocess.run(
-        argv, capture_output=True, text=True, env=env, input=stdin, timeout=120, check=False
+    return await asyncio.to_thread(
+        subprocess.run,
+        argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=120,
+        check=False,
     )
 
 
@@ -115,7 +125,13 @@ async def test_actions_and_kubectl_checkout_move_markets_and_survive_self_heal(
         assert moved[:2] == ("eu-a", 2)
 
         # -- self-heal: Argo CD re-applies Git (server-side), then a client-side apply ------
-        history_before = ((await fleet.body("eu-b"))["status"].get("history")) or []
+        async def recorded() -> list[Any] | None:
+            history = (await fleet.body("eu-b"))["status"].get("history") or []
+            return history if any(h["markets"] == ["DE"] for h in history) else None
+
+        history_before = await sup.eventually(recorded, within=30, what="the move recorded")
+        assert history_before[0]["actor"] == f"request {req['id']}"
+        assert history_before[0]["reason"] == "Drain"
         manifest = git_manifest(fleet, "eu-b")
         kube.kubectl(
             "apply", "--server-side", "--field-manager=argocd-controller", "--force-conflicts",
@@ -137,7 +153,7 @@ async def test_actions_and_kubectl_checkout_move_markets_and_survive_self_heal(
             {"replication": [_lag("eu-a", 5)]},
         )  # fmt: skip
         # eu-b is still drained by the first action: return it home first (CLI, --yes).
-        done = plugin(fleet, "return-home", "eu-b", "-n", fleet.ns, "--yes")
+        done = await plugin(fleet, "return-home", "eu-b", "-n", fleet.ns, "--yes")
         assert done.returncode == 0, done.stderr
         assert "Accepted: moving DE back to eu-b" in done.stdout
         await sup.eventually(lambda: _at(fleet, {"DE": "eu-b"}), within=60, what="DE home")
@@ -153,25 +169,25 @@ async def test_actions_and_kubectl_checkout_move_markets_and_survive_self_heal(
         )  # fmt: skip
 
         # -- kubectl checkout --------------------------------------------------------------
-        dry = plugin(fleet, "switchover", "eu-a", "--to", "us-a", "-n", fleet.ns, "--dry-run",
+        dry = await plugin(fleet, "switchover", "eu-a", "--to", "us-a", "-n", fleet.ns, "--dry-run",
                      "-o", "json")  # fmt: skip
         assert dry.returncode == 3, dry.stderr
         verdict = json.loads(dry.stdout)
         assert verdict["wouldBe"] == "Refused"
         assert "us-a: residency forbids" in verdict["message"]
-        refused = plugin(fleet, "switchover", "eu-a", "--to", "us-a", "-n", fleet.ns, "--yes")
+        refused = await plugin(fleet, "switchover", "eu-a", "--to", "us-a", "-n", fleet.ns, "--yes")
         assert refused.returncode == 3, refused.stderr
         assert "Refused" in refused.stdout
         assert "residency forbids" in refused.stdout
-        unconfirmed = plugin(fleet, "pause", "eu-a", "-n", fleet.ns, stdin="")
+        unconfirmed = await plugin(fleet, "pause", "eu-a", "-n", fleet.ns, stdin="")
         assert unconfirmed.returncode == 4
         assert "--yes" in unconfirmed.stderr
-        missing = plugin(fleet, "pause", "nowhere", "-A", "--yes")
+        missing = await plugin(fleet, "pause", "nowhere", "-A", "--yes")
         assert missing.returncode == 2
         assert "no CheckoutRegion nowhere" in missing.stderr
         assert "Traceback" not in missing.stderr
 
-        went = plugin(fleet, "switchover", "eu-a", "--to", "eu-b", "-n", fleet.ns, "--yes",
+        went = await plugin(fleet, "switchover", "eu-a", "--to", "eu-b", "-n", fleet.ns, "--yes",
                       "-o", "yaml")  # fmt: skip
         assert went.returncode == 0, went.stderr
         record = yaml.safe_load(went.stdout)
@@ -182,7 +198,7 @@ async def test_actions_and_kubectl_checkout_move_markets_and_survive_self_heal(
         )
 
         report_dir = tmp_path / "report"
-        rep = plugin(fleet, "report", "-n", fleet.ns, "--dir", str(report_dir), "-o", "json")
+        rep = await plugin(fleet, "report", "-n", fleet.ns, "--dir", str(report_dir), "-o", "json")
         assert rep.returncode == 0, rep.stderr
         summary = json.loads(rep.stdout)
         assert {"checkoutregions.yaml", "events.yaml", "leases.yaml"} <= set(summary["files"])
@@ -195,7 +211,9 @@ async def test_actions_and_kubectl_checkout_move_markets_and_survive_self_heal(
         assert len(leases) >= 4
         # The operator runs in this test's process, not as a pod: the report says so.
         assert any("no operator pod" in p for p in summary["problems"])
-        tarball = plugin(fleet, "report", "-n", fleet.ns, "--tarball", str(tmp_path / "r.tgz"))
+        tarball = await plugin(
+            fleet, "report", "-n", fleet.ns, "--tarball", str(tmp_path / "r.tgz")
+        )
         assert tarball.returncode == 0, tarball.stderr
         assert (tmp_path / "r.tgz").stat().st_size > 0
 

@@ -60,6 +60,7 @@ def test_a_switchover_to_a_legal_healthy_target_is_accepted_and_kept_in_override
         a for a in fd.decide(freq.with_region(obs(), applied)).actions if isinstance(a, fd.Fence)
     ]
     assert {(f.market, f.to) for f in fences} == {("FR", "eu-b"), ("NL", "eu-b")}
+    assert {f.actor for f in fences} == {"request r1"}
 
 
 def test_residency_refuses_with_the_plans_reason() -> None:

@@ -254,8 +254,33 @@ func cleanObject(out, in map[string]any) map[string]any {
 				out[k] = cleanObject(nv, ov)
 			}
 		case []any:
-			if _, ok := oldValue.(map[string]any); ok && len(nv) == 0 {
-				out[k] = map[string]any{}
+			switch ov := oldValue.(type) {
+			case map[string]any:
+				if len(nv) == 0 {
+					out[k] = map[string]any{}
+				}
+			case []any:
+				out[k] = cleanArray(nv, ov)
+			}
+		}
+	}
+	return out
+}
+
+// cleanArray applies cleanObject to the elements of an array, pairwise with the input's.
+func cleanArray(out, in []any) []any {
+	for i := range out {
+		if i >= len(in) {
+			break
+		}
+		switch nv := out[i].(type) {
+		case map[string]any:
+			if ov, ok := in[i].(map[string]any); ok {
+				out[i] = cleanObject(nv, ov)
+			}
+		case []any:
+			if ov, ok := in[i].([]any); ok {
+				out[i] = cleanArray(nv, ov)
 			}
 		}
 	}

@@ -114,8 +114,10 @@ def apply(info: RegionInfo, spec_targets: tuple[str, ...], ov: Overrides) -> Reg
     targets = spec_targets
     if ov.target:
         targets = (ov.target, *(t for t in spec_targets if t != ov.target))
+    by_request = (ov.drain and not info.drain) or (ov.return_home and not info.return_home)
     return replace(
         info,
+        actor=f"request {ov.request_id}" if by_request and ov.request_id else info.actor,
         policy="Manual" if ov.automatic_failover_paused else info.policy,
         drain=info.drain or ov.drain,
         return_home=info.return_home or ov.return_home,
