@@ -197,6 +197,23 @@ async def test_actions_and_kubectl_checkout_move_markets_and_survive_self_heal(
             lambda: _at(fleet, {"FR": "eu-b", "NL": "eu-b"}), within=60, what="FR, NL on eu-b"
         )
 
+        # The printer columns show it: writers, failover state, last move (and -o wide: paused).
+        seen: list[str] = []
+
+        async def columns() -> str | None:
+            out = kube.kubectl("get", "checkoutregions", "-n", fleet.ns, "-o", "wide").stdout
+            seen.append(out)
+            row = next(line for line in out.splitlines() if line.startswith("eu-a "))
+            return out if "FailedOver" in row and "FR=eu-b,NL=eu-b" in row else None
+
+        try:
+            table = await sup.eventually(columns, within=30, what="printer columns")
+        except AssertionError as exc:
+            raise AssertionError(seen[-1] if seen else "no table") from exc
+        header = table.splitlines()[0]
+        for name in ("WRITERS", "FAILOVER", "MAX LAG", "LAST MOVE", "PAUSED"):
+            assert name in header, header
+
         report_dir = tmp_path / "report"
         rep = await plugin(fleet, "report", "-n", fleet.ns, "--dir", str(report_dir), "-o", "json")
         assert rep.returncode == 0, rep.stderr

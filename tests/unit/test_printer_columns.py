@@ -13,7 +13,9 @@ def test_every_column_is_described_and_the_failover_columns_exist() -> None:
         for column in info.columns:
             assert column["description"].strip(), column
     region = {c["name"]: c for c in crd.KINDS[0].columns}
-    assert region["Writers"]["jsonPath"] == ".status.markets[*].writer"
+    # One string: a column shows only the first value of a list.
+    assert region["Writers"]["jsonPath"] == ".status.writers"
+    assert not any("[*]" in c["jsonPath"] for c in region.values())
     assert region["Failover"]["jsonPath"] == ".status.failoverState"
     assert region["Max Lag"]["type"] == "integer"
     assert region["Last Move"]["type"] == "date"
@@ -45,6 +47,11 @@ def test_failover_state_is_the_worst_over_the_home_markets(
     markets: list[dict[str, str]], state: str
 ) -> None:
     assert summary.failover_state("eu-a", markets) == state
+
+
+def test_writers() -> None:
+    markets = [{"market": "FR", "writer": "eu-b"}, {"market": "NL", "writer": "eu-a"}]
+    assert summary.writers(markets) == "FR=eu-b,NL=eu-a"
 
 
 def test_max_lag() -> None:

@@ -118,20 +118,7 @@ KINDS: Final = (
             _column(_CR, "Region", "string", ".spec.region"),
             _column(_CR, "Fleet", "string", ".spec.fleet", priority=1),
             _column(_CR, "Jurisdiction", "string", ".spec.jurisdiction", priority=1),
-            _column(
-                _CR,
-                "Markets",
-                "string",
-                ".status.markets[*].market",
-                description="Home markets (ISO country codes), in the order of status.markets.",
-            ),
-            _column(
-                _CR,
-                "Writers",
-                "string",
-                ".status.markets[*].writer",
-                description="Region writing each home market, in the order of Markets.",
-            ),
+            _column(_CR, "Writers", "string", ".status.writers"),
             _column(_CR, "Failover", "string", ".status.failoverState"),
             _column(_CR, "Max Lag", "integer", ".status.maxReplicationLagMessages"),
             _column(

@@ -167,6 +167,9 @@ class CheckoutRegionStatus(ApiModel):
     """Where the home markets are: AtHome (all written here), Moving (one is fencing towards
     another region), FailedOver (one is written by another region) or Down (one has no
     healthy legal writer); the worst wins."""
+    writers: str | None = None
+    """Each home market and the region writing it, e.g. ``FR=eu-b,NL=eu-b`` (for one printer
+    column: a column shows only the first value of a list)."""
     max_replication_lag_messages: int | None = Field(default=None, ge=0)
     """The largest replication lag (messages) of any peer's data into this region."""
     request: RequestRecord | None = None

@@ -27,3 +27,8 @@ def failover_state(region: str, markets: Sequence[Mapping[str, Any]]) -> str:
 
 def max_lag(replication: Sequence[Mapping[str, Any]]) -> int:
     return max((int(p.get("lagMessages") or 0) for p in replication), default=0)
+
+
+def writers(markets: Sequence[Mapping[str, Any]]) -> str:
+    """``FR=eu-b,NL=eu-b``: each home market and its writer."""
+    return ",".join(f"{m.get('market')}={m.get('writer')}" for m in markets)

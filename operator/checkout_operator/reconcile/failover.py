@@ -572,6 +572,7 @@ class Engine:
             new = {
                 "markets": markets,
                 "failoverState": summary.failover_state(name, markets),
+                "writers": summary.writers(markets),
                 "health": health,
                 "expectedFailoverSeconds": hp.period_seconds * hp.failure_threshold
                 + parsed.spec.failover.write_lease_seconds,
