@@ -47,6 +47,19 @@ def groups(helm_bin: pathlib.Path) -> list[dict[str, Any]]:
     return found
 
 
+def promtool(
+    promtool_bin: pathlib.Path, cwd: pathlib.Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(promtool_bin), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
 def exported_series() -> set[str]:
     """Every series name the operator's registry can expose."""
     assert replication_metrics.REGISTRY is metrics.REGISTRY
@@ -82,26 +95,14 @@ def test_promtool_checks_the_rules(
 ) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": groups(helm_bin)}))
-    done = subprocess.run(
-        [str(promtool_bin), "check", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = promtool(promtool_bin, tmp_path, "check", "rules", str(path))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {len(ALERTS)} rules found" in done.stdout, done.stdout
     # and it would refuse a broken expression
     broken = groups(helm_bin)
     broken[0]["rules"][0]["expr"] = "max by (market) (checkout_operator_market_down"
     path.write_text(yaml.safe_dump({"groups": broken}))
-    done = subprocess.run(
-        [str(promtool_bin), "check", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = promtool(promtool_bin, tmp_path, "check", "rules", str(path))
     assert done.returncode != 0, done.stdout
 
 
@@ -208,13 +209,6 @@ def test_each_alert_fires_on_the_state_it_names(
     ]
     spec = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(spec))
-    done = subprocess.run(
-        [str(promtool_bin), "test", "rules", "tests.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    done = promtool(promtool_bin, tmp_path, "test", "rules", "tests.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout, done.stdout

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import pathlib
 import re
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +25,14 @@ from failover.fleet_env import Fleet, running_fleet
 from failover.test_failover_stack import moved
 
 from . import operator_support as sup
-from .test_chart import CHART, FORBIDDEN, Release, helm, service_account_kubeconfig
+from .test_chart import (
+    CHART,
+    FORBIDDEN,
+    Release,
+    helm,
+    service_account_kubeconfig,
+    uninstall,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -69,14 +75,6 @@ def holder(kube: Any, release: Release) -> str:
         "-o", "jsonpath={.spec.holderIdentity}", check=False,
     )  # fmt: skip
     return done.stdout.strip() if done.returncode == 0 else ""
-
-
-def uninstall(helm_bin: pathlib.Path, kube: Any, name: str, namespace: str) -> None:
-    subprocess.run(
-        [str(helm_bin), "--kubeconfig", str(kube.kubeconfig), "uninstall", name,
-         "--namespace", namespace, "--wait=false"],
-        capture_output=True, check=False, timeout=120,
-    )  # fmt: skip
 
 
 async def test_two_replicas_one_leads_and_the_standby_takes_over_a_sigkill(
