@@ -114,10 +114,10 @@ def _alert(name: str, at: str, *expected: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def own(name: str, values: str, pod: str = OWN, **labels: str) -> tuple[str, str]:
-    """A series of ``name`` scraped from ``pod`` with ``labels``, and its values."""
+def own(metric: str, values: str, pod: str = OWN, **labels: str) -> tuple[str, str]:
+    """A series of ``metric`` scraped from ``pod`` with ``labels``, and its values."""
     extra = "".join(f',{k}="{v}"' for k, v in labels.items())
-    return f"{name}{{{pod}{extra}}}", values
+    return f"{metric}{{{pod}{extra}}}", values
 
 
 PROBES = "checkout_operator_probe_duration_seconds_count"
