@@ -170,7 +170,7 @@ EXPECTED = [
     _alert("CheckoutRegionProbeFailures", "10m", {"severity": "warning", "region": "eu-a"}),
     _alert("CheckoutRegionNotReady", "18m"),
     _alert("CheckoutOperatorDown", "10m"),  # both up
-    _alert("CheckoutOperatorNotLeading", "5m", {"severity": "critical"}),
+    _alert("CheckoutOperatorNotLeading", "5m", {"severity": "critical", "namespace": "ops"}),
     _alert(
         "CheckoutOperatorReconcileErrors",
         "15m",
