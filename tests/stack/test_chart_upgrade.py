@@ -31,7 +31,7 @@ def test_crds_created_outside_helm_are_adopted_then_kept(helm_bin: pathlib.Path,
         refused = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=180)
         assert refused.returncode != 0
         assert "invalid ownership metadata" in refused.stderr, refused.stderr
-        assert "customresourcedefinitions" in refused.stderr.lower(), refused.stderr
+        assert 'CustomResourceDefinition "checkoutregions.checkout-operator.io"' in refused.stderr
 
         for crd in CRDS:  # the adoption of docs/operator.md "Upgrading"
             kube.kubectl("label", "--overwrite", "crd", crd, "app.kubernetes.io/managed-by=Helm")
