@@ -36,8 +36,8 @@ from .test_chart import (
 
 pytestmark = pytest.mark.stack
 
-LEASE_DURATION = 6
-RETRY = 1
+# (leaseDuration, retryPeriod): short ones to keep the test quick, and the chart's defaults
+TIMINGS = [(6, 1), (15, 2)]
 SPEC = {"writeLeaseSeconds": 6, "minDwellSeconds": 0, "soakSeconds": 2}
 MARKETS = ("FR", "NL")
 # Set by the test's own argv (ports, namespace, drift) rather than the Deployment's.
@@ -77,8 +77,9 @@ def holder(kube: Any, release: Release) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+@pytest.mark.parametrize("timing", TIMINGS, ids=["short-lease", "chart-defaults"])
 async def test_two_replicas_one_leads_and_the_standby_takes_over_a_sigkill(
-    helm_bin: pathlib.Path, kube: Any, tmp_path: pathlib.Path
+    helm_bin: pathlib.Path, kube: Any, tmp_path: pathlib.Path, timing: tuple[int, int]
 ) -> None:
     async with running_fleet(kube, SPEC, start_engine=False) as fleet:
         name, op_ns = sup.unique("ha"), sup.unique("ha-op")
@@ -86,18 +87,31 @@ async def test_two_replicas_one_leads_and_the_standby_takes_over_a_sigkill(
             helm_bin, kube, "install", name, str(CHART), "--namespace", op_ns,
             "--create-namespace", "--set", "crds.create=false",  # the fleet installed them
             "--set", "watch.allNamespaces=false", "--set", f"watch.namespaces={{{fleet.ns}}}",
-            "--set", f"leaderElection.leaseDuration={LEASE_DURATION}",
-            "--set", f"leaderElection.retryPeriod={RETRY}",
+            *(
+                ()
+                if timing == (15, 2)  # the chart's defaults: set nothing
+                else (
+                    "--set", f"leaderElection.leaseDuration={timing[0]}",
+                    "--set", f"leaderElection.retryPeriod={timing[1]}",
+                )
+            ),
         )  # fmt: skip
         release = Release(name, op_ns, fleet.ns, f"{name}-checkout-operator")
         try:
-            await _scenario(kube, fleet, release, tmp_path)
+            await _scenario(kube, fleet, release, tmp_path, *timing)
         finally:
             uninstall(helm_bin, kube, name, op_ns)
             sup.delete_namespace(kube, op_ns)
 
 
-async def _scenario(kube: Any, fleet: Fleet, release: Release, tmp_path: pathlib.Path) -> None:
+async def _scenario(
+    kube: Any,
+    fleet: Fleet,
+    release: Release,
+    tmp_path: pathlib.Path,
+    lease_duration: int,
+    retry: int,
+) -> None:
     dep = sup.get(kube, "-n", release.namespace, "deployment", release.fullname)
     assert dep["spec"]["replicas"] == 2
     assert dep["spec"]["strategy"]["type"] == "RollingUpdate"
@@ -110,8 +124,8 @@ async def _scenario(kube: Any, fleet: Fleet, release: Release, tmp_path: pathlib
         "--leader-elect",
         f"--leader-election-id={release.fullname}",
         f"--leader-election-namespace={release.namespace}",
-        f"--lease-duration={LEASE_DURATION}",
-        f"--lease-retry={RETRY}",
+        f"--lease-duration={lease_duration}",
+        f"--lease-retry={retry}",
     } <= set(extra), extra
 
     kubeconfig = tmp_path / "sa.kubeconfig"
@@ -155,15 +169,15 @@ async def _scenario(kube: Any, fleet: Fleet, release: Release, tmp_path: pathlib
             now = holder(kube, release)
             return now if now.startswith(pods["b" if lead_key == "a" else "a"] + "-") else None
 
-        survivor = sup.wait_for(taken_over, 3 * LEASE_DURATION, "take-over", standby.log)
+        survivor = sup.wait_for(taken_over, 3 * lease_duration, "take-over", standby.log)
         takeover = time.monotonic() - killed_at
         print(
             f"\nleader SIGKILLed; {survivor} leads {takeover:.2f} s later "
-            f"(leaseDuration {LEASE_DURATION} s, retryPeriod {RETRY} s)"
+            f"(leaseDuration {lease_duration} s, retryPeriod {retry} s)"
         )
         # Expiry is counted from the dead leader's last renewal (at most RETRY s before the
         # kill); the standby sees it within one retry, plus a request's time.
-        assert takeover <= LEASE_DURATION + RETRY + 1.0, takeover
+        assert takeover <= lease_duration + retry + 1.0, takeover
         sup.wait_for(lambda: readyz(standby)[1]["role"] == "leader", 30, "standby leads")
         assert leader_gauge(standby) == 1.0
 
