@@ -53,11 +53,13 @@ def readyz(op: sup.Operator) -> tuple[int, dict[str, Any]]:
 
 
 def writes(op: sup.Operator) -> float:
-    """API writes this replica sent (``checkout_operator_api_writes_total``, every verb/kind)."""
+    """API writes this replica sent (``checkout_operator_api_writes_total``), its attempts on the
+    leader Lease aside (a replica that loses the race to create it counts one)."""
     text = sup.http_get(op.metrics_url)
     return sum(
-        float(m.group(1))
-        for m in re.finditer(r"^checkout_operator_api_writes_total\{[^}]*\} (\S+)$", text, re.M)
+        float(m.group(2))
+        for m in re.finditer(r"^checkout_operator_api_writes_total\{([^}]*)\} (\S+)$", text, re.M)
+        if 'kind="Lease"' not in m.group(1)
     )
 
 
@@ -152,6 +154,8 @@ async def _scenario(
         assert {m: table[m][:2] for m in MARKETS} == {m: ("eu-a", 1) for m in MARKETS}
 
         # The standby stands by: ready, not leading, no write of any kind, no kopf.
+        # (a standby that lost the race to create the Lease names its holder on its next read)
+        sup.wait_for(lambda: readyz(standby)[1]["holder"] == first, 10, "standby sees the holder")
         code, body = readyz(standby)
         assert (code, body["role"], body["holder"]) == (200, "standby", first), body
         assert readyz(leader)[1]["role"] == "leader"
@@ -176,8 +180,9 @@ async def _scenario(
             f"(leaseDuration {lease_duration} s, retryPeriod {retry} s)"
         )
         # Expiry is counted from the dead leader's last renewal (at most RETRY s before the
-        # kill); the standby sees it within one retry, plus a request's time.
-        assert takeover <= lease_duration + retry + 1.0, takeover
+        # kill); the standby sees it within one retry, plus its requests' time (up to ~1.4 s
+        # seen on a loaded 2-core machine).
+        assert takeover <= lease_duration + retry + 2.0, takeover
         sup.wait_for(lambda: readyz(standby)[1]["role"] == "leader", 30, "standby leads")
         assert leader_gauge(standby) == 1.0
 
