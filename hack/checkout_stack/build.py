@@ -156,6 +156,14 @@ def build_helm() -> str:
     return _go_install("helm", f"helm.sh/helm/v3/cmd/helm@{versions.HELM}", paths.helm_bin())
 
 
+def build_promtool() -> str:
+    return _go_install(
+        "promtool",
+        f"github.com/prometheus/prometheus/cmd/promtool@{versions.PROMETHEUS}",
+        paths.promtool_bin(),
+    )
+
+
 def fetch_kafka() -> str:
     libs = paths.kafka_libs()
     if (libs / f"kafka_2.13-{versions.KAFKA}.jar").exists():
@@ -198,6 +206,7 @@ STEPS: dict[str, Callable[[], str]] = {
     "kwok": build_kwok,
     "helm": build_helm,
     "argocd-lua": argocd_lua.build,
+    "promtool": build_promtool,
 }
 
 
@@ -217,6 +226,7 @@ def outputs() -> dict[str, list[Path]]:
         "kwok": [paths.kwok_bin(), paths.kwok_stages()],
         "helm": [paths.helm_bin()],
         "argocd-lua": [argocd_lua.binary()],
+        "promtool": [paths.promtool_bin()],
     }
 
 

@@ -554,6 +554,7 @@ class Engine:
                     }
                 )
                 metrics.MARKET_EPOCH.labels(fleet=fleet, market=m.country).set(lease.epoch)
+                metrics.MARKET_DOWN.labels(fleet=fleet, market=m.country).set(state == "Down")
                 down_key = (namespace, m.country)
                 if state == "Down" and not self._down.get(down_key):
                     await self._event(

@@ -141,7 +141,7 @@ async def observe(
             fleet = await _fleet_of(ctx, parsed, ref.namespace)
             patterns = mirrormaker.effective_topic_patterns(parsed, fleet)
             lags = await measure(bootstraps[own], peers, patterns)
-        metrics.record(own, lags)
+        metrics.record(own, lags, rep.max_lag_on_failover)
         previous = body.get("status") or {}
         generation = int((body.get("metadata") or {}).get("generation") or 0)
         new = fold(previous, lags, rep.max_lag_on_failover, generation, ctx.clock())
