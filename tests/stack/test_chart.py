@@ -111,6 +111,17 @@ def service_account_kubeconfig(kube: Any, release: Release, path: pathlib.Path) 
     return token
 
 
+def denied(log_text: str) -> list[str]:
+    """The log lines with a 403. Every 403 counts, except the namespace-lifecycle one for a
+    namespace another test of the session is deleting (an all-namespaces operator sees its
+    leftover regions): not RBAC."""
+    return [
+        line
+        for line in log_text.splitlines()
+        if FORBIDDEN.search(line) and "because it is being terminated" not in line
+    ]
+
+
 def conditions(kube: Any, ns: str, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     cr = sup.get(kube, "-n", ns, "checkoutregion", name)
     st: dict[str, Any] = cr.get("status") or {}
@@ -209,14 +220,7 @@ def test_operator_under_the_charts_rbac_reconciles_an_example(
         assert any((e.get("source") or {}).get("component") == "checkout-operator" for e in events)
         assert op.stop() == 0
     text = log.read_text()
-    # Every 403 counts, except the namespace-lifecycle one for a namespace another test of the
-    # session is deleting (an all-namespaces operator sees its leftover regions): not RBAC.
-    denied = [
-        line
-        for line in text.splitlines()
-        if FORBIDDEN.search(line) and "because it is being terminated" not in line
-    ]
-    assert not denied, "\n".join(denied)
+    assert not denied(text), "\n".join(denied(text))
     assert "Not enough permissions" not in text  # kopf's CRD / namespace observation
     assert token not in text
 
@@ -314,10 +318,5 @@ def test_remote_example_reconciles_with_the_default_per_namespace_secret_rights(
             sup.delete_namespace(remote, remote_ns)
             assert op.stop() == 0
         text = log.read_text()
-        denied = [
-            line
-            for line in text.splitlines()
-            if FORBIDDEN.search(line) and "because it is being terminated" not in line
-        ]
-        assert not denied, "\n".join(denied)
+        assert not denied(text), "\n".join(denied(text))
         assert token not in text

@@ -12,7 +12,7 @@ import contextlib
 import json
 import pathlib
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -214,6 +214,27 @@ class Listener:
         self.sock.close()
 
 
+@contextlib.asynccontextmanager
+async def management(kube: Any, ns: str, body: dict[str, Any]) -> AsyncIterator[Any]:
+    """(a reconcile context on the management cluster) with ``body`` created in ``ns``."""
+    async with kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig)) as mgmt:
+        ctx = region.Context(mgmt, desired.render)
+        try:
+            await mgmt.request("POST", f"/apis/{API}/namespaces/{ns}/checkoutregions", body=body)
+            yield ctx
+        finally:
+            assert ctx.remotes is not None
+            await ctx.remotes.aclose()
+
+
+async def refused(ctx: region.Context, ref: index.Ref, message_start: str) -> region.Result:
+    """Reconcile ``ref``: refused for its kubeconfig, with nothing applied."""
+    result = await region.reconcile_region(ctx, ref)
+    assert (result.error_reason, result.applied) == ("KubeconfigNotAllowed", ())
+    assert result.error_message.startswith(message_start), result.error_message
+    return result
+
+
 def _kubeconfig_secret(ns: str, name: str, doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -243,16 +264,13 @@ async def test_kubeconfig_secret_cannot_make_the_operator_send_its_token_anywher
         "current-context": "x",
     }
     sup.apply_yaml(kube, _kubeconfig_secret(ns, "ap-south-1-kubeconfig", stolen))
-    async with kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig)) as mgmt:
-        ctx = region.Context(mgmt, desired.render)
+    async with management(kube, ns, body) as ctx:
+        mgmt = ctx.client
         try:
-            await mgmt.request("POST", f"/apis/{API}/namespaces/{ns}/checkoutregions", body=body)
             ref = index.Ref(ns, "ap-south-1")
-            result = await region.reconcile_region(ctx, ref)
-            assert (result.error_reason, result.applied) == ("KubeconfigNotAllowed", ())
-            assert result.error_message.startswith(
-                "spec.remoteCluster.kubeconfigSecretRef: clusters[0].cluster.server must be "
-            ), result.error_message
+            result = await refused(
+                ctx, ref, "spec.remoteCluster.kubeconfigSecretRef: clusters[0].cluster.server must"
+            )
             # the same Secret over https: the token file is the next thing refused
             stolen["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{thief.port}"
             sup.apply_yaml(kube, _kubeconfig_secret(ns, "ap-south-1-kubeconfig", stolen))
@@ -277,8 +295,6 @@ async def test_kubeconfig_secret_cannot_make_the_operator_send_its_token_anywher
             assert remote_children(remote, remote_ns) == []
         finally:
             thief.close()
-            assert ctx.remotes is not None
-            await ctx.remotes.aclose()
 
 
 async def test_lease_kubeconfig_with_exec_is_refused_before_anything_is_applied(
@@ -297,23 +313,15 @@ async def test_lease_kubeconfig_with_exec_is_refused_before_anything_is_applied(
         "current-context": "m",
     }
     sup.apply_yaml(remote, _kubeconfig_secret(remote_ns, ref_name, lease_doc))
-    async with kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig)) as mgmt:
-        ctx = region.Context(mgmt, desired.render)
-        try:
-            await mgmt.request("POST", f"/apis/{API}/namespaces/{ns}/checkoutregions", body=body)
-            ref = index.Ref(ns, "ap-south-1")
-            result = await region.reconcile_region(ctx, ref)
-            assert (result.error_reason, result.applied) == ("KubeconfigNotAllowed", ())
-            assert result.error_message.startswith(
-                "spec.remoteCluster.leaseKubeconfigSecretRef: users[0].user.exec is not allowed"
-            ), result.error_message
-            assert remote_children(remote, remote_ns) == []
-            # fixed (inline token, https): the region reconciles
-            lease_doc["users"][0]["user"] = {"token": "lease-token"}
-            sup.apply_yaml(remote, _kubeconfig_secret(remote_ns, ref_name, lease_doc))
-            fixed = await region.reconcile_region(ctx, ref)
-            assert fixed.error_reason == "", fixed.error_message
-            assert len(remote_children(remote, remote_ns)) > 6
-        finally:
-            assert ctx.remotes is not None
-            await ctx.remotes.aclose()
+    async with management(kube, ns, body) as ctx:
+        ref = index.Ref(ns, "ap-south-1")
+        await refused(
+            ctx, ref, "spec.remoteCluster.leaseKubeconfigSecretRef: users[0].user.exec is not"
+        )
+        assert remote_children(remote, remote_ns) == []
+        # fixed (inline token, https): the region reconciles
+        lease_doc["users"][0]["user"] = {"token": "lease-token"}
+        sup.apply_yaml(remote, _kubeconfig_secret(remote_ns, ref_name, lease_doc))
+        fixed = await region.reconcile_region(ctx, ref)
+        assert fixed.error_reason == "", fixed.error_message
+        assert len(remote_children(remote, remote_ns)) > 6
