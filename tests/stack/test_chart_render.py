@@ -161,7 +161,7 @@ def test_watched_namespaces_get_role_bindings_not_a_cluster_binding(
     (dep,) = by_kind(docs, "Deployment")
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:3] == ["run", "--namespace=shop", "--namespace=shop-eu"]
-    bindings = by_kind(docs, "RoleBinding")
+    bindings = [b for b in by_kind(docs, "RoleBinding") if b["roleRef"]["kind"] == "ClusterRole"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["shop", "shop-eu"]
     assert {b["roleRef"]["name"] for b in bindings} == {"co-checkout-operator"}
     (cluster_binding,) = by_kind(docs, "ClusterRoleBinding")  # only kopf's framework needs
