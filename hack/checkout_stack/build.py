@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from checkout_stack import paths, versions
+from checkout_stack import argocd_lua, paths, versions
 from checkout_stack.components.kafka import bootstrap_template, build_cds_archive, cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
@@ -197,6 +197,7 @@ STEPS: dict[str, Callable[[], str]] = {
     "kubernetes": build_kubernetes,
     "kwok": build_kwok,
     "helm": build_helm,
+    "argocd-lua": argocd_lua.build,
 }
 
 
@@ -215,6 +216,7 @@ def outputs() -> dict[str, list[Path]]:
         "kubernetes": [k8s / name for name in paths.K8S_BINARIES],
         "kwok": [paths.kwok_bin(), paths.kwok_stages()],
         "helm": [paths.helm_bin()],
+        "argocd-lua": [argocd_lua.binary()],
     }
 
 

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from checkout_operator.api import load
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.status import CheckoutRegionStatus
+from checkout_operator.failover import summary
 from checkout_operator.kube import client as kclient
 from checkout_operator.kube import errors as kerrors
 from checkout_operator.reconcile import index, region
@@ -32,7 +33,7 @@ from checkout_operator.replication import status as rstatus
 logger = logging.getLogger(__name__)
 
 Measure = Callable[[str, Mapping[str, str], Sequence[str]], Awaitable[list[lag.PeerLag]]]
-OWNED_KEYS: Final = ("replication", "conditions")
+OWNED_KEYS: Final = ("replication", "conditions", "maxReplicationLagMessages")
 
 
 class SecretMissing(Exception):
@@ -69,6 +70,7 @@ def fold(
     )
     new = rstatus.apply(current, lags, max_lag, generation, now)
     dumped = new.model_dump(by_alias=True, mode="json")
+    dumped["maxReplicationLagMessages"] = summary.max_lag(dumped["replication"])
     return {k: dumped[k] for k in OWNED_KEYS}
 
 
