@@ -151,6 +151,14 @@ def build_helm() -> str:
     return _go_install("helm", f"helm.sh/helm/v3/cmd/helm@{versions.HELM}", paths.helm_bin())
 
 
+def build_stripe_mock() -> str:
+    return _go_install(
+        "stripe-mock",
+        f"github.com/stripe/stripe-mock@{versions.STRIPE_MOCK}",
+        paths.stripe_mock_bin(),
+    )
+
+
 def fetch_kafka() -> str:
     libs = paths.kafka_libs()
     if (libs / f"kafka_2.13-{versions.KAFKA}.jar").exists():
@@ -192,6 +200,7 @@ STEPS: dict[str, Callable[[], str]] = {
     "kubernetes": build_kubernetes,
     "kwok": build_kwok,
     "helm": build_helm,
+    "stripe-mock": build_stripe_mock,
 }
 
 

@@ -54,6 +54,10 @@ def helm_bin() -> Path:
     return cache_dir() / "bin" / f"helm-{versions.HELM}" / "helm"
 
 
+def stripe_mock_bin() -> Path:
+    return cache_dir() / "bin" / f"stripe-mock-{versions.STRIPE_MOCK}" / "stripe-mock"
+
+
 def kafka_libs() -> Path:
     return cache_dir() / f"kafka-{versions.KAFKA}" / "libs"
 
