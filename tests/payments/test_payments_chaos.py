@@ -152,6 +152,7 @@ async def one_checkout(
         "currency": currency,
         "country": country,
         "payment_method": method,
+        "payment_method_token": harness.token_for(method),
     }
     key = f"auth-{c}"
     client = a

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import httpx
+import payments_harness as harness
 import pytest
 
 from conftest import Env
@@ -68,6 +69,7 @@ async def test_local_method_is_authorized_by_its_webhook_then_captured(
             "currency": currency,
             "country": country,
             "payment_method": method,
+            "payment_method_token": harness.token_for(method),
         },
     )
     assert r.status_code == 200, r.text

@@ -37,6 +37,7 @@ share one ledger):
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -57,6 +58,7 @@ from starlette.routing import Route
 from checkout_services.psp_sim import state as st
 
 JsonDict = dict[str, Any]
+STRIPE_API_VERSION = "2026-08-26.dahlia"
 Executor = Callable[[st.Faults], tuple[int, JsonDict]]
 
 DECLINES: dict[str, dict[str, tuple[str, str]]] = {
@@ -213,11 +215,12 @@ class Sim:
     ) -> None:
         if scope is None or entry is None:
             return
-        if status >= 500 and provider != "stripe" and not executed:
-            # Adyen and the local methods don't keep a transient error: the key is free again.
+        if status >= 500 and not executed:
+            # Nothing ran: no provider keeps that answer (Stripe saves a result only once the
+            # endpoint started executing), the key is free again.
             self.state.keys.pop(scope, None)
             return
-        # Stripe keeps the first response, 5xx included.
+        # Stripe keeps the first response of an endpoint that ran, 5xx included.
         entry.in_flight = False
         entry.status = status
         entry.body = json.dumps(body).encode()
@@ -365,7 +368,63 @@ class Sim:
             delay = faults.webhook_delay_ms if i == 0 else faults.webhook_delay_ms + 5
             self.schedule(self.deliver(acct, body, delay / 1000))
 
-    async def deliver(self, acct: st.Account, body: bytes, delay: float) -> None:
+    def send_adyen_notification(
+        self, payment: st.Payment, event_code: str, psp_reference: str, value: int
+    ) -> None:
+        """Adyen's NotificationRequest for a modification, after ``autoCompleteMs`` (Adyen
+        answers the request with ``received`` and the outcome comes later)."""
+        acct = self.state.accounts.get((payment.provider, payment.account))
+        if acct is None or not acct.webhook_url:
+            return
+        item: JsonDict = {
+            "additionalData": {},
+            "amount": {"value": value, "currency": payment.currency},
+            "eventCode": event_code,
+            "eventDate": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+            "merchantAccountCode": payment.account,
+            "merchantReference": payment.reference,
+            "originalReference": payment.id,
+            "pspReference": psp_reference,
+            "reason": "",
+            "success": "true",
+        }
+        item["additionalData"]["hmacSignature"] = adyen_hmac(acct.webhook_secret, item)
+        body = json.dumps(
+            {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
+        ).encode()
+        self.deliver_later(payment, acct, body, None)
+
+    def send_stripe_event(self, payment: st.Payment, event_type: str) -> None:
+        """A Stripe Event (``data.object`` = the PaymentIntent), ``Stripe-Signature`` signed."""
+        acct = self.state.accounts.get((payment.provider, payment.account))
+        if acct is None or not acct.webhook_url:
+            return
+        event = {
+            "id": self.state.new_id("evt_"),
+            "object": "event",
+            "api_version": STRIPE_API_VERSION,
+            "created": int(self.state.now()),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+            "data": {"object": stripe_view(payment)},
+        }
+        body = json.dumps(event).encode()
+        self.deliver_later(payment, acct, body, "Stripe-Signature")
+
+    def deliver_later(
+        self, payment: st.Payment, acct: st.Account, body: bytes, header: str | None
+    ) -> None:
+        """After ``autoCompleteMs`` plus any webhook_delay fault; twice on webhook_duplicate."""
+        faults = self.state.faults_for(payment.provider, payment.endpoint, "webhook")
+        delay = (max(self.auto_complete_ms, 0) + faults.webhook_delay_ms) / 1000
+        for i in range(2 if faults.webhook_duplicate else 1):
+            self.schedule(self.deliver(acct, body, delay + i * 0.005, header=header))
+
+    async def deliver(
+        self, acct: st.Account, body: bytes, delay: float, *, header: str | None = "Sim-Signature"
+    ) -> None:
         if delay:
             await asyncio.sleep(delay)
         assert self.http is not None
@@ -375,15 +434,11 @@ class Sim:
             sig = hmac.new(
                 acct.webhook_secret.encode(), f"{ts}.".encode() + body, hashlib.sha256
             ).hexdigest()
+            headers = {"content-type": "application/json"}
+            if header is not None:
+                headers[header] = f"t={ts},v1={sig}"
             try:
-                resp = await self.http.post(
-                    acct.webhook_url,
-                    content=body,
-                    headers={
-                        "content-type": "application/json",
-                        "Sim-Signature": f"t={ts},v1={sig}",
-                    },
-                )
+                resp = await self.http.post(acct.webhook_url, content=body, headers=headers)
                 if resp.status_code < 300:
                     self.state.webhooks_sent += 1
                     return
@@ -411,6 +466,29 @@ class Sim:
 
 
 # -- provider dialects ---------------------------------------------------------------------
+
+
+def adyen_hmac(hex_key: str, item: JsonDict) -> str:
+    """Adyen's notification signature: base64 HMAC-SHA256, hex-decoded key, over
+    pspReference:originalReference:merchantAccountCode:merchantReference:value:currency:
+    eventCode:success."""
+    amount = item.get("amount") or {}
+    parts = [
+        item.get("pspReference"),
+        item.get("originalReference"),
+        item.get("merchantAccountCode"),
+        item.get("merchantReference"),
+        amount.get("value"),
+        amount.get("currency"),
+        item.get("eventCode"),
+        item.get("success"),
+    ]
+    text = ":".join("" if v is None else str(v) for v in parts)
+    try:
+        key = bytes.fromhex(hex_key)
+    except ValueError:
+        key = hex_key.encode()
+    return base64.b64encode(hmac.new(key, text.encode(), hashlib.sha256).digest()).decode()
 
 
 async def read_form(request: Request) -> list[tuple[str, str]]:
@@ -444,7 +522,6 @@ def stripe_view(p: st.Payment) -> JsonDict:
         "amount": p.amount,
         "amount_capturable": p.amount if p.status == "authorized" else 0,
         "amount_received": p.captured,
-        "amount_refunded": p.refunded,
         "currency": p.currency.lower(),
         "capture_method": "manual",
         "status": status,
@@ -486,23 +563,27 @@ class StripeRoutes:
                 return stripe_error(
                     400, "invalid_request_error", "Invalid currency", param="currency"
                 )
-            if form.get("confirm") != "true" or form.get("capture_method") != "manual":
+            method = form.get("payment_method_data[type]") or "card"
+            if form.get("confirm") != "true" or (
+                method == "card" and form.get("capture_method") != "manual"
+            ):
                 return stripe_error(
                     400,
                     "invalid_request_error",
-                    "The simulator supports confirm=true with capture_method=manual only",
+                    "The simulator supports confirm=true (cards: capture_method=manual) only",
                     param="capture_method",
+                )
+            if method == "card" and not form.get("payment_method", "").startswith("pm_"):
+                return stripe_error(
+                    400,
+                    "invalid_request_error",
+                    "No such PaymentMethod",
+                    param="payment_method",
+                    code="resource_missing",
                 )
             reference = form.get("metadata[checkout_id]", "")
             p = sim.new_payment(
-                "stripe",
-                ep,
-                acct.account,
-                reference,
-                amount,
-                currency.upper(),
-                form.get("payment_method", "card"),
-                "pi_",
+                "stripe", ep, acct.account, reference, amount, currency.upper(), method, "pi_"
             )
             if faults.decline:
                 p.status = "declined"
@@ -519,6 +600,7 @@ class StripeRoutes:
                 )
             p.status = "authorized"
             p.history.append("authorized")
+            sim.send_stripe_event(p, "payment_intent.amount_capturable_updated")
             return 200, stripe_view(p)
 
         return await sim.idempotent(
@@ -768,7 +850,11 @@ class AdyenRoutes:
             if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
                 return adyen_error(422, "138", "Invalid currency specified")
             reference = str(body.get("reference", ""))
-            method = str((body.get("paymentMethod") or {}).get("type", "scheme"))
+            if not body.get("returnUrl"):
+                return adyen_error(422, "14_0", "Required field 'returnUrl' is not provided.")
+            if not (body.get("paymentMethod") or {}).get("type"):
+                return adyen_error(422, "14_0", "Required field 'paymentMethod' is not provided.")
+            method = str(body["paymentMethod"]["type"])
             p = sim.new_payment("adyen", ep, acct.account, reference, value, currency, method, "")
             if faults.decline:
                 p.status = "declined"
@@ -854,13 +940,20 @@ class AdyenRoutes:
                 if p.refunded == p.captured:
                     p.status = "refunded"
                 p.history.append(f"refunded:{value}")
-            return 201, {
+            modification = f"{secrets.randbelow(10**16):016d}"
+            event = {"capture": "CAPTURE", "cancel": "CANCELLATION", "refund": "REFUND"}
+            sim.send_adyen_notification(p, event[operation], modification, value)
+            answer: JsonDict = {
                 "merchantAccount": acct.account,
                 "paymentPspReference": psp,
-                "pspReference": sim.state.new_id(""),
-                "reference": body.get("reference"),
+                "pspReference": modification,
                 "status": "received",
             }
+            if body.get("reference"):
+                answer["reference"] = body["reference"]
+            if operation != "cancel":
+                answer["amount"] = {"value": value, "currency": p.currency}
+            return 201, answer
 
         return await sim.idempotent(
             provider="adyen",
