@@ -178,3 +178,114 @@ async def test_webhooks_are_idempotent_and_stale_ones_are_ignored(
     assert (await send("e3", "payment.authorized"))["outcome"] == "stale"  # out of order
     assert (await send("e4", "payment.voided"))["outcome"] == "stale"  # captured can't be voided
     assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "captured"
+
+
+def stripe_event(event_type: str, pi: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "object": "event",
+            "type": event_type,
+            "data": {"object": pi},
+        }
+    ).encode()
+
+
+async def test_stripe_signature_and_body_shape(env: Env, client: httpx.AsyncClient) -> None:
+    """A PaymentIntent event (data.object) signed in Stripe-Signature, with two v1 during a
+    rotation; the Sim-Signature header alone is not Stripe's and is refused."""
+    c = cid()
+    r = await client.post(
+        "/v1/payments/authorize",
+        json={
+            "checkout_id": c,
+            "amount": 1200,
+            "currency": "EUR",
+            "country": "DE",
+            "payment_method": "card",
+            "payment_method_token": harness.TOKEN,
+        },
+    )
+    assert r.json()["provider"] == "stripe-eu", r.text
+    ref = r.json()["psp_reference"]
+    assert (await client.post(f"/v1/payments/{c}/capture", json={})).status_code == 200
+    pi = {
+        "id": ref,
+        "object": "payment_intent",
+        "status": "canceled",
+        "metadata": {"checkout_id": c},
+    }
+    body = stripe_event("payment_intent.canceled", pi)
+    secret = env.creds.values["stripe-eu"]["webhook-secret"]
+    refused = await client.post(
+        "/v1/webhooks/stripe-eu", content=body, headers={"Sim-Signature": sign(secret, body)}
+    )
+    assert refused.status_code == 401
+    rotated = sign("whsec_rotated_away", body) + "," + sign(secret, body).split(",", 1)[1]
+    r = await client.post(
+        "/v1/webhooks/stripe-eu", content=body, headers={"Stripe-Signature": rotated}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["outcome"] == "stale"  # captured: a late cancel cannot undo it
+    assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "captured"
+
+
+async def test_a_webhook_for_one_provider_never_moves_another_providers_payment(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = cid()
+    env.sim.faults({"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1})
+    r = await client.post(
+        "/v1/payments/authorize",
+        json={
+            "checkout_id": c,
+            "amount": 1300,
+            "currency": "EUR",
+            "country": "DE",
+            "payment_method": "card",
+            "payment_method_token": harness.TOKEN,
+        },
+    )
+    assert r.json()["provider"] == "adyen-eu", r.text
+    ref = r.json()["psp_reference"]
+    # correctly signed for stripe-eu, naming the Adyen payment's checkout and reference
+    pi = {
+        "id": ref,
+        "object": "payment_intent",
+        "status": "canceled",
+        "metadata": {"checkout_id": c},
+    }
+    body = stripe_event("payment_intent.canceled", pi)
+    secret = env.creds.values["stripe-eu"]["webhook-secret"]
+    r = await client.post(
+        "/v1/webhooks/stripe-eu", content=body, headers={"Stripe-Signature": sign(secret, body)}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["outcome"] == "ignored"
+    assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "authorized"
+
+
+async def test_adyen_capture_is_pending_until_its_webhook(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = cid()
+    env.sim.faults(
+        {"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1},
+        {"kind": "webhook_delay", "provider": "adyen", "latencyMs": 400},
+    )
+    r = await client.post(
+        "/v1/payments/authorize",
+        json={
+            "checkout_id": c,
+            "amount": 1400,
+            "currency": "EUR",
+            "country": "DE",
+            "payment_method": "card",
+            "payment_method_token": harness.TOKEN,
+        },
+    )
+    assert r.json()["provider"] == "adyen-eu", r.text
+    r = await client.post(f"/v1/payments/{c}/capture", json={})
+    assert r.json()["state"] == "capture_pending"  # Adyen answered 201 "received"
+    body = await wait_state(client, c, "captured")  # the CAPTURE notification
+    assert body["captured_amount"] == 1400
