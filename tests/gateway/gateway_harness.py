@@ -250,6 +250,7 @@ def checkout_body(checkout_id: str, market: str, sku: str = "tee", qty: int = 1)
         "currency": currency,
         "lines": [{"sku": sku, "quantity": qty}],
         "payment_method": "card",
+        "payment_method_token": ph.TOKEN,
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import checkout_env as ce
 import httpx
+import payments_harness as ph
 import pytest
 import services_harness as h
 from temporalio.api.enums.v1 import EventType
@@ -71,6 +72,7 @@ def body(checkout_id: str, sku: str = "tee", qty: int = 1, market: str = "DE") -
         "market": market,
         "currency": "EUR",
         "lines": [{"sku": sku, "quantity": qty}],
+        "payment_method_token": ph.TOKEN,
     }
 
 

@@ -163,6 +163,8 @@ class Activities:
             "country": inp["market"],
             "payment_method": inp["payment_method"],
         }
+        if inp.get("payment_method_token"):
+            body["payment_method_token"] = inp["payment_method_token"]
         resp = await self.call(
             "POST", "payments", "/v1/payments/authorize", body, key=f"{inp['checkout_id']}:auth"
         )
