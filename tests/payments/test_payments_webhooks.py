@@ -180,6 +180,18 @@ async def test_webhooks_are_idempotent_and_stale_ones_are_ignored(
     assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "captured"
 
 
+async def authorize_card(client: httpx.AsyncClient, c: str, amount: int) -> httpx.Response:
+    body = {
+        "checkout_id": c,
+        "amount": amount,
+        "currency": "EUR",
+        "country": "DE",
+        "payment_method": "card",
+        "payment_method_token": harness.TOKEN,
+    }
+    return await client.post("/v1/payments/authorize", json=body)
+
+
 def stripe_event(event_type: str, pi: dict[str, Any]) -> bytes:
     return json.dumps(
         {
@@ -195,17 +207,7 @@ async def test_stripe_signature_and_body_shape(env: Env, client: httpx.AsyncClie
     """A PaymentIntent event (data.object) signed in Stripe-Signature, with two v1 during a
     rotation; the Sim-Signature header alone is not Stripe's and is refused."""
     c = cid()
-    r = await client.post(
-        "/v1/payments/authorize",
-        json={
-            "checkout_id": c,
-            "amount": 1200,
-            "currency": "EUR",
-            "country": "DE",
-            "payment_method": "card",
-            "payment_method_token": harness.TOKEN,
-        },
-    )
+    r = await authorize_card(client, c, 1200)
     assert r.json()["provider"] == "stripe-eu", r.text
     ref = r.json()["psp_reference"]
     assert (await client.post(f"/v1/payments/{c}/capture", json={})).status_code == 200
@@ -235,17 +237,7 @@ async def test_a_webhook_for_one_provider_never_moves_another_providers_payment(
 ) -> None:
     c = cid()
     env.sim.faults({"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1})
-    r = await client.post(
-        "/v1/payments/authorize",
-        json={
-            "checkout_id": c,
-            "amount": 1300,
-            "currency": "EUR",
-            "country": "DE",
-            "payment_method": "card",
-            "payment_method_token": harness.TOKEN,
-        },
-    )
+    r = await authorize_card(client, c, 1300)
     assert r.json()["provider"] == "adyen-eu", r.text
     ref = r.json()["psp_reference"]
     # correctly signed for stripe-eu, naming the Adyen payment's checkout and reference
@@ -273,17 +265,7 @@ async def test_adyen_capture_is_pending_until_its_webhook(
         {"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1},
         {"kind": "webhook_delay", "provider": "adyen", "latencyMs": 400},
     )
-    r = await client.post(
-        "/v1/payments/authorize",
-        json={
-            "checkout_id": c,
-            "amount": 1400,
-            "currency": "EUR",
-            "country": "DE",
-            "payment_method": "card",
-            "payment_method_token": harness.TOKEN,
-        },
-    )
+    r = await authorize_card(client, c, 1400)
     assert r.json()["provider"] == "adyen-eu", r.text
     r = await client.post(f"/v1/payments/{c}/capture", json={})
     assert r.json()["state"] == "capture_pending"  # Adyen answered 201 "received"

@@ -258,6 +258,18 @@ def token_of(payment: db.Payment) -> base.PaymentMethodToken | None:
     return base.PaymentMethodToken.from_json(payment.method_token)
 
 
+async def send_again(adapter: base.PSPAdapter, payment: db.Payment, key: str) -> base.PSPResult:
+    """The payment's authorization request, exactly as first sent (same key, same token)."""
+    return await adapter.authorize(
+        checkout_id=payment.checkout_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        method=payment.payment_method,
+        key=key,
+        token=token_of(payment),
+    )
+
+
 async def replay(
     svc: PaymentsService,
     attempt: db.Attempt,
@@ -278,14 +290,7 @@ async def replay(
     for n in range(svc.settings.lookup_attempts):
         await asyncio.sleep(backoff(n))
         try:
-            result = await adapter.authorize(
-                checkout_id=payment.checkout_id,
-                amount=payment.amount,
-                currency=payment.currency,
-                method=payment.payment_method,
-                key=key,
-                token=token_of(payment),
-            )
+            result = await send_again(adapter, payment, key)
         except (base.PSPNotSent, base.PSPAmbiguous) as again:
             if isinstance(again, base.PSPAmbiguous) and again.failure_class == "server_error":
                 break  # the saved (or a new) 5xx: still unknown, replaying now changes nothing
@@ -327,14 +332,7 @@ async def confirm_not_charged(
     or None once the provider is known not to hold a charge (then the attempt is
     ``not_charged``); raises OutcomeUnknown otherwise, and no other provider is tried."""
     try:
-        result = await adapter.authorize(
-            checkout_id=payment.checkout_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            method=payment.payment_method,
-            key=key,
-            token=token_of(payment),
-        )
+        result = await send_again(adapter, payment, key)
     except base.PSPNotSent:
         pass  # the lookup said nothing, and this request did not leave: nothing pending here
     except base.PSPAmbiguous as again:
