@@ -271,3 +271,61 @@ async def test_adyen_capture_is_pending_until_its_webhook(
     assert r.json()["state"] == "capture_pending"  # Adyen answered 201 "received"
     body = await wait_state(client, c, "captured")  # the CAPTURE notification
     assert body["captured_amount"] == 1400
+
+
+@pytest.mark.parametrize("provider", ["stripe", "adyen"])
+async def test_3ds_is_an_action_for_the_shopper_completed_by_the_webhook(
+    env: Env, client: httpx.AsyncClient, provider: str
+) -> None:
+    c = cid()
+    rules: list[dict[str, Any]] = [{"kind": "three_ds", "provider": provider, "count": 1}]
+    if provider == "adyen":
+        rules.append({"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1})
+    env.sim.faults(*rules)
+    r = await authorize_card(client, c, 1600)
+    body = r.json()
+    assert (body["state"], body["provider"]) == ("requires_action", f"{provider}-eu"), r.text
+    action_url = (
+        body["action"]["redirect_to_url"]["url"] if provider == "stripe" else body["action"]["url"]
+    )
+    assert "3d" in action_url  # the challenge the shopper's browser is sent to
+    await wait_state(client, c, "authorized")  # the shopper passed it: the provider's webhook
+    assert (await client.post(f"/v1/payments/{c}/capture", json={})).status_code == 200
+
+
+async def test_an_asynchronous_capture_failure_then_the_void(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = cid()
+    env.sim.faults(
+        {"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1},
+        {"kind": "capture_failure", "provider": "adyen", "operation": "capture", "count": 1},
+    )
+    assert (await authorize_card(client, c, 1700)).json()["provider"] == "adyen-eu"
+    r = await client.post(f"/v1/payments/{c}/capture", json={})
+    assert r.json()["state"] == "capture_pending", r.text
+    await wait_state(client, c, "capture_failed")  # CAPTURE success=false
+    r = await client.post(f"/v1/payments/{c}/void", json={})
+    assert r.json()["state"] in ("void_pending", "voided"), r.text
+    await wait_state(client, c, "voided")  # CANCELLATION
+    row = env.sim.ledger()["checkouts"][c]
+    assert (row["captures"], row["charged"]) == (0, 0)
+
+
+async def test_rate_limits_and_transient_errors_are_retried_with_the_same_key(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = cid()
+    env.sim.faults(
+        {"kind": "rate_limit", "provider": "stripe", "operation": "authorize", "count": 2}
+    )
+    r = await authorize_card(client, c, 1800)
+    assert (r.json()["state"], r.json()["provider"]) == ("authorized", "stripe-eu"), r.text
+    c2 = cid()
+    env.sim.faults(
+        {"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1},
+        {"kind": "transient_5xx", "provider": "adyen", "operation": "authorize", "count": 1},
+    )
+    r = await authorize_card(client, c2, 1900)
+    assert (r.json()["state"], r.json()["provider"]) == ("authorized", "adyen-eu"), r.text
+    assert env.sim.ledger()["checkouts"][c2]["authorizations"] == 1

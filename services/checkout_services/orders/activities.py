@@ -43,6 +43,11 @@ def slug_of(resp: httpx.Response) -> str:
     return kind.rsplit("/", 1)[-1] or f"http-{resp.status_code}"
 
 
+CAPTURE_WAIT_SECONDS = 10.0
+"""How long one capture activity waits for the provider's capture webhook (under the activity's
+15 s timeout; the retry policy waits again)."""
+
+
 @dataclass
 class Activities:
     http: httpx.AsyncClient
@@ -217,7 +222,29 @@ class Activities:
             key=f"{checkout_id}:capture",
         )
         out: dict[str, Any] = resp.json()
-        return out
+        return await self.capture_outcome(checkout_id, out)
+
+    async def capture_outcome(self, checkout_id: str, payment: dict[str, Any]) -> dict[str, Any]:
+        """A provider that answers "received" (Adyen) decides by webhook: wait (bounded) for
+        the payment to leave ``capture_pending``. ``capture_failed`` is final here: the saga
+        compensates and PAYMENT_CAPTURE_FAILED goes to the DLQ."""
+        deadline = asyncio.get_running_loop().time() + CAPTURE_WAIT_SECONDS
+        delay = 0.05
+        while payment.get("state") == "capture_pending":
+            if asyncio.get_running_loop().time() > deadline:
+                raise ApplicationError(
+                    f"capture of {checkout_id} still pending at the provider", type="transient"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            payment = (await self.call("GET", "payments", f"/v1/payments/{checkout_id}")).json()
+        if payment.get("state") == "capture_failed":
+            raise ApplicationError(
+                f"the provider failed the capture of {checkout_id}",
+                type="capture-failed",
+                non_retryable=True,
+            )
+        return payment
 
     @activity.defn(name="complete")
     async def complete(self, inp: dict[str, Any], payment: dict[str, Any]) -> str:

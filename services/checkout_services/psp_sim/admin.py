@@ -35,6 +35,10 @@ FAULT_KINDS = {
     "drop_after_charge",
     "webhook_delay",
     "webhook_duplicate",
+    "three_ds",
+    "capture_failure",
+    "rate_limit",
+    "transient_5xx",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -134,6 +135,20 @@ class AdyenRoutes:
                     "merchantReference": reference,
                     "amount": {"value": value, "currency": currency},
                 }
+            if faults.three_ds and method in ("scheme", "card"):
+                p.history.append("RedirectShopper")
+                sim.schedule(shopper_authenticates(sim, p))
+                return 200, {
+                    "pspReference": p.id,
+                    "resultCode": "RedirectShopper",
+                    "merchantReference": reference,
+                    "action": {
+                        "type": "redirect",
+                        "paymentMethodType": "scheme",
+                        "method": "GET",
+                        "url": f"https://checkoutshopper-test.adyen.test/3ds/{p.id}",
+                    },
+                }
             p.status = "authorized"
             p.history.append("authorized")
             return 200, {
@@ -185,8 +200,11 @@ class AdyenRoutes:
                         "167",
                         f"Cannot capture a payment with status {adyen_view(p)['status']}",
                     )
-                p.status, p.captured = "captured", value
-                p.history.append("captured")
+                if faults.capture_failure:
+                    p.history.append("capture_failed")
+                else:
+                    p.status, p.captured = "captured", value
+                    p.history.append("captured")
             elif operation == "cancel":
                 if p.status != "authorized":
                     return adyen_error(
@@ -207,7 +225,8 @@ class AdyenRoutes:
                 p.history.append(f"refunded:{value}")
             modification = f"{secrets.randbelow(10**16):016d}"
             event = {"capture": "CAPTURE", "cancel": "CANCELLATION", "refund": "REFUND"}
-            send_notification(sim, p, event[operation], modification, value)
+            failed = operation == "capture" and faults.capture_failure
+            send_notification(sim, p, event[operation], modification, value, success=not failed)
             answer: JsonDict = {
                 "merchantAccount": acct.account,
                 "paymentPspReference": psp,
@@ -267,7 +286,13 @@ class AdyenRoutes:
 
 
 def send_notification(
-    sim: Sim, payment: st.Payment, event_code: str, psp_reference: str, value: int
+    sim: Sim,
+    payment: st.Payment,
+    event_code: str,
+    psp_reference: str,
+    value: int,
+    *,
+    success: bool = True,
 ) -> None:
     """Adyen's NotificationRequest for a modification, after ``autoCompleteMs`` (Adyen
     answers the request with ``received`` and the outcome comes later)."""
@@ -281,13 +306,25 @@ def send_notification(
         "eventDate": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         "merchantAccountCode": payment.account,
         "merchantReference": payment.reference,
-        "originalReference": payment.id,
+        "originalReference": payment.id if psp_reference != payment.id else None,
         "pspReference": psp_reference,
-        "reason": "",
-        "success": "true",
+        "reason": "" if success else "Capture failed at the acquirer",
+        "success": "true" if success else "false",
     }
+    if item["originalReference"] is None:  # an AUTHORISATION is about the payment itself
+        del item["originalReference"]
     item["additionalData"]["hmacSignature"] = adyen_hmac(acct.webhook_secret, item)
     body = json.dumps(
         {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
     ).encode()
     sim.deliver_later(payment, acct, body, None)
+
+
+async def shopper_authenticates(sim: Sim, payment: st.Payment) -> None:
+    """The shopper completes the redirect (3-D Secure) after autoCompleteMs: AUTHORISATION."""
+    await asyncio.sleep(max(sim.auto_complete_ms, 0) / 1000)
+    if payment.status != "pending":
+        return
+    payment.status = "authorized"
+    payment.history.append("authorized")
+    send_notification(sim, payment, "AUTHORISATION", payment.id, payment.amount)

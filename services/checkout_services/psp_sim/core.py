@@ -124,6 +124,10 @@ class Sim:
             await asyncio.sleep(faults.latency_ms / 1000)
         status: int
         body: JsonDict
+        if faults.rate_limit or faults.transient_5xx:
+            if scope is not None:
+                state.keys.pop(scope, None)  # nothing ran: nothing is kept under the key
+            return self.refusal(provider, 429 if faults.rate_limit else 500)
         if faults.error_5xx is not None and not faults.error_5xx.after_charge:
             status, body = 500, self.server_error(provider)
             self.finish(provider, scope, entry, status, body, executed=False)
@@ -232,6 +236,24 @@ class Sim:
             },
             status_code=409,
         )
+
+    def refusal(self, provider: str, status: int) -> Response:
+        """A 429, or a 500 before anything ran (Adyen says ``Transient-Error: true``)."""
+        if status == 429:
+            if provider == "stripe":
+                body: JsonDict = {
+                    "error": {"type": "rate_limit_error", "message": "Too many requests."}
+                }
+            else:
+                body = {
+                    "status": 429,
+                    "errorCode": "000",
+                    "message": "Too many requests",
+                    "errorType": "internal",
+                }
+            return self.json(429, body)
+        headers = {"Transient-Error": "true"} if provider == "adyen" else None
+        return self.json(500, self.server_error(provider), headers)
 
     @staticmethod
     def server_error(provider: str) -> JsonDict:

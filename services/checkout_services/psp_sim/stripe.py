@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -114,6 +115,19 @@ class StripeRoutes:
                     decline_code=code,
                     payment_intent=stripe_view(p),
                 )
+            if faults.three_ds and method == "card":
+                p.history.append("requires_action")
+                sim.schedule(shopper_authenticates(sim, p))
+                view = stripe_view(p)
+                view["status"] = "requires_action"
+                view["next_action"] = {
+                    "type": "redirect_to_url",
+                    "redirect_to_url": {
+                        "url": f"https://hooks.stripe.test/3d_secure_2/{p.id}",
+                        "return_url": form.get("return_url"),
+                    },
+                }
+                return 200, view
             p.status = "authorized"
             p.history.append("authorized")
             send_event(sim, p, "payment_intent.amount_capturable_updated")
@@ -316,3 +330,14 @@ def send_event(sim: Sim, payment: st.Payment, event_type: str) -> None:
     }
     body = json.dumps(event).encode()
     sim.deliver_later(payment, acct, body, "Stripe-Signature")
+
+
+async def shopper_authenticates(sim: Sim, payment: st.Payment) -> None:
+    """The shopper passes the 3-D Secure challenge after autoCompleteMs: the intent moves to
+    requires_capture and Stripe says so by webhook."""
+    await asyncio.sleep(max(sim.auto_complete_ms, 0) / 1000)
+    if payment.status != "pending":
+        return
+    payment.status = "authorized"
+    payment.history.append("authorized")
+    send_event(sim, payment, "payment_intent.amount_capturable_updated")
