@@ -264,6 +264,7 @@ class Fleet:
     routing: Path
     gateways: dict[str, str]
     regions: dict[str, RegionProcs]
+    creds: ph.Credentials | None = None
 
     def route(self, writers: dict[str, str], states: dict[str, str], epoch: int) -> None:
         write_atomically(self.routing, routing_doc(self.gateways, writers, states, epoch))

@@ -38,6 +38,9 @@ BOT_SUSPECT: Final = "x-checkout-bot-suspect"
 PASS_REQUEST: Final = frozenset(
     {"content-type", "accept", "accept-language", "idempotency-key", "user-agent"}
 )
+PSP_SIGNATURES: Final = frozenset({"stripe-signature", "sim-signature"})
+"""Provider webhook signature headers, passed to payments on the webhook route only (Adyen's
+signature is inside the body, which is passed byte for byte)."""
 PASS_RESPONSE: Final = frozenset(
     {
         "content-type",
@@ -61,6 +64,8 @@ class Admission:
     principal: auth.Principal
     bot_suspect: bool
     traceparent: str
+    webhook: bool = False
+    """A payment provider's webhook: its signature headers go through to payments."""
 
 
 @dataclass
@@ -115,7 +120,8 @@ class Gateway:
         return Admission(principal, suspect, tracing.child(request.headers.get("traceparent")))
 
     def _headers(self, request: Request, admission: Admission, *, forward: bool) -> dict[str, str]:
-        headers = {k: v for k, v in request.headers.items() if k in PASS_REQUEST}
+        passed = PASS_REQUEST | PSP_SIGNATURES if admission.webhook else PASS_REQUEST
+        headers = {k: v for k, v in request.headers.items() if k in passed}
         headers.update(requestid.outgoing_headers())
         headers["traceparent"] = admission.traceparent
         headers[CLIENT] = admission.principal.client_id

@@ -71,7 +71,8 @@ async def reconcile(
             report["errors"] += 1
             log.warning("reconcile: requires_action %s: %s", payment.checkout_id, exc.detail)
     # 3. Authorizations nobody captured in time (abandoned checkouts).
-    for payment in await svc.repo.stale((S.AUTHORIZED, S.REQUIRES_ACTION), abandon_after_s, limit):
+    stuck = (S.AUTHORIZED, S.REQUIRES_ACTION, S.CAPTURE_FAILED)
+    for payment in await svc.repo.stale(stuck, abandon_after_s, limit):
         try:
             await void.void(svc, payment.checkout_id)
             report["voided_abandoned"] += 1

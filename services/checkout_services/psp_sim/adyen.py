@@ -206,7 +206,7 @@ class AdyenRoutes:
                     p.status, p.captured = "captured", value
                     p.history.append("captured")
             elif operation == "cancel":
-                if p.status != "authorized":
+                if p.status not in ("authorized", "pending"):  # pending: waiting for the shopper
                     return adyen_error(
                         422, "167", f"Cannot cancel a payment with status {adyen_view(p)['status']}"
                     )

@@ -42,6 +42,9 @@ DECLINES: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 KEY_HEADER = "Idempotency-Key"
+WEBHOOK_ATTEMPTS = 10
+"""Deliveries of one webhook before it is given up (about 10 s; the providers retry for days,
+which a test run cannot wait for)."""
 LOCAL_METHODS = ("upi", "ideal", "pix")
 LOCAL_ACTIONS = {"upi": "collect", "ideal": "redirect", "pix": "qr_code"}
 
@@ -368,7 +371,7 @@ class Sim:
             await asyncio.sleep(delay)
         assert self.http is not None
         assert acct.webhook_url is not None
-        for attempt in range(4):
+        for attempt in range(WEBHOOK_ATTEMPTS):
             ts = int(time.time())
             sig = hmac.new(
                 acct.webhook_secret.encode(), f"{ts}.".encode() + body, hashlib.sha256
@@ -383,7 +386,7 @@ class Sim:
                     return
             except httpx.HTTPError:
                 pass
-            await asyncio.sleep(0.05 * 2**attempt)
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
         self.state.webhooks_failed += 1
 
     def complete_local(self, payment: st.Payment, outcome: str) -> None:

@@ -174,7 +174,9 @@ class StripeRoutes:
                     f"No such payment_intent: '{pid}'",
                     code="resource_missing",
                 )
-            if p.status != "authorized":
+            # a PaymentIntent still waiting for the shopper (requires_action) can be canceled
+            cancellable = action == "cancel" and p.status == "pending"
+            if p.status != "authorized" and not cancellable:
                 return stripe_error(
                     400,
                     "invalid_request_error",
