@@ -224,6 +224,7 @@ def outputs() -> dict[str, list[Path]]:
         "kubernetes": [k8s / name for name in paths.K8S_BINARIES],
         "kwok": [paths.kwok_bin(), paths.kwok_stages()],
         "helm": [paths.helm_bin()],
+        "stripe-mock": [paths.stripe_mock_bin()],
     }
 
 
