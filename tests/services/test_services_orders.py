@@ -272,3 +272,15 @@ async def test_an_action_the_shopper_never_completes_is_voided(env: ce.CheckoutE
     assert await stock(env, sku) == 4
     # never authorized (the challenge was never passed), never captured, and cancelled
     assert [(p["status"], p["captured"]) for p in env.sim.payments(cid)] == [("voided", 0)]
+
+
+async def test_a_token_payments_refuses_is_a_422_not_a_dependency_failure(
+    env: ce.CheckoutEnv,
+) -> None:
+    sku = new_sku(env, 2)
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    bad = {**body(cid, sku, 1), "payment_method_token": {"stripe": "card_4242", "cvc": "123"}}
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        problem = h.assert_problem(await client.post("/v1/checkouts", json=bad), 422)
+        assert problem["reason"] == "payment-method-refused"
+    assert await stock(env, sku) == 2  # released

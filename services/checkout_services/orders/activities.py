@@ -131,8 +131,11 @@ class Activities:
                 order = await self.place_order(inp, quote)
             except ApplicationError as exc:
                 status = exc.details[0] if exc.details and isinstance(exc.details[0], int) else 503
+                kind = exc.type
+                if stage == "authorize" and status == 422:
+                    kind = "payment-method-refused"  # payments refused the shopper's token
                 raise ApplicationError(
-                    exc.message, status, stage, type=exc.type, non_retryable=exc.non_retryable
+                    exc.message, status, stage, type=kind, non_retryable=exc.non_retryable
                 ) from exc
             except Exception as exc:
                 raise ApplicationError(f"{stage}: {exc}", 503, stage, type="transient") from exc

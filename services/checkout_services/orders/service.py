@@ -31,6 +31,7 @@ FAILURES: dict[str, type[exceptions.CheckoutFailed]] = {
     "out-of-stock": exceptions.OutOfStock,
     "declined": exceptions.PaymentDeclined,
     "unpriceable": exceptions.Unpriceable,
+    "payment-method-refused": exceptions.PaymentMethodRefused,
 }
 
 
