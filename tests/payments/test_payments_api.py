@@ -502,3 +502,20 @@ async def test_a_slow_charge_still_in_progress_is_not_failed_over(
     assert r.status_code == 200, r.text
     assert r.json()["provider"] == "stripe-eu"
     assert providers_charged(env, c) == ["stripe/eu"]
+
+
+async def test_a_card_without_a_usable_token_is_a_422_and_reaches_no_provider(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = cid()
+    r = await authorize(client, c, payment_method_token=None)
+    body = assert_problem(r, 422)
+    assert (body["type"].rsplit("/", 1)[-1], body["field"]) == (
+        "payment-method-required",
+        "payment_method_token",
+    )
+    r = await authorize(client, c, payment_method_token={"return_url": harness.RETURN_URL})
+    assert_problem(r, 422)
+    assert env.sim.payments(c) == []
+    r = await authorize(client, c)  # with the shopper's token it goes through
+    assert r.status_code == 200, r.text

@@ -44,6 +44,20 @@ async def authorize(svc: PaymentsService, req: schemas.AuthorizeRequest) -> db.P
             f"payment_method={req.payment_method}",
             field="country",
         )
+    token = (
+        base.PaymentMethodToken.from_json(req.payment_method_token.model_dump(exclude_none=True))
+        if req.payment_method_token is not None
+        else None
+    )
+    if not any(
+        svc.adapter(base.Target.of(p)).accepts(req.payment_method, token) for p in route.providers
+    ):
+        raise exceptions.PaymentMethodRequired(
+            f"no provider of route {route.name} can take a {req.payment_method} payment with the "
+            "payment_method_token sent (a card needs a Stripe PaymentMethod id or Adyen's "
+            "paymentMethod, Adyen a return_url)",
+            field="payment_method_token",
+        )
     owner = svc.new_owner()
     payment, created = await svc.repo.claim(
         checkout_id=req.checkout_id,
