@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from checkout_services.common import principal
 from checkout_services.payments import exceptions
 
 TOLERANCE_SECONDS = 300
@@ -77,7 +78,7 @@ def verify_timestamped(
     signed = f"{ts}.".encode() + body
     for secret in secrets:
         expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-        if any(hmac.compare_digest(expected, sig) for sig in given):
+        if any(principal.same_secret(expected, sig) for sig in given):  # non-ASCII: no 500
             return
     raise exceptions.WebhookSignatureInvalid("signature does not match")
 
@@ -111,7 +112,7 @@ def verify_adyen_item(hex_keys: Sequence[str], item: Mapping[str, Any]) -> None:
     if not given:
         raise exceptions.WebhookSignatureInvalid("notification item has no hmacSignature")
     for key in hex_keys:
-        if hmac.compare_digest(adyen_signature(key, item), given):
+        if principal.same_secret(adyen_signature(key, item), given):
             return
     raise exceptions.WebhookSignatureInvalid("notification item signature does not match")
 
