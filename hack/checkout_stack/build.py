@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from checkout_stack import paths, versions
+from checkout_stack import argocd_lua, paths, versions
 from checkout_stack.components.kafka import bootstrap_template, build_cds_archive, cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
@@ -164,6 +164,14 @@ def build_stripe_mock() -> str:
     )
 
 
+def build_promtool() -> str:
+    return _go_install(
+        "promtool",
+        f"github.com/prometheus/prometheus/cmd/promtool@{versions.PROMETHEUS}",
+        paths.promtool_bin(),
+    )
+
+
 def fetch_kafka() -> str:
     libs = paths.kafka_libs()
     if (libs / f"kafka_2.13-{versions.KAFKA}.jar").exists():
@@ -206,6 +214,8 @@ STEPS: dict[str, Callable[[], str]] = {
     "kwok": build_kwok,
     "helm": build_helm,
     "stripe-mock": build_stripe_mock,
+    "argocd-lua": argocd_lua.build,
+    "promtool": build_promtool,
 }
 
 
@@ -225,6 +235,8 @@ def outputs() -> dict[str, list[Path]]:
         "kwok": [paths.kwok_bin(), paths.kwok_stages()],
         "helm": [paths.helm_bin()],
         "stripe-mock": [paths.stripe_mock_bin()],
+        "argocd-lua": [argocd_lua.binary()],
+        "promtool": [paths.promtool_bin()],
     }
 
 

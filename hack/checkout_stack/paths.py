@@ -77,6 +77,10 @@ def stripe_mock_bin() -> Path:
     return cache_dir() / "bin" / f"stripe-mock-{versions.STRIPE_MOCK}" / "stripe-mock"
 
 
+def promtool_bin() -> Path:
+    return cache_dir() / "bin" / f"promtool-{versions.PROMETHEUS}" / "promtool"
+
+
 def kafka_libs() -> Path:
     return cache_dir() / f"kafka-{versions.KAFKA}" / "libs"
 
