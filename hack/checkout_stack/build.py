@@ -160,6 +160,14 @@ def build_helm() -> str:
     return _go_install("helm", f"helm.sh/helm/v3/cmd/helm@{versions.HELM}", paths.helm_bin())
 
 
+def build_stripe_mock() -> str:
+    return _go_install(
+        "stripe-mock",
+        f"github.com/stripe/stripe-mock@{versions.STRIPE_MOCK}",
+        paths.stripe_mock_bin(),
+    )
+
+
 def build_promtool() -> str:
     # `check rules` and `test rules` need no service discovery: the remove_all_sd build tag
     # (Prometheus' plugins/) leaves out every cloud SDK, most of a full build's compile time
@@ -212,6 +220,7 @@ STEPS: dict[str, Callable[[], str]] = {
     "kubernetes": build_kubernetes,
     "kwok": build_kwok,
     "helm": build_helm,
+    "stripe-mock": build_stripe_mock,
     "argocd-lua": argocd_lua.build,
     "promtool": build_promtool,
 }
@@ -232,6 +241,7 @@ def outputs() -> dict[str, list[Path]]:
         "kubernetes": [k8s / name for name in paths.K8S_BINARIES],
         "kwok": [paths.kwok_bin(), paths.kwok_stages()],
         "helm": [paths.helm_bin()],
+        "stripe-mock": [paths.stripe_mock_bin()],
         "argocd-lua": [argocd_lua.binary()],
         "promtool": [paths.promtool_bin()],
     }
