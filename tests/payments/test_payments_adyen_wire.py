@@ -1,5 +1,5 @@
 """Every Adyen request the adapter sends, every answer of the simulator and every notification
-it delivers, validated against Adyen's own OpenAPI descriptions (shared/specs/adyen: Checkout
+it delivers, validated against Adyen's own OpenAPI descriptions (tests/data/specs/adyen: Checkout
 API v71, Webhooks v1). There is no official Adyen mock server, so the simulator plays Adyen and
 the descriptions judge both sides."""
 
@@ -27,15 +27,8 @@ pytestmark = pytest.mark.stack
 
 
 def specs_dir() -> Path:
-    """``$CHECKOUT_SHARED_DIR/specs/adyen``, else the ``shared/`` beside the clone (CI lays a
-    copy there) or beside any folder above it (a worktree)."""
-    env = os.environ.get("CHECKOUT_SHARED_DIR")
-    candidates = [Path(env)] if env else []
-    candidates += [p / "shared" for p in Path(__file__).resolve().parents[2].parents]
-    for c in candidates:
-        if (c / "specs" / "adyen").is_dir():
-            return c / "specs" / "adyen"
-    return candidates[0] / "specs" / "adyen"
+    """Adyen's descriptions vendored in tests/data/specs/adyen (MIT, unchanged)."""
+    return Path(__file__).resolve().parents[1] / "data" / "specs" / "adyen"
 
 
 SPECS = specs_dir()
@@ -55,8 +48,8 @@ def spec(name: str) -> dict[str, Any]:
     path = SPECS / name
     if not path.exists():
         pytest.fail(
-            f"{path} is missing: Adyen's published descriptions come with shared/ "
-            "(set CHECKOUT_SHARED_DIR to the folder holding specs/adyen)"
+            f"{path} is missing: Adyen's published descriptions are vendored there "
+            "(restore tests/data/specs/adyen from git)"
         )
     loaded: dict[str, Any] = json.loads(path.read_text())
     return loaded
