@@ -50,10 +50,10 @@ class LeaseStore:
     def connect(
         cls, creds: kconfig.Credentials, namespace: str, *, timeout: float = 2.0
     ) -> LeaseStore:
-        """A store with its own client: short timeouts and few retries (a keeper that cannot
-        renew must learn it well within the lease; its next pass tries again)."""
+        """A store with its own client: short timeouts and no retries within a call (a keeper
+        that cannot renew must learn it well within the lease; its next pass is the retry)."""
         client = KubeClient(
-            creds, field_manager=FIELD_MANAGER, timeout=timeout, name="lease store", retries=2
+            creds, field_manager=FIELD_MANAGER, timeout=timeout, name="lease store", retries=0
         )
         return cls(client, namespace)
 
