@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from checkout_stack import paths, versions
+from checkout_stack import images, paths, versions
 from checkout_stack.components.kafka import bootstrap_template, build_cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
@@ -192,6 +192,8 @@ STEPS: dict[str, Callable[[], str]] = {
     "kubernetes": build_kubernetes,
     "kwok": build_kwok,
     "helm": build_helm,
+    # the project's images (podman on a Debian base), cached by the content hash of their inputs
+    "images": images.summary,
 }
 
 
