@@ -95,6 +95,27 @@ def build_kubernetes() -> str:
     return f"built {', '.join(paths.K8S_BINARIES)} into {dest}"
 
 
+def build_kubelet() -> str:
+    """The kubelet of the pinned k8s.io/kubernetes (a real node: containerd + runc)."""
+    dest = paths.kubelet_bin()
+    if dest.exists():
+        return f"cached {dest}"
+    tmp = dest.parent.with_name(dest.parent.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _run_logged(
+        "kubelet",
+        [str(paths.go_bin()), "build", "-trimpath", "-ldflags=-s -w", "-o", str(tmp) + "/",
+         "k8s.io/kubernetes/cmd/kubelet"],
+        paths.logs_dir() / "build-kubelet.log",
+        paths.REPO / versions.K8S_TOOLS_MODULE_DIR,
+        _go_env(),
+    )  # fmt: skip
+    shutil.rmtree(dest.parent, ignore_errors=True)
+    tmp.rename(dest.parent)
+    return f"built {dest}"
+
+
 def _go_install(
     component: str, package: str, dest: Path, extra: Callable[[Path], None] | None = None
 ) -> str:
@@ -192,6 +213,7 @@ STEPS: dict[str, Callable[[], str]] = {
     "kubernetes": build_kubernetes,
     "kwok": build_kwok,
     "helm": build_helm,
+    "kubelet": build_kubelet,
     # the project's images (podman on a Debian base), cached by the content hash of their inputs
     "images": images.summary,
 }

@@ -41,6 +41,12 @@ def built_k8s_dir() -> Path:
     return cache_dir() / "bin" / f"k8s-{versions.KUBERNETES}"
 
 
+def kubelet_bin() -> Path:
+    """The kubelet, built from the same pinned k8s.io/kubernetes as the control plane (its own
+    folder: the control plane's cache check stays as it was)."""
+    return cache_dir() / "bin" / f"kubelet-{versions.KUBERNETES}" / "kubelet"
+
+
 def kwok_bin() -> Path:
     return cache_dir() / "bin" / f"kwok-{versions.KWOK}" / "kwok"
 
