@@ -157,7 +157,10 @@ class Pod:
         )
         changes: dict[str, list[str] | None] = json.loads(done.stdout or "{}")
         allowed = set()
-        for point in [*self.mount_points, "/etc/hosts", "/etc/resolv.conf", "/etc/hostname"]:
+        points = [*self.mount_points, "/etc/hosts", "/etc/resolv.conf", "/etc/hostname"]
+        # /var/run is a symlink to /run in the images: podman creates the mount point there
+        points += [p.replace("/var/run/", "/run/", 1) for p in points if p.startswith("/var/run/")]
+        for point in points:
             parts = Path(point).parts
             allowed |= {str(Path(*parts[: n + 1])) for n in range(1, len(parts))}
         allowed |= {"/run/.containerenv", "/run"}

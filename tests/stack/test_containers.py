@@ -31,7 +31,10 @@ from . import operator_support as sup
 
 pytestmark = pytest.mark.stack
 
-EXAMPLES = ("us-east-1", "eu-west-1", "eu-central-1", "ap-south-1")
+# Each region in a namespace of its own (a region's children have fixed names). eu-west-1 and
+# eu-central-1 name each other as failover targets and replication peers, which the operator
+# resolves within one namespace: they need their own clusters (remoteCluster), as in the demo.
+EXAMPLES = ("us-east-1", "ap-south-1")
 
 
 def _image(target: str) -> str:
@@ -68,9 +71,10 @@ def assert_no_writes(pod: podrun.Pod) -> None:
 class Fleet:
     """The operator container, running, and the app namespace it reconciles."""
 
-    def __init__(self, pod: podrun.Pod, app_ns: str, health_url: str) -> None:
+    def __init__(self, pod: podrun.Pod, namespaces: dict[str, str], health_url: str) -> None:
         self.pod = pod
-        self.app_ns = app_ns
+        self.namespaces = namespaces
+        """Example region -> its namespace (a region's children have fixed names)."""
         self.health_url = health_url
 
 
@@ -80,8 +84,9 @@ def fleet(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Fleet]:  # fmt: skip
     sup.install_crds(kube)
-    op_ns, app_ns = sup.unique("chart"), sup.unique("app")
-    for ns in (op_ns, app_ns):
+    op_ns = sup.unique("chart")
+    namespaces = {name: sup.unique(name) for name in EXAMPLES}
+    for ns in (op_ns, *namespaces.values()):
         kube.kubectl("create", "namespace", ns)
     repo, _, tag = operator_image.rpartition(":")
     metrics, health = sup.free_port(), sup.free_port()
@@ -95,7 +100,7 @@ def fleet(
             "metrics": {"port": metrics},
             "health": {"port": health},
             "driftInterval": 5,
-            "watch": {"allNamespaces": False, "namespaces": [app_ns]},
+            "watch": {"allNamespaces": False, "namespaces": sorted(namespaces.values())},
         },
     )
     (deployment,) = [o for o in objs if o["kind"] == "Deployment"]
@@ -106,8 +111,8 @@ def fleet(
     runner = podrun.PodRunner(kube, op_ns, tmp_path_factory.mktemp("operator"), network="host")
     pod = runner.pod(f"checkout-operator-{op_ns}", deployment["spec"]["template"])
     with podrun.running([pod]):
-        yield Fleet(pod, app_ns, f"http://127.0.0.1:{health}/healthz")
-    for ns in (op_ns, app_ns):
+        yield Fleet(pod, namespaces, f"http://127.0.0.1:{health}/healthz")
+    for ns in (op_ns, *namespaces.values()):
         sup.delete_namespace(kube, ns)
 
 
@@ -138,14 +143,19 @@ def test_operator_container_reconciles_the_examples_as_the_charts_service_accoun
 
     for name in EXAMPLES:
         body = sup.example(name)
-        body["metadata"]["namespace"] = fleet.app_ns
+        body["metadata"]["namespace"] = fleet.namespaces[name]
         body["spec"].pop("remoteCluster", None)
         body["spec"]["services"]["image"] = services_image
         body["spec"]["services"]["imagePullPolicy"] = "Never"
         sup.apply_yaml(kube, body)
 
+    def regions() -> list[dict[str, Any]]:
+        return [
+            sup.get(kube, "-n", ns, "checkoutregion", name) for name, ns in fleet.namespaces.items()
+        ]
+
     def all_ready() -> bool:
-        crs = sup.get(kube, "-n", fleet.app_ns, "checkoutregions")["items"]
+        crs = regions()
         return len(crs) == len(EXAMPLES) and all(
             (cr.get("status") or {}).get("phase") == "Ready"
             and cr["status"].get("observedGeneration") == cr["metadata"]["generation"]
@@ -154,12 +164,17 @@ def test_operator_container_reconciles_the_examples_as_the_charts_service_accoun
 
     try:
         sup.wait_for(all_ready, 240, "every example CheckoutRegion Ready", None)
-    finally:
-        pod.logs()
-    deployments = sup.get(kube, "-n", fleet.app_ns, "deployments")["items"]
-    assert {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deployments} == {
-        services_image
+    except AssertionError as exc:
+        crs = regions()
+        statuses = {cr["metadata"]["name"]: cr.get("status") for cr in crs}
+        raise AssertionError(f"{exc}\n{json.dumps(statuses, indent=1)[-6000:]}\n"
+                             f"operator log:\n{pod.logs()[-6000:]}") from exc  # fmt: skip
+    images_used = {
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+        for ns in fleet.namespaces.values()
+        for d in sup.get(kube, "-n", ns, "deployments")["items"]
     }
+    assert images_used == {services_image}
     assert pod.running()
     assert "Traceback" not in pod.logs(), pod.logs()[-4000:]
     assert_no_writes(pod)
@@ -179,7 +194,7 @@ def backing_secrets(
         "us-east-1-temporal": {"address": temporal.address},
     }
     for name, data in values.items():
-        kube.kubectl("-n", fleet.app_ns, "create", "secret", "generic", name,
+        kube.kubectl("-n", fleet.namespaces["us-east-1"], "create", "secret", "generic", name,
                      *(f"--from-literal={k}={v}" for k, v in data.items()))  # fmt: skip
     return [postgres.port, redis.port, kafka.port, temporal.port]
 
@@ -189,18 +204,29 @@ def test_services_run_read_only_and_answer_their_readiness_probes(
     tmp_path: pathlib.Path,
 ) -> None:  # fmt: skip
     sup.wait_for(
-        lambda: len(sup.get(kube, "-n", fleet.app_ns, "deployments",
+        lambda: len(sup.get(kube, "-n", fleet.namespaces["us-east-1"], "deployments",
                             "-l", "checkout-operator.io/region=us-east-1")["items"]) >= 6,
         240, "us-east-1's Deployments", None,
     )  # fmt: skip
     deployments = sup.get(
-        kube, "-n", fleet.app_ns, "deployments", "-l", "checkout-operator.io/region=us-east-1"
+        kube,
+        "-n",
+        fleet.namespaces["us-east-1"],
+        "deployments",
+        "-l",
+        "checkout-operator.io/region=us-east-1",
     )["items"]
     runner = podrun.PodRunner(
-        kube, fleet.app_ns, tmp_path, network="private", forward_ports=backing_secrets
+        kube,
+        fleet.namespaces["us-east-1"],
+        tmp_path,
+        network="private",
+        forward_ports=backing_secrets,
     )
     pods = [
-        runner.pod(f"{fleet.app_ns}-{d['metadata']['name']}", d["spec"]["template"])
+        runner.pod(
+            f"{fleet.namespaces['us-east-1']}-{d['metadata']['name']}", d["spec"]["template"]
+        )
         for d in deployments
     ]
     assert {p.argv[p.argv.index("--user") + 1] for p in pods} == {"10001:10001"}
