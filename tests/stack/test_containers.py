@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from checkout_demo import auth
 from checkout_stack import images, podrun
 from checkout_stack.errors import StackError
 
@@ -196,6 +197,10 @@ def backing_secrets(
     for name, data in values.items():
         kube.kubectl("-n", fleet.namespaces["us-east-1"], "create", "secret", "generic", name,
                      *(f"--from-literal={k}={v}" for k, v in data.items()))  # fmt: skip
+    # the gateway verifies bearer tokens against a JWKS the platform provides
+    jwks = auth.Issuer().jwks()
+    kube.kubectl("-n", fleet.namespaces["us-east-1"], "create", "configmap", auth.JWKS_CONFIGMAP,
+                 f"--from-literal={auth.JWKS_KEY}={jwks}")  # fmt: skip
     return [postgres.port, redis.port, kafka.port, temporal.port]
 
 
