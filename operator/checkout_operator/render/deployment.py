@@ -22,6 +22,8 @@ SERVICES_COMMAND: Final = "checkout-services"
 # The services listen on 127.0.0.1 unless told otherwise (right for a laptop, wrong in a pod):
 # the kubelet probes, and the Services route to, the pod's IP.
 LISTEN_ALL: Final = "0.0.0.0"  # noqa: S104 (a pod's own network namespace)
+PRINCIPAL_KEY_COMPONENTS: Final = frozenset({"gateway", "orders", "cart"})
+"""The gateway signs the principal with ``CHECKOUT_GATEWAY_KEY``; orders and cart check it."""
 
 
 def _config_volume(
@@ -70,6 +72,10 @@ def build(
         pods.env_from_secret("KAFKA_BOOTSTRAP_SERVERS", deps.kafka),
         pods.env_from_secret("TEMPORAL_ADDRESS", deps.temporal),
     ]
+    if component in PRINCIPAL_KEY_COMPONENTS:
+        env.append(
+            pods.env_from_secret("CHECKOUT_GATEWAY_KEY", spec.edge.gateway.principal_key_secret_ref)
+        )
     tracing = spec.tracing
     if tracing.otlp_endpoint:
         env += [
