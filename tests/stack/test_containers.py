@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import secrets
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -194,6 +195,8 @@ def backing_secrets(
         "us-east-1-kafka": {"bootstrap": kafka.bootstrap},
         "us-east-1-temporal": {"address": temporal.address},
     }
+    # the key the gateway signs principals with (spec.edge.gateway's default Secret)
+    values["checkout-gateway-key"] = {"key": secrets.token_hex(32)}
     for name, data in values.items():
         kube.kubectl("-n", fleet.namespaces["us-east-1"], "create", "secret", "generic", name,
                      *(f"--from-literal={k}={v}" for k, v in data.items()))  # fmt: skip
