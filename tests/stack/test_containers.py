@@ -149,6 +149,10 @@ def test_operator_container_reconciles_the_examples_as_the_charts_service_accoun
         body["spec"].pop("remoteCluster", None)
         body["spec"]["services"]["image"] = services_image
         body["spec"]["services"]["imagePullPolicy"] = "Never"
+        # the gateway does not start without an issuer and an audience (api/edge.py); the
+        # examples leave them out
+        gateway = body["spec"].setdefault("edge", {}).setdefault("gateway", {})
+        gateway.update({"issuer": "https://issuer.checkout.test", "audience": "checkout"})
         sup.apply_yaml(kube, body)
 
     def regions() -> list[dict[str, Any]]:
