@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
+import checkout_tasks as tasks
 from checkout_operator.kube import client as kclient
 from checkout_operator.kube import errors as kerrors
 
@@ -69,7 +70,7 @@ class Leader:
         self.skew = skew
         self.wall = wall
         self._valid_until = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._task: tasks.Guarded | None = None
         self.transitions = 0
 
     def is_leader(self) -> bool:
@@ -141,19 +142,24 @@ class Leader:
             try:
                 await self.try_acquire()
             except Exception:
-                logger.exception("leader election step failed")
+                # an unknown state: not the leader until a step succeeds (the guard logs the
+                # error and restarts the loop after a backoff)
                 self._valid_until = 0.0
+                raise
             await asyncio.sleep(self.retry)
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
+            self._task = tasks.start(
+                "failover leader election",
+                self.run,
+                policy=tasks.Policy(finishable=False),
+                logger=logger,
+            )
 
     async def aclose(self, *, release: bool = True) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
             self._task = None
         if release and self.is_leader():
             # Hand over at once: an expired renewTime lets the next replica take over.
