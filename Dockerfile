@@ -14,6 +14,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY lib/ lib/
 COPY operator/ operator/
 COPY services/ services/
 RUN python -m venv /opt/venv \

@@ -17,8 +17,8 @@ setup: $(BIN)/python  ## create .venv and install the project with its dev, serv
 	$(BIN)/pip install -q -e '.[dev,services,tracing]'
 
 lint:  ## ruff (lint + format check)
-	$(BIN)/ruff check operator services hack tests
-	$(BIN)/ruff format --check operator services hack tests
+	$(BIN)/ruff check lib operator services hack tests
+	$(BIN)/ruff format --check lib operator services hack tests
 
 typecheck:  ## mypy --strict on checkout_operator
 	$(BIN)/mypy

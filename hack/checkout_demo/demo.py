@@ -23,6 +23,7 @@ from checkout_demo import auth, cluster, cpu, report, scenarios, verify
 from checkout_demo.infra import Edge, PspSim, RegionInfra, start_parallel
 from checkout_demo.kubelet import Kubelet
 from checkout_demo.load import LIMITED_SKU, LoadGen, Router
+from checkout_demo.view import WriterEvent
 from checkout_stack.components.kube import ControlPlane
 from checkout_stack.errors import StackError
 
@@ -42,18 +43,6 @@ class Options:
     failover_timeout: float = 45.0
     out: Path = Path("demo-report")
     keep: bool = False
-
-
-@dataclass
-class WriterEvent:
-    t: float
-    market: str
-    writer: str
-    epoch: int
-    state: str
-    source: str
-    message: str = ""
-    """The operator's reason (status.markets[].message), e.g. why a down market does not move."""
 
 
 class Demo:

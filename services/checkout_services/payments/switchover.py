@@ -55,7 +55,7 @@ class Switchover:
                 market=market,
                 writer=exc.writer,
                 epoch=exc.epoch,
-            ) from None
+            ) from exc
 
     def in_flight(self, market: str) -> int:
         """The keeper's ``in_flight``: authorizations in progress, then the planned-move voids."""
