@@ -9,16 +9,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from checkout_operator.api.residency import market_residency
 from checkout_operator.failover import decide as fd
 from checkout_operator.failover import health as fh
+from checkout_operator.failover import plan as fplan
 from checkout_operator.reconcile import leases
 from checkout_operator.reconcile.failover.recording import Member
 from checkout_services.common import lease as contract
 
 
-def lag_from(body: Mapping[str, Any], peers: Sequence[str]) -> dict[str, int | None]:
-    """Replication lag per peer from ``status.replication`` (None: not known)."""
+def lag_from(body: Mapping[str, Any]) -> dict[str, int | None]:
+    """Replication lag per peer from the raw ``status.replication`` (None: not known); the
+    index parses specs only, so the status is read from the body as the watch last saw it."""
     out: dict[str, int | None] = {}
     for peer in (body.get("status") or {}).get("replication") or ():
         name = str(peer.get("peer") or "")
@@ -26,36 +27,13 @@ def lag_from(body: Mapping[str, Any], peers: Sequence[str]) -> dict[str, int | N
             continue
         known = not peer.get("message") and peer.get("observedAt")
         out[name] = int(peer.get("lagMessages") or 0) if known else None
-    for name in peers:
-        out.setdefault(name, None)
     return out
 
 
 def region_info(member: Member, health: fh.Health) -> fd.RegionInfo:
     body, parsed = member
-    spec = parsed.spec
-    fo = spec.failover
-    return fd.RegionInfo(
-        name=spec.region,
-        jurisdiction=spec.jurisdiction,
-        health=health,
-        home_markets={
-            m.country: market_residency(
-                m.country, spec.region, spec.jurisdiction, m.allowed_jurisdictions
-            )
-            for m in spec.home_markets
-        },
-        targets=fo.targets,
-        policy=fo.policy,
-        failback=fo.failback,
-        soak_seconds=fo.soak_seconds,
-        min_dwell_seconds=fo.min_dwell_seconds,
-        drain=fo.drain,
-        return_home=fo.return_home,
-        dry_run=fo.dry_run,
-        accept_data_loss=fo.accept_data_loss,
-        max_lag=spec.replication.max_lag_on_failover,
-        lag_from=lag_from(body, [p.region for p in spec.replication.peers]),
+    return fplan.region_info(
+        parsed, health, dry_run=parsed.spec.failover.dry_run, lag_from=lag_from(body)
     )
 
 
