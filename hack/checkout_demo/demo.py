@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+import checkout_tasks
 from checkout_demo import auth, cluster, cpu, report, scenarios, verify
 from checkout_demo.infra import Edge, PspSim, RegionInfra, start_parallel
 from checkout_demo.kubelet import Kubelet
@@ -424,7 +425,7 @@ class Demo:
         await self.warm_up(router)
         self.load.t0 = time.monotonic()
         self.cpu["start"] = self.cpu_snapshot()
-        progress = asyncio.create_task(self.progress())
+        progress = checkout_tasks.start("demo progress", self.progress)
         # arrivals go on until `after` seconds past the region's return (its restart can take
         # long on a loaded machine); the bound only guards against a hang
         load = asyncio.create_task(self.load.run(total + 900))
