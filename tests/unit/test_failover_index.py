@@ -6,14 +6,17 @@ left out of the members; only a region coming, going or changing its spec wakes 
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from collections.abc import AsyncIterator
 from typing import Any
 
 from example_data import example_docs
 
+import checkout_tasks as tasks
 from checkout_operator.reconcile.failover import RegionIndex
 from checkout_operator.reconcile.failover.deciding import lag_from
-from checkout_operator.reconcile.failover.watching import fleets
+from checkout_operator.reconcile.failover.watching import WatchEndedEarly, Watcher, fleets
 
 
 def body(name: str, namespace: str = "shop", generation: int = 1) -> dict[str, Any]:
@@ -76,3 +79,53 @@ def test_a_namespace_list_replaces_only_that_namespace() -> None:
     assert names(idx, "b") == ["us-east-1"]
     by_fleet = fleets(idx.members("b"))
     assert list(by_fleet) == [idx.members("b")[0][1].spec.fleet]
+
+
+class FakeClient:
+    """Lists and watches from a script: each watch yields its events, then ends."""
+
+    def __init__(self, listed: list[list[dict[str, Any]]], watches: list[list[Any]]) -> None:
+        self.listed = listed
+        self.watches = watches
+        self.lists = 0
+
+    async def list(self, *args: Any, **kw: Any) -> list[dict[str, Any]]:
+        self.lists += 1
+        return self.listed.pop(0) if self.listed else []
+
+    async def watch(self, *args: Any, **kw: Any) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        events = self.watches.pop(0) if self.watches else []
+        for event in events:
+            yield event
+        if not self.watches:
+            await asyncio.Event().wait()  # the last watch stays open
+
+
+async def test_the_watcher_lists_follows_and_relists_with_backoff_after_a_short_watch() -> None:
+    wakes: list[int] = []
+    client = FakeClient(
+        listed=[[body("eu-west-1")], [body("eu-west-1"), body("us-east-1")]],
+        watches=[[("ADDED", body("ap-south-1"))], []],
+    )
+    watcher = Watcher(client, "shop", lambda: wakes.append(1))  # type: ignore[arg-type]
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    handle = tasks.start("watch", watcher.watch_regions, sleep=sleep)
+    try:
+        for _ in range(200):
+            if client.lists >= 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        # the first watch ended at once (an ERROR event does that): a failure, so the guard
+        # backed off before listing again; the re-list replaced what the first watch added
+        assert client.lists == 2
+        assert len(pauses) == 1
+        assert isinstance(handle.error, WatchEndedEarly)
+        assert names(watcher.regions) == ["eu-west-1", "us-east-1"]
+        assert len(wakes) >= 3  # first list, the ADDED region, the re-list's changes
+    finally:
+        await handle.stop()

@@ -18,6 +18,7 @@ from typing import Any
 
 import checkout_tasks as tasks
 from checkout_operator.failover import decide as fd
+from checkout_operator.failover import health as fh
 from checkout_operator.kube import errors as kerrors
 from checkout_operator.probes import http as probes
 from checkout_operator.reconcile import index, leases, region
@@ -68,7 +69,7 @@ class Engine:
         wakes then instead of at its next tick."""
 
     @property
-    def health(self) -> dict[tuple[str, str], Any]:
+    def health(self) -> dict[tuple[str, str], fh.Health]:
         return self.probing.health
 
     @property
@@ -241,6 +242,8 @@ class Engine:
                 continue  # the watch's first list has not come yet
             leading = self.is_leader()
             names = self.watcher.regions.namespaces()
+            for gone in self.probing.namespaces() - set(names):
+                self.probing.keep_only(set(), gone)  # its last region was deleted
             for ns in names if only is None else sorted(only.intersection(names)):
                 try:
                     await self.step(ns, decide=leading, wait_records=False)

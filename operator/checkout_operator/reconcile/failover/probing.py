@@ -69,6 +69,9 @@ class Probing:
         self._specs[key] = spec
         self._tasks.start(_name(key), lambda: self._loop(key, spec))
 
+    def namespaces(self) -> set[str]:
+        return {k[0] for k in self._specs}
+
     def keep_only(self, keep: set[Key], namespace: str) -> None:
         """Stop probing the regions of ``namespace`` that are not in ``keep``."""
         for key in [k for k in self._specs if k[0] == namespace and k not in keep]:
