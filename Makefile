@@ -51,11 +51,9 @@ SCENARIO ?= kill-region
 REGION ?= us-east-1
 
 demo:  ## three regions, checkouts, a GameDay (kill-region), and the promises report (< 10 min)
-	export CHECKOUT_CACHE_DIR="$${CHECKOUT_CACHE_DIR:-$$HOME/.cache/checkout-operator}"; \
 	PYTHONPATH=hack $(BIN)/python -m checkout_demo demo $(DEMO_ARGS)
 
 gameday:  ## one GameDay scenario: make gameday SCENARIO=kill-region|hang-probes|slow-psp|partition-kafka REGION=us-east-1
-	export CHECKOUT_CACHE_DIR="$${CHECKOUT_CACHE_DIR:-$$HOME/.cache/checkout-operator}"; \
 	PYTHONPATH=hack $(BIN)/python -m checkout_demo gameday --scenario $(SCENARIO) --region $(REGION) $(DEMO_ARGS)
 
 demo-kind:  ## for Docker users: the same fleet in kind (NOT tested here: no Docker on this machine)

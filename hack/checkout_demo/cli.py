@@ -57,7 +57,30 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("demo-report"), help="report folder")
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="only check that everything the demo runs is built (by hack/setup.sh), then exit",
+    )
     return p
+
+
+def preflight() -> int:
+    """Fail fast, before starting anything, when the stack's programs are not in the cache."""
+    from checkout_stack import build, paths
+
+    absent = build.missing()
+    where = f"{paths.cache_dir()} ({paths.cache_origin()})"
+    if not absent:
+        return 0
+    for step, path in absent:
+        print(f"checkout-demo: {step}: {path} not found", file=sys.stderr)
+    print(
+        f"checkout-demo: the stack is not built in cache {where}; "
+        "fix: run `bash hack/setup.sh` (or `hack/stack build`), which builds into that cache",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.warmup < 0:
         print("checkout-demo: --warmup must be >= 0", file=sys.stderr)
         return 2
+    if preflight():
+        return 2
+    if args.check:
+        from checkout_stack import paths
+
+        print(f"checkout-demo: everything is built (cache {paths.cache_dir()})")
+        return 0
     opts = Options(
         scenario=args.scenario,
         region=args.region,

@@ -161,7 +161,12 @@ class Api:
         s = self.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
         if s is None:
             raise StackError(
-                "demo", f"Secret {namespace}/{name} is missing", fix="the demo creates it: rerun"
+                "demo",
+                f"Secret {namespace}/{name} is missing",
+                fix=(
+                    "the demo creates it before the operator starts: "
+                    "rerun `make demo` (it starts from an empty cluster)"
+                ),
             )
         return {k: base64.b64decode(v).decode() for k, v in (s.get("data") or {}).items()}
 

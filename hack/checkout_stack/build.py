@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from checkout_stack import paths, versions
-from checkout_stack.components.kafka import bootstrap_template, build_cds_archive
+from checkout_stack.components.kafka import bootstrap_template, build_cds_archive, cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
 
@@ -134,7 +134,12 @@ def _kwok_stages(dest_dir: Path) -> None:
     for rel in KWOK_STAGES:
         path = src / "kustomize" / "stage" / rel
         if not path.exists():
-            raise StackError("kwok", f"stage config {path} missing", fix="rerun `hack/stack build`")
+            raise StackError(
+                "kwok",
+                f"stage config {path} missing",
+                fix=f"`rm -rf {paths.kwok_bin().parent}` and run `hack/stack build --only kwok` "
+                "(refetches the kwok module with its stage configs)",
+            )
         docs.append(path.read_text().strip())
     (dest_dir / "stages.yaml").write_text("\n---\n".join(docs) + "\n")
 
@@ -193,6 +198,31 @@ STEPS: dict[str, Callable[[], str]] = {
     "kwok": build_kwok,
     "helm": build_helm,
 }
+
+
+def outputs() -> dict[str, list[Path]]:
+    """What each build step leaves in the cache (or the venv): what the stack, the tests and
+    `make demo` look for."""
+    libs = paths.kafka_libs()
+    k8s = paths.built_k8s_dir()
+    return {
+        "kafka": [
+            libs / f"kafka_2.13-{versions.KAFKA}.jar",
+            libs.parent / "bootstrap.checkpoint",
+            cds_archive(),
+        ],
+        "temporal": [paths.venv_bin("temporal")],
+        "kubernetes": [k8s / name for name in paths.K8S_BINARIES],
+        "kwok": [paths.kwok_bin(), paths.kwok_stages()],
+        "helm": [paths.helm_bin()],
+    }
+
+
+def missing() -> list[tuple[str, Path]]:
+    """(step, path) of every build output that is not there."""
+    return [
+        (step, path) for step, found in outputs().items() for path in found if not path.exists()
+    ]
 
 
 def build(only: list[str] | None = None, echo: Callable[[str], None] = print) -> dict[str, float]:

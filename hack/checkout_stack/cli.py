@@ -167,6 +167,8 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    if args.check:
+        return _check_built()
     only = [s.strip() for s in args.only.split(",")] if args.only else None
     if only:
         unknown = set(only) - set(build_mod.STEPS)
@@ -181,6 +183,23 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 1
     print(f"build: done in {time.monotonic() - t0:.1f} s (cache {paths.cache_dir()})")
     return 0
+
+
+def _check_built() -> int:
+    """`hack/stack build --check`: is everything built? Builds nothing."""
+    absent = build_mod.missing()
+    where = f"{paths.cache_dir()} ({paths.cache_origin()})"
+    if not absent:
+        print(f"build: everything is built (cache {where})")
+        return 0
+    for step, path in absent:
+        print(f"build: {step}: {path} not found", file=sys.stderr)
+    print(
+        f"build: {len(absent)} output(s) missing from cache {where}; "
+        "fix: run `hack/stack build` (or `bash hack/setup.sh` on a fresh machine)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -218,6 +237,11 @@ def parser() -> argparse.ArgumentParser:
     env.set_defaults(func=cmd_env)
     build = sub.add_parser("build", help="fetch/build every binary into the cache")
     build.add_argument("--only", help=f"comma-separated subset of {','.join(build_mod.STEPS)}")
+    build.add_argument(
+        "--check",
+        action="store_true",
+        help="build nothing; exit 1 and list what is missing from the cache, 0 if all is built",
+    )
     build.set_defaults(func=cmd_build)
     return p
 

@@ -38,8 +38,14 @@ class MissingTool(StackError):
     """A binary or jar the stack needs is not installed / not built yet."""
 
     def __init__(self, component: str, what: str, fix: str | None = None) -> None:
+        # imported here: paths imports this module
+        from checkout_stack import paths
+
+        where = f"cache {paths.cache_dir()} ({paths.cache_origin()})"
         super().__init__(
             component,
-            f"{what} not found",
-            fix=fix or "run `bash hack/setup.sh` (fresh machine) or `hack/stack build`",
+            f"{what} not found ({where})",
+            fix=fix
+            or "run `bash hack/setup.sh` (fresh machine) or `hack/stack build`: both build into "
+            "this same cache, unless $CHECKOUT_CACHE_DIR differs between the shells",
         )

@@ -12,9 +12,28 @@ from checkout_stack.errors import MissingTool
 REPO = Path(__file__).resolve().parents[2]
 
 
+def default_cache_dir() -> Path:
+    """The one default of the cache: `$XDG_CACHE_HOME/checkout-operator`, else
+    `~/.cache/checkout-operator`. Outside the clone, so a second clone reuses the builds.
+
+    hack/setup.sh, hack/stack, the Makefile, the pytest plugin, the demo and .ci/run all come
+    here (none of them sets a default of its own)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "checkout-operator"
+
+
 def cache_dir() -> Path:
-    """`$CHECKOUT_CACHE_DIR`, default `<repo>/.cache` (git-ignored)."""
-    return Path(os.environ.get("CHECKOUT_CACHE_DIR") or REPO / ".cache").expanduser().resolve()
+    """`$CHECKOUT_CACHE_DIR` if set, else `default_cache_dir()`."""
+    override = os.environ.get("CHECKOUT_CACHE_DIR")
+    return Path(override or default_cache_dir()).expanduser().resolve()
+
+
+def cache_origin() -> str:
+    """Where `cache_dir()` came from, for error messages."""
+    if os.environ.get("CHECKOUT_CACHE_DIR"):
+        return "$CHECKOUT_CACHE_DIR"
+    return "$XDG_CACHE_HOME" if os.environ.get("XDG_CACHE_HOME") else "the default"
 
 
 def state_file() -> Path:

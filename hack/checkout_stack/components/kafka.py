@@ -136,7 +136,7 @@ class KafkaCluster:
         props = self.dir / "server.properties"
         if not props.exists():
             props = self._configure()
-            self.cluster_id = self.cluster_id or _random_id()
+            self.cluster_id = self.cluster_id or kafka_id()
             self._format()
         proc = Proc(
             f"{COMPONENT}[{self.region}]",
@@ -147,7 +147,10 @@ class KafkaCluster:
                 extra=self.jvm_opts,
             ),
             log=self.log,
-            fix="check the log; `hack/stack build` refetches the jars",
+            fix=(
+                "read the log above; if it names a corrupt or missing jar, "
+                f"`rm -rf {paths.kafka_libs()}` and run `hack/stack build` (refetches them)"
+            ),
         )
         marker = f"-- start {len(self.procs)}"
         with self.log.open("a") as out:
@@ -169,7 +172,7 @@ class KafkaCluster:
         data.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(bootstrap_template(), data / "bootstrap.checkpoint")
         (data / "meta.properties").write_text(
-            f"node.id=1\ndirectory.id={_random_id()}\nversion=1\ncluster.id={self.cluster_id}\n"
+            f"node.id=1\ndirectory.id={kafka_id()}\nversion=1\ncluster.id={self.cluster_id}\n"
         )
 
     def stop(self) -> None:
@@ -180,9 +183,14 @@ class KafkaCluster:
         return any(p.alive() for p in self.procs)
 
 
-def _random_id() -> str:
-    """A Kafka cluster/directory id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def kafka_id() -> str:
+    """A Kafka cluster/directory id: 16 random bytes, URL-safe base64 without padding, never
+    starting with `-` (a command line reads such an id as an option: one id in 64 would).
+    Kafka's own `Uuid.randomUuid()` rejects those ids for the same reason."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 _template_lock = threading.Lock()
@@ -197,33 +205,38 @@ def bootstrap_template() -> Path:
             return target
         work = Path(tempfile.mkdtemp(prefix="kafka-format-"))
         try:
-            props = work / "server.properties"
-            props.write_text(
-                "process.roles=broker,controller\nnode.id=1\n"
-                "controller.quorum.voters=1@127.0.0.1:9093\n"
-                "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n"
-                f"controller.listener.names=CONTROLLER\nlog.dirs={work / 'data'}\n"
-            )
-            (work / "log4j2.properties").write_text(LOG4J2.format(level="WARN"))
-            run(
-                COMPONENT,
-                _java(
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    _random_id(),
-                    "-c",
-                    str(props),
-                    log4j=work / "log4j2.properties",
-                ),
-                fix=FIX_BUILD,
-            )
+            data = format_storage(work, kafka_id())
             tmp = target.with_suffix(".tmp")
-            shutil.copyfile(work / "data" / "bootstrap.checkpoint", tmp)
+            shutil.copyfile(data / "bootstrap.checkpoint", tmp)
             tmp.rename(target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return target
+
+
+def format_storage(work: Path, cluster_id: str) -> Path:
+    """`kafka-storage format` of a one-node static quorum in `work`; returns its data folder.
+    The id goes as `--cluster-id=<id>`: even an id that starts with `-` is not read as an option."""
+    props = work / "server.properties"
+    props.write_text(
+        "process.roles=broker,controller\nnode.id=1\n"
+        "controller.quorum.voters=1@127.0.0.1:9093\n"
+        "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n"
+        f"controller.listener.names=CONTROLLER\nlog.dirs={work / 'data'}\n"
+    )
+    (work / "log4j2.properties").write_text(LOG4J2.format(level="WARN"))
+    run(
+        COMPONENT,
+        _java(
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            f"--config={props}",
+            log4j=work / "log4j2.properties",
+        ),
+        fix=FIX_BUILD,
+    )
+    return work / "data"
 
 
 @dataclass
@@ -289,7 +302,10 @@ def build_cds_archive() -> Path:
             raise StackError(
                 COMPONENT,
                 "the JVM wrote no class-data archive",
-                fix="check the log; delete the cache's kafka folder and rerun `hack/stack build`",
+                fix=(
+                    f"read the log above; `rm -rf {paths.kafka_libs().parent}` and "
+                    "run `hack/stack build` (refetches the jars, remakes the archive)"
+                ),
                 log=cluster.log,
             )
         shutil.move(tmp, target)

