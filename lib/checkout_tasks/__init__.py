@@ -219,7 +219,9 @@ class Supervisor:
             del self._tasks[handle.name]
 
     def get(self, name: str) -> Guarded | None:
-        return self._tasks.get(name)
+        """The running task of that name (None once it has ended)."""
+        handle = self._tasks.get(name)
+        return handle if handle is not None and not handle.done() else None
 
     def names(self) -> list[str]:
         return sorted(self._tasks)
