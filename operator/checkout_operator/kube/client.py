@@ -154,6 +154,21 @@ class KubeClient:
                 await asyncio.sleep(min(exc.retry_after or 0.1 * 2**attempt, 2.0))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def get_text(self, path: str, params: Mapping[str, str] | None = None) -> str:
+        """A GET whose answer is text, not JSON (e.g. a pod's log)."""
+        self.request_count += 1
+        try:
+            response = await self._http.request("GET", path, params=params)
+        except (httpx.TransportError, OSError) as exc:
+            raise self._transport_error(f"GET {path}", exc) from None
+        if response.status_code >= 400:
+            try:
+                decoded = response.json()
+            except ValueError:
+                decoded = None
+            raise errors.from_response(response.status_code, decoded, verb="GET", target=path)
+        return response.text
+
     async def _request_once(
         self,
         method: str,

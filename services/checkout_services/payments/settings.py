@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from checkout_services.common import settings as common_settings
 from checkout_services.payments import config, idempotency
 
 
@@ -32,8 +33,10 @@ def _float(name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
+    __repr__ = common_settings.safe_repr  # DSNs carry passwords
+
     database_url: str
     redis_url: str
     routing_file: str

@@ -60,13 +60,13 @@ class FleetView:
         """The CheckoutRegion whose home market ``market`` is."""
         return self.by_name[self.home_of[market]]
 
-    def decide(
+    def observe(
         self, now: float, current: Mapping[str, contract.WriteLease], reachable: bool
-    ) -> fd.Decision:
-        obs = fd.Observation(
+    ) -> fd.Observation:
+        """What the pure decision is asked about (before the regions' overrides in force)."""
+        return fd.Observation(
             now,
             self.infos,
             {m: leases.to_decision(current[m]) if m in current else None for m in self.home_of},
             reachable,
         )
-        return fd.decide(obs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -21,7 +22,7 @@ from checkout_operator.failover import decide as fd
 from checkout_operator.failover import health as fh
 from checkout_operator.kube import errors as kerrors
 from checkout_operator.probes import http as probes
-from checkout_operator.reconcile import index, leases, region
+from checkout_operator.reconcile import index, leases, region, requests
 from checkout_operator.reconcile.failover import recording
 from checkout_operator.reconcile.failover.deciding import FleetView
 from checkout_operator.reconcile.failover.moving import Move, Mover
@@ -120,7 +121,17 @@ class Engine:
             logger.warning(
                 "fleet %s/%s: lease store unreachable, frozen: %s", namespace, fleet, exc
             )
-        decision = view.decide(self.clock(), current, reachable)
+        now = self.clock()
+        obs = view.observe(now, current, reachable)
+        # imperative requests (annotation) judged against this round's observation
+        obs = await requests.consume(
+            self.ctx.client,
+            obs,
+            view.by_name,
+            recording.rfc3339(now),
+            functools.partial(recording.post_event, self.ctx.client),
+        )
+        decision = fd.decide(obs)
         if not reachable:
             self._frozen[namespace] = True
             return decision  # nothing can be written anyway; status waits for the store

@@ -22,6 +22,7 @@ from checkout_operator import metrics
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.failover import decide as fd
 from checkout_operator.failover import health as fh
+from checkout_operator.failover import summary
 from checkout_operator.kube import client as kclient
 from checkout_operator.kube import errors as kerrors
 from checkout_operator.reconcile import region
@@ -31,7 +32,7 @@ logger = logging.getLogger("checkout_operator.failover")
 
 HISTORY_LIMIT: Final = 20
 Job = Callable[[], Awaitable[None]]
-Body = Mapping[str, Any]
+Body = dict[str, Any]
 Member = tuple[Body, CheckoutRegion]
 """A CheckoutRegion as read (body, with its status) and parsed."""
 
@@ -143,6 +144,7 @@ def _market_entry(
         "writer": lease.holder,
         "epoch": lease.epoch,
         "state": state,
+        "target": lease.fencing_to if state == "Fencing" else "",
         "leaseExpiresAt": rfc3339(lease.renewed_at + lease.duration),
         "message": message,
     }
@@ -190,6 +192,9 @@ class StatusWriter:
                 entry = _market_entry(m.country, lease, plan, parsed.spec.failover.dry_run)
                 markets.append(entry)
                 metrics.MARKET_EPOCH.labels(fleet=fleet, market=m.country).set(lease.epoch)
+                metrics.MARKET_DOWN.labels(fleet=fleet, market=m.country).set(
+                    entry["state"] == "Down"
+                )
                 down_key = (namespace, m.country)
                 down = entry["state"] == "Down"
                 if down and not self._down.get(down_key):
@@ -203,6 +208,8 @@ class StatusWriter:
                 self._down[down_key] = down
             new = {
                 "markets": markets,
+                "failoverState": summary.failover_state(name, markets),
+                "writers": summary.writers(markets),
                 "health": _health_entry(health_of(name), hp.success_threshold),
                 "expectedFailoverSeconds": hp.period_seconds * hp.failure_threshold
                 + parsed.spec.failover.write_lease_seconds,
@@ -236,4 +243,4 @@ def _essence(st: Mapping[str, Any]) -> Any:
         {k: v for k, v in m.items() if k != "leaseExpiresAt"} for m in st.get("markets") or ()
     ]
     health = {k: v for k, v in (st.get("health") or {}).items() if k != "lastProbeTime"}
-    return (markets, health, st.get("expectedFailoverSeconds"))
+    return (markets, health, st.get("expectedFailoverSeconds"), st.get("failoverState"))
