@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from checkout_stack import argocd_lua, paths, versions
+from checkout_stack import argocd_lua, images, paths, versions
 from checkout_stack.components.kafka import bootstrap_template, build_cds_archive, cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
@@ -83,6 +83,8 @@ def build_kubernetes() -> str:
             "k8s.io/kubernetes/cmd/kube-controller-manager",
             "k8s.io/kubernetes/cmd/kube-scheduler",
             "k8s.io/kubernetes/cmd/kubectl",
+            # the real node's kubelet: one build with the control plane shares its compile
+            "k8s.io/kubernetes/cmd/kubelet",
             "go.etcd.io/etcd/server/v3",
         ],
         paths.logs_dir() / "build-kubernetes.log",
@@ -96,7 +98,11 @@ def build_kubernetes() -> str:
 
 
 def _go_install(
-    component: str, package: str, dest: Path, extra: Callable[[Path], None] | None = None
+    component: str,
+    package: str,
+    dest: Path,
+    extra: Callable[[Path], None] | None = None,
+    tags: str = "",
 ) -> str:
     if dest.exists():
         return f"cached {dest}"
@@ -105,7 +111,7 @@ def _go_install(
     tmp.mkdir(parents=True)
     _run_logged(
         component,
-        [str(paths.go_bin()), "install", "-trimpath", "-ldflags=-s -w", package],
+        [str(paths.go_bin()), "install", "-trimpath", "-ldflags=-s -w", f"-tags={tags}", package],
         paths.logs_dir() / f"build-{component}.log",
         paths.cache_dir(),
         {**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""},
@@ -156,11 +162,22 @@ def build_helm() -> str:
     return _go_install("helm", f"helm.sh/helm/v3/cmd/helm@{versions.HELM}", paths.helm_bin())
 
 
+def build_stripe_mock() -> str:
+    return _go_install(
+        "stripe-mock",
+        f"github.com/stripe/stripe-mock@{versions.STRIPE_MOCK}",
+        paths.stripe_mock_bin(),
+    )
+
+
 def build_promtool() -> str:
+    # `check rules` and `test rules` need no service discovery: the remove_all_sd build tag
+    # (Prometheus' plugins/) leaves out every cloud SDK, most of a full build's compile time
     return _go_install(
         "promtool",
         f"github.com/prometheus/prometheus/cmd/promtool@{versions.PROMETHEUS}",
         paths.promtool_bin(),
+        tags="remove_all_sd",
     )
 
 
@@ -205,8 +222,11 @@ STEPS: dict[str, Callable[[], str]] = {
     "kubernetes": build_kubernetes,
     "kwok": build_kwok,
     "helm": build_helm,
+    "stripe-mock": build_stripe_mock,
     "argocd-lua": argocd_lua.build,
     "promtool": build_promtool,
+    # the project's images (podman on a Debian base), cached by the content hash of their inputs
+    "images": images.summary,
 }
 
 
@@ -225,6 +245,7 @@ def outputs() -> dict[str, list[Path]]:
         "kubernetes": [k8s / name for name in paths.K8S_BINARIES],
         "kwok": [paths.kwok_bin(), paths.kwok_stages()],
         "helm": [paths.helm_bin()],
+        "stripe-mock": [paths.stripe_mock_bin()],
         "argocd-lua": [argocd_lua.binary()],
         "promtool": [paths.promtool_bin()],
     }

@@ -20,6 +20,7 @@ from checkout_stack.components.kafka import KafkaCluster, MirrorMaker
 from checkout_stack.components.kube import ControlPlane
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
+from checkout_stack.components.stripe_mock import StripeMock
 from checkout_stack.components.temporal import Temporal
 from checkout_stack.errors import StackError
 from checkout_stack.stack import MANAGEMENT, Stack
@@ -149,6 +150,17 @@ def postgres(stack: Stack) -> Postgres:
 def redis(stack: Stack) -> Redis:
     try:
         return stack.redis()
+    except StackError as exc:
+        _fail(exc)
+        raise
+
+
+@pytest.fixture(scope="session")
+def stripe_mock(stack: Stack) -> StripeMock:
+    """Stripe's official mock server (``hack/stack build`` builds it): validates each request
+    against Stripe's OpenAPI description and answers with fixtures."""
+    try:
+        return stack.stripe_mock()
     except StackError as exc:
         _fail(exc)
         raise

@@ -305,11 +305,7 @@ def test_watched_namespaces_get_role_bindings_not_a_cluster_binding(
     (dep,) = by_kind(docs, "Deployment")
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:3] == ["run", "--namespace=shop", "--namespace=shop-eu"]
-    bindings = [
-        b
-        for b in by_kind(docs, "RoleBinding")
-        if not b["metadata"]["name"].endswith("-leader-election")  # in the release namespace
-    ]
+    bindings = [b for b in by_kind(docs, "RoleBinding") if b["roleRef"]["kind"] == "ClusterRole"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["shop", "shop-eu"]
     assert {b["roleRef"]["name"] for b in bindings} == {"co-checkout-operator"}
     (cluster_binding,) = by_kind(docs, "ClusterRoleBinding")  # only kopf's framework needs
@@ -323,10 +319,22 @@ def test_watched_namespaces_get_role_bindings_not_a_cluster_binding(
     }
 
 
+def _roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return by_kind(docs, "ClusterRole") + by_kind(docs, "Role")
+
+
+def _secret_rules(docs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [
+        (r, rule) for r in _roles(docs) for rule in r["rules"] if "secrets" in rule["resources"]
+    ]
+
+
+SECRETS_CLUSTER = ("--set", "rbac.remoteClusterSecrets.scope=cluster")
+
+
 def test_rbac_grants_no_wildcards_and_no_secret_listing(helm_bin: pathlib.Path) -> None:
-    for values in ((), ONE_NAMESPACE):
-        docs = template(helm_bin, *values)
-        for role in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):
+    for values in ((), ONE_NAMESPACE, SECRETS_CLUSTER):
+        for role in _roles(template(helm_bin, *values)):
             if role["metadata"]["name"].endswith(("-view", "-edit")):
                 continue  # aggregated into users' roles (test_aggregated_roles_...)
             for rule in role["rules"]:
@@ -335,17 +343,57 @@ def test_rbac_grants_no_wildcards_and_no_secret_listing(helm_bin: pathlib.Path) 
                 if "secrets" in rule["resources"]:
                     assert rule["verbs"] == ["get"], rule
                 assert not {"escalate", "bind", "impersonate", "update"} & set(rule["verbs"])
+                # the operator may change only its own lease Roles and RoleBindings
+                if {"roles", "rolebindings"} & set(rule["resources"]):
+                    if {"patch", "delete"} & set(rule["verbs"]):
+                        assert rule["resourceNames"] == ["checkout-leases", "checkout-leases-read"]
+                    else:
+                        assert set(rule["verbs"]) == {"list", "create"}, rule
+
+
+def test_secret_access_is_per_watched_namespace_unless_asked_for(helm_bin: pathlib.Path) -> None:
+    """Issue 18 #1: the defaults let the operator get every Secret of the cluster."""
+    # all namespaces watched, nothing asked for: no Secret access anywhere
+    assert _secret_rules(template(helm_bin)) == []
+    # watched namespaces: one Role + RoleBinding each, nothing cluster-wide
+    docs = template(helm_bin, *ONE_NAMESPACE)
+    rules = _secret_rules(docs)
+    assert sorted(r["metadata"]["namespace"] for r, _ in rules) == ["shop", "shop-eu"]
+    assert {r["kind"] for r, _ in rules} == {"Role"}
+    bindings = [
+        b for b in by_kind(docs, "RoleBinding") if b["roleRef"]["name"].endswith("-kubeconfigs")
+    ]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["shop", "shop-eu"]
+    assert all(b["roleRef"]["kind"] == "Role" for b in bindings)
+    assert all(b["subjects"][0]["name"] == "co-checkout-operator" for b in bindings)
+    # all namespaces + named extra namespaces and Secret names
+    docs = template(
+        helm_bin,
+        "--set", "rbac.remoteClusterSecrets.namespaces={fleet}",
+        "--set", "rbac.remoteClusterSecrets.names={eu-kubeconfig,us-kubeconfig}",
+    )  # fmt: skip
+    ((role, rule),) = _secret_rules(docs)
+    assert (role["kind"], role["metadata"]["namespace"]) == ("Role", "fleet")
+    assert rule["resourceNames"] == ["eu-kubeconfig", "us-kubeconfig"]
+    # cluster-wide only when asked for
+    docs = template(helm_bin, *SECRETS_CLUSTER)
+    ((role, _),) = _secret_rules(docs)
+    assert role["kind"] == "ClusterRole"
+    assert any(b["roleRef"]["name"] == role["metadata"]["name"]
+               for b in by_kind(docs, "ClusterRoleBinding"))  # fmt: skip
 
 
 def test_optional_rbac_rules_follow_the_values(helm_bin: pathlib.Path) -> None:
     docs = template(
-        helm_bin, "--set", "rbac.strimzi=false", "--set", "rbac.remoteClusterSecrets=false"
-    )
+        helm_bin,
+        *ONE_NAMESPACE,
+        "--set", "rbac.strimzi=false", "--set", "rbac.remoteClusterSecrets.scope=none",
+    )  # fmt: skip
     role = next(
         r for r in by_kind(docs, "ClusterRole") if r["metadata"]["name"] == "co-checkout-operator"
     )
     resources = {res for rule in role["rules"] for res in rule["resources"]}
-    assert "secrets" not in resources
+    assert _secret_rules(docs) == []
     assert "kafkamirrormaker2s" not in resources
     assert "deployments" in resources
 
@@ -386,6 +434,8 @@ def test_dashboard_config_map_holds_the_dashboard(helm_bin: pathlib.Path) -> Non
         (("--set", "monitoring.podMonitor.interval=often"), "/monitoring/podMonitor/interval"),
         (("--set", "monitoring.prometheusRule.probeFailureRatio=2"), "probeFailureRatio"),
         (("--set", "readinessProbe.periodSecond=5"), "periodSecond"),
+        (("--set", "rbac.remoteClusterSecrets.scope=everywhere"), "scope"),
+        (("--set", "rbac.remoteClusterSecrets=true"), "remoteClusterSecrets"),
     ],
 )
 def test_schema_rejects_bad_values(

@@ -21,7 +21,7 @@ import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 
-from checkout_services.common import config, lease
+from checkout_services.common import config, kubeconfig_policy, lease
 
 log = logging.getLogger("checkout_services.common.fencing")
 
@@ -72,6 +72,9 @@ async def keeper(
         return
     try:
         k = lease.keeper_from_env(region.region, region.fleet, service=service)
+    except kubeconfig_policy.NotAllowed as exc:
+        # the message names the field only (never a value): say which one
+        raise lease.LeaseStoreError(f"{service}: {exc}") from exc
     except (OSError, KeyError, ValueError, StopIteration) as exc:
         # never echo the credential: name the setting and the kind of failure only
         raise lease.LeaseStoreError(

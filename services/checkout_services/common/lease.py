@@ -72,6 +72,8 @@ from typing import Any, Final, Literal
 
 import httpx
 
+from checkout_services.common import kubeconfig_policy
+
 API_VERSION: Final = "coordination.k8s.io/v1"
 PREFIX: Final = "checkout-operator.io/"
 FLEET_LABEL: Final = PREFIX + "fleet"
@@ -260,21 +262,21 @@ class StoreConfig:
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path, namespace: str) -> StoreConfig:
-        """Read the current context of a kubeconfig (embedded ``*-data`` or file paths)."""
+        """Read the current context of a kubeconfig: it comes from a Secret (the region's
+        ``leaseKubeconfigSecretRef``), so it may carry only inline credentials and an https
+        server (``kubeconfig_policy``; raises its ``NotAllowed`` naming the field)."""
         import yaml
 
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        kubeconfig_policy.check(doc, KUBECONFIG_ENV)
         ctx_name = doc.get("current-context")
         ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)
         cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
         user = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"])
 
         def blob(section: Mapping[str, Any], key: str) -> bytes:
-            if section.get(f"{key}-data"):
-                return base64.b64decode(section[f"{key}-data"])
-            if section.get(key):
-                return Path(section[key]).read_bytes()
-            return b""
+            data = section.get(f"{key}-data")
+            return base64.b64decode(data) if data else b""
 
         return cls(
             server=str(cluster["server"]),
