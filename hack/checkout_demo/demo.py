@@ -19,10 +19,12 @@ from typing import Any
 
 import httpx
 
+import checkout_tasks
 from checkout_demo import auth, cluster, cpu, report, scenarios, verify
 from checkout_demo.infra import Edge, PspSim, RegionInfra, start_parallel
 from checkout_demo.kubelet import Kubelet
 from checkout_demo.load import LIMITED_SKU, LoadGen, Router
+from checkout_demo.view import WriterEvent
 from checkout_stack.components.kube import ControlPlane
 from checkout_stack.errors import StackError
 
@@ -42,18 +44,6 @@ class Options:
     failover_timeout: float = 45.0
     out: Path = Path("demo-report")
     keep: bool = False
-
-
-@dataclass
-class WriterEvent:
-    t: float
-    market: str
-    writer: str
-    epoch: int
-    state: str
-    source: str
-    message: str = ""
-    """The operator's reason (status.markets[].message), e.g. why a down market does not move."""
 
 
 class Demo:
@@ -436,7 +426,7 @@ class Demo:
         await self.warm_up(router)
         self.load.t0 = time.monotonic()
         self.cpu["start"] = self.cpu_snapshot()
-        progress = asyncio.create_task(self.progress())
+        progress = checkout_tasks.start("demo progress", self.progress)
         # arrivals go on until `after` seconds past the region's return (its restart can take
         # long on a loaded machine); the bound only guards against a hang
         load = asyncio.create_task(self.load.run(total + 900))

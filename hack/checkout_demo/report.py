@@ -7,16 +7,14 @@ import html
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from checkout_demo import cpu
 from checkout_demo.load import Checkout, LoadGen
 from checkout_demo.verify import Verdict
-
-if TYPE_CHECKING:
-    from checkout_demo.demo import Demo
+from checkout_demo.view import RunRecord
 
 P95_GOAL_MS = 250.0
 
@@ -29,7 +27,7 @@ def pct(values: Sequence[float], p: float) -> float | None:
     return round(ordered[k], 1)
 
 
-def phase_of(t: float, marks: dict[str, float]) -> str:
+def phase_of(t: float, marks: Mapping[str, float]) -> str:
     """before the fault; during it (until the region is back, restart included); after."""
     if t < marks.get("fault", math.inf):
         return "before"
@@ -38,7 +36,7 @@ def phase_of(t: float, marks: dict[str, float]) -> str:
     return "after"
 
 
-def checkout_phase(c: Checkout, marks: dict[str, float]) -> str:
+def checkout_phase(c: Checkout, marks: Mapping[str, float]) -> str:
     """A checkout's phase by its arrival, except that one which arrived before the fault but
     was answered after it (or never) lived through the fault: it counts as during. "Before" is
     the steady state."""
@@ -49,7 +47,7 @@ def checkout_phase(c: Checkout, marks: dict[str, float]) -> str:
 
 
 def latency_table(
-    load: LoadGen, marks: dict[str, float], field: str = "latency_ms"
+    load: LoadGen, marks: Mapping[str, float], field: str = "latency_ms"
 ) -> dict[str, dict[str, Any]]:
     """p50/p95/p99 per phase of acknowledged checkouts: ``latency_ms`` end to end (retries and
     their waits included), ``attempt_ms`` the HTTP attempt that succeeded alone."""
@@ -64,10 +62,10 @@ def latency_table(
     return out
 
 
-def cpu_table(demo: Demo, acked_before: int, seconds: float) -> dict[str, Any]:
+def cpu_table(demo: RunRecord, acked_before: int, seconds: float) -> dict[str, Any]:
     """CPU seconds per part of the stack over the phase before the fault, the cores they kept
     busy, and CPU ms per acknowledged checkout (comparable across loaded runs; latency is not)."""
-    snaps = getattr(demo, "cpu", {})
+    snaps = demo.cpu
     if "start" not in snaps or "fault" not in snaps or seconds <= 0:
         return {}
     parts = cpu.delta(snaps["start"], snaps["fault"])
@@ -88,7 +86,7 @@ def cpu_table(demo: Demo, acked_before: int, seconds: float) -> dict[str, Any]:
 SERVICES = ("cart", "pricing", "inventory", "payments", "orders", "gateway")
 
 
-def per_region_p95(load: LoadGen, marks: dict[str, float]) -> dict[str, float | None]:
+def per_region_p95(load: LoadGen, marks: Mapping[str, float]) -> dict[str, float | None]:
     """Steady state (before the fault): p95 of acknowledged checkouts per region."""
     regions = sorted({c.region for c in load.checkouts if c.region})
     return {
@@ -108,7 +106,7 @@ def per_region_p95(load: LoadGen, marks: dict[str, float]) -> dict[str, float | 
 
 def build(
     *,
-    demo: Demo,
+    demo: RunRecord,
     load: LoadGen,
     verdict: Verdict,
     result: dict[str, Any],
@@ -336,7 +334,7 @@ def text(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def timeline_png(load: LoadGen, marks: dict[str, float], path: Path) -> None:
+def timeline_png(load: LoadGen, marks: Mapping[str, float], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -430,7 +428,7 @@ pre{{background:#f4f4f4;padding:1em;white-space:pre-wrap}}</style></head>
 """
 
 
-def write(s: dict[str, Any], load: LoadGen, demo: Demo, out: Path) -> list[Path]:
+def write(s: dict[str, Any], load: LoadGen, demo: RunRecord, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     png = out / "timeline.png"
     timeline_png(load, demo.marks, png)

@@ -8,13 +8,11 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from checkout_demo.view import Stage
 from checkout_stack.errors import StackError
 from checkout_stack.proc import tcp_open
-
-if TYPE_CHECKING:
-    from checkout_demo.demo import Demo
 
 PSP_SLOW_MS = 1500
 
@@ -24,8 +22,8 @@ class Scenario:
     name: str
     title: str
     expects_failover: bool
-    inject: Callable[[Demo, str], None]
-    recover: Callable[[Demo, str], None]
+    inject: Callable[[Stage, str], None]
+    recover: Callable[[Stage, str], None]
 
 
 def _sigkill_group(pid: int) -> None:
@@ -33,7 +31,7 @@ def _sigkill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def kill_region(demo: Demo, region: str) -> None:
+def kill_region(demo: Stage, region: str) -> None:
     """The region dies: its services and its database (PostgreSQL, Redis) are SIGKILLed and its
     edge refuses connections. Its Kafka and Temporal stay (the region's disks survive)."""
     demo.down.add(region)
@@ -48,7 +46,7 @@ def kill_region(demo: Demo, region: str) -> None:
         component.procs.clear()
 
 
-def revive_region(demo: Demo, region: str) -> None:
+def revive_region(demo: Stage, region: str) -> None:
     infra = demo.infra[region]
     infra.postgres.start()  # same data folder and port: a restart after a crash
     infra.redis.start()
@@ -60,17 +58,17 @@ def revive_region(demo: Demo, region: str) -> None:
     demo.down.discard(region)
 
 
-def hang_probes(demo: Demo, region: str) -> None:
+def hang_probes(demo: Stage, region: str) -> None:
     """The region's entry accepts connections and never answers: health probes time out
     (the services themselves keep running: the old writer must fence itself)."""
     demo.edges[region].set_mode("hang")
 
 
-def unhang_probes(demo: Demo, region: str) -> None:
+def unhang_probes(demo: Stage, region: str) -> None:
     demo.edges[region].set_mode("forward")
 
 
-def _region_endpoints(demo: Demo, region: str) -> list[str]:
+def _region_endpoints(demo: Stage, region: str) -> list[str]:
     """The simulator endpoints (``us``, ``eu``, ...) of the providers serving the region's
     home markets."""
     markets = set(demo.fleet.home_markets(region))
@@ -82,7 +80,7 @@ def _region_endpoints(demo: Demo, region: str) -> list[str]:
     return sorted(out)
 
 
-def slow_psp(demo: Demo, region: str) -> None:
+def slow_psp(demo: Stage, region: str) -> None:
     """The PSPs of the region's markets answer after 1.5 s (within their 2 s timeout): a slow
     but healthy region must not fail over."""
     assert demo.sim is not None
@@ -93,17 +91,17 @@ def slow_psp(demo: Demo, region: str) -> None:
     demo.sim.faults(rules)
 
 
-def fast_psp(demo: Demo, region: str) -> None:
+def fast_psp(demo: Stage, region: str) -> None:
     assert demo.sim is not None
     demo.sim.clear_faults()
 
 
-def partition_kafka(demo: Demo, region: str) -> None:
+def partition_kafka(demo: Stage, region: str) -> None:
     """The region's Kafka broker stops: the outbox keeps the events, MirrorMaker 2 stalls."""
     demo.infra[region].kafka.stop()
 
 
-def heal_kafka(demo: Demo, region: str) -> None:
+def heal_kafka(demo: Stage, region: str) -> None:
     kafka = demo.infra[region].kafka
     try:
         kafka.start()  # same data and ports
@@ -117,7 +115,7 @@ def heal_kafka(demo: Demo, region: str) -> None:
             time.sleep(1)
 
 
-def nothing(demo: Demo, region: str) -> None:
+def nothing(demo: Stage, region: str) -> None:
     return None
 
 
@@ -146,5 +144,5 @@ SCENARIOS = {
 def get(name: str) -> Scenario:
     try:
         return SCENARIOS[name]
-    except KeyError:
-        raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}") from None
+    except KeyError as exc:
+        raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}") from exc

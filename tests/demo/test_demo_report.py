@@ -69,6 +69,7 @@ def fake_demo() -> Any:
         marks=dict(MARKS),
         writer_events=[],
         timings={"infra": 50.0},
+        cpu={},
         notes=["pricing: PRICING_CONFIG_FILE is not in the rendered Deployment; the demo sets it"],
     )
 

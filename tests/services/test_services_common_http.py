@@ -12,6 +12,7 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -200,3 +201,234 @@ async def test_pool_limit_waits_then_pool_timeout(server: Server) -> None:
         server.release.set()
         assert (await first).json() == {"late": True}
         assert (await client.get(f"{server.url}/echo")).status_code == 200
+
+
+# -- HTTP/1.1 details against a raw asyncio server (every byte on the wire is the test's) ---------
+
+
+class RawServer:
+    """An HTTP/1.1 server on loopback whose answers are scripted per request; it records each
+    request's head and body as received, and counts TCP connections."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.connections = 0
+        self.requests: list[tuple[bytes, dict[bytes, bytes], bytes]] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> RawServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for w in self._writers:
+            w.close()
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        nth_on_conn = 0
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                lines = head.split(b"\r\n")
+                headers = {}
+                for line in lines[1:]:
+                    if b":" in line:
+                        k, v = line.split(b":", 1)
+                        headers[k.strip().lower()] = v.strip()
+                body = b""
+                if b"content-length" in headers:
+                    body = await reader.readexactly(int(headers[b"content-length"]))
+                self.requests.append((lines[0], headers, body))
+                nth_on_conn += 1
+                reply = await self.answer(lines[0], headers, body, nth_on_conn)
+                if reply is None:  # close without an answer
+                    writer.close()
+                    return
+                writer.write(reply)
+                await writer.drain()
+                if b"connection: close" in reply.lower():
+                    writer.close()
+                    return
+        finally:
+            writer.close()
+
+
+def ok(body: bytes = b"ok", extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+async def test_stale_keep_alive_resends_only_safe_requests() -> None:
+    """A reused connection the server closes on receipt (its keep-alive timer fired as the
+    request came): GET and keyed POST go again on a new connection; an unkeyed POST may have
+    been processed, so it keeps the protocol error (payments looks the payment up)."""
+
+    async def answer(line: bytes, h: Any, body: bytes, nth: int) -> bytes | None:
+        return ok() if nth == 1 else None  # the second request on a connection: closed
+
+    async with RawServer(answer) as srv:
+        transport = lean.LeanTransport()
+        async with httpx.AsyncClient(transport=transport) as client:
+            assert (await client.get(f"{srv.url}/a")).text == "ok"
+            assert (await client.get(f"{srv.url}/b")).text == "ok"  # stale, resent
+            assert transport.resent == 1
+            assert srv.connections == 2
+
+            r = await client.post(f"{srv.url}/pay", json={}, headers={"Idempotency-Key": "k1"})
+            assert r.text == "ok"
+            assert transport.resent == 2
+
+            with pytest.raises(httpx.RemoteProtocolError) as info:
+                await client.post(f"{srv.url}/pay", json={})
+            assert not isinstance(info.value, httpx.ConnectError)
+            assert transport.resent == 2
+            # the unkeyed POST reached the server once and was not sent again
+            assert [r[0] for r in srv.requests].count(b"POST /pay HTTP/1.1") == 3
+
+
+async def test_a_fresh_connection_closed_without_answer_is_not_resent() -> None:
+    async def answer(line: bytes, h: Any, body: bytes, nth: int) -> bytes | None:
+        return None
+
+    async with RawServer(answer) as srv:
+        transport = lean.LeanTransport()
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get(f"{srv.url}/x")
+        assert transport.resent == 0
+        assert len(srv.requests) == 1
+
+
+async def test_idle_connections_expire_before_the_servers_keep_alive() -> None:
+    async def answer(line: bytes, h: Any, body: bytes, nth: int) -> bytes | None:
+        return ok()  # this server never closes an idle connection
+
+    async with RawServer(answer) as srv, lean.client(keepalive_expiry=0.2) as client:
+        await client.get(srv.url)
+        await client.get(srv.url)
+        assert srv.connections == 1  # reused while fresh
+        await asyncio.sleep(0.35)
+        await client.get(srv.url)
+        assert srv.connections == 2  # expired: a new connection
+
+
+async def test_the_servers_keep_alive_timeout_header_shortens_the_expiry() -> None:
+    async def answer(line: bytes, h: Any, body: bytes, nth: int) -> bytes | None:
+        return ok(extra=b"Keep-Alive: timeout=1\r\n")
+
+    async with RawServer(answer) as srv, lean.client(keepalive_expiry=60) as client:
+        await client.get(srv.url)
+        await asyncio.sleep(0.7)  # past timeout=1 minus the margin (0.5 s)
+        await client.get(srv.url)
+        assert srv.connections == 2
+
+
+async def test_data_on_an_idle_connection_retires_it() -> None:
+    """A server may send 408 Request Timeout on an idle connection before closing it."""
+    seen: list[asyncio.StreamWriter] = []
+
+    async def answer(line: bytes, h: Any, body: bytes, nth: int) -> bytes | None:
+        return ok()
+
+    async with RawServer(answer) as srv, lean.client() as client:
+        await client.get(srv.url)
+        for w in srv._writers:
+            seen.append(w)
+            w.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+        await asyncio.sleep(0.1)
+        assert (await client.get(srv.url)).text == "ok"
+        assert srv.connections == 2
+    assert seen
+
+
+async def test_head_with_content_length_does_not_wait_for_a_body() -> None:
+    async def answer(line: bytes, h: Any, body: bytes, nth: int) -> bytes | None:
+        if line.startswith(b"HEAD"):
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nContent-Type: text/plain\r\n\r\n"
+        return ok(b"after")
+
+    async with RawServer(answer) as srv, lean.client() as client:
+        started = asyncio.get_running_loop().time()
+        r = await client.head(srv.url, timeout=3)
+        assert asyncio.get_running_loop().time() - started < 1.0
+        assert r.status_code == 200
+        assert r.headers["content-length"] == "1234"
+        assert r.content == b""
+        # the connection stays usable: the next answer is not read as the HEAD's body
+        assert (await client.get(srv.url)).text == "after"
+        assert srv.connections == 1
+
+
+async def test_interim_1xx_answers_are_not_final() -> None:
+    async def answer(line: bytes, h: Any, body: bytes, nth: int) -> bytes | None:
+        return (
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+            + ok(b'{"final": true}', b"Content-Type: application/json\r\n")
+        )
+
+    async with RawServer(answer) as srv, lean.client() as client:
+        r = await client.post(srv.url, content=b"payload", headers={"Expect": "100-continue"})
+        assert r.status_code == 200
+        assert r.json() == {"final": True}
+        assert "link" not in r.headers
+        assert srv.requests[0][2] == b"payload"
+        assert (await client.get(srv.url)).status_code == 200
+        assert srv.connections == 1
+
+
+async def test_streamed_request_body_is_sent_with_content_length_not_chunked() -> None:
+    async def answer(line: bytes, h: Any, body: bytes, nth: int) -> bytes | None:
+        return ok(body)
+
+    async def parts() -> AsyncIterator[bytes]:
+        for p in (b"amount=", b"1999", b"&currency=eur"):
+            yield p
+
+    async with RawServer(answer) as srv, lean.client() as client:
+        r = await client.post(srv.url, content=parts())
+        assert r.text == "amount=1999&currency=eur"
+        _, headers, _body = srv.requests[0]
+        assert b"transfer-encoding" not in headers
+        assert headers[b"content-length"] == b"24"
+        # framing held: the next request on the same connection is read correctly
+        r = await client.post(srv.url, content=b"next")
+        assert r.text == "next"
+        assert srv.connections == 1
+        r = await client.post(srv.url)  # no body: Content-Length 0
+        assert r.text == ""
+        assert srv.requests[-1][1][b"content-length"] == b"0"
+        await client.get(srv.url)
+        assert b"content-length" not in srv.requests[-1][1]
+
+
+async def test_response_framing_chunked_length_and_close_delimited() -> None:
+    async def answer(line: bytes, h: Any, body: bytes, nth: int) -> bytes | None:
+        path = line.split(b" ")[1]
+        if path == b"/chunked":
+            return (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+            )
+        if path == b"/close":
+            return b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close"
+        return ok(b"fixed")
+
+    async with RawServer(answer) as srv, lean.client() as client:
+        assert (await client.get(f"{srv.url}/chunked")).text == "abcde"
+        assert (await client.get(f"{srv.url}/length")).text == "fixed"
+        assert srv.connections == 1
+        assert (await client.get(f"{srv.url}/close")).text == "until-close"
+        assert (await client.get(f"{srv.url}/length")).text == "fixed"
+        assert srv.connections == 2

@@ -12,7 +12,7 @@ from checkout_operator.reconcile import failover
 
 
 async def test_latest_status_wins_and_records_keep_their_order() -> None:
-    engine = failover.Engine(ctx=None)  # type: ignore[arg-type]  # the recorder needs no cluster
+    recorder = failover.Recorder()  # the recorder needs no cluster
     written: list[str] = []
     gate = asyncio.Event()
 
@@ -28,16 +28,16 @@ async def test_latest_status_wins_and_records_keep_their_order() -> None:
 
     try:
         # A slow status write is under way; the decision loop queues more without waiting.
-        engine._record((("ns", "f"), job("status-1", wait=True)), [job("move-1")])
+        recorder.record((("ns", "f"), job("status-1", wait=True)), [job("move-1")])
         await asyncio.sleep(0)
-        engine._record((("ns", "f"), job("status-2")), [job("move-2", fail=True)])
-        engine._record((("ns", "f"), job("status-3")), [job("move-3")])
-        engine._record((("ns", "g"), job("other-fleet")))
+        recorder.record((("ns", "f"), job("status-2")), [job("move-2", fail=True)])
+        recorder.record((("ns", "f"), job("status-3")), [job("move-3")])
+        recorder.record((("ns", "g"), job("other-fleet")))
         assert written == []
         gate.set()
-        await engine.flush()
+        await recorder.flush()
         # status-2 was superseded before it ran; move-2 failed (logged) and move-3 still came.
         assert written == ["status-1", "status-3", "other-fleet", "move-1", "move-3"]
-        await engine.flush()  # nothing queued: returns at once
+        await recorder.flush()  # nothing queued: returns at once
     finally:
-        await engine.aclose()
+        await recorder.aclose()

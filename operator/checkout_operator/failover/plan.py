@@ -18,16 +18,24 @@ from checkout_operator.failover import decide as fd
 from checkout_operator.failover import health as fh
 
 
-def region_info(region: CheckoutRegion, health: fh.Health) -> fd.RegionInfo:
+def region_info(
+    region: CheckoutRegion,
+    health: fh.Health,
+    *,
+    dry_run: bool = False,
+    lag_from: Mapping[str, int | None] | None = None,
+) -> fd.RegionInfo:
+    """What the decision knows of a region. ``lag_from`` (peer -> replication lag, None: not
+    known) defaults to the region's parsed ``status.replication``; every peer has an entry."""
     spec = region.spec
     fo = spec.failover
-    lag_from: dict[str, int | None] = {}
-    if region.status is not None:
+    lag: dict[str, int | None] = dict(lag_from or {})
+    if lag_from is None and region.status is not None:
         for peer in region.status.replication:
             known = not peer.message and bool(peer.observed_at)
-            lag_from[peer.peer] = peer.lag_messages if known else None
+            lag[peer.peer] = peer.lag_messages if known else None
     for p in spec.replication.peers:
-        lag_from.setdefault(p.region, None)
+        lag.setdefault(p.region, None)
     return fd.RegionInfo(
         name=spec.region,
         jurisdiction=spec.jurisdiction,
@@ -45,10 +53,10 @@ def region_info(region: CheckoutRegion, health: fh.Health) -> fd.RegionInfo:
         min_dwell_seconds=fo.min_dwell_seconds,
         drain=fo.drain,
         return_home=fo.return_home,
-        dry_run=False,
+        dry_run=dry_run,
         accept_data_loss=fo.accept_data_loss,
         max_lag=spec.replication.max_lag_on_failover,
-        lag_from=lag_from,
+        lag_from=lag,
     )
 
 

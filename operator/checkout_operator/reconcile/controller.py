@@ -13,16 +13,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import checkout_tasks as tasks
 from checkout_kube import errors as kerrors
 from checkout_operator.api import load
 from checkout_operator.reconcile import failover, index, leader, region, replication, status
 
 logger = logging.getLogger("checkout_operator.reconcile")
+
+_LOOP = tasks.Policy(finishable=False)
+"""A periodic loop: a failed pass is logged and the loop restarted after a backoff."""
 
 
 Started = Callable[[], object]
@@ -40,16 +43,19 @@ class Debouncer:
         self._run = run
         self._delay = delay
         self._pending: set[index.Ref] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = tasks.Supervisor(logger)
+        self._runs = 0
 
     def poke(self, ref: index.Ref) -> bool:
         """Schedule a run for ``ref``; False if one is already pending."""
         if ref in self._pending:
             return False
         self._pending.add(ref)
-        task = asyncio.get_running_loop().create_task(self._later(ref))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._runs += 1
+        # one-shot: a failed run is logged; the next poke (or the resync) tries again
+        self._tasks.start(
+            f"reconcile {ref} #{self._runs}", lambda: self._later(ref), policy=tasks.ONCE
+        )
         return True
 
     async def _later(self, ref: index.Ref) -> None:
@@ -64,21 +70,15 @@ class Debouncer:
         try:
             await asyncio.sleep(self._delay)
             await self._run(ref, start)
-        except Exception:
-            logger.exception("deferred reconcile of %s failed", ref)
         finally:
             start()  # a run that failed or was cancelled before it started
 
     async def drain(self) -> None:
         """Wait for every scheduled run (tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.drain()
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.aclose()
 
 
 def region_of_child(child: Mapping[str, Any], regions: list[dict[str, Any]]) -> index.Ref | None:
@@ -103,8 +103,7 @@ class Controller:
         self.ctx = ctx
         self.debouncer = Debouncer(self._deferred, debounce)
         self.routes = index.RouteIndex()
-        self._resync: asyncio.Task[None] | None = None
-        self._replication: asyncio.Task[None] | None = None
+        self._loops = tasks.Supervisor(logger)
         self.failover: failover.Engine | None = None
         self.leader: leader.Leader | None = None
 
@@ -236,13 +235,10 @@ class Controller:
         async def loop() -> None:
             while True:
                 await asyncio.sleep(interval)
-                try:
-                    await self.resync_all(namespaces)
-                except Exception:
-                    logger.exception("periodic resync failed; retrying in %s s", interval)
+                await self.resync_all(namespaces)
 
-        if self._resync is None:
-            self._resync = asyncio.get_running_loop().create_task(loop())
+        if self._loops.get("periodic resync") is None:
+            self._loops.start("periodic resync", loop, policy=_LOOP)
 
     async def observe_replication_all(self, namespaces: Sequence[str] | None) -> int:
         """Measure the replication lag of every CheckoutRegion with peers; statuses written."""
@@ -264,13 +260,10 @@ class Controller:
         async def loop() -> None:
             while True:
                 await asyncio.sleep(interval)
-                try:
-                    await self.observe_replication_all(namespaces)
-                except Exception:
-                    logger.exception("replication lag check failed; retrying in %s s", interval)
+                await self.observe_replication_all(namespaces)
 
-        if self._replication is None:
-            self._replication = asyncio.get_running_loop().create_task(loop())
+        if self._loops.get("replication lag monitor") is None:
+            self._loops.start("replication lag monitor", loop, policy=_LOOP)
 
     def start_failover(
         self,
@@ -308,14 +301,7 @@ class Controller:
             await self.leader.aclose()
         if self.failover is not None:
             await self.failover.ctx.client.aclose()
-        if self._replication is not None:
-            self._replication.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._replication
-        if self._resync is not None:
-            self._resync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._resync
+        await self._loops.aclose()
         await self.debouncer.aclose()
         if self.ctx.remotes is not None:
             await self.ctx.remotes.aclose()

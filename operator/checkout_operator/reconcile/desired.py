@@ -38,7 +38,7 @@ def parse_region(body: Mapping[str, Any]) -> CheckoutRegion:
     try:
         obj = _parse(body)
     except load.InvalidObject as exc:
-        raise _invalid(exc) from None
+        raise _invalid(exc) from exc
     if not isinstance(obj, CheckoutRegion):
         raise errors.InvalidSpec("kind", "expected a CheckoutRegion")
     return obj
@@ -83,7 +83,7 @@ def render(
     try:
         objects = render_region.render_region(me, fleet_members, psproutes)
     except render_region.RenderError as exc:
-        raise errors.InvalidSpec("spec", str(exc)) from None
+        raise errors.InvalidSpec("spec", str(exc)) from exc
     remote = None
     mounted: tuple[tuple[str, str, str], ...] = ()
     if me.spec.remote_cluster is not None:

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
+import checkout_tasks as tasks
 from checkout_contract import lease as contract
 from checkout_contract import timeutil
 from checkout_kube import client as kclient
@@ -62,7 +63,7 @@ class Leader:
         self.skew = skew
         self.wall = wall
         self._valid_until = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._task: tasks.Guarded | None = None
         self.transitions = 0
         # The holder named by the last Lease read, and when (monotonic) that read succeeded:
         # a standby that still reads the Lease is a healthy one (readiness).
@@ -146,19 +147,24 @@ class Leader:
             try:
                 await self.try_acquire()
             except Exception:
-                logger.exception("leader election step failed")
+                # an unknown state: not the leader until a step succeeds (the guard logs the
+                # error and restarts the loop after a backoff)
                 self._valid_until = 0.0
+                raise
             await asyncio.sleep(self.retry)
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
+            self._task = tasks.start(
+                "failover leader election",
+                self.run,
+                policy=tasks.Policy(finishable=False),
+                logger=logger,
+            )
 
     async def aclose(self, *, release: bool = True) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
             self._task = None
         if release and self.is_leader():
             # Hand over at once: an expired renewTime lets the next replica take over.

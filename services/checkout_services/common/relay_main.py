@@ -10,20 +10,25 @@ import logging
 import signal
 import sys
 
+import checkout_tasks
 from checkout_contract import config, env
 from checkout_services.common import db, outbox, settings, tracing
+
+log = logging.getLogger("checkout_services.outbox")
 
 
 async def relay_forever(dsn: str, bootstrap: str, region: config.RegionConfig) -> None:
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
     relay = outbox.Relay.for_region(pool, bootstrap, region)
-    task = asyncio.create_task(relay.run())
+    task = checkout_tasks.start(
+        "outbox relay", relay.run, policy=checkout_tasks.Policy(finishable=False), logger=log
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     try:
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await task.wait()
     finally:
         await relay.stop()
         await pool.close()

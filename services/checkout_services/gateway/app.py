@@ -4,7 +4,6 @@ background so readiness reports its freshness."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+import checkout_tasks
 from checkout_contract import env
 from checkout_services.common import app as common_app
 from checkout_services.common import principal, settings
@@ -61,7 +61,7 @@ def create_app(cfg: Settings | None = None, lease_view: leases.LeaseView | None 
             raise settings.SettingsError(routing_table.last_error)
         http = http_client()
         redis = aioredis.Redis.from_url(s.common.redis_url)
-        poller: asyncio.Task[None] | None = None
+        poller: checkout_tasks.Guarded | None = None
         store_view: leases.StoreLeases | None = None
         try:
             view = lease_view
@@ -108,13 +108,15 @@ def create_app(cfg: Settings | None = None, lease_view: leases.LeaseView | None 
             }
             gm.routing_age.set_function(lambda: min(routing_table.age_s(), 1e9))
             gm.routing_reloads.set_function(lambda: routing_table.reloads)
-            poller = asyncio.create_task(routing_table.poll(s.routing_poll_seconds))
+            poller = checkout_tasks.start(
+                "gateway routing poll",
+                lambda: routing_table.poll(s.routing_poll_seconds),
+                logger=log,
+            )
             yield
         finally:
             if poller is not None:
-                poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+                await poller.stop()
             if store_view is not None:
                 await store_view.aclose()
             await http.aclose()

@@ -18,12 +18,12 @@ the control plane failing is not the region failing), falls back to the routing 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
 
+import checkout_tasks
 from checkout_contract import routing
 from checkout_contract.lease import WriteLease
 from checkout_services.common import leasestore
@@ -68,7 +68,7 @@ class StoreLeases:
         self.listed_at: float | None = None
         self.errors = 0
         self._fallback = RoutingLeases()
-        self._task: asyncio.Task[None] | None = None
+        self._task: checkout_tasks.Guarded | None = None
 
     async def refresh(self) -> bool:
         try:
@@ -102,13 +102,16 @@ class StoreLeases:
     async def start(self) -> None:
         await self.refresh()
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
+            self._task = checkout_tasks.start(
+                "gateway lease view",
+                self.run,
+                policy=checkout_tasks.Policy(finishable=False),
+                logger=log,
+            )
 
     async def aclose(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
             self._task = None
         await self.store.aclose()
 

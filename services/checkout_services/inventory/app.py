@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client import Counter
 
+import checkout_tasks
 from checkout_services.common import app as common_app
 from checkout_services.common import (
     db,
@@ -88,7 +89,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         guard.current()
         pool = await db.create_pool(s.common.database_url)
         redis = aioredis.Redis.from_url(s.common.redis_url)
-        tasks: list[asyncio.Task[None]] = []
+        loops = checkout_tasks.Supervisor(log)
         relay: outbox.Relay | None = None
         leases = contextlib.AsyncExitStack()
         try:
@@ -106,27 +107,28 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                 "redis": redis.ping,
             }
             if s.sweep_interval_seconds > 0:
-                tasks.append(asyncio.create_task(sweeper(svc, s.sweep_interval_seconds)))
+                loops.start(
+                    "inventory reservation sweeper",
+                    lambda: sweeper(svc, s.sweep_interval_seconds),
+                )
             if s.common.kafka_bootstrap and s.common.outbox_relay:
                 relay = outbox.Relay.for_region(
                     pool, s.common.kafka_bootstrap, region, metrics=relay_metrics
                 )
-                tasks.append(asyncio.create_task(relay.run()))
+                loops.start("inventory outbox relay", relay.run)
             if s.common.kafka_bootstrap:
                 reconciler = global_view.Reconciler(
                     pool, s.common.kafka_bootstrap, region, reconciler_metrics
                 )
-                tasks.append(asyncio.create_task(reconciler.run()))
+                loops.start("inventory global view", reconciler.run)
                 if s.checkpoint_interval_seconds > 0:
-                    tasks.append(
-                        asyncio.create_task(checkpointer(svc, s.checkpoint_interval_seconds))
+                    loops.start(
+                        "inventory checkpointer",
+                        lambda: checkpointer(svc, s.checkpoint_interval_seconds),
                     )
             yield
         finally:
-            for t in tasks:
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+            await loops.aclose()
             if relay is not None:
                 await relay.stop()
             await leases.aclose()

@@ -15,6 +15,7 @@ from prometheus_client import Counter, Gauge
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+import checkout_tasks
 from checkout_contract import env
 from checkout_services.common import app as common_app
 from checkout_services.common import (
@@ -94,7 +95,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
         guard.current()
         pool = await db.create_pool(s.common.database_url)
         redis = aioredis.Redis.from_url(s.common.redis_url)
-        tasks: list[asyncio.Task[None]] = []
+        loops = checkout_tasks.Supervisor(log)
         relay: outbox.Relay | None = None
         leases = contextlib.AsyncExitStack()
         try:
@@ -131,22 +132,19 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                     "redis": redis.ping,
                     "temporal": lambda: temporal.service_client.check_health(),
                 }
-                tasks.append(asyncio.create_task(watch_dlq(pool, dlq_depth)))
+                loops.start("orders DLQ depth", lambda: watch_dlq(pool, dlq_depth))
                 if s.common.kafka_bootstrap and s.common.outbox_relay:
                     relay = outbox.Relay.for_region(
                         pool, s.common.kafka_bootstrap, region, metrics=relay_metrics
                     )
-                    tasks.append(asyncio.create_task(relay.run()))
+                    loops.start("orders outbox relay", relay.run)
                 if s.common.kafka_bootstrap:
                     # copies of peers' customers (where residency allows) and their erasures
                     applier = privacy.ReplicaApplier(pool, s.common.kafka_bootstrap, region.region)
-                    tasks.append(asyncio.create_task(applier.run()))
+                    loops.start("orders replica applier", applier.run)
                 yield
         finally:
-            for t in tasks:
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+            await loops.aclose()
             if relay is not None:
                 await relay.stop()
             await leases.aclose()

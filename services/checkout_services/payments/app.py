@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -11,6 +10,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+import checkout_tasks
 from checkout_contract import env
 from checkout_services.common import errors, fencing, scrub
 from checkout_services.common import http as common_http
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 cfg.redis_url, max_connections=100, timeout=5
             )
         )
-        sweeper: asyncio.Task[None] | None = None
+        sweeper: checkout_tasks.Guarded | None = None
         leases = contextlib.AsyncExitStack()
         moves: switchover.Switchover | None = None
         try:
@@ -68,15 +68,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     fencing.say_unfenced("payments")
                 app.state.switchover = moves
                 if cfg.sweep_interval_seconds > 0:
-                    sweeper = asyncio.create_task(
-                        reconcile.sweeper(service, cfg.sweep_interval_seconds)
+                    sweeper = checkout_tasks.start(
+                        "payments reconcile sweeper",
+                        lambda: reconcile.sweeper(service, cfg.sweep_interval_seconds),
+                        logger=log,
                     )
                 yield
         finally:
             if sweeper is not None:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                await sweeper.stop()
             if moves is not None:
                 await moves.aclose()
             await leases.aclose()

@@ -18,10 +18,10 @@ may still be moving when the operator fences a market:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Final
 
+import checkout_tasks
 from checkout_services.common import fencing, lease
 from checkout_services.payments import exceptions
 from checkout_services.payments.operations import void
@@ -40,7 +40,7 @@ class Switchover:
         self.authorizing = fencing.InFlight()
         self.voided: dict[str, int] = {}
         """market -> the epoch whose planned-move voids are done."""
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks = checkout_tasks.Supervisor(log)
         self.voids = 0
 
     def check(self, market: str) -> None:
@@ -55,7 +55,7 @@ class Switchover:
                 market=market,
                 writer=exc.writer,
                 epoch=exc.epoch,
-            ) from None
+            ) from exc
 
     def in_flight(self, market: str) -> int:
         """The keeper's ``in_flight``: authorizations in progress, then the planned-move voids."""
@@ -71,10 +71,11 @@ class Switchover:
             or self.voided.get(market) == seen.epoch
         ):
             return 0
-        task = self._tasks.get(market)
-        if task is None or task.done():
-            self._tasks[market] = asyncio.get_running_loop().create_task(
-                self._void_left(market, seen.epoch)
+        if self._tasks.get(market) is None:
+            # one-shot: the keeper's next pass asks again while the voids are not done
+            epoch = seen.epoch
+            self._tasks.start(
+                market, lambda: self._void_left(market, epoch), policy=checkout_tasks.ONCE
             )
         return 1
 
@@ -105,6 +106,4 @@ class Switchover:
         )
 
     async def aclose(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._tasks.aclose()
