@@ -48,7 +48,13 @@ class Issuer:
         if cached is not None and cached[0] > now + 60:
             return cached[1]
         header = {"alg": "ES256", "typ": "JWT", "kid": KID}
-        claims = {"sub": subject, "iat": int(now), "exp": int(now) + ttl, "iss": "checkout-demo"}
+        claims = {
+            "sub": subject,
+            "iat": int(now),
+            "exp": int(now) + ttl,
+            "iss": "checkout-demo",
+            "aud": "checkout",
+        }
         signing_input = (
             b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
         )

@@ -7,6 +7,7 @@ import contextlib
 import copy
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -184,6 +185,9 @@ class Demo:
         )
         creds = self.psp_credentials()
         for ns in namespaces:
+            # the key each region's gateway signs principals with (spec.edge.gateway default)
+            key = {"key": secrets.token_hex(32)}
+            docs.append(cluster.secret_doc(ns, "checkout-gateway-key", key))
             for infra in self.infra.values():
                 for name, data in infra.secrets().items():
                     docs.append(cluster.secret_doc(ns, name, data))

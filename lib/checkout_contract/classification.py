@@ -86,6 +86,7 @@ TABLES: Final[dict[str, DataClass]] = {
     "checkout_failures": "personal",
     "customers": "personal",
     "customer_replicas": "personal",
+    "checkout_owners": "personal",  # a keyed hash of the principal: pseudonymous, still personal
     "erasures": "aggregate",  # a SHA-256 of the customer id and a time: no person
     # inventory
     "stock": "aggregate",

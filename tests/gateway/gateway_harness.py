@@ -25,6 +25,9 @@ EU = h.REGION
 US = h.PEER
 ISSUER = "https://auth.checkout.test"
 AUDIENCE = "checkout-gateway"
+INTERNAL_KEY = "k" + uuid.uuid4().hex + uuid.uuid4().hex
+"""The key the gateways sign principals with and the services check (common/principal.py)."""
+SIGNED = {"CHECKOUT_GATEWAY_KEY": INTERNAL_KEY, "CHECKOUT_GATEWAY_AUTH": "on"}
 
 
 @dataclass
@@ -73,8 +76,41 @@ def gateway_env(
         "GATEWAY_JWT_AUDIENCE": AUDIENCE,
         "GATEWAY_ROUTING_POLL_SECONDS": "0.2",
         "CHECKOUT_LOG_LEVEL": "INFO",
+        "GATEWAY_INSECURE_LOOPBACK": "1",  # the peers are http://127.0.0.1:<port>
+        # every test client is 127.0.0.1: failed authentications are limited per address
+        "GATEWAY_AUTH_FAILURE_BURST": "100000",
+        **SIGNED,
         **extra,
     }
+
+
+def edge_procs(
+    workdir: Path,
+    keys: Keys,
+    redis_url: str,
+    routing: Path,
+    cart_env: dict[str, str] | None = None,
+    **gateway_extra: str,
+) -> tuple[h.ServiceProc, h.ServiceProc]:
+    """A cart service (started) and a gateway in front of it (not started yet)."""
+    cart_region = workdir / "cart-region.json"
+    cart = h.ServiceProc(
+        "cart",
+        workdir,
+        {
+            "REGION_CONFIG_FILE": str(cart_region),
+            "FLEET_ROUTING_FILE": str(routing),
+            "REDIS_URL": redis_url,
+            **(cart_env or {}),
+        },
+    )
+    region = h.region_config({"cart": cart.url})
+    cart_region.write_text(json.dumps(region))
+    region_file = workdir / "region.json"
+    region_file.write_text(json.dumps(region))
+    cart.start()
+    env = gateway_env(keys, region_file, routing, redis_url, **gateway_extra)
+    return cart, h.ServiceProc("gateway", workdir, env)
 
 
 def routing_doc(
@@ -209,6 +245,7 @@ def start_region(
         "REDIS_URL": redis_url,
         "OUTBOX_RELAY": "0",
         "CHECKOUT_LOG_LEVEL": "INFO",
+        **SIGNED,
     }
     pricing = h.ServiceProc(
         "pricing",

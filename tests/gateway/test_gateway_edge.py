@@ -42,34 +42,16 @@ def edge(redis: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edg
     redis_url = redis.url.rsplit("/", 1)[0] + "/9"
     routing = workdir / "routing.json"
     gh.write_atomically(routing, gh.routing_doc({gh.EU: "x", gh.US: "y"}, {}, {}, 5))
-    cart = h.ServiceProc(
-        "cart",
+    cart, gateway = gh.edge_procs(
         workdir,
-        {
-            "REGION_CONFIG_FILE": str(workdir / "cart-region.json"),
-            "FLEET_ROUTING_FILE": str(routing),
-            "REDIS_URL": redis_url,
-        },
-    )
-    region = h.region_config({"cart": cart.url})
-    (workdir / "cart-region.json").write_text(json.dumps(region))
-    region_file = workdir / "region.json"
-    region_file.write_text(json.dumps(region))
-    cart.start()
-    gateway = h.ServiceProc(
-        "gateway",
-        workdir,
-        gh.gateway_env(
-            keys,
-            region_file,
-            routing,
-            redis_url,
-            GATEWAY_MAX_BODY_BYTES=str(MAX_BODY),
-            GATEWAY_CLIENT_RATE="1",
-            GATEWAY_CLIENT_BURST="5",
-            GATEWAY_BOT_THRESHOLD="8",
-            GATEWAY_ROUTING_MAX_AGE_SECONDS="1",
-        ),
+        keys,
+        redis_url,
+        routing,
+        GATEWAY_MAX_BODY_BYTES=str(MAX_BODY),
+        GATEWAY_CLIENT_RATE="1",
+        GATEWAY_CLIENT_BURST="5",
+        GATEWAY_BOT_THRESHOLD="8",
+        GATEWAY_ROUTING_MAX_AGE_SECONDS="1",
     )
     e = Edge(workdir, keys, gateway, routing)
     e.set_routing({})

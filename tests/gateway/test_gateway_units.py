@@ -33,7 +33,10 @@ def test_traceparent_continues_the_callers_trace_with_a_new_span() -> None:
         assert tracing.trace_id(fresh) != "0" * 32
 
 
-def test_routing_table_follows_the_file_and_keeps_the_last_good_one(tmp_path: Path) -> None:
+def test_routing_table_follows_the_file_and_keeps_the_last_good_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_INSECURE_LOOPBACK", "1")  # the peers are http://127.0.0.1
     path = tmp_path / "routing.json"
     gh.write_atomically(path, gh.routing_doc(GATEWAYS, {}, {}, epoch=1))
     t = table.RoutingTable(path, max_age_s=0.5)
@@ -125,7 +128,9 @@ async def test_bad_jwks_is_a_settings_error(tmp_path: Path) -> None:
     bad = tmp_path / "jwks.json"
     bad.write_text('{"keys": []}')
     async with httpx.AsyncClient() as http:
-        a = auth.Authenticator(str(bad), http, issuer=None, audience=None, algorithms=("RS256",))
+        a = auth.Authenticator(
+            str(bad), http, issuer=gh.ISSUER, audience=gh.AUDIENCE, algorithms=("RS256",)
+        )
         with pytest.raises(settings.SettingsError, match="cannot load the JWKS"):
             await a.load()
 
@@ -135,6 +140,8 @@ def test_settings_refuse_symmetric_algorithms(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("FLEET_ROUTING_FILE", "/nonexistent/routing.json")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("GATEWAY_JWKS", "/nonexistent/jwks.json")
+    monkeypatch.setenv("GATEWAY_JWT_ISSUER", gh.ISSUER)
+    monkeypatch.setenv("GATEWAY_JWT_AUDIENCE", gh.AUDIENCE)
     monkeypatch.setenv("GATEWAY_JWT_ALGORITHMS", "RS256,HS256")
     with pytest.raises(settings.SettingsError, match="HS256"):
         Settings.from_env()

@@ -7,8 +7,10 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import payments_harness as ph
+import pytest
 import services_harness as h
 
 from checkout_stack.components.postgres import Postgres
@@ -103,3 +105,19 @@ def start(
     return CheckoutEnv(
         workdir, sim, payments, pricing, inventory, orders, orders_env, kafka_bootstrap
     )
+
+
+def start_logged(
+    workdir: Path,
+    postgres: Postgres,
+    redis: Redis,
+    temporal: Temporal,
+    kafka_bootstrap: str,
+    **kw: Any,
+) -> CheckoutEnv:
+    """:func:`start` with every service logging at INFO (access logs on): for the tests that
+    search the logs for what must not be there."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHECKOUT_LOG_LEVEL", "INFO")
+        mp.setenv("PAYMENTS_LOG_LEVEL", "INFO")
+        return start(workdir, postgres, redis, temporal, kafka_bootstrap, **kw)

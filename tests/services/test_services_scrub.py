@@ -47,16 +47,13 @@ def env(
     kafka_clusters: KafkaClusters,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ce.CheckoutEnv]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CHECKOUT_LOG_LEVEL", "INFO")
-        mp.setenv("PAYMENTS_LOG_LEVEL", "INFO")
-        e = ce.start(
-            tmp_path_factory.mktemp("scrub"),
-            postgres,
-            redis,
-            temporal,
-            kafka_clusters.get(h.REGION).bootstrap,
-        )
+    e = ce.start_logged(
+        tmp_path_factory.mktemp("scrub"),
+        postgres,
+        redis,
+        temporal,
+        kafka_clusters.get(h.REGION).bootstrap,
+    )
     try:
         yield e
     finally:

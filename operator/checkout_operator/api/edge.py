@@ -7,7 +7,7 @@ from typing import Annotated, Final
 
 from pydantic import Field
 
-from checkout_operator.api.meta import DNS_LABEL, DNS_SUBDOMAIN, SET, ApiModel
+from checkout_operator.api.meta import DNS_LABEL, DNS_SUBDOMAIN, SET, ApiModel, SecretKeyRef
 
 HOSTNAME: Final = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 """Gateway API ``Hostname``: RFC 1123, lower case, an optional leading ``*.`` label."""
@@ -78,7 +78,7 @@ class GatewayAuth(ApiModel):
     """How the checkout gateway authenticates and limits requests. The signing keys are public
     (a JWKS): tokens are verified locally, no call to the issuer per request."""
 
-    jwks_url: str | None = Field(default=None, pattern=r"^https?://", max_length=1024)
+    jwks_url: str | None = Field(default=None, pattern=r"^https://", max_length=1024)
     """URL of the issuer's JWKS (fetched at start and on an unknown key id). When unset, the
     JWKS comes from ``jwksConfigMapRef``."""
     jwks_config_map_ref: ConfigMapKeyRef = ConfigMapKeyRef(
@@ -86,9 +86,10 @@ class GatewayAuth(ApiModel):
     )
     """ConfigMap key holding the JWKS (mounted; a rotated key is picked up without restart)."""
     issuer: str | None = Field(default=None, min_length=1, max_length=1024)
-    """Required ``iss`` claim (unset: not checked)."""
+    """Required ``iss`` claim. The gateway does not start without it (nor without ``audience``):
+    a token the same issuer minted for another service is never a checkout token."""
     audience: str | None = Field(default=None, min_length=1, max_length=1024)
-    """Required ``aud`` claim (unset: not checked)."""
+    """Required ``aud`` claim (the gateway does not start without it)."""
     client_rate_per_second: int = Field(default=20, ge=1, le=100000)
     """Token bucket of each client (the token's ``client_id``/``azp``/``sub``): refill rate."""
     client_burst: int = Field(default=40, ge=1, le=100000)
@@ -99,6 +100,12 @@ class GatewayAuth(ApiModel):
     """Token bucket of each market's writes: size."""
     max_body_bytes: int = Field(default=65536, ge=1024, le=10485760)
     """Largest request body accepted (larger: 413)."""
+    principal_key_secret_ref: SecretKeyRef = SecretKeyRef(name="checkout-gateway-key", key="key")
+    """Secret key holding the key (at least 32 random bytes) the gateway signs the principal it
+    passes to the services with; the orders and cart services check it and refuse requests
+    that did not come through the gateway (``CHECKOUT_GATEWAY_KEY``). Create it per region
+    namespace, e.g. ``kubectl create secret generic checkout-gateway-key
+    --from-literal=key=$(openssl rand -hex 32)``."""
 
 
 class EdgeSpec(ApiModel):

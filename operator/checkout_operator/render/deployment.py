@@ -19,6 +19,8 @@ from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.render import gatewayconfig, hashing, labels, leaseaccess, pods, psp
 
 SERVICES_COMMAND: Final = "checkout-services"
+PRINCIPAL_KEY_COMPONENTS: Final = frozenset({"gateway", "orders", "cart"})
+"""The gateway signs the principal with ``CHECKOUT_GATEWAY_KEY``; orders and cart check it."""
 
 
 def _config_volume(
@@ -65,6 +67,10 @@ def build(
         pods.env_from_secret(env.KAFKA_BOOTSTRAP_SERVERS, deps.kafka),
         pods.env_from_secret(env.TEMPORAL_ADDRESS, deps.temporal),
     ]
+    if component in PRINCIPAL_KEY_COMPONENTS:
+        env.append(
+            pods.env_from_secret("CHECKOUT_GATEWAY_KEY", spec.edge.gateway.principal_key_secret_ref)
+        )
     tracing = spec.tracing
     if tracing.otlp_endpoint:
         pod_env += [

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from checkout_services.cart import router
 from checkout_services.cart.service import CartService
 from checkout_services.common import app as common_app
-from checkout_services.common import metrics, settings
+from checkout_services.common import metrics, principal, settings
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = cfg or Settings.from_env()
         settings.load_region_config(s.common.region_config_file)
+        principal.install(app.state)  # every cart route is reached through the gateway only
         redis = aioredis.Redis.from_url(s.common.redis_url)
         try:
             app.state.service = CartService(redis, s.cart_ttl_seconds)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
 
 from checkout_services.cart import schemas
 from checkout_services.cart.deps import Service
-from checkout_services.common import errors
+from checkout_services.common import errors, ids, principal
 
-router = APIRouter(responses=errors.PROBLEM_RESPONSES, tags=["carts"])
+router = APIRouter(
+    responses=errors.PROBLEM_RESPONSES, tags=["carts"], dependencies=[Depends(principal.caller)]
+)
 CartPath = Annotated[str, Path(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
-SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ids.SKU)]
 
 
 class UnsupportedCurrency(errors.InvalidInput):

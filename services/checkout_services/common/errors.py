@@ -147,6 +147,18 @@ def install_handlers(app: FastAPI, service: str) -> None:
         }
         return JSONResponse(body, status_code=503, media_type=PROBLEM, headers={"Retry-After": "1"})
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # input nested deeper than a parser or walker can follow: the client's fault
+        body = {
+            "type": base + "too-deep",
+            "title": "Input nested too deeply",
+            "status": 400,
+            "detail": "the request nests too deeply to be processed",
+            "instance": request.url.path,
+        }
+        return JSONResponse(body, status_code=400, media_type=PROBLEM)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)

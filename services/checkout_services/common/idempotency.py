@@ -1,6 +1,8 @@
 """``Idempotency-Key`` on POSTs (Redis), shared by the checkout services.
 
-The record holds a hash of (method, path, body) and, once done, the response. Same key +
+The record holds a hash of (method, path, body) and, once done, the response. Keys are scoped
+to the caller (:mod:`principal`): the Redis key carries the caller's tag, so a client can
+neither read another client's stored response nor block its key. Same key +
 different request -> 422; same key while the first is in flight -> 409 (+ Retry-After); done ->
 the stored response again (header ``Idempotent-Replayed: true``). 5xx answers are not stored: the
 key is freed and a retry runs again (every step below is idempotent by checkout id).
@@ -136,11 +138,15 @@ async def run(
     key: str | None,
     body: Any,
     handler: Callable[[], Awaitable[tuple[int, Any]]],
+    scope: str | None = None,
 ) -> Response:
-    """Run ``handler`` (-> status, JSON payload) under the client's key, if one was sent."""
+    """Run ``handler`` (-> status, JSON payload) under the client's key, if one was sent;
+    ``scope`` (the caller's tag) namespaces the key."""
     if key is None:
         status, payload = await handler()
         return JSONResponse(payload, status_code=status)
+    if scope is not None:
+        key = f"{scope}:{key}"
     got = await store.begin(key, fingerprint(request.method, request.url.path, body))
     if isinstance(got, Stored):
         media = errors.PROBLEM if got.status >= 400 else "application/json"

@@ -50,8 +50,11 @@ async def enqueue(
     data: Mapping[str, Any],
     event_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Write one event in the caller's (open) transaction; returns its event id."""
+    """Write one event in the caller's (open) transaction; returns its event id. The key
+    becomes the Kafka record key, which nothing scrubs downstream: a key that holds a card
+    number is refused (:class:`scrub.CardNumberRefused`), the payload is scrubbed."""
     eid = event_id or uuid.uuid4()
+    scrub.require_no_pan(key, "key")
     data = scrub.scrub_event(event_type, data)
     envelope = {
         "eventId": str(eid),

@@ -1,10 +1,9 @@
 """PCI and PII scrubbing: card-like numbers and personal fields never reach logs, events or
 traces, and a request carrying a card number is refused.
 
-* :func:`find_pan` spots a primary account number: 13 to 19 digits (spaces or dashes allowed
-  between them) that pass the Luhn check and start like a card (2-6: Mastercard 2-series, Amex,
-  Visa, Mastercard, Discover/UnionPay/RuPay...). A 13-digit epoch in milliseconds starts with 1
-  and is left alone.
+* :func:`find_pan` spots a primary account number as the application would read it
+  (:mod:`pan`: NFKC-normalised, 13 to 19 digits grouped any common way, Luhn-valid, starting
+  like a card: 2-6). A 13-digit epoch in milliseconds starts with 1 and is left alone.
 * :func:`scrub_text` masks every PAN (``[card ****1234]``) and e-mail address (``[email]``) in a
   string; :func:`scrub_value` does it through dicts and lists and also masks the values of
   personal fields (``classification.PERSONAL_FIELDS``) unless told to keep them.
@@ -13,9 +12,12 @@ traces, and a request carrying a card number is refused.
   (they are the reason the topic exists and its residency is enforced).
 * :func:`install_logging` masks every log record of the process at creation (a log record
   factory, so it covers every logger and handler, uvicorn's too).
-* :class:`RefuseCardNumbers` is an ASGI middleware: a JSON body with a card-like number in any
-  field gets a 422 problem+json naming the field (never echoing the value); payments carry PSP
-  tokens only.
+* :class:`RefuseCardNumbers` is an ASGI middleware: a request with a card-like number in its
+  path, query (decoded), headers or JSON body (parsed: escapes decoded, numbers and keys too)
+  gets a 422 problem+json naming the field (never echoing the value); payments carry PSP
+  tokens only. A body nested deeper than :data:`pan.MAX_DEPTH` gets 400.
+* :func:`require_no_pan`: the same check where a client-chosen string becomes an identifier
+  (a Temporal workflow id, a Kafka / outbox key, a ``customers`` row).
 """
 
 from __future__ import annotations
@@ -25,61 +27,54 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+from urllib.parse import unquote_plus
 
+<<<<<<< HEAD
 from checkout_contract import classification
+=======
+from checkout_services.common import classification, errors, pan
+from checkout_services.common.pan import find_pan, is_pan, luhn_ok
 
-PAN_CANDIDATE: Final = re.compile(r"(?<![\d])[2-6](?:[ -]?\d){12,18}(?![\d])")
+__all__ = ["find_pan", "is_pan", "luhn_ok"]
+>>>>>>> main
+
 EMAIL: Final = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_BYTES_CANDIDATE: Final = re.compile(rb"[2-6](?:[ -]?\d){12,18}")
 REDACTED: Final = "[redacted]"
 EMAIL_MASK: Final = "[email]"
 
 PROBLEM_TYPE: Final = "https://checkout-operator.io/problems/card-number-refused"
 
 
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+UNSCANNED_HEADERS: Final = frozenset(
+    {b"authorization", b"cookie", b"traceparent", b"tracestate", b"x-checkout-principal-sig"}
+)
+"""Headers not searched for card numbers: credentials, hex trace ids and (any header named
+``*signature`` / ``*-sig``) HMAC signatures: never logged or stored, and their hex digit runs
+would be false alarms (a webhook refused as a card number)."""
 
 
-def _digits(candidate: str) -> str:
-    return candidate.replace(" ", "").replace("-", "")
+def _scanned(name: bytes) -> bool:
+    return name not in UNSCANNED_HEADERS and not name.endswith((b"signature", b"-sig"))
 
 
-def is_pan(value: str) -> bool:
-    """The whole string is a card number (digits, optionally grouped by spaces or dashes)."""
-    m = PAN_CANDIDATE.fullmatch(value.strip())
-    return m is not None and luhn_ok(_digits(m.group(0)))
+class CardNumberRefused(errors.ProblemError):
+    status, slug, title = 422, "card-number-refused", "Card numbers are not accepted"
 
 
-def find_pan(text: str) -> str | None:
-    """The first card-like number in ``text`` (as written), or None."""
-    for m in PAN_CANDIDATE.finditer(text):
-        digits = _digits(m.group(0))
-        if 13 <= len(digits) <= 19 and luhn_ok(digits):
-            return m.group(0)
-    return None
-
-
-def _mask_pan(m: re.Match[str]) -> str:
-    digits = _digits(m.group(0))
-    if 13 <= len(digits) <= 19 and luhn_ok(digits):
-        return f"[card ****{digits[-4:]}]"
-    return m.group(0)
+def require_no_pan(value: str, field: str) -> str:
+    """``value`` unchanged, or :class:`CardNumberRefused` naming ``field`` (not the value)."""
+    if find_pan(value):
+        raise CardNumberRefused(
+            f"{field} looks like a card number: it would become an identifier", field=field
+        )
+    return value
 
 
 def scrub_text(text: str) -> str:
     """``text`` with every card-like number and e-mail address masked."""
     if not text:
         return text
-    out = PAN_CANDIDATE.sub(_mask_pan, text) if any(c.isdigit() for c in text) else text
+    out = pan.mask(text)
     return EMAIL.sub(EMAIL_MASK, out) if "@" in out else out
 
 
@@ -88,10 +83,10 @@ def scrub_value(value: Any, *, keep_personal: bool = False) -> Any:
     unless ``keep_personal`` (then only card numbers go from them)."""
     if isinstance(value, str):
         return scrub_text(value)
-    if isinstance(value, bool) or value is None or isinstance(value, float):
+    if isinstance(value, bool) or value is None:
         return value
-    if isinstance(value, int):
-        return REDACTED if find_pan(str(value)) else value
+    if isinstance(value, (int, float)):
+        return REDACTED if pan.number_is_pan(value) else value
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
@@ -111,7 +106,9 @@ def scrub_value(value: Any, *, keep_personal: bool = False) -> Any:
 def _pan_only(value: Any) -> Any:
     """Mask card numbers (not e-mails) inside a personal field kept on purpose."""
     if isinstance(value, str):
-        return PAN_CANDIDATE.sub(_mask_pan, value)
+        return pan.mask(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return REDACTED if pan.number_is_pan(value) else value
     if isinstance(value, Mapping):
         return {k: _pan_only(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -143,12 +140,12 @@ _installed: list[Callable[..., logging.LogRecord]] = []
 def _scrub_arg(value: Any) -> Any:
     if isinstance(value, str):
         return scrub_text(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return 0 if find_pan(str(value)) else value
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return 0 if pan.number_is_pan(value) else value
     if isinstance(value, (bytes, bytearray)):
         return scrub_text(bytes(value).decode("utf-8", "replace")).encode()
-    if isinstance(value, (float, bool)) or value is None:
-        return value
     text = str(value)
     return scrub_text(text) if (find_pan(text) or EMAIL.search(text)) else value
 
@@ -204,21 +201,7 @@ class ScrubFilter(logging.Filter):
 
 def pan_field(value: Any, path: str = "") -> str | None:
     """The path (``payment.card.number``, ``lines[0].sku``) of the first card-like value."""
-    if isinstance(value, str):
-        return (path or "body") if find_pan(value) else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (path or "body") if find_pan(str(value)) else None
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            found = pan_field(v, f"{path}.{k}" if path else str(k))
-            if found:
-                return found
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            found = pan_field(v, f"{path}[{i}]")
-            if found:
-                return found
-    return None
+    return pan.pan_field(value, path)
 
 
 Scope = dict[str, Any]
@@ -227,9 +210,9 @@ Send = Callable[[dict[str, Any]], Any]
 
 
 class RefuseCardNumbers:
-    """ASGI middleware: 422 problem+json for a JSON body (or query string) holding a card-like
-    number. Cheap on the hot path: the raw bytes are searched first, JSON is parsed only when
-    a Luhn-valid candidate is there."""
+    """ASGI middleware: 422 problem+json for a request holding a card-like number where the
+    application will read it (path, decoded query, headers, parsed JSON body); 400 for a JSON
+    body nested too deeply to check (or to parse) safely."""
 
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
@@ -238,17 +221,10 @@ class RefuseCardNumbers:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
-        if any(c.isdigit() for c in path) and find_pan(path):
-            await self._refuse(scope, send, "path")
+        field = _head_pan_field(scope)
+        if field is not None:
+            await self._refuse(scope, send, field)
             return
-        query = scope.get("query_string", b"")
-        if query and _BYTES_CANDIDATE.search(query):
-            text = query.decode("latin-1")
-            if find_pan(text):
-                name = next((p.split("=", 1)[0] for p in text.split("&") if find_pan(p)), "query")
-                await self._refuse(scope, send, f"query.{name}")
-                return
         chunks: list[bytes] = []
         more = True
         while more:
@@ -259,43 +235,79 @@ class RefuseCardNumbers:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body and _BYTES_CANDIDATE.search(body):
-            field = _body_pan_field(body)
+        if body:
+            try:
+                field = _body_pan_field(body)
+            except pan.TooDeep as exc:
+                await _answer(scope, send, 400, "body-too-deep", "Body nested too deeply", str(exc))
+                return
             if field is not None:
                 await self._refuse(scope, send, field)
                 return
         await self.app(scope, _replay([body], receive), send)
 
     async def _refuse(self, scope: Scope, send: Send, field: str) -> None:
-        problem = {
-            "type": PROBLEM_TYPE,
-            "title": "Card numbers are not accepted",
-            "status": 422,
-            "detail": f"{field} looks like a card number: send a PSP payment token instead "
-            "(the checkout never receives card data)",
-            "instance": scrub_text(scope.get("path", "")),
-            "field": field,
-        }
-        payload = json.dumps(problem).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 422,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
+        detail = (
+            f"{field} looks like a card number: send a PSP payment token instead "
+            "(the checkout never receives card data)"
         )
-        await send({"type": "http.response.body", "body": payload})
+        await _answer(scope, send, 422, "", "Card numbers are not accepted", detail, field=field)
+
+
+def _head_pan_field(scope: Scope) -> str | None:
+    """Where a card number sits in the request line or headers, or None."""
+    if find_pan(scope.get("path", "")):
+        return "path"
+    query = scope.get("query_string", b"")
+    if query:
+        found = pan.query_pan_field(query.decode("latin-1"))
+        if found is not None:
+            return found
+    for name, value in scope.get("headers", ()):
+        if not _scanned(name):
+            continue
+        # the app reads headers as latin-1; a UTF-8 reader (a log shipper) would see more
+        if find_pan(value.decode("latin-1")) or find_pan(value.decode("utf-8", "replace")):
+            return f"header.{name.decode('latin-1')}"
+    return None
+
+
+async def _answer(
+    scope: Scope, send: Send, status: int, slug: str, title: str, detail: str, **extra: Any
+) -> None:
+    problem = {
+        "type": f"{errors.TYPE_ROOT}common/{slug}" if slug else PROBLEM_TYPE,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": scrub_text(scope.get("path", "")),
+        **extra,
+    }
+    payload = json.dumps(problem).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", errors.PROBLEM.encode()),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _body_pan_field(body: bytes) -> str | None:
+    """The field of a card number in the body as the app will parse it; :class:`pan.TooDeep`
+    when it nests too deeply for that."""
     try:
         parsed = json.loads(body)
+    except RecursionError:
+        raise pan.TooDeep(f"the JSON body nests deeper than {pan.MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError):
-        return "body" if find_pan(body.decode("latin-1")) else None
-    return pan_field(parsed)
+        text = body.decode("utf-8", "replace")
+        return "body" if find_pan(text) or find_pan(unquote_plus(text)) else None
+    return pan.pan_field(parsed)
 
 
 def _replay(chunks: list[bytes], upstream: Receive, first: Any = None) -> Receive:

@@ -4,10 +4,12 @@ that the operator renders into ConfigMaps."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from checkout_contract import config, env, routing
 from checkout_contract.model import ConfigModel
@@ -48,6 +50,36 @@ def env_float(name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its password and query (a DSN's ``?password=`` / ``sslkey`` options):
+    ``postgresql://app:***@db:5432/checkout?***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    query = "***" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def safe_repr(obj: Any) -> str:
+    """A dataclass's repr with every URL-valued field redacted (:func:`redact_url`): settings
+    hold DSNs with passwords, and a repr ends up in logs and tracebacks."""
+    shown = []
+    for f in dataclasses.fields(obj):
+        if not f.repr:
+            continue
+        value = getattr(obj, f.name)
+        if isinstance(value, str) and "://" in value:
+            value = redact_url(value)
+        shown.append(f"{f.name}={value!r}")
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
 def load_model(path: str | Path, model: type[M], what: str) -> M:
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -67,9 +99,11 @@ def load_fleet_routing(path: str | Path) -> routing.FleetRouting:
     return load_model(path, routing.FleetRouting, "fleet routing")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CommonSettings:
-    """What every stateful service reads from its environment."""
+    """What every stateful service reads from its environment (its repr hides passwords)."""
+
+    __repr__ = safe_repr
 
     region_config_file: str
     fleet_routing_file: str

@@ -18,7 +18,11 @@ from fastapi.responses import JSONResponse
 
 from checkout_contract import env
 from checkout_services.common import app as common_app
+<<<<<<< HEAD
 from checkout_services.common import settings
+=======
+from checkout_services.common import lease, principal, settings
+>>>>>>> main
 from checkout_services.gateway import (
     auth,
     bodylimit,
@@ -83,6 +87,7 @@ def create_app(cfg: Settings | None = None, lease_view: leases.LeaseView | None 
                 issuer=s.issuer,
                 audience=s.audience,
                 algorithms=s.algorithms,
+                max_lifetime_s=s.max_token_lifetime_seconds,
             )
             await authenticator.load()
             app.state.gateway = service.Gateway(
@@ -97,6 +102,8 @@ def create_app(cfg: Settings | None = None, lease_view: leases.LeaseView | None 
                 bot_threshold=s.bot_threshold,
                 upstream_timeout_s=s.upstream_timeout_seconds,
                 forward_timeout_s=s.forward_timeout_seconds,
+                auth_failures=ratelimit.AuthFailures(redis, s.auth_failure_limit),
+                internal_key=principal.load_key(),
             )
             app.state.health_checks = {
                 "redis": redis.ping,

@@ -1,9 +1,23 @@
-"""Bearer JWTs verified locally against a JWKS (a file, or a URL fetched by the gateway).
+"""Bearer JWTs verified locally against a JWKS (a file, or an https URL fetched by the gateway).
 
 Only asymmetric algorithms are accepted (never ``none`` or HMAC: a public key must not become a
-shared secret); ``exp`` and ``sub`` are required, ``iss`` / ``aud`` when configured. A token
-whose ``kid`` is unknown makes the gateway re-read the JWKS (key rotation), at most once per
-``refetch_interval_s`` for a URL; a file is re-read whenever it changes.
+shared secret, and a JWKS ``oct`` key is refused). Each token must:
+
+* name an algorithm the gateway accepts that is also the algorithm of the JWK it names: the
+  JWK's ``alg`` when it has one, else one of its key type's (an RSA key never checks an ES256 or
+  EdDSA signature);
+* carry ``exp``, ``sub``, ``iss`` and ``aud``, the last two equal to the configured issuer and
+  audience (both are required settings);
+* live at most ``max_lifetime_s``: ``exp - iat`` when it has ``iat``, and ``exp - now`` always
+  (a stolen long-lived token stays a short-lived one).
+
+A token whose ``kid`` is unknown makes the gateway re-read the JWKS (key rotation), at most once
+per ``refetch_interval_s`` for a URL; a file is re-read whenever it changes.
+
+Verified tokens are cached until their ``exp``. Each cache entry remembers the very key object
+that verified it, and a hit counts only while the JWKS still holds that key under that ``kid``
+(a reload keeps the object of a key whose JWK did not change). A key removed from the JWKS, or
+replaced under the same ``kid``, therefore never vouches for a token again.
 """
 
 from __future__ import annotations
@@ -15,15 +29,25 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import jwt
 
 from checkout_services.common import settings
-from checkout_services.gateway import exceptions
+from checkout_services.gateway import exceptions, urls
 
 log = logging.getLogger("checkout_services.gateway.auth")
+
+LEEWAY_S: Final = 30
+FAMILIES: Final = {
+    "RSA": frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}),
+    "EC": frozenset({"ES256", "ES384", "ES512", "ES256K"}),
+    "OKP": frozenset({"EdDSA"}),
+}
+"""JWK key type -> the algorithms a key of that type may check (``oct`` is not there)."""
+JWKS_ERRORS: Final = (OSError, ValueError, httpx.HTTPError, jwt.PyJWTError)
+"""What reading a JWKS can raise (unreadable, not JSON, unreachable, a bad key)."""
 
 
 @dataclass(frozen=True)
@@ -33,34 +57,56 @@ class Principal:
     subject: str
 
 
+@dataclass(frozen=True)
+class _Key:
+    jwk: jwt.PyJWK
+    raw: str
+    """The JWK as canonical JSON: a reload keeps this object when the JWK is unchanged."""
+    algorithms: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Hit:
+    principal: Principal
+    exp: float
+    kid: str | None
+    key: _Key
+
+
 class Authenticator:
     def __init__(
         self,
         source: str,
         http: httpx.AsyncClient,
         *,
-        issuer: str | None,
-        audience: str | None,
+        issuer: str,
+        audience: str,
         algorithms: tuple[str, ...],
+        max_lifetime_s: int = 24 * 3600,
         refetch_interval_s: float = 30.0,
         cache_size: int = 10000,
     ) -> None:
+        if not issuer or not audience:
+            raise settings.SettingsError("the gateway needs a JWT issuer and audience")
         self.source = source
-        self.is_url = source.startswith(("http://", "https://"))
+        self.is_url = "://" in source
+        if self.is_url:
+            try:
+                urls.check(source, "GATEWAY_JWKS")
+            except urls.InsecureURL as exc:
+                raise settings.SettingsError(str(exc)) from exc
         self.http = http
         self.issuer = issuer
         self.audience = audience
         self.algorithms = algorithms
+        self.max_lifetime_s = max_lifetime_s
         self.refetch_interval_s = refetch_interval_s
-        self._keys: dict[str, jwt.PyJWK] = {}
-        self._default: jwt.PyJWK | None = None
+        self._keys: dict[str, _Key] = {}
+        self._default: _Key | None = None
         self._file_id: tuple[int, int] | None = None
         self._fetched_at = 0.0
         self.cache_size = cache_size
-        self._cache: dict[str, tuple[Principal, float]] = {}
-        self._cache_epoch = 0
-        self._keys_epoch = 0
-        """Bumped on every JWKS load: a removed key invalidates the cached tokens."""
+        self._cache: dict[str, _Hit] = {}
 
     @property
     def key_count(self) -> int:
@@ -70,10 +116,10 @@ class Authenticator:
         """Read the JWKS now; a bad or unreachable JWKS is a settings error (exit 2)."""
         try:
             await self._reload(force=True)
-        except (OSError, ValueError, httpx.HTTPError, jwt.PyJWKSetError) as exc:
+        except JWKS_ERRORS as exc:
             raise settings.SettingsError(
                 f"cannot load the JWKS from {self._where()}: {type(exc).__name__}: {exc}"
-            ) from None
+            ) from exc
 
     async def check(self) -> None:
         """Readiness: at least one key is loaded."""
@@ -100,16 +146,29 @@ class Authenticator:
             self._file_id = ident
 
     def _install(self, data: Any) -> None:
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
             raise ValueError("a JWKS is a JSON object with a 'keys' array")
-        keyset = jwt.PyJWKSet.from_dict(data)
-        keys = {k.key_id: k for k in keyset.keys if k.key_id}
-        self._keys = keys
-        self._keys_epoch += 1
-        self._default = keyset.keys[0] if len(keyset.keys) == 1 else None
-        log.info("JWKS loaded from %s: %d key(s)", self._where(), len(keyset.keys))
+        previous = {k.raw: k for k in (*self._keys.values(), self._default) if k is not None}
+        loaded: list[tuple[str | None, _Key]] = []
+        for jwk_data in data["keys"]:
+            if not isinstance(jwk_data, dict):
+                raise ValueError("every JWKS entry is a JSON object")
+            if jwk_data.get("use", "sig") != "sig":
+                continue
+            raw = json.dumps(jwk_data, sort_keys=True)
+            key = previous.get(raw) or _make_key(jwk_data, raw)
+            kid = jwk_data.get("kid")
+            loaded.append((kid if isinstance(kid, str) and kid else None, key))
+        if not loaded:
+            raise ValueError("the JWKS holds no signing key")
+        self._keys = {kid: key for kid, key in loaded if kid}
+        self._default = loaded[0][1] if len(loaded) == 1 else None
+        log.info("JWKS loaded from %s: %d key(s)", self._where(), len(loaded))
 
-    async def _key_for(self, kid: str | None) -> jwt.PyJWK:
+    def _current(self, kid: str | None) -> _Key | None:
+        return self._default if kid is None else self._keys.get(kid)
+
+    async def _key_for(self, kid: str | None) -> _Key:
         if kid is None:
             if self._default is not None:
                 return self._default
@@ -118,7 +177,7 @@ class Authenticator:
         if key is None:
             try:
                 await self._reload()
-            except (OSError, ValueError, httpx.HTTPError, jwt.PyJWKSetError) as exc:
+            except JWKS_ERRORS as exc:
                 log.warning("JWKS refresh failed: %s", type(exc).__name__)
             key = self._keys.get(kid)
         if key is None:
@@ -127,25 +186,26 @@ class Authenticator:
 
     async def verify(self, authorization: str | None) -> Principal:
         """The token's principal; a token verified before is answered from a bounded cache
-        until its ``exp`` (clients send the same token for many requests)."""
+        until its ``exp`` while the key that verified it is still in the JWKS."""
         if not self.is_url:
             try:
-                await self._reload()  # one stat; a key removed from the file drops the cache
-            except (OSError, ValueError, jwt.PyJWKSetError) as exc:
+                await self._reload()  # one stat; a key removed from the file drops its tokens
+            except JWKS_ERRORS as exc:
                 log.warning("JWKS file unreadable, keeping the last keys: %s", type(exc).__name__)
         if authorization:
             hit = self._cache.get(authorization)
-            if hit is not None and hit[1] > time.time() and self._cache_epoch == self._keys_epoch:
-                return hit[0]
-        principal, exp = await self._verify(authorization)
+            if hit is not None:
+                if hit.exp > time.time() and self._current(hit.kid) is hit.key:
+                    return hit.principal
+                del self._cache[authorization]
+        hit = await self._verify(authorization)
         if authorization:
             if len(self._cache) >= self.cache_size:
                 self._cache.clear()
-            self._cache[authorization] = (principal, exp)
-            self._cache_epoch = self._keys_epoch
-        return principal
+            self._cache[authorization] = hit
+        return hit.principal
 
-    async def _verify(self, authorization: str | None) -> tuple[Principal, float]:
+    async def _verify(self, authorization: str | None) -> _Hit:
         if not authorization:
             raise exceptions.Unauthorized("missing Authorization: Bearer token")
         scheme, _, token = authorization.partition(" ")
@@ -157,27 +217,67 @@ class Authenticator:
         except jwt.InvalidTokenError:
             raise exceptions.Unauthorized("the bearer token is not a JWT") from None
         alg = header.get("alg")
-        if alg not in self.algorithms:
+        if not isinstance(alg, str) or alg not in self.algorithms:
             raise exceptions.Unauthorized(f"the token's algorithm {alg!r} is not accepted")
-        key = await self._key_for(header.get("kid"))
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise exceptions.Unauthorized("the token's kid must be a string")
+        key = await self._key_for(kid)
+        if alg not in key.algorithms:
+            raise exceptions.Unauthorized(
+                f"the token's algorithm {alg!r} is not the algorithm of its key"
+            )
+        claims = self._decode(token, key, alg)
+        now = time.time()
+        exp = float(claims["exp"])
+        iat = claims.get("iat")
+        lifetime = exp - float(iat) if isinstance(iat, (int, float)) else 0.0
+        if max(lifetime, exp - now) > self.max_lifetime_s + LEEWAY_S:
+            raise exceptions.Unauthorized(
+                f"the bearer token lives longer than the accepted {self.max_lifetime_s} s"
+            )
+        subject = str(claims["sub"])
+        client = claims.get("client_id") or claims.get("azp") or subject
+        principal = Principal(client_id=str(client)[:128], subject=subject[:256])
+        return _Hit(principal, exp, kid, key)
+
+    def _decode(self, token: str, key: _Key, alg: str) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key=key.key,
+                key=key.jwk.key,
                 algorithms=[alg],
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=30,
+                leeway=LEEWAY_S,
                 options={
-                    "require": ["exp", "sub"],
-                    "verify_aud": self.audience is not None,
-                    "verify_iss": self.issuer is not None,
+                    "require": ["exp", "sub", "iss", "aud"],
+                    "verify_aud": True,
+                    "verify_iss": True,
                 },
             )
         except jwt.ExpiredSignatureError:
             raise exceptions.Unauthorized("the bearer token has expired") from None
         except jwt.InvalidTokenError as exc:
             raise exceptions.Unauthorized(f"the bearer token is invalid: {exc}") from None
-        subject = str(claims["sub"])
-        client = claims.get("client_id") or claims.get("azp") or subject
-        return Principal(client_id=str(client)[:128], subject=subject), float(claims["exp"])
+        except (ValueError, TypeError) as exc:
+            # a key the algorithm cannot use (should not pass the family check above)
+            raise exceptions.Unauthorized(
+                f"the bearer token cannot be checked with its key ({type(exc).__name__})"
+            ) from None
+        return claims
+
+
+def _make_key(jwk_data: dict[str, Any], raw: str) -> _Key:
+    kty = jwk_data.get("kty")
+    family = FAMILIES.get(kty) if isinstance(kty, str) else None
+    if family is None:
+        raise ValueError(f"JWK key type {kty!r} is not an asymmetric signing key")
+    alg = jwk_data.get("alg")
+    if alg is not None and alg not in family:
+        raise ValueError(f"JWK alg {alg!r} does not fit its key type {kty}")
+    jwk = jwt.PyJWK(jwk_data)
+    if kty == "EC":
+        # the curve fixes the algorithm (P-256 -> ES256 ...): PyJWK derived it from crv
+        family = frozenset({jwk.algorithm_name})
+    return _Key(jwk, raw, frozenset({alg}) if alg else family)

@@ -1,4 +1,5 @@
-"""Gateway settings, from env vars (the JWKS comes from a file or an HTTPS/HTTP URL)."""
+"""Gateway settings, from env vars (the JWKS comes from a file or an https URL; the JWT issuer
+and audience are required: a token minted for another service is never accepted)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,19 @@ class RateLimit:
     burst: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
+    __repr__ = settings.safe_repr  # the JWKS URL may carry a token in its query
+
     common: settings.CommonSettings
     jwks: str
-    issuer: str | None = None
-    audience: str | None = None
+    issuer: str = ""
+    audience: str = ""
     algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
+    max_token_lifetime_seconds: int = 24 * 3600
+    """Tokens living longer (``exp - iat``, or ``exp - now``) are refused."""
+    auth_failure_limit: RateLimit = RateLimit(rate=5.0, burst=20)
+    """Failed authentications per client address: beyond it, 429 before any verification."""
     max_body_bytes: int = 64 * 1024
     client_limit: RateLimit = RateLimit(rate=20.0, burst=40)
     market_limit: RateLimit = RateLimit(rate=500.0, burst=1000)
@@ -60,9 +67,16 @@ class Settings:
         s = cls(
             common=common,
             jwks=jwks,
-            issuer=os.environ.get("GATEWAY_JWT_ISSUER") or None,
-            audience=os.environ.get("GATEWAY_JWT_AUDIENCE") or None,
+            issuer=settings.env_str("GATEWAY_JWT_ISSUER"),
+            audience=settings.env_str("GATEWAY_JWT_AUDIENCE"),
             algorithms=algorithms,
+            max_token_lifetime_seconds=settings.env_int(
+                "GATEWAY_JWT_MAX_LIFETIME_SECONDS", 24 * 3600
+            ),
+            auth_failure_limit=RateLimit(
+                settings.env_float("GATEWAY_AUTH_FAILURE_RATE", 5.0),
+                settings.env_int("GATEWAY_AUTH_FAILURE_BURST", 20),
+            ),
             max_body_bytes=settings.env_int("GATEWAY_MAX_BODY_BYTES", 64 * 1024),
             client_limit=RateLimit(
                 settings.env_float("GATEWAY_CLIENT_RATE", 20.0),
@@ -86,6 +100,12 @@ class Settings:
     def validate(self) -> None:
         checks = (
             (self.max_body_bytes >= 1, "GATEWAY_MAX_BODY_BYTES must be >= 1"),
+            (
+                self.max_token_lifetime_seconds >= 60,
+                "GATEWAY_JWT_MAX_LIFETIME_SECONDS must be >= 60",
+            ),
+            (self.auth_failure_limit.rate > 0, "GATEWAY_AUTH_FAILURE_RATE must be > 0"),
+            (self.auth_failure_limit.burst >= 1, "GATEWAY_AUTH_FAILURE_BURST must be >= 1"),
             (self.client_limit.rate > 0, "GATEWAY_CLIENT_RATE must be > 0"),
             (self.client_limit.burst >= 1, "GATEWAY_CLIENT_BURST must be >= 1"),
             (self.market_limit.rate > 0, "GATEWAY_MARKET_RATE must be > 0"),

@@ -8,6 +8,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
+from checkout_services.common import ids
 from checkout_services.gateway import exceptions, schemas
 from checkout_services.gateway import service as svc
 from checkout_services.gateway.deps import IdemKey, get_gateway
@@ -16,10 +17,10 @@ router = APIRouter(
     responses=schemas.problems(400, 401, 404, 409, 413, 422, 429, 503),
 )
 
-CheckoutPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+CheckoutPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ids.ID)]
 CartPath = Annotated[str, Path(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
 SnapshotPath = Annotated[str, Path(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
-SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ids.SKU)]
 
 CHECKOUTS: Final = "/v1/checkouts"
 

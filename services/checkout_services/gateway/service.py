@@ -18,12 +18,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+from urllib.parse import unquote
 
 import httpx
 from fastapi import Request
 from fastapi.responses import Response
 
-from checkout_services.common import requestid
+from checkout_services.common import principal, requestid
 from checkout_services.gateway import auth, exceptions, leases, ratelimit, table, tracing
 from checkout_services.gateway.metrics import GatewayMetrics
 
@@ -77,6 +78,9 @@ class Gateway:
     bot_threshold: int
     upstream_timeout_s: float = 10.0
     forward_timeout_s: float = 10.0
+    auth_failures: ratelimit.AuthFailures | None = None
+    internal_key: bytes | None = None
+    """Signs the principal passed to the local services (:mod:`common.principal`)."""
 
     def reject(self, route: str, market: str, reason: str) -> None:
         self.metrics.decisions.labels(route, market, "rejected").inc()
@@ -89,10 +93,21 @@ class Gateway:
         return market if self.table.route(market) is not None else "unknown"
 
     async def authenticate(self, request: Request, route: str) -> auth.Principal:
+        """The token's principal; an address that failed too often gets 429 unverified."""
+        address = request.client.host if request.client else "-"
+        if self.auth_failures is not None:
+            wait_s = await self.auth_failures.blocked(address)
+            if wait_s:
+                self.reject(route, "-", "rate-limited-auth")
+                raise exceptions.RateLimited("authentication-failure", wait_s)
         try:
             return await self.authenticator.verify(request.headers.get("authorization"))
         except exceptions.Unauthorized:
             self.reject(route, "-", "unauthorized")
+            if self.auth_failures is not None:
+                wait_s = await self.auth_failures.failed(address)
+                if wait_s:
+                    raise exceptions.RateLimited("authentication-failure", wait_s) from None
             raise
 
     async def admit(
@@ -114,7 +129,9 @@ class Gateway:
             raise exceptions.RateLimited(verdict.scope, verdict.retry_after_s)
         return Admission(principal, suspect, tracing.child(request.headers.get("traceparent")))
 
-    def _headers(self, request: Request, admission: Admission, *, forward: bool) -> dict[str, str]:
+    def _headers(
+        self, request: Request, admission: Admission, *, forward: bool, body: bytes = b""
+    ) -> dict[str, str]:
         headers = {k: v for k, v in request.headers.items() if k in PASS_REQUEST}
         headers.update(requestid.outgoing_headers())
         headers["traceparent"] = admission.traceparent
@@ -126,6 +143,13 @@ class Gateway:
             if auth_header:
                 headers["authorization"] = auth_header
             headers[FORWARDED_BY] = self.region
+        elif self.internal_key is not None:
+            # the peer gateway authenticates the token itself; a local service trusts this
+            who = principal.header_value(admission.principal.subject)
+            headers[principal.PRINCIPAL_HEADER] = who
+            headers[principal.SIGNATURE_HEADER] = principal.sign(
+                self.internal_key, request.method, self._target(request), who, body
+            )
         return headers
 
     async def _send(
@@ -149,8 +173,12 @@ class Gateway:
 
     @staticmethod
     def _target(request: Request) -> str:
+        """The path and query sent on, as received; a ``.`` or ``..`` segment is refused (an
+        HTTP client would resolve it: ``items/..`` would address the whole cart)."""
         raw = request.scope.get("raw_path") or request.url.path.encode()
         path = raw.decode("latin-1")
+        if any(unquote(seg) in (".", "..") for seg in path.split("/")):
+            raise exceptions.InvalidBody("a path segment may not be '.' or '..'", field="path")
         query = request.url.query
         return f"{path}?{query}" if query else path
 
@@ -174,7 +202,7 @@ class Gateway:
             response = await self._send(
                 request.method,
                 base.rstrip("/") + self._target(request),
-                self._headers(request, admission, forward=False),
+                self._headers(request, admission, forward=False, body=body),
                 body,
                 self.upstream_timeout_s,
             )
@@ -282,6 +310,8 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object: 400 when it is not JSON, 422 when it is not an object."""
     try:
         value = json.loads(raw) if raw else None
+    except RecursionError:
+        raise exceptions.MalformedBody("the body nests too deeply", field="body") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise exceptions.MalformedBody(f"the body is not valid JSON: {exc}", field="body") from None
     if not isinstance(value, dict):

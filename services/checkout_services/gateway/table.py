@@ -6,6 +6,10 @@ atomically (symlink) when the operator changes it. Every request looks at the fi
 background so that readiness knows how fresh the table is even without traffic. A file that
 turns unreadable or invalid keeps the last good table; readiness fails once no good read
 happened for ``max_age`` seconds.
+
+A peer gateway URL that is not ``https`` (see :mod:`urls`) is left out of the table, with a
+warning: a write forwarded there carries the client's bearer token, so it answers 503
+("no gateway URL") instead of sending the token in clear text.
 """
 
 from __future__ import annotations
@@ -16,8 +20,13 @@ import os
 import time
 from pathlib import Path
 
+<<<<<<< HEAD
 from checkout_contract import routing
 from checkout_services.common import settings
+=======
+from checkout_services.common import routing, settings
+from checkout_services.gateway import urls
+>>>>>>> main
 
 log = logging.getLogger("checkout_services.gateway.table")
 
@@ -71,7 +80,14 @@ class RoutingTable:
     def _install(self, loaded: routing.FleetRouting) -> None:
         self._routing = loaded
         self._by_market = {m.market: m for m in loaded.markets}
-        self._urls = {r.name: r.gateway_url.rstrip("/") for r in loaded.regions}
+        self._urls = {}
+        for r in loaded.regions:
+            try:
+                self._urls[r.name] = urls.check(r.gateway_url, f"gatewayUrl of {r.name}").rstrip(
+                    "/"
+                )
+            except urls.InsecureURL as exc:
+                log.warning("no writes are forwarded to region %s: %s", r.name, exc)
         self.reloads += 1
         log.info(
             "routing table loaded: %s",

@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from checkout_services.common import errors, idempotency
+from checkout_services.common import errors, idempotency, ids
 from checkout_services.inventory import schemas
 from checkout_services.inventory.deps import Idem, Service
 
 router = APIRouter(responses=errors.PROBLEM_RESPONSES)
-SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
-CheckoutPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ids.SKU)]
+CheckoutPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ids.ID)]
 
 
 @router.put(

@@ -7,8 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
-CheckoutId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+from checkout_services.common import ids
+
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=ids.SKU)]
+CheckoutId = Annotated[str, Field(min_length=1, max_length=64, pattern=ids.ID)]
 Market = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
 
 

@@ -43,3 +43,15 @@ class CheckoutPending(OrdersError):
 
 class NothingToCompensate(OrdersError):
     status, slug, title = 409, "nothing-to-compensate", "The order is in good standing"
+
+
+class CheckoutIdTaken(OrdersError):
+    """The checkout id belongs to another principal (tenant binding): nothing of it is told."""
+
+    status, slug, title = 409, "checkout-id-taken", "Checkout id already in use"
+
+
+class CustomerIdTaken(OrdersError):
+    """The customer id belongs to another principal: its profile is not overwritten."""
+
+    status, slug, title = 409, "customer-id-taken", "Customer id already in use"

@@ -29,8 +29,13 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaConsumer
 
+<<<<<<< HEAD
 from checkout_contract import classification, config
 from checkout_services.common import outbox
+=======
+from checkout_services.common import classification, config, outbox, scrub
+from checkout_services.orders import exceptions
+>>>>>>> main
 
 log = logging.getLogger("checkout_services.orders.privacy")
 EVENT_NS = uuid.UUID("3c9e8f0a-6d2b-4f7e-9a1c-5b8d7e6f4a21")
@@ -46,25 +51,47 @@ def customers_topic(region: config.RegionConfig, market: str) -> str:
 
 
 async def record_customer(
-    pool: asyncpg.Pool, region: config.RegionConfig, market: str, customer: dict[str, Any]
+    pool: asyncpg.Pool,
+    region: config.RegionConfig,
+    market: str,
+    customer: dict[str, Any],
+    owner: str | None = None,
 ) -> str:
-    """Upsert the customer's profile and publish it (outbox); returns the customer id."""
+    """Upsert the customer's profile and publish it (outbox); returns the customer id. A
+    profile holding a card number anywhere is refused, not stored. With ``owner`` (the caller's
+    tag) the customer id is bound to it: another caller's profile is never overwritten (409)."""
+    found = scrub.pan_field(customer)
+    if found is not None:
+        raise scrub.CardNumberRefused(
+            f"customer.{found} looks like a card number: not stored", field=f"customer.{found}"
+        )
     cid = str(customer["customer_id"])
     address = customer.get("address")
     async with pool.acquire() as conn, conn.transaction():
+        if owner is not None:
+            holder = await conn.fetchrow(
+                "SELECT owner FROM customers WHERE customer_id = $1 FOR UPDATE", cid
+            )
+            if holder is not None and holder["owner"] not in (None, owner):
+                raise exceptions.CustomerIdTaken(
+                    "this customer_id belongs to another client", field="customer.customer_id"
+                )
         changed = await conn.fetchval(
-            "INSERT INTO customers (customer_id, market, email, name, address)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb)"
+            "INSERT INTO customers (customer_id, market, email, name, address, owner)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb, $6)"
             " ON CONFLICT (customer_id) DO UPDATE SET email = EXCLUDED.email,"
-            " name = EXCLUDED.name, address = EXCLUDED.address, updated_at = now()"
-            " WHERE (customers.email, customers.name, customers.address)"
-            " IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.name, EXCLUDED.address)"
+            " name = EXCLUDED.name, address = EXCLUDED.address, updated_at = now(),"
+            " owner = COALESCE(customers.owner, EXCLUDED.owner)"
+            " WHERE (customers.email, customers.name, customers.address, customers.owner)"
+            " IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.name, EXCLUDED.address,"
+            " COALESCE(customers.owner, EXCLUDED.owner))"
             " RETURNING 1",
             cid,
             market,
             customer.get("email"),
             customer.get("name"),
             json.dumps(address) if address is not None else None,
+            owner,
         )
         if changed:
             await outbox.enqueue(

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from checkout_services.common import errors, idempotency
+from checkout_services.common import errors, idempotency, ids, principal
 from checkout_services.orders import schemas
 from checkout_services.orders.deps import Idem, Service
 
 router = APIRouter(responses={**errors.PROBLEM_RESPONSES, 402: errors.PROBLEM_RESPONSES[409]})
-CheckoutPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+CheckoutPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ids.ID)]
 
 
 @router.post(
@@ -26,13 +26,14 @@ async def checkout(
     request: Request,
     svc: Service,
     idem: Idem,
+    caller: principal.CallerDep,
     idempotency_key: idempotency.IdemKey = None,
 ) -> Response:
     async def handler() -> tuple[int, Any]:
-        return 201, await svc.checkout(body)
+        return 201, await svc.checkout(body, owner=caller.tag)
 
     return await idempotency.run(
-        idem, request, idempotency_key, body.model_dump(mode="json"), handler
+        idem, request, idempotency_key, body.model_dump(mode="json"), handler, scope=caller.tag
     )
 
 
@@ -42,8 +43,10 @@ async def checkout(
     tags=["orders"],
     summary="An order",
 )
-async def get_order(checkout_id: CheckoutPath, svc: Service) -> schemas.OrderView:
-    return await svc.get(checkout_id)
+async def get_order(
+    checkout_id: CheckoutPath, svc: Service, caller: principal.CallerDep
+) -> schemas.OrderView:
+    return await svc.get(checkout_id, owner=caller.tag)
 
 
 @router.post(

@@ -41,7 +41,9 @@ workflow task may have been lost with a crash and retried in another process).""
 
 
 def workflow_id(checkout_id: str) -> str:
-    return f"checkout-{checkout_id}"
+    """The saga's Temporal workflow id: it lands in the history, visibility and logs
+    unscrubbed, so a checkout id that holds a card number is refused."""
+    return f"checkout-{scrub.require_no_pan(checkout_id, 'checkout_id')}"
 
 
 def eagerly_started(handle: WorkflowHandle[Any, Any]) -> bool:
@@ -59,13 +61,34 @@ class OrdersService:
     activities: Activities
     answers: Counter | None = None
 
-    async def checkout(self, req: schemas.CheckoutRequest) -> dict[str, Any]:
+    async def checkout(
+        self, req: schemas.CheckoutRequest, owner: str | None = None
+    ) -> dict[str, Any]:
+        """Run (or join) the checkout; ``owner`` (the caller's tag) must own its id."""
         # counted as in flight: a fenced keeper of this pod says "stopped" only after it ends
         with self.guard.writing(req.market):
-            return await self._checkout(req)
+            return await self._checkout(req, owner)
 
-    async def _checkout(self, req: schemas.CheckoutRequest) -> dict[str, Any]:
+    async def claim(self, checkout_id: str, owner: str) -> None:
+        """Bind the checkout id to ``owner`` (first come); another owner gets 409 and nothing
+        about the checkout (joining its saga would tell its outcome)."""
+        holder = await self.pool.fetchval(
+            "INSERT INTO checkout_owners (checkout_id, owner) VALUES ($1, $2)"
+            " ON CONFLICT (checkout_id) DO UPDATE SET checkout_id = EXCLUDED.checkout_id"
+            " RETURNING owner",
+            checkout_id,
+            owner,
+        )
+        if holder != owner:
+            raise exceptions.CheckoutIdTaken(
+                "this checkout_id is used by another client: choose a new one", field="checkout_id"
+            )
+
+    async def _checkout(self, req: schemas.CheckoutRequest, owner: str | None) -> dict[str, Any]:
         self.guard.check(req.market)
+        scrub.require_no_pan(req.checkout_id, "checkout_id")
+        if owner is not None:
+            await self.claim(req.checkout_id, owner)
         inp = req.model_dump(mode="json")
         customer = inp.pop("customer", None)
         # the workflow history is a trace: no e-mail or card number in free text reaches it
@@ -74,7 +97,7 @@ class OrdersService:
             # the profile goes to the customers table (erasable); the saga's history keeps
             # only the id
             inp["customer_id"] = await privacy.record_customer(
-                self.pool, self.region, req.market, customer
+                self.pool, self.region, req.market, customer, owner=owner
             )
         cid = req.checkout_id
         waiter = self.activities.placements.expect(cid)
@@ -179,8 +202,20 @@ class OrdersService:
             reason=outcome["reason"],
         )
 
-    async def get(self, checkout_id: str) -> schemas.OrderView:
-        row = await self.pool.fetchrow("SELECT * FROM orders WHERE checkout_id = $1", checkout_id)
+    async def get(self, checkout_id: str, owner: str | None = None) -> schemas.OrderView:
+        """The order; with ``owner``, only if that caller's checkout placed it (else 404, as
+        for an order that does not exist)."""
+        if owner is None:
+            row = await self.pool.fetchrow(
+                "SELECT * FROM orders WHERE checkout_id = $1", checkout_id
+            )
+        else:
+            row = await self.pool.fetchrow(
+                "SELECT o.* FROM orders o JOIN checkout_owners c USING (checkout_id)"
+                " WHERE o.checkout_id = $1 AND c.owner = $2",
+                checkout_id,
+                owner,
+            )
         if row is None:
             raise exceptions.OrderNotFound(f"no order for checkout {checkout_id}")
         return schemas.OrderView(**{**dict(row), "lines": json.loads(row["lines"])})

@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CheckoutId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+from checkout_services.common import ids
+
+CheckoutId = Annotated[str, Field(min_length=1, max_length=128, pattern=ids.ID)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, upper case")]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
 Amount = Annotated[int, Field(gt=0, le=10**12, description="minor units (cents)")]
@@ -36,7 +38,7 @@ class VoidRequest(Strict):
 
 
 class RefundRequest(Strict):
-    refund_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    refund_id: Annotated[str, Field(min_length=1, max_length=64, pattern=ids.SKU)]
     amount: Amount
 
 

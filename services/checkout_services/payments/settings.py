@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from checkout_contract import env
 from checkout_contract import payments as config
+from checkout_services.common import settings as common_settings
 from checkout_services.payments import idempotency
 
 
@@ -34,8 +35,10 @@ def _float(name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
+    __repr__ = common_settings.safe_repr  # DSNs carry passwords
+
     database_url: str
     redis_url: str
     routing_file: str

@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+from checkout_services.common import principal
 from checkout_services.payments import exceptions
 from checkout_services.payments import state_machine as sm
 from checkout_services.payments.service import PaymentsService
@@ -33,7 +34,7 @@ def verify(secret: str, header: str, body: bytes, *, now: float | None = None) -
     if abs((now if now is not None else time.time()) - ts) > TOLERANCE_SECONDS:
         raise exceptions.WebhookSignatureInvalid("signature timestamp outside the tolerance")
     expected = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given):
+    if not principal.same_secret(expected, given):  # a non-ASCII header: 401, not 500
         raise exceptions.WebhookSignatureInvalid("signature does not match")
 
 

@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+from checkout_services.common import ids
+
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=ids.SKU)]
 
 
 class Strict(BaseModel):
