@@ -68,7 +68,7 @@ def build(
         pods.env_from_secret(env.TEMPORAL_ADDRESS, deps.temporal),
     ]
     if component in PRINCIPAL_KEY_COMPONENTS:
-        env.append(
+        pod_env.append(
             pods.env_from_secret("CHECKOUT_GATEWAY_KEY", spec.edge.gateway.principal_key_secret_ref)
         )
     tracing = spec.tracing

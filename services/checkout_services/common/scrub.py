@@ -29,14 +29,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import unquote_plus
 
-<<<<<<< HEAD
 from checkout_contract import classification
-=======
-from checkout_services.common import classification, errors, pan
+from checkout_services.common import errors, pan
 from checkout_services.common.pan import find_pan, is_pan, luhn_ok
 
 __all__ = ["find_pan", "is_pan", "luhn_ok"]
->>>>>>> main
 
 EMAIL: Final = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 REDACTED: Final = "[redacted]"

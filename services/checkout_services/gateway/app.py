@@ -18,11 +18,7 @@ from fastapi.responses import JSONResponse
 
 from checkout_contract import env
 from checkout_services.common import app as common_app
-<<<<<<< HEAD
-from checkout_services.common import settings
-=======
-from checkout_services.common import lease, principal, settings
->>>>>>> main
+from checkout_services.common import principal, settings
 from checkout_services.gateway import (
     auth,
     bodylimit,

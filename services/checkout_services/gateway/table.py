@@ -20,13 +20,9 @@ import os
 import time
 from pathlib import Path
 
-<<<<<<< HEAD
 from checkout_contract import routing
 from checkout_services.common import settings
-=======
-from checkout_services.common import routing, settings
 from checkout_services.gateway import urls
->>>>>>> main
 
 log = logging.getLogger("checkout_services.gateway.table")
 

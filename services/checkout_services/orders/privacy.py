@@ -29,13 +29,9 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from aiokafka import AIOKafkaConsumer
 
-<<<<<<< HEAD
 from checkout_contract import classification, config
-from checkout_services.common import outbox
-=======
-from checkout_services.common import classification, config, outbox, scrub
+from checkout_services.common import outbox, scrub
 from checkout_services.orders import exceptions
->>>>>>> main
 
 log = logging.getLogger("checkout_services.orders.privacy")
 EVENT_NS = uuid.UUID("3c9e8f0a-6d2b-4f7e-9a1c-5b8d7e6f4a21")
