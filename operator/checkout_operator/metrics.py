@@ -105,3 +105,17 @@ SECONDS_SINCE_MOVE: Final = gauge(
     "Seconds since each market last changed writer.",
     ["fleet", "market"],
 )
+
+
+# -- remote clusters (checkout_operator.reconcile.remote_watch) -------------------------------
+
+REMOTE_REACHABLE: Final = gauge(
+    "checkout_operator_remote_cluster_reachable",
+    "1 when the CheckoutRegion's remote cluster answers (RemoteClusterReachable True), else 0.",
+    ["namespace", "name"],
+)
+REMOTE_WATCHES: Final = gauge(
+    "checkout_operator_remote_watches",
+    "Watches open on each remote cluster (one per child kind, shared by its regions).",
+    ["secret"],
+)
