@@ -18,7 +18,7 @@ from stack import remote_support as rs
 pytestmark = [pytest.mark.bench, pytest.mark.stack]
 
 EDITS = 20
-DEPLOYMENTS = ("cart", "orders")
+DEPLOYMENTS = ("checkout-cart", "checkout-orders")
 
 
 def test_remote_drift_repair_latency(kube: Any, kube_factory: Any, tmp_path: pathlib.Path) -> None:
@@ -42,7 +42,7 @@ def test_remote_drift_repair_latency(kube: Any, kube_factory: Any, tmp_path: pat
                 name = DEPLOYMENTS[i % len(DEPLOYMENTS)]
                 edit = "delete" if i % 2 == 0 else "scale"
                 if edit == "scale":
-                    name = "cart"  # the one Deployment whose replicas the operator owns
+                    name = "checkout-cart"  # the one Deployment whose replicas the operator owns
                 seconds.append(rs.restored_within(remote, region.remote_ns, name, edit))
             q = statistics.quantiles(seconds, n=100, method="inclusive")
             print(

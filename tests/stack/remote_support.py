@@ -7,7 +7,7 @@ import base64
 import json
 import pathlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import operator_support as sup
@@ -24,6 +24,8 @@ class RemoteRegion:
     user: str
     """The user of the Secret's first client certificate (its kubeconfig: ``<user>.kubeconfig``
     in the remote control plane's folder)."""
+    more_users: list[str] = field(default_factory=list)
+    """Users of rotated certificates, to revoke when the test is over."""
 
 
 def grant(remote: Any, user: str) -> None:
@@ -61,7 +63,7 @@ def make_region(kube: Any, remote: Any, ns: str, name: str = "ap-south-1") -> Re
     body["metadata"]["namespace"] = ns
     body["spec"]["region"] = name
     body["spec"]["remoteCluster"]["namespace"] = remote_ns
-    body["spec"]["remoteCluster"]["kubeconfigSecretRef"] = {"name": secret}
+    body["spec"]["remoteCluster"]["kubeconfigSecretRef"] = {"name": secret, "key": "kubeconfig"}
     # cart's replicas owned by the operator (no autoscaler): a hand edit of them is drift
     body["spec"]["services"]["cart"] = {"replicas": 2, "autoscaling": {"enabled": False}}
     return RemoteRegion(ns, remote_ns, body, secret, user)

@@ -209,8 +209,11 @@ class RemoteWatches:
             except kerrors.KubeError as exc:
                 logger.warning("RemoteClusterReachable of %s not written: %s", ref, exc)
                 continue
-            cluster.recorded[ref] = state
-            if written and state.reachable:
+            if not written:
+                # seen in place: until then it is read again on the next probe (a reconcile
+                # that read the region before the write may have written its status without it)
+                cluster.recorded[ref] = state
+            elif state.reachable:
                 self.on_child(ref)  # back: catch up on what changed meanwhile
 
     def _start_watches(self, cluster: Cluster, client: kclient.KubeClient) -> None:
