@@ -5,8 +5,9 @@ kube-proxy and cluster DNS) would: writes the mounted ConfigMaps and Secrets to 
 the env from values and ``secretKeyRef``s, runs the container's command on loopback, and keeps
 ConfigMap volumes in sync when the operator changes them (the services re-read the files).
 Two stand-ins are explicit: Service DNS names in the configs (``http://checkout-orders:8080``)
-become the local ports of those processes, and mount paths become local folders. Nothing else:
-no env is renamed or added, so a pod runs with exactly what the operator rendered.
+become the local ports of those processes, and mount paths become local folders. No env is
+renamed, and none is added but the host's ``host_env`` (the gateways' loopback switch), so a
+pod runs with what the operator rendered.
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ class Kubelet:
     region: str
     namespace: str
     dir: Path
+    host_env: dict[str, str] = field(default_factory=dict)
+    """Settings of the demo's host, not of any rendered pod (only the gateways' loopback switch
+    ``GATEWAY_INSECURE_LOOPBACK``): added to every pod, never over a rendered name."""
     pods: dict[str, Pod] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -216,6 +220,8 @@ class Kubelet:
             )
             return None
         pod.argv = [str(SERVICES_BIN), *command[1:], "--port", str(pod.port)]
+        for key, value in self.host_env.items():
+            env.setdefault(key, value)
         return pod
 
     def sync_pod(self, pod: Pod, cache: dict[str, dict[str, str] | None] | None = None) -> bool:

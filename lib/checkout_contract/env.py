@@ -21,6 +21,8 @@ KAFKA_BOOTSTRAP_SERVERS: Final = "KAFKA_BOOTSTRAP_SERVERS"
 """Kafka bootstrap servers of the region's own cluster (the operator once rendered
 ``KAFKA_BOOTSTRAP`` while the services read this name; one constant now)."""
 TEMPORAL_ADDRESS: Final = "TEMPORAL_ADDRESS"
+GATEWAY_KEY: Final = "CHECKOUT_GATEWAY_KEY"
+"""The key the gateway signs the principal with (orders and cart verify it), from a Secret."""
 LEASE_NAMESPACE: Final = "CHECKOUT_LEASE_NAMESPACE"
 """Namespace of the market write Leases on the management cluster (unset: no lease check)."""
 LEASE_KUBECONFIG: Final = "CHECKOUT_LEASE_KUBECONFIG"

@@ -175,9 +175,9 @@ class KafkaCluster:
             f"node.id=1\ndirectory.id={kafka_id()}\nversion=1\ncluster.id={self.cluster_id}\n"
         )
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 20.0) -> None:
         for proc in self.procs:
-            proc.stop(timeout=20)
+            proc.stop(timeout=timeout)
 
     def alive(self) -> bool:
         return any(p.alive() for p in self.procs)
@@ -294,11 +294,17 @@ def build_cds_archive() -> Path:
         return target
     work = Path(tempfile.mkdtemp(prefix="kafka-cds-"))
     tmp = work / "kafka-cds.jsa"
+    log = paths.logs_dir() / "build-kafka-cds.log"
     try:
         cluster = KafkaCluster("cds", work / "kafka", jvm_opts=[f"-XX:ArchiveClassesAtExit={tmp}"])
         cluster.start()
-        cluster.stop()
+        # the JVM writes the archive while it exits: on a loaded machine that takes well over
+        # the 20 s a broker gets to stop (a SIGKILL then leaves no archive)
+        cluster.stop(timeout=180)
         if not tmp.exists():
+            log.parent.mkdir(parents=True, exist_ok=True)
+            if cluster.log.exists():
+                shutil.copyfile(cluster.log, log)
             raise StackError(
                 COMPONENT,
                 "the JVM wrote no class-data archive",
@@ -306,7 +312,7 @@ def build_cds_archive() -> Path:
                     f"read the log above; `rm -rf {paths.kafka_libs().parent}` and "
                     "run `hack/stack build` (refetches the jars, remakes the archive)"
                 ),
-                log=cluster.log,
+                log=log,
             )
         shutil.move(tmp, target)
     finally:

@@ -69,7 +69,7 @@ def build(
     ]
     if component in PRINCIPAL_KEY_COMPONENTS:
         pod_env.append(
-            pods.env_from_secret("CHECKOUT_GATEWAY_KEY", spec.edge.gateway.principal_key_secret_ref)
+            pods.env_from_secret(env.GATEWAY_KEY, spec.edge.gateway.principal_key_secret_ref)
         )
     tracing = spec.tracing
     if tracing.otlp_endpoint:

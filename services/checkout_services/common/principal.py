@@ -34,11 +34,12 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
+from checkout_contract import env
 from checkout_services.common import errors, settings
 
 PRINCIPAL_HEADER: Final = "x-checkout-principal"
 SIGNATURE_HEADER: Final = "x-checkout-principal-sig"
-KEY_ENV: Final = "CHECKOUT_GATEWAY_KEY"
+KEY_ENV: Final = env.GATEWAY_KEY
 SWITCH_ENV: Final = "CHECKOUT_GATEWAY_AUTH"
 MAX_SKEW_S: Final = 60
 MIN_KEY_BYTES: Final = 32
