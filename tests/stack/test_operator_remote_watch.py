@@ -67,12 +67,22 @@ def reachable(kube: Any, region: rs.RemoteRegion) -> dict[str, Any] | None:
     return rs.condition(kube, region.ns, "ap-south-1", rs.CONDITION)
 
 
+def wait_reachable(kube: Any, region: rs.RemoteRegion, op: sup.Operator, want: str) -> Any:
+    """The RemoteClusterReachable condition once its status is ``want`` (within 30 s)."""
+
+    def probe() -> dict[str, Any] | None:
+        cond = reachable(kube, region)
+        return cond if cond is not None and cond["status"] == want else None
+
+    return sup.wait_for(probe, 30, f"RemoteClusterReachable {want}", op.log)
+
+
 def test_remote_drift_is_repaired_by_the_watch(
     kube: Any, remote: Any, running: tuple[rs.RemoteRegion, sup.Operator]
 ) -> None:
     region, op = running
-    cond = sup.wait_for(lambda: reachable(kube, region), 30, "RemoteClusterReachable", op.log)
-    assert (cond["status"], cond["reason"]) == ("True", "Reachable")
+    cond = wait_reachable(kube, region, op, "True")
+    assert cond["reason"] == "Reachable"
     for edit in ("delete", "scale"):
         seconds = rs.restored_within(remote, region.remote_ns, "checkout-cart", edit)
         assert seconds < 5, f"{edit}: restored after {seconds:.1f} s"
@@ -89,18 +99,11 @@ def test_remote_apiserver_down_and_back(
     kube: Any, remote: Any, running: tuple[rs.RemoteRegion, sup.Operator]
 ) -> None:
     region, op = running
-    sup.wait_for(
-        lambda: (reachable(kube, region) or {}).get("status") == "True", 30, "reachable", op.log
-    )
+    wait_reachable(kube, region, op, "True")
     stopped = time.monotonic()
     remote.stop_apiserver()
     try:
-        down = sup.wait_for(
-            lambda: (c := reachable(kube, region)) and c["status"] == "False" and c,
-            30,
-            "RemoteClusterReachable False",
-            op.log,
-        )
+        down = wait_reachable(kube, region, op, "False")
         print(f"condition False {time.monotonic() - stopped:.1f} s after the stop began: {down}")
         assert down["reason"] == "ConnectionRefused", down
         assert "refused the connection" in down["message"]
@@ -109,12 +112,7 @@ def test_remote_apiserver_down_and_back(
     finally:
         remote.start_apiserver()
     started = time.monotonic()
-    up = sup.wait_for(
-        lambda: (c := reachable(kube, region)) and c["status"] == "True" and c,
-        30,
-        "RemoteClusterReachable True again",
-        op.log,
-    )
+    up = wait_reachable(kube, region, op, "True")
     print(f"condition True {time.monotonic() - started:.1f} s after the API server was ready")
     assert up["reason"] == "Reachable"
     events = sup.get(kube, "-n", region.ns, "events")["items"]
@@ -128,9 +126,7 @@ def test_rotated_kubeconfig_is_used_without_a_restart(
     kube: Any, remote: Any, running: tuple[rs.RemoteRegion, sup.Operator]
 ) -> None:
     region, op = running
-    sup.wait_for(
-        lambda: (reachable(kube, region) or {}).get("status") == "True", 30, "reachable", op.log
-    )
+    wait_reachable(kube, region, op, "True")
     old = remote.dir / f"{region.user}.kubeconfig"
     user = sup.unique("operator-v2")
     rs.grant(remote, user)
@@ -148,10 +144,5 @@ def test_rotated_kubeconfig_is_used_without_a_restart(
     seconds = rs.restored_within(remote, region.remote_ns, "checkout-cart", "delete", within=30)
     assert time.monotonic() - rotated < 30
     print(f"rotated kubeconfig in use: drift repaired {seconds:.1f} s after the edit")
-    cond = sup.wait_for(
-        lambda: (c := reachable(kube, region)) and c["status"] == "True" and c,
-        30,
-        "reachable with the new certificate",
-        op.log,
-    )
+    cond = wait_reachable(kube, region, op, "True")
     assert cond["reason"] == "Reachable"
