@@ -8,12 +8,19 @@ The resync interval is 600 s, so every repair seen here came from a watch.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import pathlib
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from checkout_kube import client as kclient
+from checkout_kube import config as kconfig
+from checkout_operator.reconcile import desired, index, remote_watch
+from checkout_operator.reconcile import region as reconcile_region
 
 from . import operator_support as sup
 from . import remote_support as rs
@@ -146,3 +153,52 @@ def test_rotated_kubeconfig_is_used_without_a_restart(
     print(f"rotated kubeconfig in use: drift repaired {seconds:.1f} s after the edit")
     cond = wait_reachable(kube, region, op, "True")
     assert cond["reason"] == "Reachable"
+
+
+async def test_regions_on_one_cluster_share_its_watches(kube: Any, remote: Any) -> None:
+    """Two regions naming the same Secret: one cluster, one watch per kind; a child event in
+    the remote cluster pokes its own region; the watches stop with the last region."""
+    sup.install_crds(kube)
+    ns = sup.unique("rwshare")
+    kube.kubectl("create", "namespace", ns)
+    region = rs.make_region(kube, remote, ns)
+    other = copy.deepcopy(region.body)
+    other["metadata"]["name"] = other["spec"]["region"] = "eu-west-1"
+    poked: asyncio.Queue[index.Ref] = asyncio.Queue()
+    try:
+        async with kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig)) as mgmt:
+            ctx = reconcile_region.Context(mgmt, desired.render)
+            watches = remote_watch.RemoteWatches(ctx, poked.put_nowait, interval=1.0)
+            watches.track(region.body)
+            watches.track(other)
+            assert len(watches.clusters) == 1
+            (key,) = watches.clusters
+            await sup.eventually(
+                lambda: _true(watches.watch_count(key) == len(remote_watch.WATCHED_KINDS)),
+                30, "the watches",
+            )  # fmt: skip
+            remote.kubectl(
+                "-n", region.remote_ns, "create", "configmap", "drift-probe",
+            )  # fmt: skip
+            remote.kubectl(
+                "-n", region.remote_ns, "label", "configmap", "drift-probe",
+                "app.kubernetes.io/managed-by=checkout-operator",
+                "checkout-operator.io/region=eu-west-1",
+            )  # fmt: skip
+            ref = await asyncio.wait_for(poked.get(), 30)
+            assert ref == index.Ref(ns, "eu-west-1")
+            watches.forget(index.Ref(ns, "ap-south-1"))
+            assert watches.watch_count(key) == len(remote_watch.WATCHED_KINDS)
+            watches.forget(ref)
+            assert watches.clusters == {}
+            await watches.aclose()
+            assert ctx.remotes is not None
+            await ctx.remotes.aclose()
+    finally:
+        rs.revoke(remote, region.user)
+        sup.delete_namespace(kube, ns)
+        sup.delete_namespace(remote, region.remote_ns)
+
+
+async def _true(value: bool) -> bool:
+    return value
