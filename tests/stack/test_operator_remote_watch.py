@@ -187,6 +187,20 @@ async def test_regions_on_one_cluster_share_its_watches(kube: Any, remote: Any) 
             )  # fmt: skip
             ref = await asyncio.wait_for(poked.get(), 30)
             assert ref == index.Ref(ns, "eu-west-1")
+
+            # the Secret rotated: a new client, the watches on it, the old one closed
+            cluster = watches.clusters[key]
+            before = cluster.client
+            assert before is not None
+            user = sup.unique("operator-v2")
+            rs.grant(remote, user)
+            region.more_users.append(user)
+            rotated = rs.kubeconfig_secret(ns, region.secret, remote.issue_kubeconfig(user, user))
+            sup.apply_yaml(kube, rotated)
+            await sup.eventually(lambda: _true(cluster.client is not before), 30, "a new client")
+            with pytest.raises(RuntimeError, match="closed"):
+                await before.request("GET", "/version")
+            assert watches.watch_count(key) == len(remote_watch.WATCHED_KINDS)
             watches.forget(index.Ref(ns, "ap-south-1"))
             assert watches.watch_count(key) == len(remote_watch.WATCHED_KINDS)
             watches.forget(ref)
@@ -195,7 +209,8 @@ async def test_regions_on_one_cluster_share_its_watches(kube: Any, remote: Any) 
             assert ctx.remotes is not None
             await ctx.remotes.aclose()
     finally:
-        rs.revoke(remote, region.user)
+        for user in (region.user, *region.more_users):
+            rs.revoke(remote, user)
         sup.delete_namespace(kube, ns)
         sup.delete_namespace(remote, region.remote_ns)
 
