@@ -35,9 +35,9 @@ test: lint typecheck imports  ## everything CI runs: lint, types, layers, all te
 bench:  ## benchmarks (print p50/p95/p99, throughput, RSS)
 	$(BIN)/pytest -m bench -s tests/bench
 
-crds:  ## regenerate crds/ (and the Helm chart's copy) from the API models
+crds:  ## regenerate crds/ (and the Helm chart's copy in files/crds/, templated by templates/crds.yaml) from the API models
 	$(BIN)/checkout-operator crds --output-dir crds
-	cp crds/*.yaml charts/checkout-operator/crds/
+	cp crds/*.yaml charts/checkout-operator/files/crds/
 
 golden:  ## regenerate the golden render outputs (review the diff!)
 	$(BIN)/pytest tests/unit/test_golden.py --update-golden

@@ -228,12 +228,12 @@ def helm_install(plane: ControlPlane, log: Path) -> None:
     )  # fmt: skip
 
 
-def service_account_kubeconfig(plane: ControlPlane, path: Path) -> Path:
-    """A kubeconfig with a TokenRequest token of the chart's ServiceAccount."""
-    sa = f"{RELEASE}"
-    token = plane.kubectl(
-        "create", "token", sa, "-n", OPERATOR_NAMESPACE, "--duration=2h"
-    ).stdout.strip()
+def service_account_kubeconfig(
+    plane: ControlPlane, path: Path, sa: str = RELEASE, namespace: str = OPERATOR_NAMESPACE
+) -> Path:
+    """A kubeconfig with a TokenRequest token of ServiceAccount ``namespace/sa`` (default:
+    the chart's), inline credentials only (it may go into a Secret)."""
+    token = plane.kubectl("create", "token", sa, "-n", namespace, "--duration=2h").stdout.strip()
     admin = json.loads(plane.kubeconfig.read_text())
     ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
     config = {
@@ -249,6 +249,35 @@ def service_account_kubeconfig(plane: ControlPlane, path: Path) -> Path:
     path.write_text(json.dumps(config))
     path.chmod(0o600)
     return path
+
+
+LEASE_KEEPER = "demo-lease-keeper"
+"""The identity of the regions' services on the lease store: the rights of the rendered
+``checkout-leases`` Role, nothing more (not the admin credential)."""
+
+
+def lease_keeper_kubeconfig(plane: ControlPlane, path: Path) -> Path:
+    """A ServiceAccount in the fleet's namespace that may list/watch the Leases and get/patch
+    them (no create, update, delete), and a kubeconfig with a token of it."""
+    meta = {"name": LEASE_KEEPER, "namespace": NAMESPACE}
+    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": LEASE_KEEPER}
+    subject = {"kind": "ServiceAccount", **meta}
+    rule = {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["list", "watch", "get", "patch"],
+    }
+    apply(
+        plane,
+        [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+             "rules": [rule]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": meta, "roleRef": ref, "subjects": [subject]},
+        ],
+    )  # fmt: skip
+    return service_account_kubeconfig(plane, path, LEASE_KEEPER, NAMESPACE)
 
 
 @dataclass

@@ -92,6 +92,7 @@ class Demo:
         self.cpu: dict[str, dict[str, float]] = {}
         self.warmup_summary: dict[str, Any] = {}
         self.applied_fleet: cluster.Fleet | None = None
+        self.lease_kubeconfig: Path | None = None
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -176,6 +177,10 @@ class Demo:
         )
         docs: list[dict[str, Any]] = []
         namespaces = self.namespaces()
+        # the services' lease credential: a least-privilege token, not the admin kubeconfig
+        self.lease_kubeconfig = cluster.lease_keeper_kubeconfig(
+            self.plane, self.workdir / "lease-keeper.kubeconfig"
+        )
         docs.append(
             cluster.secret_doc(
                 cluster.NAMESPACE,
@@ -199,7 +204,7 @@ class Demo:
                 cluster.secret_doc(
                     ns,
                     cluster.LEASE_KUBECONFIG_SECRET,
-                    {"kubeconfig": self.plane.kubeconfig.read_text()},
+                    {"kubeconfig": self.lease_kubeconfig.read_text()},
                 )
             )
             # the regions' gateways verify the load's bearer tokens with this JWKS

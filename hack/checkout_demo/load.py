@@ -33,6 +33,14 @@ MARKETS: dict[str, tuple[str, str]] = {
     "IN": ("INR", "upi"),
     "BR": ("BRL", "pix"),
 }
+# What each method's client library would hand the demo shopper's browser: Stripe's documented
+# test PaymentMethod for cards (APMs need only the return URL there; Adyen gets the type).
+DEMO_RETURN_URL = "https://demo.checkout.test/return"
+DEMO_TOKENS: dict[str, dict[str, Any]] = {
+    "card": {"stripe": "pm_card_visa", "return_url": DEMO_RETURN_URL},
+    "upi": {"adyen": {"type": "upi_qr"}, "return_url": DEMO_RETURN_URL},
+    "pix": {"adyen": {"type": "pix"}, "return_url": DEMO_RETURN_URL},
+}
 # share of the total rate per market
 WEIGHTS: dict[str, float] = {"US": 0.3, "NL": 0.15, "DE": 0.2, "IN": 0.2, "BR": 0.15}
 LIMITED_SKU = "limited-sneaker"
@@ -136,6 +144,7 @@ class LoadGen:
             "currency": currency,
             "lines": c.lines,
             "payment_method": method,
+            "payment_method_token": DEMO_TOKENS[method],
         }
 
     def headers(self, c: Checkout) -> dict[str, str]:

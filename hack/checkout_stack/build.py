@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from checkout_stack import paths, versions
+from checkout_stack import argocd_lua, paths, versions
 from checkout_stack.components.kafka import bootstrap_template, build_cds_archive, cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
@@ -96,7 +96,11 @@ def build_kubernetes() -> str:
 
 
 def _go_install(
-    component: str, package: str, dest: Path, extra: Callable[[Path], None] | None = None
+    component: str,
+    package: str,
+    dest: Path,
+    extra: Callable[[Path], None] | None = None,
+    tags: str = "",
 ) -> str:
     if dest.exists():
         return f"cached {dest}"
@@ -105,7 +109,7 @@ def _go_install(
     tmp.mkdir(parents=True)
     _run_logged(
         component,
-        [str(paths.go_bin()), "install", "-trimpath", "-ldflags=-s -w", package],
+        [str(paths.go_bin()), "install", "-trimpath", "-ldflags=-s -w", f"-tags={tags}", package],
         paths.logs_dir() / f"build-{component}.log",
         paths.cache_dir(),
         {**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""},
@@ -156,6 +160,25 @@ def build_helm() -> str:
     return _go_install("helm", f"helm.sh/helm/v3/cmd/helm@{versions.HELM}", paths.helm_bin())
 
 
+def build_stripe_mock() -> str:
+    return _go_install(
+        "stripe-mock",
+        f"github.com/stripe/stripe-mock@{versions.STRIPE_MOCK}",
+        paths.stripe_mock_bin(),
+    )
+
+
+def build_promtool() -> str:
+    # `check rules` and `test rules` need no service discovery: the remove_all_sd build tag
+    # (Prometheus' plugins/) leaves out every cloud SDK, most of a full build's compile time
+    return _go_install(
+        "promtool",
+        f"github.com/prometheus/prometheus/cmd/promtool@{versions.PROMETHEUS}",
+        paths.promtool_bin(),
+        tags="remove_all_sd",
+    )
+
+
 def fetch_kafka() -> str:
     libs = paths.kafka_libs()
     if (libs / f"kafka_2.13-{versions.KAFKA}.jar").exists():
@@ -197,6 +220,9 @@ STEPS: dict[str, Callable[[], str]] = {
     "kubernetes": build_kubernetes,
     "kwok": build_kwok,
     "helm": build_helm,
+    "stripe-mock": build_stripe_mock,
+    "argocd-lua": argocd_lua.build,
+    "promtool": build_promtool,
 }
 
 
@@ -215,6 +241,9 @@ def outputs() -> dict[str, list[Path]]:
         "kubernetes": [k8s / name for name in paths.K8S_BINARIES],
         "kwok": [paths.kwok_bin(), paths.kwok_stages()],
         "helm": [paths.helm_bin()],
+        "stripe-mock": [paths.stripe_mock_bin()],
+        "argocd-lua": [argocd_lua.binary()],
+        "promtool": [paths.promtool_bin()],
     }
 
 

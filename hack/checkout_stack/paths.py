@@ -73,6 +73,14 @@ def helm_bin() -> Path:
     return cache_dir() / "bin" / f"helm-{versions.HELM}" / "helm"
 
 
+def stripe_mock_bin() -> Path:
+    return cache_dir() / "bin" / f"stripe-mock-{versions.STRIPE_MOCK}" / "stripe-mock"
+
+
+def promtool_bin() -> Path:
+    return cache_dir() / "bin" / f"promtool-{versions.PROMETHEUS}" / "promtool"
+
+
 def kafka_libs() -> Path:
     return cache_dir() / f"kafka-{versions.KAFKA}" / "libs"
 

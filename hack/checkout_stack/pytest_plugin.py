@@ -20,6 +20,7 @@ from checkout_stack.components.kafka import KafkaCluster, MirrorMaker
 from checkout_stack.components.kube import ControlPlane
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
+from checkout_stack.components.stripe_mock import StripeMock
 from checkout_stack.components.temporal import Temporal
 from checkout_stack.errors import StackError
 from checkout_stack.stack import MANAGEMENT, Stack
@@ -155,6 +156,17 @@ def redis(stack: Stack) -> Redis:
 
 
 @pytest.fixture(scope="session")
+def stripe_mock(stack: Stack) -> StripeMock:
+    """Stripe's official mock server (``hack/stack build`` builds it): validates each request
+    against Stripe's OpenAPI description and answers with fixtures."""
+    try:
+        return stack.stripe_mock()
+    except StackError as exc:
+        _fail(exc)
+        raise
+
+
+@pytest.fixture(scope="session")
 def kafka_clusters(stack: Stack) -> KafkaClusters:
     return KafkaClusters(stack)
 
@@ -192,6 +204,15 @@ def kubectl_bin() -> Path:
 def helm_bin() -> Path:
     try:
         return paths.require("helm", paths.helm_bin())
+    except StackError as exc:
+        _fail(exc)
+        raise
+
+
+@pytest.fixture(scope="session")
+def promtool_bin() -> Path:
+    try:
+        return paths.require("promtool", paths.promtool_bin())
     except StackError as exc:
         _fail(exc)
         raise

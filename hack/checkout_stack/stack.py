@@ -18,6 +18,7 @@ from checkout_stack.components.kafka import KafkaCluster, MirrorMaker, run_mirro
 from checkout_stack.components.kube import ControlPlane
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
+from checkout_stack.components.stripe_mock import StripeMock
 from checkout_stack.components.temporal import Temporal
 from checkout_stack.errors import StackError
 from checkout_stack.proc import Proc, group_rss_bytes
@@ -120,6 +121,12 @@ class Stack:
                 f"already running with auto.create.topics.enable={result.auto_create_topics}",
                 fix="use another region name for a cluster with the other setting",
             )
+        return result
+
+    def stripe_mock(self) -> StripeMock:
+        result: StripeMock = self._once(
+            "stripe-mock", lambda: StripeMock(self.run_dir / "stripe-mock")
+        )
         return result
 
     def temporal(self) -> Temporal:
@@ -248,6 +255,8 @@ class Stack:
                 env["REDIS_URL"] = component.url
             elif key.startswith("kafka/"):
                 env[region_env_name(component.region)] = component.bootstrap
+            elif key == "stripe-mock":
+                env["STRIPE_MOCK_URL"] = component.url
             elif key == "temporal":
                 env["TEMPORAL_ADDRESS"] = component.address
                 env["TEMPORAL_NAMESPACE"] = component.namespace

@@ -21,7 +21,7 @@ SERVICE_NAMES: Final = ("cart", "pricing", "inventory", "payments", "orders", "g
 """The services a region runs: one Deployment + Service ``checkout-<name>`` each."""
 
 SERVICE_PORT: Final = 8080
-METRICS_PORT: Final = 9090
+"""The one port a service listens on: its API, ``/health/*`` and ``/metrics``."""
 
 
 class KafkaTopics(ConfigModel):

@@ -151,6 +151,21 @@ class Transport:
             await asyncio.sleep(min(delay, RETRY_CAP))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def get_text(self, path: str, params: Mapping[str, str] | None = None) -> str:
+        """A GET whose answer is text, not JSON (e.g. a pod's log)."""
+        self.request_count += 1
+        try:
+            response = await self._http.request(
+                "GET", path, params=params, extensions=self._extensions
+            )
+        except (httpx.TransportError, OSError) as exc:
+            raise self._transport_error(f"GET {path}", exc) from exc
+        if response.status_code >= 400:
+            raise errors.from_response(
+                response.status_code, wire.json_or_none(response.content), verb="GET", target=path
+            )
+        return response.text
+
     async def _request_once(
         self,
         method: str,

@@ -105,6 +105,19 @@ SECONDS_SINCE_MOVE: Final = gauge(
     "Seconds since each market last changed writer.",
     ["fleet", "market"],
 )
+MARKET_DOWN: Final = gauge(
+    "checkout_operator_market_down",
+    "1 while a market has no writer region (state Down: no healthy, legal target), else 0.",
+    ["fleet", "market"],
+)
+
+# -- operator HA (checkout_operator.reconcile.election) ----------------------------------------
+
+LEADER: Final = gauge(
+    "checkout_operator_leader",
+    "1 while this replica holds the operator's leader Lease (and works), 0 while it stands by.",
+    ["lease"],
+)
 
 
 # -- remote clusters (checkout_operator.reconcile.remote_watch) -------------------------------

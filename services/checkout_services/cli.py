@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 import checkout_services
+from checkout_contract import config as region_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         "files in each provider's credentials_dir.",
     )
     payments.add_argument("--host", default="127.0.0.1")
-    payments.add_argument("--port", type=_port, default=8080)
+    payments.add_argument("--port", type=_port, default=region_config.SERVICE_PORT)
     payments.set_defaults(handler=_run_payments)
 
     sim = sub.add_parser(
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
             "KAFKA_BOOTSTRAP_SERVERS, ...): see docs/services.md.",
         )
         svc.add_argument("--host", default="127.0.0.1")
-        svc.add_argument("--port", type=_port, default=8080)
+        svc.add_argument("--port", type=_port, default=region_config.SERVICE_PORT)
         svc.set_defaults(handler=_run_domain, service=name)
 
     from checkout_services.common import dlq

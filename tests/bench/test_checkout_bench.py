@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "payments"))
 
 import checkout_env as ce
+import payments_harness as ph
 import services_harness as h
 
 from checkout_stack.components.postgres import Postgres
@@ -77,6 +78,7 @@ async def open_loop(url: str, rate: int, seconds: float) -> dict[str, float]:
                 "market": "DE",
                 "currency": "EUR",
                 "lines": [{"sku": "tee", "quantity": 1}],
+                "payment_method_token": ph.TOKEN,
             }
             try:
                 resp = await client.post("/v1/checkouts", json=body)

@@ -26,6 +26,7 @@ import payments_harness as harness
 
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
+from checkout_stack.components.stripe_mock import StripeMock
 
 pytestmark = pytest.mark.bench
 
@@ -99,7 +100,13 @@ async def open_loop(url: str, rate: int, seconds: float) -> dict[str, object]:
             try:
                 r = await client.post(
                     "/v1/payments/authorize",
-                    json={"checkout_id": c, "amount": 1999, "currency": "EUR", "country": "DE"},
+                    json={
+                        "checkout_id": c,
+                        "amount": 1999,
+                        "currency": "EUR",
+                        "country": "DE",
+                        "payment_method_token": harness.TOKEN,
+                    },
                     headers={"Idempotency-Key": f"k-{c}"},
                 )
             except httpx.HTTPError as exc:
@@ -174,3 +181,72 @@ async def test_authorize_open_loop(service: tuple[harness.Sim, harness.PaymentsP
         # (transport errors of an overloaded machine are reported above, not failed on)
         errors: dict[str, int] = res["errors"]  # type: ignore[assignment]
         assert not [code for code in errors if code.isdigit()], errors
+
+
+ROUND_TRIPS = 300
+
+
+async def test_stripe_sdk_vs_adapter_authorize_round_trip(stripe_mock: StripeMock) -> None:
+    """One authorize round trip (POST /v1/payment_intents, confirm, manual capture) against
+    stripe-mock, sequentially: the hand-written adapter vs the official ``stripe`` SDK on its
+    async httpx client. Prints p50/p95 per round trip and CPU per call of this process."""
+    try:
+        import stripe as stripe_sdk
+    except ImportError:
+        pytest.fail("the official SDK is not installed: .venv/bin/pip install stripe==16.1.0")
+    from checkout_services.payments.adapters import base, stripe
+
+    target = base.Target("stripe-eu", "stripe", stripe_mock.url, "acct", 5000)
+    creds = base.Credentials(base.Secret("sk_test_123"), base.Secret("whsec_x"))
+    token = base.PaymentMethodToken(stripe="pm_card_visa")
+
+    async def adapter_loop() -> list[float]:
+        async with httpx.AsyncClient() as http:
+            adapter = stripe.StripeAdapter(target, creds, http)
+            out = []
+            for i in range(ROUND_TRIPS):
+                t0 = time.perf_counter()
+                await adapter.authorize(
+                    checkout_id=f"b{i}",
+                    amount=1999,
+                    currency="EUR",
+                    method="card",
+                    key=f"a-{i}-{uuid.uuid4().hex}",
+                    token=token,
+                )
+                out.append((time.perf_counter() - t0) * 1000)
+            return out
+
+    async def sdk_loop() -> list[float]:
+        client = stripe_sdk.StripeClient(
+            "sk_test_123",
+            base_addresses={"api": stripe_mock.url},
+            http_client=stripe_sdk.HTTPXClient(allow_sync_methods=False),
+            stripe_version=stripe.API_VERSION,
+        )
+        out = []
+        for i in range(ROUND_TRIPS):
+            t0 = time.perf_counter()
+            await client.v1.payment_intents.create_async(
+                params={
+                    "amount": 1999,
+                    "currency": "eur",
+                    "confirm": True,
+                    "capture_method": "manual",
+                    "payment_method": "pm_card_visa",
+                    "payment_method_types": ["card"],
+                    "metadata": {"checkout_id": f"b{i}"},
+                },
+                options={"idempotency_key": f"s-{i}-{uuid.uuid4().hex}"},
+            )
+            out.append((time.perf_counter() - t0) * 1000)
+        return out
+
+    for name, loop in (("adapter", adapter_loop), ("sdk", sdk_loop), ("adapter", adapter_loop)):
+        cpu0 = time.process_time()
+        ms = await loop()
+        cpu = (time.process_time() - cpu0) / ROUND_TRIPS * 1000
+        print(
+            f"\nstripe authorize round trip [{name}] n={ROUND_TRIPS} p50={pct(ms, 50):.2f} ms "
+            f"p95={pct(ms, 95):.2f} ms cpu/call={cpu:.3f} ms load={os.getloadavg()[0]:.1f}"
+        )

@@ -61,7 +61,7 @@ def fleet(
                 gateway_port=ports[name],
                 gateway_extra={"GATEWAY_CLIENT_RATE": "500", "GATEWAY_CLIENT_BURST": "500"},
             )
-        yield gh.Fleet(sim, keys, routing, gateways, regions)
+        yield gh.Fleet(sim, keys, routing, gateways, regions, creds)
     finally:
         for region in regions.values():
             region.stop()

@@ -287,6 +287,7 @@ def checkout_body(checkout_id: str, market: str, sku: str = "tee", qty: int = 1)
         "currency": currency,
         "lines": [{"sku": sku, "quantity": qty}],
         "payment_method": "card",
+        "payment_method_token": ph.TOKEN,
     }
 
 
@@ -300,6 +301,7 @@ class Fleet:
     routing: Path
     gateways: dict[str, str]
     regions: dict[str, RegionProcs]
+    creds: ph.Credentials | None = None
 
     def route(self, writers: dict[str, str], states: dict[str, str], epoch: int) -> None:
         write_atomically(self.routing, routing_doc(self.gateways, writers, states, epoch))

@@ -11,6 +11,9 @@ region); both share the PSP simulator and one routing file (the ConfigMap every 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import time
 import uuid
 
@@ -141,3 +144,32 @@ def test_a_move_fences_then_the_new_writer_takes_every_write(fleet: Fleet) -> No
         assert gh.metric(us_gw, "checkout_gateway_rejections_total", reason="market-fencing")
     finally:
         fleet.route({}, {}, 4)
+
+
+def test_a_provider_reaches_the_payments_webhook_through_the_edge(fleet: Fleet) -> None:
+    """No JWT (providers have none): the gateway passes the body byte for byte and the
+    provider's signature header to payments, which verifies it."""
+    assert fleet.creds is not None
+    secret = fleet.creds.values["stripe-eu"]["webhook-secret"]
+    event = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "object": "event",
+        "type": "payment_intent.canceled",
+        "data": {
+            "object": {
+                "id": "pi_x",
+                "object": "payment_intent",
+                "status": "canceled",
+                "metadata": {"checkout_id": f"nobody-{uuid.uuid4().hex[:8]}"},
+            }
+        },
+    }
+    body = json.dumps(event).encode()
+    ts = int(time.time())
+    sig = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    url = f"{fleet.gateways[gh.EU]}/v1/webhooks/stripe-eu"
+    ok = httpx.post(url, content=body, headers={"Stripe-Signature": f"t={ts},v1={sig}"})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["outcome"] == "ignored"  # verified, and about no payment of ours
+    forged = httpx.post(url, content=body, headers={"Stripe-Signature": f"t={ts},v1={'0' * 64}"})
+    assert forged.status_code == 401, forged.text

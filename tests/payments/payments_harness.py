@@ -30,6 +30,39 @@ PROVIDERS: dict[str, dict[str, str]] = {
 }
 
 
+RETURN_URL = "https://shop.example/checkout/return"
+TOKEN: dict[str, Any] = {
+    # What the providers' client libraries hand the shop's page: Stripe's documented test
+    # PaymentMethod; Adyen's encrypted card fields (CSE blobs only Adyen can open; a plain
+    # test card number would be refused by the service's card-number guard, as it should).
+    "stripe": "pm_card_visa",
+    "adyen": {
+        "type": "scheme",
+        "encryptedCardNumber": "adyenjs_0_1_25$eyJhbGciOiJSU0EtT0FFUCJ9.cardnumber",
+        "encryptedExpiryMonth": "adyenjs_0_1_25$eyJhbGciOiJSU0EtT0FFUCJ9.month",
+        "encryptedExpiryYear": "adyenjs_0_1_25$eyJhbGciOiJSU0EtT0FFUCJ9.year",
+        "encryptedSecurityCode": "adyenjs_0_1_25$eyJhbGciOiJSU0EtT0FFUCJ9.cvc",
+    },
+    "return_url": RETURN_URL,
+}
+"""The card token a shopper's browser sends with the checkout."""
+
+
+def apm_token(method: str) -> dict[str, Any]:
+    """An APM's token: Adyen's type for it, the return URL (Stripe needs no PaymentMethod)."""
+    types = {"upi": "upi_collect", "ideal": "ideal", "pix": "pix"}
+    adyen: dict[str, Any] = {"type": types[method]}
+    if method == "upi":
+        adyen["virtualPaymentAddress"] = "shopper@upi"
+    return {"adyen": adyen, "return_url": RETURN_URL}
+
+
+def token_for(method: str) -> dict[str, Any] | None:
+    if method == "card":
+        return TOKEN
+    return apm_token(method) if method in ("upi", "ideal", "pix") else None
+
+
 @dataclass
 class Sim(servers.Server):
     port: int
@@ -95,7 +128,8 @@ def make_credentials(root: Path) -> Credentials:
             (p["type"], p["account"]),
             (
                 f"sk_test_{name.replace('-', '_')}_{os.urandom(12).hex()}",
-                f"whsec_{os.urandom(16).hex()}",
+                # Adyen's HMAC key is hex; Stripe's endpoint secrets are whsec_...
+                os.urandom(32).hex() if p["type"] == "adyen" else f"whsec_{os.urandom(16).hex()}",
             ),
         )
         (d / "api-key").write_text(api_key + "\n")

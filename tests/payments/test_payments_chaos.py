@@ -2,8 +2,9 @@
 ledger must show every checkout charged at most once and no authorization left open.
 
 Faults: timeouts after the charge, connections cut after the charge, 5xx before and after it,
-declines of every class, failing lookups, slow and duplicated webhooks, concurrent duplicate
-requests, the same checkout resumed
+declines of every class, failing lookups, slow and duplicated webhooks, 3-D Secure on a share of
+cards, asynchronous capture failures, 429s and transient 5xx, a provider that stops answering
+mid-run, concurrent duplicate requests, the same checkout resumed
 in another region (own database and Redis, same PSPs), and region A's payments process SIGKILLed
 mid-traffic and restarted. Then the sweepers run, and the ledger is checked.
 """
@@ -62,7 +63,14 @@ FAULTS: list[dict[str, Any]] = [
     {"kind": "latency", "probability": 0.05, "latencyMs": 40},
     {"kind": "webhook_duplicate", "probability": 0.3},
     {"kind": "webhook_delay", "probability": 0.3, "latencyMs": 150},
+    # what real providers do that is inconvenient
+    {"kind": "three_ds", "operation": "authorize", "probability": 0.15},
+    {"kind": "capture_failure", "operation": "capture", "probability": 0.05},
+    {"kind": "rate_limit", "operation": "authorize", "probability": 0.03},
+    {"kind": "transient_5xx", "operation": "authorize", "probability": 0.02},
 ]
+OUTAGE = {"kind": "latency", "provider": "stripe", "endpoint": "eu", "latencyMs": 3000}
+"""Stripe's EU endpoint stops answering (in time) for a few seconds mid-run."""
 
 
 @dataclass
@@ -152,6 +160,7 @@ async def one_checkout(
         "currency": currency,
         "country": country,
         "payment_method": method,
+        "payment_method_token": harness.token_for(method),
     }
     key = f"auth-{c}"
     client = a
@@ -218,11 +227,42 @@ async def one_checkout(
         stats.abandoned.add(c)
         return
     r = await call(client, "POST", f"/v1/payments/{c}/capture", stats, json={}, key=f"cap-{c}")
-    if r is not None and r.status_code == 200 and r.json()["state"] == "captured":
+    captured = r.json()["state"] if r is not None and r.status_code == 200 else None
+    if captured == "capture_pending":  # Adyen: the CAPTURE notification decides
+        captured = await settled(client, c, stats, "capture_pending")
+    if captured == "capture_failed":  # what the saga does: void, and the DLQ
+        stats.outcomes["capture_failed_by_provider"] += 1
+        stats.abandoned.add(c)
+        await call(client, "POST", f"/v1/payments/{c}/void", stats, json={}, key=f"void-{c}")
+        return
+    if captured == "captured":
         stats.outcomes["captured"] += 1
         stats.captured.add(c)
     else:
         stats.outcomes["capture_failed"] += 1  # unknown to the client: at most once, still
+
+
+async def settled(client: httpx.AsyncClient, c: str, stats: Stats, waiting: str) -> str | None:
+    for _ in range(100):
+        await asyncio.sleep(0.1)
+        g = await call(client, "GET", f"/v1/payments/{c}", stats)
+        if g is not None and g.status_code == 200 and g.json()["state"] != waiting:
+            return str(g.json()["state"])
+    return None
+
+
+async def outage(sim: harness.Sim, stats: Stats, done: asyncio.Event) -> None:
+    """Stripe EU answers 3 s late for 4 s, from 6 s into the run (all other faults stay)."""
+    try:
+        await asyncio.wait_for(done.wait(), timeout=6.0)
+        return
+    except TimeoutError:
+        pass
+    seeded = [{**f, "seed": SEED + i} for i, f in enumerate(FAULTS)]
+    await asyncio.to_thread(sim.faults, *seeded, OUTAGE)
+    stats.events["stripe_eu_outage"] += 1
+    await asyncio.sleep(4.0)
+    await asyncio.to_thread(sim.faults, *seeded)
 
 
 def fault_label(rule: dict[str, Any]) -> str:
@@ -268,9 +308,11 @@ async def test_chaos_no_double_charge(regions: tuple[Env, Env]) -> None:
                 await one_checkout(n, random.Random(seed), a, b, stats)
 
         kill_task = asyncio.create_task(killer(a_env, stats, done))
+        outage_task = asyncio.create_task(outage(sim, stats, done))
         await asyncio.gather(*(run(n, rng.randrange(2**32)) for n in range(CHECKOUTS)))
         done.set()
         await kill_task
+        await outage_task
         traffic_s = time.monotonic() - started
         # the sweepers: leases of killed requests expire (5 s), then pending payments are
         # resolved, abandoned authorizations voided, stray ones voided; the first pass still
@@ -328,6 +370,8 @@ async def test_chaos_no_double_charge(regions: tuple[Env, Env]) -> None:
     assert not double_charged, double_charged
     assert not double_captured, double_captured
     assert not still_open, still_open[:5]
+    # every shopper action (3-D Secure, redirect, QR, collect) was completed or voided
+    assert not pending, pending[:5]
     for c in stats.captured:
         row = checkouts[c]
         assert (row["captures"], row["charged"]) == (1, 1), (c, row)

@@ -45,6 +45,7 @@ def body(checkout_id: str, country: str) -> dict[str, Any]:
         "currency": "EUR",
         "country": country,
         "payment_method": "card",
+        "payment_method_token": harness.TOKEN,
     }
 
 

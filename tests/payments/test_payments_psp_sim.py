@@ -41,6 +41,7 @@ def pi(ref: str, amount: int = 1000) -> dict[str, str]:
         "currency": "eur",
         "confirm": "true",
         "capture_method": "manual",
+        "payment_method": "pm_card_visa",
         "metadata[checkout_id]": ref,
     }
 
@@ -80,15 +81,28 @@ async def test_stripe_stores_a_5xx_and_concurrent_use_is_409(
     sim: harness.Sim, http: httpx.AsyncClient
 ) -> None:
     ref, key = uuid.uuid4().hex, uuid.uuid4().hex
-    sim.faults({"kind": "error_5xx", "provider": "stripe", "count": 1})
+    sim.faults({"kind": "error_5xx", "provider": "stripe", "afterCharge": True, "count": 1})
     assert (
         await http.post("/eu/stripe/v1/payment_intents", data=pi(ref), headers=stripe_headers(key))
     ).status_code == 500
     replay = await http.post(
         "/eu/stripe/v1/payment_intents", data=pi(ref), headers=stripe_headers(key)
     )
-    assert replay.status_code == 500  # the first response, 5xx included
-    assert ref not in sim.ledger()["checkouts"]
+    assert replay.status_code == 500  # the first response of an endpoint that ran, 5xx included
+    assert sim.ledger()["checkouts"][ref]["authorizations"] == 1
+    # a 5xx before anything ran is not saved: the same key runs the request
+    ref2, key3 = uuid.uuid4().hex, uuid.uuid4().hex
+    sim.faults({"kind": "error_5xx", "provider": "stripe", "count": 1})
+    assert (
+        await http.post(
+            "/eu/stripe/v1/payment_intents", data=pi(ref2), headers=stripe_headers(key3)
+        )
+    ).status_code == 500
+    again = await http.post(
+        "/eu/stripe/v1/payment_intents", data=pi(ref2), headers=stripe_headers(key3)
+    )
+    assert again.status_code == 200
+    assert sim.ledger()["checkouts"][ref2]["authorizations"] == 1
     sim.faults({"kind": "latency", "provider": "stripe", "latencyMs": 300})
     key2 = uuid.uuid4().hex
     first = asyncio.create_task(
@@ -125,7 +139,8 @@ def adyen(ref: str, value: int = 1000) -> dict[str, object]:
         "merchantAccount": "SimShop",
         "amount": {"value": value, "currency": "EUR"},
         "reference": ref,
-        "paymentMethod": {"type": "scheme"},
+        "paymentMethod": {"type": "scheme", "encryptedCardNumber": "adyenjs_0_1_25$x"},
+        "returnUrl": "https://shop.example/return",
     }
 
 

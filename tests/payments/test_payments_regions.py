@@ -43,7 +43,13 @@ def regions(
 
 
 def body(c: str, country: str = "DE", currency: str = "EUR") -> dict[str, object]:
-    return {"checkout_id": c, "amount": 2500, "currency": currency, "country": country}
+    return {
+        "checkout_id": c,
+        "amount": 2500,
+        "currency": currency,
+        "country": country,
+        "payment_method_token": harness.TOKEN,
+    }
 
 
 async def test_resume_in_another_region_reaches_the_psp_dedup(regions: tuple[Env, Env]) -> None:
@@ -80,8 +86,14 @@ async def test_failover_history_replays_in_the_other_region(regions: tuple[Env, 
         rb = await cb.post("/v1/payments/authorize", json=body(c))  # Stripe replays its decline
         assert rb.json()["provider"] == "adyen-eu"
         assert rb.json()["psp_reference"] == ra.json()["psp_reference"]
-        # B voids (the customer abandoned); A's stale view is corrected, not re-voided
-        assert (await cb.post(f"/v1/payments/{c}/void", json={})).json()["state"] == "voided"
+        # B voids (the customer abandoned): Adyen answers "received"; its CANCELLATION
+        # webhook (sent to region A's endpoint) corrects A's stale view, nothing is re-voided
+        voided = (await cb.post(f"/v1/payments/{c}/void", json={})).json()
+        assert voided["state"] in ("void_pending", "voided")
+        for _ in range(50):
+            if (await ca.get(f"/v1/payments/{c}")).json()["state"] == "voided":
+                break
+            await asyncio.sleep(0.1)
         r = await ca.post(f"/v1/payments/{c}/capture", json={})
         assert r.status_code == 409
         assert r.json()["state"] == "voided"

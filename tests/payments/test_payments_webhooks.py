@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import httpx
+import payments_harness as harness
 import pytest
 
 from conftest import Env
@@ -68,6 +69,7 @@ async def test_local_method_is_authorized_by_its_webhook_then_captured(
             "currency": currency,
             "country": country,
             "payment_method": method,
+            "payment_method_token": harness.token_for(method),
         },
     )
     assert r.status_code == 200, r.text
@@ -176,3 +178,154 @@ async def test_webhooks_are_idempotent_and_stale_ones_are_ignored(
     assert (await send("e3", "payment.authorized"))["outcome"] == "stale"  # out of order
     assert (await send("e4", "payment.voided"))["outcome"] == "stale"  # captured can't be voided
     assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "captured"
+
+
+async def authorize_card(client: httpx.AsyncClient, c: str, amount: int) -> httpx.Response:
+    body = {
+        "checkout_id": c,
+        "amount": amount,
+        "currency": "EUR",
+        "country": "DE",
+        "payment_method": "card",
+        "payment_method_token": harness.TOKEN,
+    }
+    return await client.post("/v1/payments/authorize", json=body)
+
+
+def stripe_event(event_type: str, pi: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "object": "event",
+            "type": event_type,
+            "data": {"object": pi},
+        }
+    ).encode()
+
+
+async def test_stripe_signature_and_body_shape(env: Env, client: httpx.AsyncClient) -> None:
+    """A PaymentIntent event (data.object) signed in Stripe-Signature, with two v1 during a
+    rotation; the Sim-Signature header alone is not Stripe's and is refused."""
+    c = cid()
+    r = await authorize_card(client, c, 1200)
+    assert r.json()["provider"] == "stripe-eu", r.text
+    ref = r.json()["psp_reference"]
+    assert (await client.post(f"/v1/payments/{c}/capture", json={})).status_code == 200
+    pi = {
+        "id": ref,
+        "object": "payment_intent",
+        "status": "canceled",
+        "metadata": {"checkout_id": c},
+    }
+    body = stripe_event("payment_intent.canceled", pi)
+    secret = env.creds.values["stripe-eu"]["webhook-secret"]
+    refused = await client.post(
+        "/v1/webhooks/stripe-eu", content=body, headers={"Sim-Signature": sign(secret, body)}
+    )
+    assert refused.status_code == 401
+    rotated = sign("whsec_rotated_away", body) + "," + sign(secret, body).split(",", 1)[1]
+    r = await client.post(
+        "/v1/webhooks/stripe-eu", content=body, headers={"Stripe-Signature": rotated}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["outcome"] == "stale"  # captured: a late cancel cannot undo it
+    assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "captured"
+
+
+async def test_a_webhook_for_one_provider_never_moves_another_providers_payment(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = cid()
+    env.sim.faults({"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1})
+    r = await authorize_card(client, c, 1300)
+    assert r.json()["provider"] == "adyen-eu", r.text
+    ref = r.json()["psp_reference"]
+    # correctly signed for stripe-eu, naming the Adyen payment's checkout and reference
+    pi = {
+        "id": ref,
+        "object": "payment_intent",
+        "status": "canceled",
+        "metadata": {"checkout_id": c},
+    }
+    body = stripe_event("payment_intent.canceled", pi)
+    secret = env.creds.values["stripe-eu"]["webhook-secret"]
+    r = await client.post(
+        "/v1/webhooks/stripe-eu", content=body, headers={"Stripe-Signature": sign(secret, body)}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["outcome"] == "ignored"
+    assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "authorized"
+
+
+async def test_adyen_capture_is_pending_until_its_webhook(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = cid()
+    env.sim.faults(
+        {"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1},
+        {"kind": "webhook_delay", "provider": "adyen", "latencyMs": 400},
+    )
+    r = await authorize_card(client, c, 1400)
+    assert r.json()["provider"] == "adyen-eu", r.text
+    r = await client.post(f"/v1/payments/{c}/capture", json={})
+    assert r.json()["state"] == "capture_pending"  # Adyen answered 201 "received"
+    body = await wait_state(client, c, "captured")  # the CAPTURE notification
+    assert body["captured_amount"] == 1400
+
+
+@pytest.mark.parametrize("provider", ["stripe", "adyen"])
+async def test_3ds_is_an_action_for_the_shopper_completed_by_the_webhook(
+    env: Env, client: httpx.AsyncClient, provider: str
+) -> None:
+    c = cid()
+    rules: list[dict[str, Any]] = [{"kind": "three_ds", "provider": provider, "count": 1}]
+    if provider == "adyen":
+        rules.append({"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1})
+    env.sim.faults(*rules)
+    r = await authorize_card(client, c, 1600)
+    body = r.json()
+    assert (body["state"], body["provider"]) == ("requires_action", f"{provider}-eu"), r.text
+    action_url = (
+        body["action"]["redirect_to_url"]["url"] if provider == "stripe" else body["action"]["url"]
+    )
+    assert "3d" in action_url  # the challenge the shopper's browser is sent to
+    await wait_state(client, c, "authorized")  # the shopper passed it: the provider's webhook
+    assert (await client.post(f"/v1/payments/{c}/capture", json={})).status_code == 200
+
+
+async def test_an_asynchronous_capture_failure_then_the_void(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = cid()
+    env.sim.faults(
+        {"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1},
+        {"kind": "capture_failure", "provider": "adyen", "operation": "capture", "count": 1},
+    )
+    assert (await authorize_card(client, c, 1700)).json()["provider"] == "adyen-eu"
+    r = await client.post(f"/v1/payments/{c}/capture", json={})
+    assert r.json()["state"] == "capture_pending", r.text
+    await wait_state(client, c, "capture_failed")  # CAPTURE success=false
+    r = await client.post(f"/v1/payments/{c}/void", json={})
+    assert r.json()["state"] in ("void_pending", "voided"), r.text
+    await wait_state(client, c, "voided")  # CANCELLATION
+    row = env.sim.ledger()["checkouts"][c]
+    assert (row["captures"], row["charged"]) == (0, 0)
+
+
+async def test_rate_limits_and_transient_errors_are_retried_with_the_same_key(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = cid()
+    env.sim.faults(
+        {"kind": "rate_limit", "provider": "stripe", "operation": "authorize", "count": 2}
+    )
+    r = await authorize_card(client, c, 1800)
+    assert (r.json()["state"], r.json()["provider"]) == ("authorized", "stripe-eu"), r.text
+    c2 = cid()
+    env.sim.faults(
+        {"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1},
+        {"kind": "transient_5xx", "provider": "adyen", "operation": "authorize", "count": 1},
+    )
+    r = await authorize_card(client, c2, 1900)
+    assert (r.json()["state"], r.json()["provider"]) == ("authorized", "adyen-eu"), r.text
+    assert env.sim.ledger()["checkouts"][c2]["authorizations"] == 1

@@ -49,7 +49,9 @@ def start(
     psp_latency_ms: int = 0,
     redis_db: int = 4,
     orders_relay: bool = True,
+    webhooks: bool = False,
 ) -> CheckoutEnv:
+    """``webhooks``: the providers' webhooks (Stripe, Adyen) reach this payments service."""
     tag = uuid.uuid4().hex[:8]
     redis_url = redis.url.rsplit("/", 1)[0] + f"/{redis_db}"
     sim = ph.start_sim(workdir)
@@ -58,7 +60,11 @@ def start(
         sim.faults({"kind": "latency", "latencyMs": psp_latency_ms})
     creds = ph.make_credentials(workdir / "creds")
     pay_port = ph.free_port()
-    ph.register_accounts(sim, creds, {})
+    hooks = {
+        name: f"http://127.0.0.1:{pay_port}/v1/webhooks/{name}"
+        for name in ("stripe-eu", "stripe-us", "adyen-eu", "adyen-us")
+    }
+    ph.register_accounts(sim, creds, hooks if webhooks else {})
     payments = ph.payments_proc(
         workdir,
         name=f"co{tag}",

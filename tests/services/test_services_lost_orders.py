@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import asyncpg  # type: ignore[import-untyped]
 import checkout_env as ce
 import httpx
+import payments_harness as ph
 import pytest
 import services_harness as h
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
@@ -109,6 +110,7 @@ async def test_no_acknowledged_order_is_lost(env: tuple[ce.CheckoutEnv, h.RelayP
             "market": "DE",
             "currency": "EUR",
             "lines": [{"sku": "tee", "quantity": 1}],
+            "payment_method_token": ph.TOKEN,
         }
         async with gate:
             # 240 s for this checkout from its first send (not from the start of the run: on a

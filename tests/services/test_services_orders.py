@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import checkout_env as ce
 import httpx
+import payments_harness as ph
 import pytest
 import services_harness as h
 from temporalio.api.enums.v1 import EventType
@@ -44,6 +45,7 @@ def env(
         redis,
         temporal,
         kafka_clusters.get(h.REGION).bootstrap,
+        webhooks=True,
     )
     try:
         yield e
@@ -71,6 +73,7 @@ def body(checkout_id: str, sku: str = "tee", qty: int = 1, market: str = "DE") -
         "market": market,
         "currency": "EUR",
         "lines": [{"sku": sku, "quantity": qty}],
+        "payment_method_token": ph.TOKEN,
     }
 
 
@@ -234,3 +237,50 @@ async def test_a_checkout_is_one_workflow_task_and_its_history_replays(
     replayer = Replayer(workflows=[CheckoutSagaWorkflow, CheckoutWorkflow])
     result = await replayer.replay_workflow(hist, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
+
+
+async def test_3ds_action_goes_to_the_shopper_and_the_saga_waits_for_it(
+    env: ce.CheckoutEnv,
+) -> None:
+    sku = new_sku(env, 4)
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    env.sim.faults({"kind": "three_ds", "provider": "stripe", "operation": "authorize", "count": 1})
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        resp = await client.post("/v1/checkouts", json=body(cid, sku, 1))
+        assert resp.status_code == 201, resp.text
+        payment = resp.json()["payment"]
+        assert payment["state"] == "requires_action"
+        assert payment["action"]["type"] == "redirect_to_url"  # where the shopper's browser goes
+        # the shopper passes the challenge; Stripe's webhook authorizes; the saga captures
+        await wait_order(client, cid, "fulfilment_requested")
+    assert await payment_state(env, cid) == "captured"
+
+
+async def test_an_action_the_shopper_never_completes_is_voided(env: ce.CheckoutEnv) -> None:
+    sku = new_sku(env, 4)
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    env.sim.admin("POST", "settings", {"autoCompleteMs": 600_000})  # the shopper walks away
+    env.sim.faults({"kind": "three_ds", "provider": "stripe", "operation": "authorize", "count": 1})
+    try:
+        async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+            resp = await client.post("/v1/checkouts", json=body(cid, sku, 1))
+            assert resp.json()["payment"]["state"] == "requires_action", resp.text
+            await wait_order(client, cid, "capture_failed", wait_s=90)
+    finally:
+        env.sim.admin("POST", "settings", {"autoCompleteMs": 5})
+    assert await payment_state(env, cid) in ("voided", "void_pending")
+    assert await stock(env, sku) == 4
+    # never authorized (the challenge was never passed), never captured, and cancelled
+    assert [(p["status"], p["captured"]) for p in env.sim.payments(cid)] == [("voided", 0)]
+
+
+async def test_a_token_payments_refuses_is_a_422_not_a_dependency_failure(
+    env: ce.CheckoutEnv,
+) -> None:
+    sku = new_sku(env, 2)
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    bad = {**body(cid, sku, 1), "payment_method_token": {"stripe": "card_4242", "cvc": "123"}}
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        problem = h.assert_problem(await client.post("/v1/checkouts", json=bad), 422)
+        assert problem["reason"] == "payment-method-refused"
+    assert await stock(env, sku) == 2  # released

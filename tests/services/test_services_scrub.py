@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import checkout_env as ce
 import httpx
+import payments_harness as ph
 import pytest
 import services_harness as h
 from aiokafka import AIOKafkaConsumer
@@ -66,6 +67,7 @@ def checkout_body(cid: str, **extra: Any) -> dict[str, Any]:
         "market": "DE",
         "currency": "EUR",
         "lines": [{"sku": "tee", "quantity": 1}],
+        "payment_method_token": ph.TOKEN,
         **extra,
     }
 

@@ -129,6 +129,7 @@ class Operator:
         self.proc = proc
         self.metrics_url = f"http://127.0.0.1:{metrics}/metrics"
         self.health_url = f"http://127.0.0.1:{health}/healthz"
+        self.ready_url = f"http://127.0.0.1:{health}/readyz"
         self.log = log
 
     def wait_live(self, within: float = 60) -> None:
@@ -152,6 +153,7 @@ def running_operator(
     log: pathlib.Path,
     drift_interval: float = 5,
     extra_args: tuple[str, ...] | list[str] = (),
+    env: dict[str, str] | None = None,
 ) -> Iterator[Operator]:
     metrics, health = free_port(), free_port()
     exe = pathlib.Path(sys.executable).parent / "checkout-operator"
@@ -167,7 +169,7 @@ def running_operator(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
+            env={**{k: v for k, v in os.environ.items() if k != "KUBECONFIG"}, **(env or {})},
         )
     op = Operator(proc, metrics, health, log)
     try:

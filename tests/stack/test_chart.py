@@ -55,6 +55,22 @@ class Release:
         return self.fullname
 
 
+def uninstall(helm_bin: pathlib.Path, kube: Any, name: str, namespace: str) -> None:
+    subprocess.run(
+        [str(helm_bin), "--kubeconfig", str(kube.kubeconfig), "uninstall", name,
+         "--namespace", namespace, "--wait=false"],
+        capture_output=True, check=False, timeout=120,
+    )  # fmt: skip
+
+
+def crds_values(kube: Any) -> list[str]:
+    """``crds.create=false`` when the CRDs exist: a CRD the chart creates is the release's
+    (helm refuses to take over one that another release, or kubectl, created); kept after an
+    uninstall (``helm.sh/resource-policy: keep``) it is there for the next release of a session."""
+    done = kube.kubectl("get", "crd", "checkoutregions.checkout-operator.io", check=False)
+    return ["--set", "crds.create=false"] if done.returncode == 0 else []
+
+
 def install(
     helm_bin: pathlib.Path, kube: Any, all_namespaces: bool, *extra: str
 ) -> Iterator[Release]:
@@ -67,7 +83,7 @@ def install(
     )
     helm(
         helm_bin, kube, "install", name, str(CHART), "--namespace", op_ns, "--create-namespace",
-        *scope, *extra,
+        *scope, *crds_values(kube), *extra,
     )  # fmt: skip
     kube.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s",
@@ -76,11 +92,7 @@ def install(
     try:
         yield Release(name, op_ns, watched, f"{name}-checkout-operator")
     finally:
-        subprocess.run(
-            [str(helm_bin), "--kubeconfig", str(kube.kubeconfig), "uninstall", name,
-             "--namespace", op_ns, "--wait=false"],
-            capture_output=True, check=False, timeout=120,
-        )  # fmt: skip
+        uninstall(helm_bin, kube, name, op_ns)
         sup.delete_namespace(kube, watched)
         sup.delete_namespace(kube, op_ns)
 
@@ -109,6 +121,17 @@ def service_account_kubeconfig(kube: Any, release: Release, path: pathlib.Path) 
     user = json.loads(whoami.stdout)["status"]["userInfo"]["username"]
     assert user == f"system:serviceaccount:{release.namespace}:{release.fullname}"
     return token
+
+
+def denied(log_text: str) -> list[str]:
+    """The log lines with a 403. Every 403 counts, except the namespace-lifecycle one for a
+    namespace another test of the session is deleting (an all-namespaces operator sees its
+    leftover regions): not RBAC."""
+    return [
+        line
+        for line in log_text.splitlines()
+        if FORBIDDEN.search(line) and "because it is being terminated" not in line
+    ]
 
 
 def conditions(kube: Any, ns: str, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -143,8 +166,21 @@ def test_operator_under_the_charts_rbac_reconciles_an_example(
         ("create", f"deployments.apps -n {release.watched}", True),
         ("update", f"deployments.apps -n {release.watched}", False),
         ("get", f"deployments.apps -n {release.watched}", False),
-        ("get", f"secrets -n {release.watched}", True),
+        # Secret get only in the watched namespaces by default (all namespaces: nowhere)
+        ("get", f"secrets -n {release.watched}", not all_ns),
         ("list", f"secrets -n {release.watched}", False),
+        ("get", "secrets -n kube-system", False),
+        ("get", f"secrets -n {release.namespace}", False),
+        # its own lease Roles/RoleBindings only; no Lease update or delete
+        (
+            "patch",
+            f"rolebindings.rbac.authorization.k8s.io/checkout-leases -n {release.watched}",
+            True,
+        ),
+        ("patch", f"rolebindings.rbac.authorization.k8s.io/admin -n {release.watched}", False),
+        ("delete", f"roles.rbac.authorization.k8s.io/other -n {release.watched}", False),
+        ("update", f"leases.coordination.k8s.io -n {release.watched}", False),
+        ("delete", f"leases.coordination.k8s.io -n {release.watched}", False),
         ("create", f"events -n {release.watched}", True),
         ("list", "customresourcedefinitions.apiextensions.k8s.io", True),
         ("list", "namespaces", not all_ns),
@@ -196,14 +232,7 @@ def test_operator_under_the_charts_rbac_reconciles_an_example(
         assert any((e.get("source") or {}).get("component") == "checkout-operator" for e in events)
         assert op.stop() == 0
     text = log.read_text()
-    # Every 403 counts, except the namespace-lifecycle one for a namespace another test of the
-    # session is deleting (an all-namespaces operator sees its leftover regions): not RBAC.
-    denied = [
-        line
-        for line in text.splitlines()
-        if FORBIDDEN.search(line) and "because it is being terminated" not in line
-    ]
-    assert not denied, "\n".join(denied)
+    assert not denied(text), "\n".join(denied(text))
     assert "Not enough permissions" not in text  # kopf's CRD / namespace observation
     assert token not in text
 
@@ -250,4 +279,56 @@ def test_too_narrow_rbac_is_caught(
             ), metrics
         text = log.read_text()
         assert FORBIDDEN.search(text), text[-3000:]
+        assert token not in text
+
+
+def test_remote_example_reconciles_with_the_default_per_namespace_secret_rights(
+    helm_bin: pathlib.Path, kube: Any, kube_factory: Any, tmp_path: pathlib.Path
+) -> None:
+    """A remote region (its kubeconfig in a Secret of the watched namespace) reconciles to
+    Ready under exactly the chart's default RBAC, which reads no Secret elsewhere."""
+    remote = kube_factory("chart-remote")
+    remote_ns = sup.unique("chart-ap")
+    remote.kubectl("create", "namespace", remote_ns)
+    for release in install(helm_bin, kube, all_namespaces=False):
+        kubeconfig = tmp_path / "sa.kubeconfig"
+        token = service_account_kubeconfig(kube, release, kubeconfig)
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "ap-south-1-kubeconfig", "namespace": release.watched},
+            "data": {"kubeconfig": base64.b64encode(remote.kubeconfig.read_bytes()).decode()},
+        }
+        sup.apply_yaml(kube, secret)
+        other = sup.unique("chart-unwatched")
+        kube.kubectl("create", "namespace", other)
+        try:
+            done = kube.kubectl(
+                "get", "secret", "-n", other, "default-token-none", kubeconfig=kubeconfig,
+                check=False,
+            )  # fmt: skip
+            assert "forbidden" in done.stderr.lower(), done.stderr
+        finally:
+            sup.delete_namespace(kube, other)
+        body = sup.example("ap-south-1")
+        body["metadata"]["namespace"] = release.watched
+        body["spec"]["remoteCluster"]["namespace"] = remote_ns
+        log = tmp_path / "operator.log"
+        with sup.running_operator(kubeconfig, release.watched, log) as op:
+            op.wait_live()
+            sup.apply_yaml(kube, body)
+
+            def ready(ns: str = release.watched) -> dict[str, Any] | None:
+                st, conds = conditions(kube, ns, "ap-south-1")
+                ok = st.get("observedGeneration") == st["_generation"]
+                return st if ok and conds.get("Ready", {}).get("status") == "True" else None
+
+            st = sup.wait_for(ready, 180, "remote CheckoutRegion Ready under the chart's RBAC", log)
+            assert st["children"]["ready"] == 6, st["children"]
+            deps = sup.get(remote, "-n", remote_ns, "deployments")["items"]
+            assert len(deps) == 6
+            sup.delete_namespace(remote, remote_ns)
+            assert op.stop() == 0
+        text = log.read_text()
+        assert not denied(text), "\n".join(denied(text))
         assert token not in text

@@ -59,6 +59,11 @@ def test_no_namespace_to_watch_exits_2(
         (["--metrics-port", "70000"], "--metrics-port: 70000 is not a port"),
         (["--health-port", "-1"], "--health-port: -1 is not a port"),
         (["--drift-interval", "0"], "--drift-interval: must be > 0"),
+        (
+            ["--leader-elect", "--lease-duration", "3", "--lease-retry", "2"],
+            "--lease-duration must exceed --lease-retry + 1 s",
+        ),
+        (["--leader-elect", "--lease-retry", "0"], "--lease-retry must be > 0"),
     ],
 )
 def test_bad_flags_exit_2(

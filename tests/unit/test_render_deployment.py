@@ -72,7 +72,6 @@ def test_payments_deployment_exact() -> None:
                             "args": ["payments"],
                             "ports": [
                                 {"name": "http", "containerPort": 8080, "protocol": "TCP"},
-                                {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
                             ],
                             "env": [
                                 {"name": "CHECKOUT_REGION", "value": "eu-west-1"},

@@ -11,8 +11,8 @@ import example_data as helpers
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 
+import crd_schemas
 from checkout_operator.render import region
 
 KUBE_VERSION = "1.34.0"
@@ -83,27 +83,6 @@ def test_strimzi_mirrormaker_matches_the_v1_schema() -> None:
 CRDS = helpers.ROOT / "tests" / "data" / "crds"
 
 
-def strict(schema: Any) -> Any:
-    """The CRD schema as the apiserver applies it with strict field validation: an object
-    with listed properties takes no other field."""
-    if isinstance(schema, dict):
-        out = {k: strict(v) for k, v in schema.items()}
-        if out.get("type") == "object" and "properties" in out:
-            out.setdefault("additionalProperties", False)
-        return out
-    if isinstance(schema, list):
-        return [strict(v) for v in schema]
-    return schema
-
-
-def crd_schema(file: str, version: str) -> Any:
-    crd = yaml.safe_load((CRDS / file).read_text())
-    served = next(v for v in crd["spec"]["versions"] if v["name"] == version)
-    schema = strict(served["schema"]["openAPIV3Schema"])
-    schema["properties"]["metadata"] = {"type": "object"}
-    return schema
-
-
 @pytest.mark.parametrize(
     ("kind", "file", "version"),
     [
@@ -112,7 +91,7 @@ def crd_schema(file: str, version: str) -> Any:
     ],
 )
 def test_edge_routing_matches_the_upstream_crd(kind: str, file: str, version: str) -> None:
-    schema = crd_schema(file, version)
+    schema = crd_schemas.crd_schema(CRDS / file, version)
     objects = [o for o in OBJECTS if o["kind"] == kind]
     assert objects, f"the examples render a {kind}"
     for obj in objects:

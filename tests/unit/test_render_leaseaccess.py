@@ -57,7 +57,7 @@ def test_role_grants_exactly_what_the_services_do() -> None:
     )
 
 
-def test_role_binding_binds_the_four_lease_components() -> None:
+def test_role_binding_binds_the_three_lease_writers_not_the_gateway() -> None:
     assert leaseaccess.role_binding("eu-west-1", "checkout") == hashed(
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -70,7 +70,51 @@ def test_role_binding_binds_the_four_lease_components() -> None:
             },
             "subjects": [
                 {"kind": "ServiceAccount", "name": f"checkout-{c}", "namespace": "checkout"}
-                for c in ("gateway", "inventory", "orders", "payments")
+                for c in ("inventory", "orders", "payments")
+            ],
+        }
+    )
+
+
+READER_LABELS = {
+    **LABELS,
+    "app.kubernetes.io/name": "checkout-leases-read",
+    "app.kubernetes.io/instance": "checkout-leases-read-eu-west-1",
+    "app.kubernetes.io/component": "leases-read",
+}
+
+
+def test_the_internet_facing_gateway_may_only_list_the_leases() -> None:
+    assert leaseaccess.reader_role("eu-west-1", "checkout") == hashed(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {
+                "name": "checkout-leases-read",
+                "namespace": "checkout",
+                "labels": READER_LABELS,
+            },
+            "rules": [
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]}
+            ],
+        }
+    )
+    assert leaseaccess.reader_role_binding("eu-west-1", "checkout") == hashed(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {
+                "name": "checkout-leases-read",
+                "namespace": "checkout",
+                "labels": READER_LABELS,
+            },
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "checkout-leases-read",
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": "checkout-gateway", "namespace": "checkout"}
             ],
         }
     )
@@ -106,8 +150,20 @@ def test_a_region_in_the_management_cluster_uses_its_service_account() -> None:
     regions, routes = helpers.example_objects()
     objects = region.render_region(me, regions, routes)
     kinds = Counter(str(o["kind"]) for o in objects)
-    assert (kinds["Role"], kinds["RoleBinding"]) == (1, 1)
-    (role,) = [o for o in objects if o["kind"] == "Role"]
+    assert (kinds["Role"], kinds["RoleBinding"]) == (2, 2)
+    (role,) = [
+        o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] == "checkout-leases"
+    ]
+    # no rendered Role lets the gateway write a Lease
+    for binding in (o for o in objects if o["kind"] == "RoleBinding"):
+        granted = next(
+            o
+            for o in objects
+            if o["kind"] == "Role" and o["metadata"]["name"] == binding["roleRef"]["name"]
+        )
+        verbs = {v for rule in granted["rules"] for v in rule["verbs"]}
+        if any(s["name"] == "checkout-gateway" for s in binding["subjects"]):
+            assert verbs == {"list"}, granted
     # every market of the fleet: any of them may fail over to this region
     names = role["rules"][1]["resourceNames"]
     fleet_markets = {

@@ -1,38 +1,65 @@
-"""Exact output of the NetworkPolicy builder."""
+"""Exact output of the NetworkPolicy builder, and that its ports are the ones the services
+actually listen on (the rendered container port, the services' CLI default)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import example_data as helpers
 from render_expect import META, SELECTOR, hashed
 
-from checkout_operator.render import networkpolicy
+from checkout_contract import config as region_config
+from checkout_operator.api.checkoutregion import CheckoutRegion
+from checkout_operator.render import deployment, networkpolicy, region, service
+from checkout_services import cli
+
+REGION_PODS = {
+    "podSelector": {
+        "matchLabels": {
+            "app.kubernetes.io/part-of": "checkout",
+            "checkout-operator.io/region": "eu-west-1",
+        }
+    }
+}
 
 
-def test_networkpolicy_internal_service_admits_only_its_regions_checkout_pods() -> None:
-    assert networkpolicy.build("eu-west-1", "shop", "cart") == hashed(
+def test_networkpolicy_internal_service_admits_only_its_regions_pods_and_the_scrapers() -> None:
+    got = networkpolicy.build(
+        "eu-west-1",
+        "shop",
+        "cart",
+        metrics_namespaces=["monitoring"],
+        egress=networkpolicy.Egress(ports=(5432, 6379)),
+    )
+    assert got == hashed(
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
             "metadata": META,
             "spec": {
                 "podSelector": {"matchLabels": SELECTOR},
-                "policyTypes": ["Ingress"],
+                "policyTypes": ["Ingress", "Egress"],
                 "ingress": [
+                    {"from": [REGION_PODS], "ports": [{"protocol": "TCP", "port": 8080}]},
                     {
                         "from": [
                             {
-                                "podSelector": {
-                                    "matchLabels": {
-                                        "app.kubernetes.io/part-of": "checkout",
-                                        "checkout-operator.io/region": "eu-west-1",
-                                    }
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
                                 }
                             }
                         ],
-                        "ports": [{"protocol": "TCP", "port": "http"}],
+                        "ports": [{"protocol": "TCP", "port": 8080}],
                     },
+                ],
+                "egress": [
+                    {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                    {"to": [REGION_PODS], "ports": [{"protocol": "TCP", "port": 8080}]},
                     {
-                        "from": [{"namespaceSelector": {}}],
-                        "ports": [{"protocol": "TCP", "port": "metrics"}],
+                        "ports": [
+                            {"protocol": "TCP", "port": 5432},
+                            {"protocol": "TCP", "port": 6379},
+                        ]
                     },
                 ],
             },
@@ -41,5 +68,75 @@ def test_networkpolicy_internal_service_admits_only_its_regions_checkout_pods() 
 
 
 def test_networkpolicy_gateway_is_open_on_http() -> None:
-    policy = networkpolicy.build("eu-west-1", "shop", "gateway")
-    assert policy["spec"]["ingress"][0] == {"ports": [{"protocol": "TCP", "port": "http"}]}
+    policy = networkpolicy.build("eu-west-1", "shop", "gateway", metrics_namespaces=["mon"])
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress=None: unrestricted
+
+
+def _ports(rule: dict[str, Any]) -> set[int]:
+    return {int(p["port"]) for p in rule["ports"]}
+
+
+def test_the_ports_opened_are_the_ones_the_services_listen_on() -> None:
+    """The old policy opened a `metrics` port (9090) that nothing listened on: /metrics is
+    served on the HTTP port. Every port the policy opens must be a port the pod declares, and
+    that port must be the one the service binds by default."""
+    me = helpers.example_region("eu-west-1")
+    regions, routes = helpers.example_objects()
+    objects = region.render_region(me, regions, routes)
+    parser = cli.build_parser()
+    for obj in (o for o in objects if o["kind"] == "NetworkPolicy"):
+        component = obj["metadata"]["labels"]["app.kubernetes.io/component"]
+        dep = deployment.build(me, "checkout", component, "cafe")
+        declared = {
+            p["containerPort"]: p["name"]
+            for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]
+        }
+        listens = parser.parse_args([component]).port
+        assert set(declared) == {listens} == {region_config.SERVICE_PORT}
+        for rule in obj["spec"]["ingress"]:
+            assert _ports(rule) == {listens}, (component, rule)
+    svc = service.build("eu-west-1", "checkout", "orders")
+    assert [p["port"] for p in svc["spec"]["ports"]] == [region_config.SERVICE_PORT]
+
+
+def _egress(objects: list[dict[str, Any]], component: str) -> set[int]:
+    (policy,) = [
+        o
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+        and o["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    assert "Egress" in policy["spec"]["policyTypes"]
+    return {int(p["port"]) for rule in policy["spec"]["egress"] for p in rule["ports"]}
+
+
+def test_egress_is_restricted_to_what_each_service_needs() -> None:
+    doc = helpers.example_docs()["eu-west-1"]
+    me = CheckoutRegion.model_validate(doc)
+    regions, routes = helpers.example_objects()
+    objects = region.render_region(me, regions, routes)
+    deps = {5432, 6379, 7233, 9092}
+    assert me.spec.tracing.otlp_endpoint is not None
+    deps.add(networkpolicy.url_port(me.spec.tracing.otlp_endpoint))  # the OTLP collector
+    psp_ports = {networkpolicy.url_port(p.endpoint) for r in routes for p in r.spec.providers}
+    assert _egress(objects, "cart") == {53, 8080} | deps
+    assert _egress(objects, "pricing") == {53, 8080} | deps
+    # lease keepers reach the apiserver (eu-west-1 is remote with a lease kubeconfig)
+    assert _egress(objects, "orders") == {53, 8080, 443, 6443} | deps
+    assert _egress(objects, "payments") >= {443, 6443} | psp_ports
+    assert not _egress(objects, "cart") & {443, 6443}
+    # the knob: Unrestricted renders no egress section at all
+    loose = CheckoutRegion.model_validate(
+        {**doc, "spec": {**doc["spec"], "networkPolicy": {"egress": "Unrestricted"}}}
+    )
+    for obj in region.render_region(loose, regions, routes):
+        if obj["kind"] == "NetworkPolicy":
+            assert obj["spec"]["policyTypes"] == ["Ingress"]
+            assert "egress" not in obj["spec"]
+
+
+def test_url_port() -> None:
+    assert networkpolicy.url_port("https://psp.example") == 443
+    assert networkpolicy.url_port("http://sim:8099/v1") == 8099
+    assert networkpolicy.url_port("http://collector") == 80

@@ -18,7 +18,6 @@ def test_service() -> None:
                 "selector": SELECTOR,
                 "ports": [
                     {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"},
-                    {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"},
                 ],
             },
         }

@@ -192,7 +192,8 @@ def test_fold_keeps_the_reconcilers_conditions_and_replaces_ours() -> None:
         ],
     }  # fmt: skip
     new = rec.fold(previous, [lag("a", 0)], 100, 3, NOW)
-    assert set(new) == {"replication", "conditions"}
+    assert set(new) == {"replication", "conditions", "maxReplicationLagMessages"}
+    assert new["maxReplicationLagMessages"] == 0
     assert new["conditions"][0] == previous["conditions"][0]
     assert new["conditions"][1]["status"] == "False"
     assert new["conditions"][1]["lastTransitionTime"] == "2026-11-25T12:00:00Z"

@@ -23,7 +23,8 @@ if obj.status == nil or obj.status.observedGeneration == nil then
 end
 if generation ~= nil and obj.status.observedGeneration < generation then
   hs.status = "Progressing"
-  hs.message = "Waiting for the operator to observe generation " .. string.format("%d", generation)
+  hs.message = "Waiting for the operator to observe generation " .. generation
+    .. " (status is for " .. obj.status.observedGeneration .. ")"
   return hs
 end
 local degraded = find(obj.status.conditions, "Degraded")
@@ -38,6 +39,15 @@ if ready ~= nil and ready.status == "True" then
   hs.message = ready.message or "Ready"
   return hs
 end
-hs.status = "Progressing"
-hs.message = "Waiting for the Ready condition"
+if ready ~= nil and ready.status == "False" then
+  hs.status = "Degraded"
+  hs.message = ready.message or "Not ready"
+  return hs
+end
+-- Ready=Unknown, no Ready condition or an unknown shape: say so instead of waiting forever.
+hs.status = "Unknown"
+hs.message = "The operator reports no Ready condition for the route"
+if ready ~= nil and ready.message ~= nil and ready.message ~= "" then
+  hs.message = "Ready is Unknown: " .. ready.message
+end
 return hs

@@ -52,3 +52,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/* The operator's leader Lease. */}}
+{{- define "checkout-operator.leaseName" -}}
+{{- default (include "checkout-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/* A PromQL label selector for the operator's own series (PodMonitor or ServiceMonitor). */}}
+{{- define "checkout-operator.promSelector" -}}
+namespace="{{ .Release.Namespace }}", pod=~"{{ include "checkout-operator.fullname" . }}-.*"
+{{- end }}

@@ -24,6 +24,7 @@ from checkout_operator.api.meta import (
     cel_rules,
     rule,
 )
+from checkout_operator.api.networkpolicy import NetworkPolicySpec
 from checkout_operator.api.pricing import PricingSpec
 from checkout_operator.api.status import CheckoutRegionStatus
 
@@ -353,6 +354,8 @@ class CheckoutRegionSpec(ApiModel):
     """Failover targets and policy."""
     edge: EdgeSpec = EdgeSpec()
     """How customers' traffic reaches the region: Gateway API route, DNS records."""
+    network_policy: NetworkPolicySpec = NetworkPolicySpec()
+    """Ingress and egress of the services' NetworkPolicies (egress restricted by default)."""
 
     @model_validator(mode="after")
     def _rules(self) -> CheckoutRegionSpec:

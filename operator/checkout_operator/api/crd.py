@@ -49,7 +49,64 @@ class KindInfo:
 
 
 _READY = '.status.conditions[?(@.type=="Ready")].status'
-_AGE: Final = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def _described(model: type[BaseModel], json_path: str) -> str:
+    """The docstring of the model field at ``json_path`` (camelCase aliases, ``[*]`` and
+    filters skipped): printer columns carry the API's own descriptions."""
+    current: Any = model
+    description = ""
+    for part in json_path.strip(".").split("."):
+        name = part.split("[", 1)[0]
+        fields = getattr(current, "model_fields", {})
+        field = next((f for f in fields.values() if f.alias == name), None)
+        if field is None:
+            raise SchemaError(f"printer column path {json_path}: no field {name!r}")
+        description = field.description or ""
+        current = _model_of(field.annotation)
+    return description
+
+
+def _model_of(annotation: Any) -> Any:
+    """The model in ``X``, ``X | None`` or ``tuple[X, ...]`` (None: a scalar)."""
+    for arg in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _column(
+    model: type[BaseModel],
+    name: str,
+    type_: str,
+    json_path: str,
+    *,
+    priority: int = 0,
+    description: str = "",
+) -> JsonObj:
+    col: JsonObj = {
+        "name": name,
+        "type": type_,
+        "jsonPath": json_path,
+        "description": description or _described(model, json_path),
+    }
+    if priority:
+        col["priority"] = priority
+    return col
+
+
+def _age() -> JsonObj:
+    return {
+        "name": "Age",
+        "type": "date",
+        "jsonPath": ".metadata.creationTimestamp",
+        "description": "Time since the object was created.",
+    }
+
+
+_CR = checkoutregion.CheckoutRegion
+_RT = psproute.PSPRoute
+_READY_TEXT = "Ready condition: True when everything the spec asks for is applied and ready."
 
 KINDS: Final = (
     KindInfo(
@@ -58,13 +115,32 @@ KINDS: Final = (
         checkoutregion.PLURAL,
         ("creg",),
         (
-            {"name": "Region", "type": "string", "jsonPath": ".spec.region"},
-            {"name": "Fleet", "type": "string", "jsonPath": ".spec.fleet"},
-            {"name": "Jurisdiction", "type": "string", "jsonPath": ".spec.jurisdiction"},
-            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-            {"name": "Ready", "type": "string", "jsonPath": _READY},
-            {"name": "Health", "type": "string", "jsonPath": ".status.health.state"},
-            _AGE,
+            _column(_CR, "Region", "string", ".spec.region"),
+            _column(_CR, "Fleet", "string", ".spec.fleet", priority=1),
+            _column(_CR, "Jurisdiction", "string", ".spec.jurisdiction", priority=1),
+            _column(_CR, "Writers", "string", ".status.writers"),
+            _column(_CR, "Failover", "string", ".status.failoverState"),
+            _column(_CR, "Max Lag", "integer", ".status.maxReplicationLagMessages"),
+            _column(
+                _CR,
+                "Last Move",
+                "date",
+                ".status.lastFailover.time",
+                description="When markets last moved (status.lastFailover.time).",
+            ),
+            _column(
+                _CR, "Paused", "boolean", ".status.overrides.automaticFailoverPaused", priority=1
+            ),
+            _column(_CR, "Phase", "string", ".status.phase", priority=1),
+            _column(_CR, "Ready", "string", _READY, description=_READY_TEXT),
+            _column(
+                _CR,
+                "Health",
+                "string",
+                ".status.health.state",
+                description="The operator's probes of the region: Healthy, Unhealthy or Unknown.",
+            ),
+            _age(),
         ),
     ),
     KindInfo(
@@ -73,11 +149,11 @@ KINDS: Final = (
         psproute.PLURAL,
         ("pspr",),
         (
-            {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy"},
-            {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority"},
-            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-            {"name": "Ready", "type": "string", "jsonPath": _READY},
-            _AGE,
+            _column(_RT, "Strategy", "string", ".spec.strategy"),
+            _column(_RT, "Priority", "integer", ".spec.priority"),
+            _column(_RT, "Phase", "string", ".status.phase"),
+            _column(_RT, "Ready", "string", _READY, description=_READY_TEXT),
+            _age(),
         ),
     ),
 )

@@ -8,9 +8,10 @@ from pydantic import Field
 
 from checkout_operator.api.meta import ApiModel, ChildSummary, Condition
 
-Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "FailedOver"]
+Phase = Literal["Pending", "Progressing", "Ready", "Degraded"]
 MarketState = Literal["Serving", "Fencing", "Down"]
 HealthState = Literal["Healthy", "Unhealthy", "Unknown"]
+FailoverState = Literal["AtHome", "Moving", "FailedOver", "Down"]
 
 
 class MarketStatus(ApiModel):
@@ -24,6 +25,8 @@ class MarketStatus(ApiModel):
     """Fencing epoch, bumped on every change of writer."""
     state: MarketState = "Serving"
     """Serving, Fencing (a move is in progress) or Down (no healthy legal writer)."""
+    target: str = ""
+    """While Fencing: the region the market is moving to (empty otherwise)."""
     lease_expires_at: str = ""
     """When the writer's lease for this epoch expires (RFC 3339, UTC)."""
     message: str = ""
@@ -96,13 +99,54 @@ class PeerReplicationStatus(ApiModel):
     """Why the lag is unknown right now (empty when the measurement succeeded)."""
 
 
+RequestAction = Literal["switchover", "drain", "return-home", "pause", "resume"]
+RequestOutcome = Literal["Accepted", "Refused"]
+
+
+class RequestRecord(ApiModel):
+    """The outcome of the last imperative request (annotation ``checkout-operator.io/request``,
+    set by ``kubectl checkout`` or an Argo CD action): consumed once per request id."""
+
+    id: str = Field(max_length=128)
+    """The request's id: a request with the same id is never carried out twice."""
+    action: str = Field(max_length=32)
+    """switchover, drain, return-home, pause or resume (as asked; refused when unknown)."""
+    target: str = ""
+    """The region asked for (switchover, drain)."""
+    outcome: RequestOutcome
+    """Accepted (now in force, see ``overrides``) or Refused (nothing changed)."""
+    message: str = ""
+    """What it does, or why it was refused (residency, lag budget, minimum dwell, ...)."""
+    time: str = ""
+    """When the operator consumed it (RFC 3339, UTC)."""
+    requested_by: str = Field(default="", max_length=256)
+    """Who asked, as the request says (``kubectl-checkout``, ``argocd``, ...)."""
+
+
+class RequestOverrides(ApiModel):
+    """What accepted imperative requests keep in force on top of the spec (the spec is never
+    rewritten: Argo CD self-heal would revert it)."""
+
+    automatic_failover_paused: bool = False
+    """``pause``: the region's markets move only on request or a spec edit (policy Manual)."""
+    drain: bool = False
+    """``switchover`` / ``drain``: the region's markets move away (as spec.failover.drain)."""
+    target: str = ""
+    """The region a switchover moves the markets to (tried before spec.failover.targets)."""
+    return_home: bool = False
+    """``return-home``: the home markets move back (as spec.failover.returnHome) until home."""
+    request_id: str = ""
+    """The request that last changed these."""
+
+
 class CheckoutRegionStatus(ApiModel):
     """Observed state of a CheckoutRegion."""
 
     observed_generation: int = Field(default=0, ge=0)
     """The metadata.generation the status describes."""
     phase: Phase = "Pending"
-    """Summary: Pending, Progressing, Ready, Degraded or FailedOver."""
+    """Summary of the reconcile: Pending, Progressing, Ready or Degraded (where the markets are
+    is in ``markets``)."""
     conditions: tuple[Condition, ...] = ()
     """Ready, Progressing, Degraded and the failover conditions."""
     children: ChildSummary = ChildSummary()
@@ -119,6 +163,19 @@ class CheckoutRegionStatus(ApiModel):
     """periodSeconds x failureThreshold + writeLeaseSeconds: what a failover should take."""
     replication: tuple[PeerReplicationStatus, ...] = Field(default=(), max_length=32)
     """Replication lag from each peer into this region (MirrorMaker 2 offsets)."""
+    failover_state: FailoverState | None = None
+    """Where the home markets are: AtHome (all written here), Moving (one is fencing towards
+    another region), FailedOver (one is written by another region) or Down (one has no
+    healthy legal writer); the worst wins."""
+    writers: str | None = None
+    """Each home market and the region writing it, e.g. ``FR=eu-b,NL=eu-b`` (for one printer
+    column: a column shows only the first value of a list)."""
+    max_replication_lag_messages: int | None = Field(default=None, ge=0)
+    """The largest replication lag (messages) of any peer's data into this region."""
+    request: RequestRecord | None = None
+    """The last imperative request and its outcome."""
+    overrides: RequestOverrides = RequestOverrides()
+    """What accepted requests keep in force on top of the spec."""
 
 
 class PSPRouteStatus(ApiModel):

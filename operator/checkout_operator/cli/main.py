@@ -27,7 +27,11 @@ examples:
   checkout-operator crds --output-dir crds/      # regenerate the CRDs from the API models
   checkout-operator flows -f examples/           # which data replicates where (residency)
 
-Exit codes: 0 ok, 1 runtime failure, 2 invalid input (the message names the field).
+  checkout-operator switchover eu-west-1 --to eu-central-1 -n checkout --dry-run
+  checkout-operator report -n checkout                  # CRs, Events, Leases, logs: tarball
+
+Exit codes: 0 ok, 1 runtime failure, 2 invalid input (the message names the field);
+the request verbs add 3 refused, 4 not confirmed, 5 no answer (see their --help).
 """
 
 
@@ -44,15 +48,20 @@ def build_parser(prog: str = "checkout-operator") -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in _subcommands():
         register(subparsers)
+    if prog != "checkout-operator":  # e.g. `kubectl checkout`: its examples say so
+        parser.epilog = (parser.epilog or "").replace("checkout-operator ", f"{prog} ")
+        for sub in subparsers.choices.values():
+            sub.epilog = (sub.epilog or "").replace("checkout-operator ", f"{prog} ") or None
     return parser
 
 
 def _subcommands() -> list[errors.Register]:
     # Each subcommand module imports its heavy dependencies inside its handler, so that
     # `--help` of one command never pays for another's imports.
-    from checkout_operator.cli import crds, render
+    from checkout_operator.cli import crds, render, verbs
     from checkout_operator.cli import failover as failover_cmd
     from checkout_operator.cli import flows as flows_cmd
+    from checkout_operator.cli import report as report_cmd
     from checkout_operator.cli import run as run_cmd
 
     return [
@@ -61,6 +70,8 @@ def _subcommands() -> list[errors.Register]:
         run_cmd.register,
         flows_cmd.register,
         failover_cmd.register,
+        verbs.register,
+        report_cmd.register,
     ]
 
 

@@ -60,6 +60,8 @@ class RegionInfo:
     lag_from: Mapping[str, int | None] = field(default_factory=dict)
     """Replication lag (messages) of each peer's data into this region; None: not measured.
     A peer absent from the map does not replicate into this region (no lag to wait for)."""
+    actor: str = ""
+    """Who asked for ``drain`` / ``returnHome`` when not the spec (e.g. ``request <id>``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,14 +249,15 @@ def _want_move(
     away_order = (home.name, *home.targets)
     if winfo is not None and winfo.drain:
         order = home.targets if writer == home.name else away_order
-        return "Drain", order, f"spec: {writer} spec.failover.drain", ()
+        return "Drain", order, winfo.actor or f"spec: {writer} spec.failover.drain", ()
     down, evidence = _is_down(obs, writer)
     if down and home.policy == "Automatic":
         order = home.targets if writer == home.name else away_order
         return "ProbeFailures", order, "operator", evidence
     if writer != home.name and home.health.state == "Healthy" and not home.drain:
         if home.return_home:
-            return "ReturnHome", (home.name,), f"spec: {home.name} spec.failover.returnHome", ()
+            actor = home.actor or f"spec: {home.name} spec.failover.returnHome"
+            return "ReturnHome", (home.name,), actor, ()
         soaked = obs.now - home.health.since
         if home.failback == "Automatic" and soaked >= home.soak_seconds:
             evidence = (f"{home.name} healthy for {soaked:.0f} s >= soak {home.soak_seconds:g} s",)

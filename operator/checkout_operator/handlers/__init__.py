@@ -78,6 +78,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             tick=FAILOVER_TICK,
             leader_namespace=getattr(memo, "leader_namespace", None)
             or (namespaces[0] if namespaces else "default"),
+            elected=getattr(memo, "leader", None),
         )
 
 

@@ -2,6 +2,10 @@
 
 The kubeconfig text is decoded in memory, never logged, never put into an error message.
 Clients are cached per Secret and rebuilt when the Secret's resourceVersion changes.
+
+Whoever can write a Secret in a watched namespace writes the kubeconfig: it may carry only
+inline credentials and ``https`` servers (``checkout_kube.policy``),
+checked before anything in it is used (no file it names is read, no server it names is called).
 """
 
 from __future__ import annotations
@@ -9,23 +13,36 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from typing import Final
+from typing import Any, Final
+
+import yaml
 
 from checkout_kube import client, config, errors
+from checkout_kube import policy as kubeconfig_policy
 
 KUBECONFIG_KEY: Final = "kubeconfig"
+REMOTE_FIELD: Final = "spec.remoteCluster.kubeconfigSecretRef"
+LEASE_FIELD: Final = "spec.remoteCluster.leaseKubeconfigSecretRef"
 
 
-async def credentials_from_secret(
-    local: client.KubeClient, namespace: str, name: str, key: str = KUBECONFIG_KEY
-) -> tuple[config.Credentials, str]:
-    """(credentials, the Secret's resourceVersion) for the kubeconfig in Secret ``name``."""
+class KubeconfigNotAllowed(errors.ConfigError):
+    """A kubeconfig from a Secret uses a file, a program, plain http or skips TLS checks."""
+
+
+class SecretMissing(errors.ConfigError):
+    """The Secret that should hold the kubeconfig does not exist."""
+
+
+async def checked_kubeconfig(
+    kube: client.KubeClient, namespace: str, name: str, key: str, field: str
+) -> tuple[str, str]:
+    """(kubeconfig text, the Secret's resourceVersion) of Secret ``name`` key ``key``, read
+    with ``kube``, after the policy check; errors name ``field`` and never quote the text."""
     try:
-        secret = await local.get("v1", "Secret", name, namespace)
+        secret = await kube.get("v1", "Secret", name, namespace)
     except errors.NotFound:
-        raise errors.ConfigError(
-            f"Secret {namespace}/{name} (the remote cluster's kubeconfig) does not exist"
-        ) from None
+        what = "the remote cluster's kubeconfig" if field == REMOTE_FIELD else field
+        raise SecretMissing(f"Secret {namespace}/{name} ({what}) does not exist") from None
     data = secret.get("data") or {}
     raw = data.get(key)
     if not raw:
@@ -36,8 +53,29 @@ async def credentials_from_secret(
         raise errors.ConfigError(
             f"Secret {namespace}/{name} key {key!r} is not base64-encoded UTF-8"
         ) from None
+    source = f"Secret {namespace}/{name} key {key!r}"
+    try:
+        doc: Any = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise errors.ConfigError(f"{source}: not a valid YAML kubeconfig") from None
+    try:
+        kubeconfig_policy.check(doc, field)
+    except kubeconfig_policy.NotAllowed as exc:
+        raise KubeconfigNotAllowed(f"{exc} ({source})") from exc
+    return text, str((secret.get("metadata") or {}).get("resourceVersion", ""))
+
+
+async def credentials_from_secret(
+    local: client.KubeClient,
+    namespace: str,
+    name: str,
+    key: str = KUBECONFIG_KEY,
+    field: str = REMOTE_FIELD,
+) -> tuple[config.Credentials, str]:
+    """(credentials, the Secret's resourceVersion) for the kubeconfig in Secret ``name``."""
+    text, version = await checked_kubeconfig(local, namespace, name, key, field)
     creds = config.from_kubeconfig_text(text, source=f"Secret {namespace}/{name} key {key!r}")
-    return creds, str((secret.get("metadata") or {}).get("resourceVersion", ""))
+    return creds, version
 
 
 class RemoteClients:

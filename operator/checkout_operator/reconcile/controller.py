@@ -295,20 +295,25 @@ class Controller:
         *,
         tick: float = 0.5,
         leader_namespace: str = "default",
+        elected: leader.Leader | None = None,
     ) -> failover.Engine:
         """Probe the regions and move markets (only while this replica holds the leader
         Lease). ``engine_ctx`` has its own client, so reconcile write counts stay the
-        reconciler's own."""
+        reconciler's own. ``elected``: the process's leader (``run --leader-elect``, owned by
+        the caller), which then gates the engine too; else the engine's own Lease
+        ``checkout-operator-failover`` in ``leader_namespace``."""
 
         async def rerender(refs: Sequence[index.Ref]) -> None:
             for ref in refs:
                 self.debouncer.poke(ref)
 
-        self.leader = leader.Leader(engine_ctx.client, leader_namespace)
+        gate = elected or leader.Leader(engine_ctx.client, leader_namespace)
         self.failover = failover.Engine(
-            engine_ctx, on_routing=rerender, tick=tick, is_leader=self.leader.is_leader
+            engine_ctx, on_routing=rerender, tick=tick, is_leader=gate.is_leader
         )
-        self.leader.start()
+        if elected is None:
+            self.leader = gate
+            gate.start()
         self.failover.start(namespaces)
         return self.failover
 
@@ -317,7 +322,8 @@ class Controller:
             await self.failover.aclose()
         if self.leader is not None:
             await self.leader.aclose()
-            await self.leader.client.aclose()
+        if self.failover is not None:
+            await self.failover.ctx.client.aclose()
         if self._replication is not None:
             self._replication.cancel()
             with contextlib.suppress(asyncio.CancelledError):

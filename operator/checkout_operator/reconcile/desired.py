@@ -12,6 +12,7 @@ from typing import Any
 from checkout_operator.api import fleet, load
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.psproute import PSPRoute
+from checkout_operator.kube import remote as kremote
 from checkout_operator.reconcile import errors, region
 from checkout_operator.render import region as render_region
 
@@ -84,12 +85,17 @@ def render(
     except render_region.RenderError as exc:
         raise errors.InvalidSpec("spec", str(exc)) from None
     remote = None
+    mounted: tuple[tuple[str, str, str], ...] = ()
     if me.spec.remote_cluster is not None:
         ref = me.spec.remote_cluster.kubeconfig_secret_ref
         remote = region.RemoteTarget(me.metadata.namespace, ref.name, ref.key)
+        lease_ref = me.spec.remote_cluster.lease_kubeconfig_secret_ref
+        if lease_ref is not None:
+            mounted = ((lease_ref.name, lease_ref.key, kremote.LEASE_FIELD),)
     return region.Desired(
         region=me.spec.region,
         namespace=me.spec.namespace_for(me.metadata.namespace),
         objects=tuple(objects),
         remote=remote,
+        mounted_kubeconfigs=mounted,
     )

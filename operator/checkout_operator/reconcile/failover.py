@@ -40,8 +40,9 @@ from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.residency import market_residency
 from checkout_operator.failover import decide as fd
 from checkout_operator.failover import health as fh
+from checkout_operator.failover import summary
 from checkout_operator.probes import http as probes
-from checkout_operator.reconcile import index, leases, region
+from checkout_operator.reconcile import index, leases, region, requests
 from checkout_operator.render import configmaps
 
 logger = logging.getLogger("checkout_operator.failover")
@@ -322,6 +323,7 @@ class Engine:
             {m: leases.to_decision(current[m]) if m in current else None for m in home_of},
             reachable,
         )
+        obs = await requests.consume(self.ctx.client, obs, by_name, rfc3339(now), self._event)
         decision = fd.decide(obs)
         if not reachable:
             self._frozen[namespace] = True
@@ -546,11 +548,13 @@ class Engine:
                         "writer": lease.holder,
                         "epoch": lease.epoch,
                         "state": state,
+                        "target": lease.fencing_to if state == "Fencing" else "",
                         "leaseExpiresAt": rfc3339(lease.renewed_at + lease.duration),
                         "message": message,
                     }
                 )
                 metrics.MARKET_EPOCH.labels(fleet=fleet, market=m.country).set(lease.epoch)
+                metrics.MARKET_DOWN.labels(fleet=fleet, market=m.country).set(state == "Down")
                 down_key = (namespace, m.country)
                 if state == "Down" and not self._down.get(down_key):
                     await self._event(
@@ -568,6 +572,8 @@ class Engine:
             }
             new = {
                 "markets": markets,
+                "failoverState": summary.failover_state(name, markets),
+                "writers": summary.writers(markets),
                 "health": health,
                 "expectedFailoverSeconds": hp.period_seconds * hp.failure_threshold
                 + parsed.spec.failover.write_lease_seconds,
@@ -704,4 +710,4 @@ def _essence(st: Mapping[str, Any]) -> Any:
         {k: v for k, v in m.items() if k != "leaseExpiresAt"} for m in st.get("markets") or ()
     ]
     health = {k: v for k, v in (st.get("health") or {}).items() if k != "lastProbeTime"}
-    return (markets, health, st.get("expectedFailoverSeconds"))
+    return (markets, health, st.get("expectedFailoverSeconds"), st.get("failoverState"))

@@ -35,7 +35,9 @@ logger = logging.getLogger("checkout_operator.leader")
 
 
 def default_identity() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    """``<pod or host>-<pid>-<random>``: unique per process, and says which pod leads."""
+    host = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class Leader:
@@ -62,9 +64,17 @@ class Leader:
         self._valid_until = 0.0
         self._task: asyncio.Task[None] | None = None
         self.transitions = 0
+        # The holder named by the last Lease read, and when (monotonic) that read succeeded:
+        # a standby that still reads the Lease is a healthy one (readiness).
+        self.holder = ""
+        self.observed_at: float | None = None
 
     def is_leader(self) -> bool:
         return time.monotonic() < self._valid_until
+
+    def in_touch(self) -> bool:
+        """True while the last successful read of the Lease is younger than its duration."""
+        return self.observed_at is not None and time.monotonic() - self.observed_at < self.duration
 
     def _body(self, transitions: int, acquired: float, rv: str | None) -> dict[str, Any]:
         meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
@@ -90,6 +100,7 @@ class Leader:
         try:
             res = await self.client.resource(API_VERSION, "Lease")
             current = await self.client.get_or_none(API_VERSION, "Lease", self.name, self.namespace)
+            self.observed_at = time.monotonic()
             if current is None:
                 await self.client.request(
                     "POST",
@@ -112,6 +123,7 @@ class Leader:
                 elif self.wall() >= expires or not holder:
                     body = self._body(transitions + 1, self.wall(), rv)
                 else:
+                    self.holder = str(holder)
                     self._valid_until = 0.0
                     return False
                 # Compare-and-swap: the merge patch carries the resourceVersion read.
@@ -125,6 +137,7 @@ class Leader:
         except kerrors.KubeError as exc:
             logger.warning("leader lease %s/%s: %s", self.namespace, self.name, exc)
             return self.is_leader()
+        self.holder = self.identity
         self._valid_until = contract.valid_until(started, self.duration, self.skew)
         return True
 

@@ -78,6 +78,9 @@ class Desired:
     """Namespace of the children (in the target cluster)."""
     objects: tuple[Obj, ...]
     remote: RemoteTarget | None = None
+    mounted_kubeconfigs: tuple[tuple[str, str, str], ...] = ()
+    """(Secret name, key, spec field) of kubeconfigs in the children's namespace that the
+    children mount (the lease store's): policy-checked before anything is applied."""
 
 
 Renderer = Callable[
@@ -287,6 +290,8 @@ def _error_reason(exc: kerrors.KubeError) -> tuple[str, bool]:
         return "ApplyRejected", True
     if isinstance(exc, kerrors.Forbidden | kerrors.Unauthorized):
         return "Forbidden", False
+    if isinstance(exc, kremote.KubeconfigNotAllowed):
+        return "KubeconfigNotAllowed", False
     if isinstance(exc, kerrors.ConfigError):
         return "RemoteClusterUnavailable", False
     if isinstance(exc, kerrors.TransportError):
@@ -395,6 +400,10 @@ async def _reconcile(ctx: Context, ref: index.Ref) -> Result:
 
     try:
         target = await _target(ctx, desired)
+        for name, key, field in desired.mounted_kubeconfigs:
+            # not there yet: the pods wait for it (and the services check it when they read it)
+            with contextlib.suppress(kremote.SecretMissing):
+                await kremote.checked_kubeconfig(target, desired.namespace, name, key, field)
         owner = owner_of(body) if desired.remote is None else None
         objects = [plan.with_owner(o, owner) for o in desired.objects]
         kinds = plan.child_kinds(objects, ctx.known_kinds)

@@ -24,6 +24,7 @@ from checkout_kube import errors as kerrors
 from checkout_operator.api import load
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.api.status import CheckoutRegionStatus
+from checkout_operator.failover import summary
 from checkout_operator.reconcile import index, region
 from checkout_operator.render import mirrormaker
 from checkout_operator.replication import lag, metrics
@@ -32,7 +33,7 @@ from checkout_operator.replication import status as rstatus
 logger = logging.getLogger(__name__)
 
 Measure = Callable[[str, Mapping[str, str], Sequence[str]], Awaitable[list[lag.PeerLag]]]
-OWNED_KEYS: Final = ("replication", "conditions")
+OWNED_KEYS: Final = ("replication", "conditions", "maxReplicationLagMessages")
 
 
 class SecretMissing(Exception):
@@ -69,6 +70,7 @@ def fold(
     )
     new = rstatus.apply(current, lags, max_lag, generation, now)
     dumped = new.model_dump(by_alias=True, mode="json")
+    dumped["maxReplicationLagMessages"] = summary.max_lag(dumped["replication"])
     return {k: dumped[k] for k in OWNED_KEYS}
 
 
@@ -139,7 +141,7 @@ async def observe(
             fleet = await _fleet_of(ctx, parsed, ref.namespace)
             patterns = mirrormaker.effective_topic_patterns(parsed, fleet)
             lags = await measure(bootstraps[own], peers, patterns)
-        metrics.record(own, lags)
+        metrics.record(own, lags, rep.max_lag_on_failover)
         previous = body.get("status") or {}
         generation = int((body.get("metadata") or {}).get("generation") or 0)
         new = fold(previous, lags, rep.max_lag_on_failover, generation, ctx.clock())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from checkout_kube import client, config
 from checkout_operator import metrics
-from checkout_operator.reconcile import controller, desired, region
+from checkout_operator.reconcile import controller, desired, leader, region
 
 
 def credentials(kubeconfig: str | None) -> config.Credentials:
@@ -34,3 +34,22 @@ def build_failover_context(kubeconfig: str | None) -> region.Context:
         credentials(kubeconfig), on_write=metrics.count_write, timeout=5.0, name="lease store"
     )
     return region.Context(kube, desired.render)
+
+
+def build_leader(
+    kubeconfig: str | None,
+    namespace: str,
+    name: str,
+    *,
+    identity: str | None = None,
+    duration: float = 15.0,
+    retry: float = 2.0,
+) -> leader.Leader:
+    """The operator's leader election (``run --leader-elect``), with its own client: a busy
+    reconciler never delays a renewal. The caller closes ``leader.client``."""
+    kube = client.KubeClient(
+        credentials(kubeconfig), on_write=metrics.count_write, timeout=5.0, name="leader lease"
+    )
+    return leader.Leader(
+        kube, namespace, name=name, identity=identity, duration=duration, retry=retry
+    )

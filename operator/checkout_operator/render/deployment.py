@@ -121,8 +121,8 @@ def build(
         "command": [SERVICES_COMMAND],
         "args": [component],
         "ports": [
+            # API, health and /metrics: the services listen on this one port
             {"name": "http", "containerPort": region_config.SERVICE_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": region_config.METRICS_PORT, "protocol": "TCP"},
         ],
         "env": pod_env,
         "readinessProbe": {

@@ -5,13 +5,20 @@ services that write or route writes (:data:`COMPONENTS`) get ``CHECKOUT_LEASE_NA
 namespace) and a credential:
 
 * a region whose children run in the management cluster (no ``spec.remoteCluster``) uses its
-  components' ServiceAccount tokens, with one namespaced Role + RoleBinding
-  (:func:`role`, :func:`role_binding`) granting exactly what the services do: ``list`` and
-  ``watch`` the namespace's Leases (a list cannot be limited by name), ``get`` and ``patch``
-  only the fleet's market Leases by name (renew, acknowledge fencing: compare-and-swap merge
-  patches carrying the resourceVersion read). No ``create``, ``update`` or ``delete``: the
-  operator creates the Leases, and every change is a patch (the operator itself holds no
-  ``update``, and RBAC lets it grant only what it holds).
+  components' ServiceAccount tokens, with namespaced Roles + RoleBindings granting exactly
+  what each service does:
+
+  - the writers (:data:`WRITERS`: inventory, orders, payments; :func:`role`,
+    :func:`role_binding`): ``list`` and ``watch`` the namespace's Leases (a list cannot be
+    limited by name), ``get`` and ``patch`` only the fleet's market Leases by name (renew,
+    acknowledge fencing: compare-and-swap merge patches carrying the resourceVersion read).
+    No ``create``, ``update`` or ``delete``: the operator creates the Leases, and every change
+    is a patch (the operator itself holds no ``update``, and RBAC lets it grant only what it
+    holds).
+  - the gateway (:data:`READERS`; :func:`reader_role`, :func:`reader_role_binding`), the one
+    internet-facing service, only reads who holds a market: ``list`` (it polls the list; it
+    neither gets one Lease nor watches). A compromised gateway can then never renew, take
+    or fence a market's write Lease.
 * a remote region uses a kubeconfig for the management cluster from the Secret key
   ``spec.remoteCluster.leaseKubeconfigSecretRef`` in its own namespace, mounted read-only and
   named by ``CHECKOUT_LEASE_KUBECONFIG``. Its identity's permissions on the management cluster
@@ -31,8 +38,15 @@ from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.render import hashing, labels
 
 COMPONENTS: Final = ("gateway", "inventory", "orders", "payments")
+WRITERS: Final = ("inventory", "orders", "payments")
+"""Keep (renew, acknowledge) the market write Leases: get and patch them."""
+READERS: Final = ("gateway",)
+"""Only read who holds each market's write Lease (the gateway routes writes by it)."""
 COMPONENT: Final = "leases"
-"""The component label of the Role and RoleBinding (named ``checkout-leases``)."""
+"""The component label of the writers' Role and RoleBinding (named ``checkout-leases``)."""
+READER_COMPONENT: Final = "leases-read"
+"""The component label of the readers' Role and RoleBinding (``checkout-leases-read``)."""
+READER_VERBS: Final = ("list",)
 KUBECONFIG_VOLUME: Final = "lease-kubeconfig"
 KUBECONFIG_DIR: Final = "/etc/checkout/lease-store"
 
@@ -86,7 +100,39 @@ def wire(access: Access, container: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _role(
+    region: str, namespace: str, component: str, rules: list[dict[str, Any]]
+) -> hashing.KubeObject:
+    return hashing.with_spec_hash(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": labels.metadata(labels.child_name(component), namespace, region, component),
+            "rules": rules,
+        }
+    )
+
+
+def _binding(
+    region: str, namespace: str, component: str, subjects: Iterable[str]
+) -> hashing.KubeObject:
+    name = labels.child_name(component)
+    return hashing.with_spec_hash(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": labels.metadata(name, namespace, region, component),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": labels.child_name(c), "namespace": namespace}
+                for c in subjects
+            ],
+        }
+    )
+
+
 def role(region: str, namespace: str, fleet: str, markets: Iterable[str]) -> hashing.KubeObject:
+    """The writers' Role: list/watch the Leases, get/patch the fleet's market Leases."""
     names = sorted({lease.lease_name(fleet, m) for m in markets})
     group = lease.API_VERSION.split("/", 1)[0]
     rules: list[dict[str, Any]] = [
@@ -101,27 +147,19 @@ def role(region: str, namespace: str, fleet: str, markets: Iterable[str]) -> has
                 "verbs": ["get", "patch"],
             }
         )
-    return hashing.with_spec_hash(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": labels.metadata(labels.child_name(COMPONENT), namespace, region, COMPONENT),
-            "rules": rules,
-        }
-    )
+    return _role(region, namespace, COMPONENT, rules)
 
 
 def role_binding(region: str, namespace: str) -> hashing.KubeObject:
-    name = labels.child_name(COMPONENT)
-    return hashing.with_spec_hash(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": labels.metadata(name, namespace, region, COMPONENT),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [
-                {"kind": "ServiceAccount", "name": labels.child_name(c), "namespace": namespace}
-                for c in COMPONENTS
-            ],
-        }
-    )
+    return _binding(region, namespace, COMPONENT, WRITERS)
+
+
+def reader_role(region: str, namespace: str) -> hashing.KubeObject:
+    """The gateway's Role: read-only (``list``) on the namespace's Leases."""
+    group = lease.API_VERSION.split("/", 1)[0]
+    rule = {"apiGroups": [group], "resources": ["leases"], "verbs": list(READER_VERBS)}
+    return _role(region, namespace, READER_COMPONENT, [rule])
+
+
+def reader_role_binding(region: str, namespace: str) -> hashing.KubeObject:
+    return _binding(region, namespace, READER_COMPONENT, READERS)

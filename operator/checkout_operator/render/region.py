@@ -126,7 +126,23 @@ def render_region(
                 lease_access,
             ),
             pdb.build(spec.region, namespace, name),
-            networkpolicy.build(spec.region, namespace, name),
+            networkpolicy.build(
+                spec.region,
+                namespace,
+                name,
+                metrics_namespaces=spec.network_policy.metrics_namespaces,
+                egress=networkpolicy.egress_for(
+                    region,
+                    name,
+                    lease_keeper=lease_access is not None and name in leaseaccess.COMPONENTS,
+                    psp_endpoints=[p.endpoint for r in routes for p in r.spec.providers],
+                    peer_gateway_urls=[
+                        configmaps.gateway_url(r)
+                        for r in fleet_regions
+                        if r.spec.region != spec.region
+                    ],
+                ),
+            ),
         ]
         if svc.autoscaling.enabled:
             objects.append(hpa.build(spec.region, namespace, name, svc.autoscaling))
@@ -135,6 +151,8 @@ def render_region(
         objects += [
             leaseaccess.role(spec.region, namespace, spec.fleet, markets),
             leaseaccess.role_binding(spec.region, namespace),
+            leaseaccess.reader_role(spec.region, namespace),
+            leaseaccess.reader_role_binding(spec.region, namespace),
         ]
     if spec.replication.peers:
         if spec.replication.mode == "Strimzi":

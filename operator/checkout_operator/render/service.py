@@ -22,12 +22,6 @@ def build(region: str, namespace: str, component: str) -> hashing.KubeObject:
                         "targetPort": "http",
                         "protocol": "TCP",
                     },
-                    {
-                        "name": "metrics",
-                        "port": region_config.METRICS_PORT,
-                        "targetPort": "metrics",
-                        "protocol": "TCP",
-                    },
                 ],
             },
         }

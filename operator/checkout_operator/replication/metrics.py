@@ -29,10 +29,17 @@ LAG_KNOWN: Final = operator_metrics.gauge(
     "1 when the last lag measurement of the flow peer -> region succeeded, else 0.",
     ["region", "peer"],
 )
+LAG_BUDGET: Final = operator_metrics.gauge(
+    "checkout_operator_replication_lag_budget_messages",
+    "The region's spec.replication.maxLagOnFailover: a peer lagging more is not promoted.",
+    ["region"],
+)
 
 
-def record(region: str, lags: Sequence[PeerLag]) -> None:
+def record(region: str, lags: Sequence[PeerLag], budget: int | None = None) -> None:
     """Set the gauges from one measurement; an unknown flow keeps its last topic values."""
+    if budget is not None:
+        LAG_BUDGET.labels(region).set(budget)
     for lag in lags:
         LAG_KNOWN.labels(region, lag.peer).set(0 if lag.error else 1)
         for topic in lag.topics:

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 from checkout_contract import config, env
 from checkout_kube import errors as kerrors
+from checkout_kube import policy
 from checkout_services.common import lease
 
 log = logging.getLogger("checkout_services.common.fencing")
@@ -74,7 +75,10 @@ async def keeper(
         return
     try:
         k = lease.keeper_from_env(region.region, region.fleet, service=service)
-    except kerrors.ConfigError as exc:
+    except policy.NotAllowed as exc:
+        # the message names the field only (never a value)
+        raise kerrors.ConfigError(f"{service}: {exc}") from exc
+    except (kerrors.ConfigError, OSError) as exc:
         # the kubeconfig reader's messages name the file and the field, never a credential
         raise kerrors.ConfigError(
             f"{service}: cannot use the lease store credential "

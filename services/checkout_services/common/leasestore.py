@@ -12,10 +12,13 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
+
 from checkout_contract import env
 from checkout_contract.lease import API_VERSION, FLEET_LABEL, LeaseFormatError, WriteLease
 from checkout_kube import config as kconfig
 from checkout_kube import errors as kerrors
+from checkout_kube import policy
 from checkout_kube.client import MERGE_PATCH, KubeClient
 from checkout_kube.watch import list_watch
 
@@ -58,7 +61,18 @@ class LeaseStore:
     def from_kubeconfig(
         cls, path: str | Path, namespace: str, *, timeout: float = 2.0
     ) -> LeaseStore:
-        return cls.connect(kconfig.from_kubeconfig_file(path), namespace, timeout=timeout)
+        """A store from the kubeconfig at ``path``. It comes from a Secret (the region's
+        ``leaseKubeconfigSecretRef``), so it may carry only inline credentials and an https
+        server: :func:`checkout_kube.policy.check` runs first and raises its ``NotAllowed``
+        naming the field (never a value)."""
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise kerrors.ConfigError(f"{path}: not a valid YAML kubeconfig") from exc
+        policy.check(doc, env.LEASE_KUBECONFIG)
+        creds = kconfig.from_kubeconfig_text(text, source=str(path))
+        return cls.connect(creds, namespace, timeout=timeout)
 
     @property
     def server(self) -> str:
@@ -125,5 +139,6 @@ def store_from_env() -> LeaseStore | None:
     if not namespace:
         return None
     path = os.environ.get(env.LEASE_KUBECONFIG)
-    creds = kconfig.from_kubeconfig_file(path) if path else kconfig.in_cluster()
-    return LeaseStore.connect(creds, namespace)
+    if path:
+        return LeaseStore.from_kubeconfig(path, namespace)
+    return LeaseStore.connect(kconfig.in_cluster(), namespace)

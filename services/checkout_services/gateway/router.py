@@ -3,13 +3,14 @@ the local region's services (reads, carts, quotes) or by the market's writer (ch
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from checkout_services.common import ids
-from checkout_services.gateway import exceptions, schemas
+from checkout_services.gateway import auth, exceptions, schemas
 from checkout_services.gateway import service as svc
 from checkout_services.gateway.deps import IdemKey, get_gateway
 
@@ -60,6 +61,28 @@ async def checkout(request: Request, idempotency_key: IdemKey = None) -> Respons
         raise svc.reject_body(gw, CHECKOUTS, exc) from None
     admission = await gw.admit(request, CHECKOUTS, principal, market)
     return await gw.write(request, admission, "orders", CHECKOUTS, market, raw)
+
+
+WEBHOOKS: Final = "/v1/webhooks/{provider}"
+ProviderPath = Annotated[str, Path(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+
+
+@router.post(
+    WEBHOOKS,
+    tags=["webhooks"],
+    summary="A payment provider's webhook, passed to this region's payments service",
+    response_model=schemas.Passthrough,
+)
+async def provider_webhook(provider: ProviderPath, request: Request) -> Response:
+    """Providers send no JWT: the payments service verifies their own signature (Stripe's
+    ``Stripe-Signature``, Adyen's HMAC in the body) over the body passed here byte for byte.
+    Rate-limited per provider name like any client."""
+    gw = get_gateway(request)
+    principal = auth.Principal(client_id=f"psp:{provider}", subject=provider)
+    raw = await request.body()
+    admission = await gw.admit(request, WEBHOOKS, principal, None)
+    admission = dataclasses.replace(admission, webhook=True)
+    return await gw.local(request, admission, "payments", WEBHOOKS, raw)
 
 
 @router.get(

@@ -36,6 +36,7 @@ CHECKOUT: Final[dict[str, Any]] = {
         "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
         "lines": {"type": "array", "items": LINE, "minItems": 1, "maxItems": 50},
         "payment_method": {"type": "string", "enum": ["card", "upi", "ideal", "pix"]},
+        "payment_method_token": {"type": "object", "maxProperties": 8},
         "promo_code": {"type": "string", "minLength": 1, "maxLength": 64},
         "shipping_option": {"type": "string", "minLength": 1, "maxLength": 64},
     },

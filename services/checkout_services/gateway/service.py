@@ -39,6 +39,9 @@ BOT_SUSPECT: Final = "x-checkout-bot-suspect"
 PASS_REQUEST: Final = frozenset(
     {"content-type", "accept", "accept-language", "idempotency-key", "user-agent"}
 )
+PSP_SIGNATURES: Final = frozenset({"stripe-signature", "sim-signature"})
+"""Provider webhook signature headers, passed to payments on the webhook route only (Adyen's
+signature is inside the body, which is passed byte for byte)."""
 PASS_RESPONSE: Final = frozenset(
     {
         "content-type",
@@ -62,6 +65,8 @@ class Admission:
     principal: auth.Principal
     bot_suspect: bool
     traceparent: str
+    webhook: bool = False
+    """A payment provider's webhook: its signature headers go through to payments."""
 
 
 @dataclass
@@ -132,7 +137,8 @@ class Gateway:
     def _headers(
         self, request: Request, admission: Admission, *, forward: bool, body: bytes = b""
     ) -> dict[str, str]:
-        headers = {k: v for k, v in request.headers.items() if k in PASS_REQUEST}
+        passed = PASS_REQUEST | PSP_SIGNATURES if admission.webhook else PASS_REQUEST
+        headers = {k: v for k, v in request.headers.items() if k in passed}
         headers.update(requestid.outgoing_headers())
         headers["traceparent"] = admission.traceparent
         headers[CLIENT] = admission.principal.client_id

@@ -44,6 +44,11 @@ def slug_of(resp: httpx.Response) -> str:
     return kind.rsplit("/", 1)[-1] or f"http-{resp.status_code}"
 
 
+CAPTURE_WAIT_SECONDS = 10.0
+"""How long one capture activity waits for the provider's capture webhook (under the activity's
+15 s timeout; the retry policy waits again)."""
+
+
 @dataclass
 class Activities:
     http: httpx.AsyncClient
@@ -107,6 +112,7 @@ class Activities:
         stored = await self.pool.fetchrow(
             "SELECT total, currency, snapshot_id FROM orders WHERE checkout_id = $1", cid
         )
+        payment: dict[str, Any] = {}
         if stored is not None:
             quote = {
                 "total": stored["total"],
@@ -121,17 +127,25 @@ class Activities:
                 stage = "reserve"
                 await self.reserve(inp)
                 stage = "authorize"
-                await self.authorize(inp, quote["total"])
+                payment = await self.authorize(inp, quote["total"])
                 stage = "place"
                 order = await self.place_order(inp, quote)
             except ApplicationError as exc:
                 status = exc.details[0] if exc.details and isinstance(exc.details[0], int) else 503
+                kind = exc.type
+                if stage == "authorize" and status == 422:
+                    kind = "payment-method-refused"  # payments refused the shopper's token
                 raise ApplicationError(
-                    exc.message, status, stage, type=exc.type, non_retryable=exc.non_retryable
+                    exc.message, status, stage, type=kind, non_retryable=exc.non_retryable
                 ) from exc
             except Exception as exc:
                 raise ApplicationError(f"{stage}: {exc}", 503, stage, type="transient") from exc
-        placed = {"state": "placed", "order": order, "quote": quote}
+        placed: dict[str, Any] = {"state": "placed", "order": order, "quote": quote}
+        if payment.get("state") == "requires_action":
+            # 3-D Secure, a redirect, a QR code: the shopper must act; the answer carries the
+            # provider's action, and the capture step waits for the shopper (bounded, then the
+            # saga compensates: the authorization is voided)
+            placed["payment"] = {"state": "requires_action", "action": payment.get("action")}
         self.placements.resolve(cid, placed)
         return placed
 
@@ -164,6 +178,8 @@ class Activities:
             "country": inp["market"],
             "payment_method": inp["payment_method"],
         }
+        if inp.get("payment_method_token"):
+            body["payment_method_token"] = inp["payment_method_token"]
         resp = await self.call(
             "POST", "payments", "/v1/payments/authorize", body, key=f"{inp['checkout_id']}:auth"
         )
@@ -208,15 +224,59 @@ class Activities:
 
     @activity.defn(name="capture")
     async def capture(self, checkout_id: str) -> dict[str, Any]:
-        resp = await self.call(
-            "POST",
-            "payments",
-            f"/v1/payments/{checkout_id}/capture",
-            {},
-            key=f"{checkout_id}:capture",
-        )
+        try:
+            resp = await self.call(
+                "POST",
+                "payments",
+                f"/v1/payments/{checkout_id}/capture",
+                {},
+                key=f"{checkout_id}:capture",
+            )
+        except ApplicationError as exc:
+            if exc.type != "illegal-transition" or "requires_action" not in str(exc.details):
+                raise
+            # the shopper has not completed the provider's action yet: wait for it (bounded;
+            # the retry policy waits again, then the saga compensates and voids)
+            waiting = {"state": "requires_action"}
+            await self.wait_payment(checkout_id, waiting, "requires_action")
+            resp = await self.call(  # another key: the 409 is stored under the first one
+                "POST",
+                "payments",
+                f"/v1/payments/{checkout_id}/capture",
+                {},
+                key=f"{checkout_id}:capture-after-action",
+            )
         out: dict[str, Any] = resp.json()
-        return out
+        return await self.capture_outcome(checkout_id, out)
+
+    async def capture_outcome(self, checkout_id: str, payment: dict[str, Any]) -> dict[str, Any]:
+        """A provider that answers "received" (Adyen) decides by webhook: wait (bounded) for
+        the payment to leave ``capture_pending``. ``capture_failed`` is final here: the saga
+        compensates and PAYMENT_CAPTURE_FAILED goes to the DLQ."""
+        payment = await self.wait_payment(checkout_id, payment, "capture_pending")
+        if payment.get("state") == "capture_failed":
+            raise ApplicationError(
+                f"the provider failed the capture of {checkout_id}",
+                type="capture-failed",
+                non_retryable=True,
+            )
+        return payment
+
+    async def wait_payment(
+        self, checkout_id: str, payment: dict[str, Any], waiting: str
+    ) -> dict[str, Any]:
+        """Poll the payment while it is ``waiting`` (at most CAPTURE_WAIT_SECONDS)."""
+        deadline = asyncio.get_running_loop().time() + CAPTURE_WAIT_SECONDS
+        delay = 0.05
+        while payment.get("state") == waiting:
+            if asyncio.get_running_loop().time() > deadline:
+                raise ApplicationError(
+                    f"payment of {checkout_id} still {waiting} at the provider", type="transient"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            payment = (await self.call("GET", "payments", f"/v1/payments/{checkout_id}")).json()
+        return payment
 
     @activity.defn(name="complete")
     async def complete(self, inp: dict[str, Any], payment: dict[str, Any]) -> str:

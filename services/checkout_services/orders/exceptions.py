@@ -31,6 +31,12 @@ class Unpriceable(CheckoutFailed):
     status, slug, title = 422, "unpriceable", "The basket cannot be priced"
 
 
+class PaymentMethodRefused(CheckoutFailed):
+    """Payments refused the request itself: the payment method token does not validate."""
+
+    status, slug, title = 422, "payment-method-refused", "The payment method was refused"
+
+
 class DependencyFailed(CheckoutFailed):
     status, slug, title = 503, "dependency-failed", "A checkout step could not complete"
     retry_after = 2

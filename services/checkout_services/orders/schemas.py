@@ -46,6 +46,10 @@ class CheckoutRequest(Strict):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     lines: list[Line] = Field(min_length=1, max_length=50)
     payment_method: Literal["card", "upi", "ideal", "pix"] = "card"
+    payment_method_token: dict[str, Any] | None = Field(default=None, max_length=8)
+    """What the provider's client library gave the shopper's browser (a Stripe PaymentMethod
+    id, Adyen's paymentMethod object, the return URL): handed to payments as is, which
+    validates it. Never card data."""
     promo_code: str | None = Field(default=None, min_length=1, max_length=64)
     shipping_option: str | None = Field(default=None, min_length=1, max_length=64)
     customer: Customer | None = None

@@ -32,6 +32,7 @@ FAILURES: dict[str, type[exceptions.CheckoutFailed]] = {
     "out-of-stock": exceptions.OutOfStock,
     "declined": exceptions.PaymentDeclined,
     "unpriceable": exceptions.Unpriceable,
+    "payment-method-refused": exceptions.PaymentMethodRefused,
 }
 
 
@@ -188,13 +189,16 @@ class OrdersService:
     def answer(self, checkout_id: str, outcome: dict[str, Any]) -> dict[str, Any]:
         if outcome["state"] == "placed":
             quote = outcome["quote"]
-            return {
+            answer = {
                 "checkout_id": checkout_id,
                 "state": "placed",
                 "total": quote["total"],
                 "currency": quote["currency"],
                 "snapshot_id": quote["snapshot_id"],
             }
+            if "payment" in outcome:  # the shopper's action (3-D Secure, redirect, QR code)
+                answer["payment"] = outcome["payment"]
+            return answer
         kind = FAILURES.get(outcome["reason"], exceptions.DependencyFailed)
         raise kind(
             f"checkout {checkout_id} failed: {outcome['reason']}",

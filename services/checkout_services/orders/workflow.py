@@ -155,6 +155,8 @@ class CheckoutSagaWorkflow(SagaBase):
             )
             return await self.finish()
         self.outcome = {"state": "placed", "order": placed["order"], "quote": placed["quote"]}
+        if "payment" in placed:  # the shopper's pending action, for every later answer too
+            self.outcome["payment"] = placed["payment"]
         try:
             payment = await self.local("capture", cid, retry=CAPTURE_RETRY)
         except FailureError as err:

@@ -74,6 +74,7 @@ class Payment:
     action: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    method_token: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> Payment:
@@ -96,6 +97,7 @@ class Payment:
             action=json.loads(row["action"]) if row["action"] else None,
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            method_token=json.loads(row["method_token"]) if row["method_token"] else None,
         )
 
 
@@ -126,7 +128,7 @@ AttemptUpdate = tuple[int, str, str | None, str | None, str | None]
 PAYMENT_COLS = (
     "checkout_id, amount, currency, country, payment_method, state, provider, provider_type, "
     "endpoint, account, psp_reference, captured_amount, refunded_amount, decline_class, "
-    "decline_reason, action, created_at, updated_at"
+    "decline_reason, action, created_at, updated_at, method_token"
 )
 ATTEMPT_COLS = (
     "id, checkout_id, operation, attempt_scope, provider, provider_type, endpoint, account, "
@@ -249,6 +251,7 @@ class Repository:
         method: str,
         owner: str,
         lease_seconds: float,
+        method_token: dict[str, Any] | None = None,
     ) -> tuple[Payment | None, bool]:
         """Create the payment or take its lease, in one statement.
 
@@ -257,8 +260,9 @@ class Repository:
         row = await self.pool.fetchrow(
             f"""
             INSERT INTO payments (checkout_id, amount, currency, country, payment_method, state,
-                                  lease_owner, lease_until)
-            VALUES ($1, $2, $3, $4, $5, 'pending', $6, now() + make_interval(secs => $7))
+                                  lease_owner, lease_until, method_token)
+            VALUES ($1, $2, $3, $4, $5, 'pending', $6, now() + make_interval(secs => $7),
+                    $8::jsonb)
             ON CONFLICT (checkout_id) DO UPDATE
                SET lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until
              WHERE payments.lease_until IS NULL OR payments.lease_until < now()
@@ -271,6 +275,7 @@ class Repository:
             method,
             owner,
             lease_seconds,
+            json.dumps(method_token) if method_token is not None else None,
         )
         if row is None:
             return None, False

@@ -48,6 +48,13 @@ class NoRoute(PaymentsError):
     status, slug, title = 422, "no-route", "No payment provider serves this payment"
 
 
+class PaymentMethodRequired(PaymentsError):
+    """No provider of the route can take the payment with what the client sent (a card needs a
+    Stripe PaymentMethod or Adyen's encrypted fields; Adyen needs a return URL)."""
+
+    status, slug, title = 422, "payment-method-required", "No usable payment method token"
+
+
 class InvalidAmount(PaymentsError):
     status, slug, title = 422, "invalid-amount", "Invalid amount"
 

@@ -55,8 +55,11 @@ async def reconcile(
     # 2. Local-method payments whose webhook never reached this region: ask the provider.
     for payment in await svc.repo.stale((S.REQUIRES_ACTION,), pending_after_s, limit):
         try:
-            if payment.psp_reference is None:
-                continue
+            if (
+                payment.psp_reference is None
+                or not svc.adapter(svc.payment_target(payment)).can_retrieve
+            ):
+                continue  # no GET at this provider: its webhook, or the timeout void, ends it
             found = await modify.retrieve(svc, svc.payment_target(payment), payment.psp_reference)
             goal = {"authorized": S.AUTHORIZED, "declined": S.DECLINED}.get(
                 found.status if found else ""
@@ -68,7 +71,8 @@ async def reconcile(
             report["errors"] += 1
             log.warning("reconcile: requires_action %s: %s", payment.checkout_id, exc.detail)
     # 3. Authorizations nobody captured in time (abandoned checkouts).
-    for payment in await svc.repo.stale((S.AUTHORIZED, S.REQUIRES_ACTION), abandon_after_s, limit):
+    stuck = (S.AUTHORIZED, S.REQUIRES_ACTION, S.CAPTURE_FAILED)
+    for payment in await svc.repo.stale(stuck, abandon_after_s, limit):
         try:
             await void.void(svc, payment.checkout_id)
             report["voided_abandoned"] += 1
@@ -102,9 +106,7 @@ async def void_strays(svc: PaymentsService, attempt: db.Attempt) -> int:
     target = svc.target_of(
         attempt.provider, attempt.provider_type, attempt.endpoint, attempt.account
     )
-    found = await svc.lookup(target, attempt.checkout_id)
-    if found is None:
-        raise exceptions.OutcomeUnknown(f"provider {attempt.provider!r} could not be asked")
+    found = await stray_payments(svc, target, payment, attempt)
     voided = 0
     for p in found:
         if p.status != "authorized" or p.psp_reference == payment.psp_reference:
@@ -120,6 +122,29 @@ async def void_strays(svc: PaymentsService, attempt: db.Attempt) -> int:
             voided += 1
             svc.metrics.reconciled.labels("void_stray").inc()
     return voided
+
+
+async def stray_payments(
+    svc: PaymentsService, target: base.Target, payment: db.Payment, attempt: db.Attempt
+) -> list[base.FoundPayment]:
+    """What the attempt left at the provider: for a provider without a lookup API (Stripe's
+    search is eventually consistent, Adyen has none) the attempt's own request is replayed with
+    its key, and the provider's saved answer names the payment."""
+    adapter = svc.adapter(target)
+    if not adapter.recovers_by_replay:
+        found = await svc.lookup(target, attempt.checkout_id)
+        if found is None:
+            raise exceptions.OutcomeUnknown(f"provider {attempt.provider!r} could not be asked")
+        return found
+    reference = attempt.psp_reference
+    if reference is None:
+        result = await authorize.replay(
+            svc, attempt, adapter, payment, attempt.psp_idempotency_key, "timeout"
+        )
+        if result is None or result.psp_reference is None or result.status != "authorized":
+            return []
+        reference = result.psp_reference
+    return [base.FoundPayment(reference, "authorized", attempt.amount or 0, payment.currency)]
 
 
 async def sweeper(svc: PaymentsService, interval_s: float) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from checkout_services.common import errors, idempotency
@@ -248,15 +248,14 @@ async def reconcile_payments(
     summary="Provider webhook (HMAC-signed)",
     tags=["webhooks"],
 )
-async def provider_webhook(
-    provider: str,
-    request: Request,
-    svc: Service,
-    sim_signature: Annotated[
-        str, Header(alias="Sim-Signature", description="t=<unix>,v1=<hex>")
-    ] = "",
-) -> dict[str, Any]:
-    return await webhooks.handle(svc, provider, sim_signature, await request.body())
+async def provider_webhook(provider: str, request: Request, svc: Service) -> Response:
+    """Stripe: ``Stripe-Signature``; Adyen: ``additionalData.hmacSignature`` in each item (the
+    answer is ``[accepted]``, as Adyen expects); local methods: ``Sim-Signature``."""
+    outcome = await webhooks.handle(svc, provider, request.headers, await request.body())
+    configured = svc.providers.get(provider)
+    if configured is not None and configured.type == "adyen":
+        return PlainTextResponse("[accepted]")
+    return JSONResponse(outcome)
 
 
 @router.get("/health/live", summary="Liveness", tags=["health"])

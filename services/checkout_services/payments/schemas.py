@@ -20,12 +20,42 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class AdyenPaymentMethod(Strict):
+    """Adyen's ``paymentMethod`` as its Drop-in/Components hand it over: encrypted card fields
+    (only Adyen can decrypt them), a stored payment method id, or an APM's own fields. Plain
+    card numbers are refused (no such field)."""
+
+    type: Annotated[str, Field(pattern=r"^[a-z_]{2,40}$")]
+    encryptedCardNumber: str | None = Field(default=None, max_length=8192)
+    encryptedExpiryMonth: str | None = Field(default=None, max_length=8192)
+    encryptedExpiryYear: str | None = Field(default=None, max_length=8192)
+    encryptedSecurityCode: str | None = Field(default=None, max_length=8192)
+    holderName: str | None = Field(default=None, max_length=200)
+    storedPaymentMethodId: str | None = Field(default=None, max_length=64)
+    brand: str | None = Field(default=None, max_length=40)
+    issuer: str | None = Field(default=None, max_length=40)
+    """iDEAL: the shopper's bank."""
+    virtualPaymentAddress: str | None = Field(default=None, max_length=100)
+    """UPI collect: the shopper's VPA."""
+
+
+class PaymentMethodToken(Strict):
+    """From the provider's own client library in the shopper's browser; never card data."""
+
+    stripe: str | None = Field(default=None, pattern=r"^pm_[A-Za-z0-9_]{1,200}$")
+    """A Stripe PaymentMethod id."""
+    adyen: AdyenPaymentMethod | None = None
+    return_url: str | None = Field(default=None, max_length=1024, pattern=r"^https?://\S+$")
+    """Where a redirect or a 3-D Secure challenge sends the shopper back."""
+
+
 class AuthorizeRequest(Strict):
     checkout_id: CheckoutId
     amount: Amount
     currency: Currency
     country: Country
     payment_method: Method = "card"
+    payment_method_token: PaymentMethodToken | None = None
 
 
 class CaptureRequest(Strict):

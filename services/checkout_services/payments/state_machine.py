@@ -15,6 +15,13 @@ class PaymentState(enum.StrEnum):
     DECLINED = "declined"
     FAILED = "failed"
     """No provider could take the payment (all unavailable); nothing was charged."""
+    CAPTURE_PENDING = "capture_pending"
+    """The provider accepted the capture for processing (Adyen ``received``): its webhook
+    (CAPTURE / CAPTURE_FAILED) decides."""
+    CAPTURE_FAILED = "capture_failed"
+    """The provider's capture failed (CAPTURE_FAILED): nothing was taken; void or retry."""
+    VOID_PENDING = "void_pending"
+    """The provider accepted the cancel for processing: CANCELLATION decides."""
     CAPTURED = "captured"
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
@@ -35,6 +42,17 @@ TRANSITIONS: Final[frozenset[tuple[PaymentState, PaymentState]]] = frozenset(
         (S.REQUIRES_ACTION, S.VOIDED),
         (S.AUTHORIZED, S.CAPTURED),
         (S.AUTHORIZED, S.VOIDED),
+        (S.AUTHORIZED, S.CAPTURE_PENDING),
+        (S.CAPTURE_PENDING, S.CAPTURED),
+        (S.CAPTURE_PENDING, S.CAPTURE_FAILED),
+        (S.CAPTURE_FAILED, S.CAPTURE_PENDING),  # captured again (new round, new key)
+        (S.CAPTURE_FAILED, S.CAPTURED),
+        (S.CAPTURE_FAILED, S.VOID_PENDING),
+        (S.CAPTURE_FAILED, S.VOIDED),
+        (S.AUTHORIZED, S.VOID_PENDING),
+        (S.REQUIRES_ACTION, S.VOID_PENDING),
+        (S.VOID_PENDING, S.VOIDED),
+        (S.VOID_PENDING, S.AUTHORIZED),  # CANCELLATION with success=false
         (S.CAPTURED, S.PARTIALLY_REFUNDED),
         (S.CAPTURED, S.REFUNDED),
         (S.PARTIALLY_REFUNDED, S.PARTIALLY_REFUNDED),

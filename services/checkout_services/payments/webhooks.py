@@ -1,83 +1,154 @@
-"""Provider webhooks: HMAC-verified, idempotent (event ids kept), out-of-order safe."""
+"""Provider webhooks: verified with the provider's own scheme, idempotent (event ids kept),
+out-of-order safe, and only ever applied to payments of the provider account they came for.
+
+What each event does (events come from :mod:`webhook_schemes`):
+
+- authorized / declined: a payment waiting for the shopper (requires_action) is settled.
+- captured: the capture (requested, or an APM that captures on confirmation) is done.
+- capture_failed: capture_pending -> capture_failed; the orders saga, polling the payment,
+  compensates and sends PAYMENT_CAPTURE_FAILED to its DLQ.
+- voided / void_failed: void_pending -> voided, or back to authorized.
+- refunded: the refunded amount grows; refund_failed: nothing moved (recorded).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import time
+from collections.abc import Mapping
 from typing import Any
 
-from checkout_services.common import principal
-from checkout_services.payments import exceptions
+from checkout_contract import payments as config
+from checkout_services.payments import db, exceptions
 from checkout_services.payments import state_machine as sm
+from checkout_services.payments import webhook_schemes as ws
 from checkout_services.payments.service import PaymentsService
 from checkout_services.payments.state_machine import PaymentState as S
 
-TOLERANCE_SECONDS = 300
-EVENT_STATES: dict[str, S] = {
-    "payment.authorized": S.AUTHORIZED,
-    "payment.declined": S.DECLINED,
-    "payment.captured": S.CAPTURED,
-    "payment.voided": S.VOIDED,
-}
+SIGNATURE_HEADERS = {"stripe": "stripe-signature"}
+LOCAL_HEADER = "sim-signature"
 
 
-def verify(secret: str, header: str, body: bytes, *, now: float | None = None) -> None:
-    """``t=<unix>,v1=<hex hmac-sha256(secret, "<t>.<body>")>``; raises on any mismatch."""
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        ts = int(parts["t"])
-        given = parts["v1"]
-    except (KeyError, ValueError):
-        raise exceptions.WebhookSignatureInvalid("malformed signature header") from None
-    if abs((now if now is not None else time.time()) - ts) > TOLERANCE_SECONDS:
-        raise exceptions.WebhookSignatureInvalid("signature timestamp outside the tolerance")
-    expected = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
-    if not principal.same_secret(expected, given):  # a non-ASCII header: 401, not 500
-        raise exceptions.WebhookSignatureInvalid("signature does not match")
+def read_events(
+    provider: config.Provider, secrets: list[str], headers: Mapping[str, str], body: bytes
+) -> list[ws.Event]:
+    if provider.type == "adyen":
+        return ws.adyen_events(body, secrets)
+    header = headers.get(SIGNATURE_HEADERS.get(provider.type, LOCAL_HEADER), "")
+    ws.verify_timestamped(secrets, header, body)
+    if provider.type == "stripe":
+        return ws.stripe_events(body)
+    return ws.local_events(body)
 
 
 async def handle(
-    svc: PaymentsService, provider: str, signature: str, body: bytes
+    svc: PaymentsService, provider_name: str, headers: Mapping[str, str], body: bytes
 ) -> dict[str, Any]:
-    creds = svc.credentials.get(provider)
-    if creds is None:
-        raise exceptions.UnknownProvider(f"no provider named {provider!r}")
-    verify(creds.webhook_secret.reveal(), signature, body)
-    try:
-        event = json.loads(body)
-        event_id = str(event["id"])
-        event_type = str(event["type"])
-        data = event["data"]
-        reference = str(data["reference"])
-        psp_reference = str(data["id"])
-    except (ValueError, KeyError, TypeError):
-        raise exceptions.PaymentsError("webhook body is not a payment event") from None
-    if not await svc.repo.record_webhook(provider, event_id, "received"):
-        return {"outcome": "duplicate"}
-    payment = await svc.repo.get(reference)
-    target = EVENT_STATES.get(event_type)
-    if payment is None or target is None:
+    creds = svc.credentials.get(provider_name)
+    provider = svc.providers.get(provider_name)
+    if creds is None or provider is None:
+        raise exceptions.UnknownProvider(f"no provider named {provider_name!r}")
+    events = read_events(provider, creds.webhook_secrets(), headers, body)
+    outcomes = [await apply(svc, provider, event) for event in events]
+    return outcomes[0] if len(outcomes) == 1 else {"outcome": "batch", "events": outcomes}
+
+
+def same_account(payment: db.Payment, provider: config.Provider) -> bool:
+    """A provider's webhook moves only the payments made at that provider account (an
+    account's regional endpoints share its webhooks)."""
+    return (payment.provider_type, payment.account) == (provider.type, provider.account)
+
+
+async def apply(svc: PaymentsService, provider: config.Provider, event: ws.Event) -> dict[str, Any]:
+    if event.account is not None and event.account != provider.account:
         return {"outcome": "ignored"}
+    if not await svc.repo.record_webhook(provider.name, event.event_id, "received"):
+        return {"outcome": "duplicate"}
+    payment = await svc.repo.get(event.reference) if event.reference else None
+    if payment is None or event.kind is None:
+        return {"outcome": "ignored"}
+    if payment.state != S.PENDING and not same_account(payment, provider):
+        return {"outcome": "ignored"}  # provider A's webhook never moves provider B's payment
     if payment.state == S.PENDING:
+        settled = await settle_pending(svc, provider, payment, event)
+        if settled is not None:
+            return {"outcome": "applied", "state": settled.state.value}
         # Our own authorize call has not recorded the provider's answer yet: not applied, and
         # not remembered, so the provider's redelivery is processed once we know the payment.
-        await svc.repo.forget_webhook(provider, event_id)
+        await svc.repo.forget_webhook(provider.name, event.event_id)
         raise exceptions.PaymentNotReady(
-            f"checkout {reference!r} is still being authorized; deliver again later"
+            f"checkout {event.reference!r} is still being authorized; deliver again later"
         )
-    if payment.psp_reference is not None and payment.psp_reference != psp_reference:
+    if payment.psp_reference is not None and payment.psp_reference != event.psp_reference:
         return {"outcome": "ignored"}  # about another attempt (e.g. a stray authorization)
+    move = target_of(payment, event)
+    if move is None:
+        return {"outcome": "stale", "kind": event.kind}
+    target, fields = move
     if payment.state == target or not sm.can(payment.state, target):
-        return {"outcome": "stale"}  # out of order or already applied: the state machine says no
-    fields: dict[str, Any] = {}
-    if target == S.CAPTURED:
-        fields["captured_amount"] = payment.amount
-    if target == S.DECLINED:
-        fields["decline_class"] = "soft_decline"
+        return {"outcome": "stale", "kind": event.kind}
     try:
         await svc.move(payment, target, **fields)
     except exceptions.IllegalTransitionError:
-        return {"outcome": "stale"}
+        return {"outcome": "stale", "kind": event.kind}
     return {"outcome": "applied", "state": target.value}
+
+
+async def settle_pending(
+    svc: PaymentsService, provider: config.Provider, payment: db.Payment, event: ws.Event
+) -> db.Payment | None:
+    """An authorization whose answer we never got (timeout, a saved 5xx replayed) is settled by
+    the provider's own word: the webhook names the payment it authorized, for this checkout,
+    at the account our open attempt went to."""
+    if event.kind != "authorized":
+        return None
+    open_attempts = [
+        a
+        for a in await svc.repo.attempts(payment.checkout_id, "authorize")
+        if a.status in ("in_flight", "unknown")
+        and (a.provider_type, a.account) == (provider.type, provider.account)
+    ]
+    if not open_attempts:
+        return None
+    a = open_attempts[-1]
+    try:
+        return await svc.move(
+            payment,
+            S.AUTHORIZED,
+            attempt=(a.id, "succeeded", None, event.psp_reference, "settled by webhook"),
+            provider=a.provider,
+            provider_type=a.provider_type,
+            endpoint=a.endpoint,
+            account=a.account,
+            psp_reference=event.psp_reference,
+            decline_class=None,
+            decline_reason=None,
+        )
+    except exceptions.IllegalTransitionError:
+        return None
+
+
+def target_of(payment: db.Payment, event: ws.Event) -> tuple[S, dict[str, Any]] | None:
+    """Where the event moves the payment from its current state (None: nowhere)."""
+    state = payment.state
+    kind = event.kind
+    if kind == "authorized":
+        return S.AUTHORIZED, {}
+    if kind == "declined":
+        return S.DECLINED, {"decline_class": "soft_decline"}
+    if kind == "captured":
+        if state == S.REQUIRES_ACTION:
+            return S.AUTHORIZED, {}  # an APM captured on confirmation: authorized first
+        return S.CAPTURED, {"captured_amount": event.amount or payment.amount}
+    if kind == "capture_failed":
+        return S.CAPTURE_FAILED, {}
+    if kind == "voided":
+        return S.VOIDED, {}
+    if kind == "void_failed":
+        return (S.AUTHORIZED, {}) if state == S.VOID_PENDING else None
+    if kind == "refunded":
+        amount = event.amount or 0
+        refunded = payment.refunded_amount + amount
+        if amount <= 0 or refunded > payment.captured_amount:
+            return None
+        goal = S.REFUNDED if refunded == payment.captured_amount else S.PARTIALLY_REFUNDED
+        return goal, {"refunded_amount": refunded}
+    return None  # refund_failed: no money moved; the refund attempt stays for the operator

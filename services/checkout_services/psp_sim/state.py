@@ -30,6 +30,10 @@ FaultKind = Literal[
     "drop_after_charge",
     "webhook_delay",
     "webhook_duplicate",
+    "three_ds",
+    "capture_failure",
+    "rate_limit",
+    "transient_5xx",
 ]
 DeclineClass = Literal["soft", "hard", "fraud"]
 
@@ -89,6 +93,14 @@ class Faults:
     drop_after_charge: bool = False
     webhook_delay_ms: int = 0
     webhook_duplicate: bool = False
+    three_ds: bool = False
+    """authorize: the card needs 3-D Secure; the shopper completes it after autoCompleteMs."""
+    capture_failure: bool = False
+    """capture: accepted ("received" / the request), then failed (Adyen CAPTURE success=false)."""
+    rate_limit: bool = False
+    """429 before anything runs (the key stays free)."""
+    transient_5xx: bool = False
+    """500 before anything runs; Adyen marks it ``Transient-Error: true``."""
 
 
 @dataclass
@@ -183,6 +195,8 @@ class SimState:
                 out.webhook_delay_ms = max(out.webhook_delay_ms, rule.latency_ms)
             elif rule.kind == "webhook_duplicate":
                 out.webhook_duplicate = True
+            elif rule.kind in ("three_ds", "capture_failure", "rate_limit", "transient_5xx"):
+                setattr(out, rule.kind, True)
         return out
 
     # -- ledger ----------------------------------------------------------------------------

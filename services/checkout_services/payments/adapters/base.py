@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -46,6 +48,10 @@ class Credentials:
     api_key: Secret
     webhook_secret: Secret
 
+    def webhook_secrets(self) -> list[str]:
+        """The active webhook secrets, one a line: during a rotation the old and the new."""
+        return [line.strip() for line in self.webhook_secret.reveal().splitlines() if line.strip()]
+
 
 class CredentialsError(Exception):
     """A provider's credentials are missing (the message names the file, never a value)."""
@@ -62,12 +68,18 @@ def load_credentials(provider: config.Provider) -> Credentials:
         env = f"PSP_{env_name}_{name.upper().replace('-', '_')}"
         if path.is_file():
             values[name] = path.read_text().strip()
+            where = str(path)
         elif os.environ.get(env):
             values[name] = os.environ[env]
+            where = env
         else:
             raise CredentialsError(
                 f"provider {provider.name!r}: no credential file {path} and no env var {env}"
             )
+        if not values[name].strip():
+            # An empty webhook secret would verify nothing (an HMAC with an empty key is
+            # computable by anyone): refused at startup, like a missing one.
+            raise CredentialsError(f"provider {provider.name!r}: {where} is empty")
     return Credentials(Secret(values["api-key"]), Secret(values["webhook-secret"]))
 
 
@@ -84,6 +96,30 @@ class Target:
     @classmethod
     def of(cls, p: config.Provider) -> Target:
         return cls(p.name, p.type, p.endpoint, p.account, p.timeout_ms)
+
+
+@dataclass(frozen=True)
+class PaymentMethodToken:
+    """What the shopper's browser got from the provider's own client library: never card data.
+
+    ``stripe``: a PaymentMethod id (``pm_...``, from Stripe.js / Elements). ``adyen``: the
+    ``paymentMethod`` object of Adyen's Drop-in / Components (encrypted card fields, or a
+    ``storedPaymentMethodId``, or an APM's fields). ``return_url``: where a redirect or 3-D Secure
+    challenge sends the shopper back. A provider with no token of its own is not tried.
+    """
+
+    stripe: str | None = None
+    adyen: dict[str, Any] | None = None
+    return_url: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"stripe": self.stripe, "adyen": self.adyen, "return_url": self.return_url}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> PaymentMethodToken | None:
+        if not data:
+            return None
+        return cls(data.get("stripe"), data.get("adyen"), data.get("return_url"))
 
 
 @dataclass(frozen=True)
@@ -132,6 +168,10 @@ class PSPInProgress(PSPError):
     """The provider says another request with this idempotency key is still running."""
 
 
+class LookupUnsupported(PSPError):
+    """The provider has no API to read a payment back (Adyen Checkout): replay the request."""
+
+
 class PSPRejected(PSPError):
     """The provider refused the request itself (4xx that is not a decline)."""
 
@@ -142,9 +182,25 @@ class PSPRejected(PSPError):
 
 class PSPAdapter(Protocol):
     target: Target
+    recovers_by_replay: bool
+    """True: after an ambiguous answer, the same request is sent again with the same key (the
+    provider's own dedup answers); no search. False: the provider's lookup API is asked."""
+    can_retrieve: bool
+    """Whether the provider has a GET for one payment (Adyen's Checkout API has none)."""
+
+    def accepts(self, method: str, token: PaymentMethodToken | None) -> bool:
+        """Whether this provider can take the payment with what the client sent."""
+        ...
 
     async def authorize(
-        self, *, checkout_id: str, amount: int, currency: str, method: str, key: str
+        self,
+        *,
+        checkout_id: str,
+        amount: int,
+        currency: str,
+        method: str,
+        key: str,
+        token: PaymentMethodToken | None = None,
     ) -> PSPResult: ...
 
     async def capture(
@@ -164,14 +220,30 @@ class PSPAdapter(Protocol):
     async def retrieve(self, *, psp_reference: str) -> FoundPayment | None: ...
 
 
+RETRY_ROUNDS = 3
+"""How often a throttled (429) or lock-contended request is sent again, same key."""
+
+
 class HTTPAdapter:
     """Shared plumbing: the app's one httpx.AsyncClient, per-provider timeout, error mapping."""
+
+    recovers_by_replay = False
+    can_retrieve = True
 
     def __init__(self, target: Target, credentials: Credentials, http: httpx.AsyncClient) -> None:
         self.target = target
         self.credentials = credentials
         self.http = http
         self.latency_observer: Any = None
+
+    def accepts(self, method: str, token: PaymentMethodToken | None) -> bool:
+        return True
+
+    def retry_after(self, resp: httpx.Response, round_: int) -> float | None:
+        """Seconds to wait before sending the same request (same key) again; None = don't."""
+        if resp.status_code != 429:
+            return None
+        return retry_delay(resp, round_)
 
     def url(self, path: str) -> str:
         return self.target.endpoint.rstrip("/") + path
@@ -189,6 +261,17 @@ class HTTPAdapter:
     ) -> httpx.Response:
         if key is not None:
             headers = {**headers, key_header: key}
+        for round_ in range(RETRY_ROUNDS + 1):
+            resp = await self._send_once(method, path, headers, operation, **kwargs)
+            delay = self.retry_after(resp, round_) if round_ < RETRY_ROUNDS else None
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+        return self.classify(resp, operation, key)
+
+    async def _send_once(
+        self, method: str, path: str, headers: dict[str, str], operation: str, **kwargs: Any
+    ) -> httpx.Response:
         timeout = self.target.timeout_ms / 1000
         start = time.perf_counter()
         try:
@@ -212,6 +295,10 @@ class HTTPAdapter:
                 spent.append(elapsed)
             if self.latency_observer is not None:
                 self.latency_observer(self.target.provider, operation, elapsed)
+        return resp
+
+    def classify(self, resp: httpx.Response, operation: str, key: str | None) -> httpx.Response:
+        """Raise for answers that are not the provider's verdict; return the others."""
         if resp.status_code >= 500:
             raise PSPAmbiguous(
                 self.target.provider, f"{operation}: HTTP {resp.status_code}", "server_error"
@@ -225,6 +312,19 @@ class HTTPAdapter:
                 resp.status_code,
             )
         return resp
+
+
+def retry_delay(
+    resp: httpx.Response, round_: int, base_s: float = 0.05, cap_s: float = 2.0
+) -> float:
+    """``Retry-After`` (seconds) when given, else exponential backoff with full jitter."""
+    given = resp.headers.get("Retry-After")
+    if given is not None:
+        try:
+            return min(cap_s, max(0.0, float(given)))
+        except ValueError:
+            pass
+    return random.uniform(0, min(cap_s, base_s * 2**round_))
 
 
 def _is_idempotency_conflict(resp: httpx.Response) -> bool:

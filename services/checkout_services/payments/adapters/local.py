@@ -57,7 +57,14 @@ class LocalMethodAdapter(base.HTTPAdapter):
         )
 
     async def authorize(
-        self, *, checkout_id: str, amount: int, currency: str, method: str, key: str
+        self,
+        *,
+        checkout_id: str,
+        amount: int,
+        currency: str,
+        method: str,
+        key: str,
+        token: base.PaymentMethodToken | None = None,
     ) -> base.PSPResult:
         resp = await self.send(
             "POST",

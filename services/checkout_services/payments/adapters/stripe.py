@@ -1,11 +1,38 @@
-"""Stripe PaymentIntents: form-encoded, manual capture, ``Idempotency-Key``."""
+"""Stripe PaymentIntents: form-encoded, manual capture, ``Idempotency-Key``, pinned version.
+
+What each PaymentIntent ``status`` means for us (docs: "How PaymentIntents work"):
+
+=========================  ======================================================
+requires_capture           authorized (``capture_method=manual`` card, confirmed)
+succeeded                  captured (an APM that captures on confirmation)
+requires_action            pending: ``next_action`` goes to the shopper (3-D Secure,
+                           redirect_to_url, pix_display_qr_code, upi_...)
+processing                 pending: the outcome arrives by webhook
+requires_payment_method    declined (``last_payment_error`` says why)
+requires_confirmation      rejected (we always confirm: never charged)
+canceled                   voided (declined when it is the authorize answer)
+=========================  ======================================================
+
+Recovery after an ambiguous answer is a replay of the same request with the same
+``Idempotency-Key`` (Stripe keeps keys >= 24 h and answers with the saved response, a saved 5xx
+included); search is eventually consistent and is never used. 429 and 409 ``lock_timeout`` are
+sent again with the same key after a backoff; 409 ``idempotency_key_in_use`` means the first
+request still runs.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from checkout_services.payments.adapters import base
 
+API_VERSION = "2026-08-26.dahlia"
+"""The API version the adapter speaks (the one in the OpenAPI description of stripe-mock
+v0.203.0, hack/checkout_stack/versions.py); sent in ``Stripe-Version`` on every request."""
+
+APM_TYPES = frozenset({"upi", "ideal", "pix"})
 HARD = frozenset(
     {
         "stolen_card",
@@ -31,23 +58,77 @@ def classify(decline_code: str) -> base.DeclineClass:
 
 
 def status_of(pi: dict[str, Any]) -> base.PSPStatus:
+    """The PaymentIntent's status in our words (a Refund never changes the intent's status)."""
     s = pi.get("status")
     if s == "requires_capture":
         return "authorized"
     if s == "succeeded":
-        received = int(pi.get("amount_received") or 0)
-        refunded = int(pi.get("amount_refunded") or 0)
-        return "refunded" if received and refunded >= received else "captured"
+        return "captured"
     if s == "canceled":
         return "voided"
     if s in ("requires_payment_method", "requires_confirmation"):
         return "declined"
-    return "pending"
+    return "pending"  # requires_action, processing
+
+
+def decline_code(pi: dict[str, Any]) -> str:
+    err = pi.get("last_payment_error") or {}
+    return str(err.get("decline_code") or err.get("code") or "generic_decline")
+
+
+def verdict(pi: dict[str, Any]) -> base.PSPResult:
+    """An authorize answer (a PaymentIntent) -> our verdict."""
+    ref = pi.get("id")
+    s = pi.get("status")
+    if s == "requires_capture":
+        return base.PSPResult("approved", ref, "authorized")
+    if s == "succeeded":
+        return base.PSPResult("approved", ref, "captured")
+    if s in ("requires_action", "processing"):
+        action = pi.get("next_action") if s == "requires_action" else None
+        return base.PSPResult("pending", ref, "pending", action=action)
+    if s == "requires_payment_method":
+        code = decline_code(pi)
+        return base.PSPResult("declined", ref, "declined", classify(code), code)
+    if s == "canceled":
+        reason = str(pi.get("cancellation_reason") or "canceled")
+        return base.PSPResult("declined", ref, "declined", "soft_decline", reason)
+    return base.PSPResult("rejected", ref, None, reason=f"status {s}")
+
+
+def refund_verdict(refund: dict[str, Any], psp_reference: str) -> base.PSPResult:
+    """A Refund object: ``succeeded`` is done; ``pending``/``requires_action`` wait for the
+    ``refund.updated`` webhook; ``failed``/``canceled`` did not move money."""
+    s = refund.get("status")
+    if s == "succeeded":
+        return base.PSPResult("approved", psp_reference, "refunded")
+    if s in ("pending", "requires_action"):
+        return base.PSPResult("pending", psp_reference, None, reason=str(refund.get("id")))
+    reason = str(refund.get("failure_reason") or s or "refund failed")
+    return base.PSPResult("rejected", psp_reference, None, reason=reason)
+
+
+def is_lock_timeout(resp: httpx.Response) -> bool:
+    err = base.json_body(resp).get("error") or {}
+    return resp.status_code == 409 and isinstance(err, dict) and err.get("code") == "lock_timeout"
 
 
 class StripeAdapter(base.HTTPAdapter):
+    recovers_by_replay = True
+
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.credentials.api_key.reveal()}"}
+        return {
+            "Authorization": f"Bearer {self.credentials.api_key.reveal()}",
+            "Stripe-Version": API_VERSION,
+        }
+
+    def accepts(self, method: str, token: base.PaymentMethodToken | None) -> bool:
+        return method in APM_TYPES or bool(token is not None and token.stripe)
+
+    def retry_after(self, resp: httpx.Response, round_: int) -> float | None:
+        if resp.status_code == 429 or is_lock_timeout(resp):
+            return base.retry_delay(resp, round_)
+        return None
 
     def found(self, pi: dict[str, Any]) -> base.FoundPayment:
         return base.FoundPayment(
@@ -57,17 +138,13 @@ class StripeAdapter(base.HTTPAdapter):
             str(pi.get("currency", "")).upper(),
         )
 
-    def answer(self, resp: Any, operation: str) -> base.PSPResult:
+    def error_answer(self, resp: httpx.Response) -> base.PSPResult:
         body = base.json_body(resp)
-        if resp.status_code == 200:
-            status = status_of(body) if body.get("object") == "payment_intent" else None
-            return base.PSPResult("approved", body.get("id"), status)
         err = body.get("error") or {}
+        pi = err.get("payment_intent") or {}
         if resp.status_code == 402 and err.get("type") == "card_error":
-            pi = err.get("payment_intent") or {}
             code = str(err.get("decline_code") or err.get("code") or "generic_decline")
             return base.PSPResult("declined", pi.get("id"), "declined", classify(code), code)
-        pi = err.get("payment_intent") or {}
         return base.PSPResult(
             "rejected",
             pi.get("id"),
@@ -75,9 +152,42 @@ class StripeAdapter(base.HTTPAdapter):
             reason=str(err.get("code") or err.get("type") or resp.status_code),
         )
 
+    def intent_answer(self, resp: httpx.Response) -> base.PSPResult:
+        if resp.status_code != 200:
+            return self.error_answer(resp)
+        body = base.json_body(resp)
+        return verdict(body)
+
+    @staticmethod
+    def method_params(
+        checkout_id: str, method: str, token: base.PaymentMethodToken | None
+    ) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if method in APM_TYPES:
+            params["payment_method_data[type]"] = method
+            params["payment_method_types[0]"] = method
+        else:
+            assert token is not None
+            assert token.stripe
+            params["payment_method"] = token.stripe
+            params["payment_method_types[0]"] = "card"
+            params["capture_method"] = "manual"
+        if token is not None and token.return_url:
+            params["return_url"] = token.return_url
+        return params
+
     async def authorize(
-        self, *, checkout_id: str, amount: int, currency: str, method: str, key: str
+        self,
+        *,
+        checkout_id: str,
+        amount: int,
+        currency: str,
+        method: str,
+        key: str,
+        token: base.PaymentMethodToken | None = None,
     ) -> base.PSPResult:
+        if not self.accepts(method, token):
+            return base.PSPResult("rejected", reason="no Stripe payment method from the client")
         resp = await self.send(
             "POST",
             "/v1/payment_intents",
@@ -87,13 +197,12 @@ class StripeAdapter(base.HTTPAdapter):
             data={
                 "amount": str(amount),
                 "currency": currency.lower(),
-                "payment_method": "pm_card_visa" if method == "card" else method,
                 "confirm": "true",
-                "capture_method": "manual",
                 "metadata[checkout_id]": checkout_id,
+                **self.method_params(checkout_id, method, token),
             },
         )
-        return self.answer(resp, "authorize")
+        return self.intent_answer(resp)
 
     async def capture(
         self, *, psp_reference: str, checkout_id: str, amount: int, currency: str, key: str
@@ -106,7 +215,12 @@ class StripeAdapter(base.HTTPAdapter):
             operation="capture",
             data={"amount_to_capture": str(amount)},
         )
-        return self.answer(resp, "capture")
+        result = self.intent_answer(resp)
+        if result.outcome == "approved" and result.status == "captured":
+            return result
+        if result.outcome == "rejected":
+            return result
+        return base.PSPResult("rejected", psp_reference, result.status, reason="not captured")
 
     async def void(self, *, psp_reference: str, checkout_id: str, key: str) -> base.PSPResult:
         resp = await self.send(
@@ -115,9 +229,14 @@ class StripeAdapter(base.HTTPAdapter):
             headers=self.headers(),
             key=key,
             operation="void",
-            data={},
+            data={"cancellation_reason": "abandoned"},
         )
-        return self.answer(resp, "void")
+        if resp.status_code != 200:
+            return self.error_answer(resp)
+        pi = base.json_body(resp)
+        if pi.get("status") == "canceled":
+            return base.PSPResult("approved", psp_reference, "voided")
+        return base.PSPResult("rejected", psp_reference, status_of(pi), reason="not canceled")
 
     async def refund(
         self, *, psp_reference: str, checkout_id: str, amount: int, currency: str, key: str
@@ -128,28 +247,24 @@ class StripeAdapter(base.HTTPAdapter):
             headers=self.headers(),
             key=key,
             operation="refund",
-            data={"payment_intent": psp_reference, "amount": str(amount)},
-        )
-        result = self.answer(resp, "refund")
-        if result.outcome == "approved":
-            return base.PSPResult("approved", psp_reference, None)
-        return result
-
-    async def lookup(self, *, checkout_id: str) -> list[base.FoundPayment]:
-        resp = await self.send(
-            "GET",
-            "/v1/payment_intents/search",
-            headers=self.headers(),
-            operation="lookup",
-            params={"query": f"metadata['checkout_id']:'{checkout_id}'"},
+            data={
+                "payment_intent": psp_reference,
+                "amount": str(amount),
+                "metadata[checkout_id]": checkout_id,
+            },
         )
         if resp.status_code != 200:
-            raise base.PSPAmbiguous(
-                self.target.provider, f"lookup: HTTP {resp.status_code}", "server_error"
-            )
-        return [self.found(pi) for pi in base.json_body(resp).get("data", [])]
+            return self.error_answer(resp)
+        return refund_verdict(base.json_body(resp), psp_reference)
+
+    async def lookup(self, *, checkout_id: str) -> list[base.FoundPayment]:
+        raise base.LookupUnsupported(
+            self.target.provider,
+            "lookup: Stripe search is eventually consistent; replay the request instead",
+        )
 
     async def retrieve(self, *, psp_reference: str) -> base.FoundPayment | None:
+        """GET of one PaymentIntent by id: strongly consistent (unlike search)."""
         resp = await self.send(
             "GET",
             f"/v1/payment_intents/{psp_reference}",

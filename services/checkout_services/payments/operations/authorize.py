@@ -45,6 +45,20 @@ async def authorize(svc: PaymentsService, req: schemas.AuthorizeRequest) -> db.P
             f"payment_method={req.payment_method}",
             field="country",
         )
+    token = (
+        base.PaymentMethodToken.from_json(req.payment_method_token.model_dump(exclude_none=True))
+        if req.payment_method_token is not None
+        else None
+    )
+    if not any(
+        svc.adapter(base.Target.of(p)).accepts(req.payment_method, token) for p in route.providers
+    ):
+        raise exceptions.PaymentMethodRequired(
+            f"no provider of route {route.name} can take a {req.payment_method} payment with the "
+            "payment_method_token sent (a card needs a Stripe PaymentMethod id or Adyen's "
+            "paymentMethod, Adyen a return_url)",
+            field="payment_method_token",
+        )
     owner = svc.new_owner()
     payment, created = await svc.repo.claim(
         checkout_id=req.checkout_id,
@@ -54,6 +68,11 @@ async def authorize(svc: PaymentsService, req: schemas.AuthorizeRequest) -> db.P
         method=req.payment_method,
         owner=owner,
         lease_seconds=svc.settings.lease_seconds,
+        method_token=(
+            req.payment_method_token.model_dump(exclude_none=True)
+            if req.payment_method_token is not None
+            else None
+        ),
     )
     if payment is None:  # another request holds the lease
         current = await svc.get(req.checkout_id)
@@ -147,6 +166,14 @@ async def resolve_open_attempts(
         if a.status not in ("in_flight", "unknown"):
             continue
         target = svc.target_of(a.provider, a.provider_type, a.endpoint, a.account)
+        adapter = svc.adapter(target)
+        if adapter.recovers_by_replay:
+            verdict = await replay(svc, a, adapter, payment, a.psp_idempotency_key, "timeout")
+            if verdict is not None:
+                settled = await settle(svc, payment, a, target, verdict)
+                if settled is not None:
+                    return settled
+            continue
         found = await svc.lookup(target, payment.checkout_id)
         if found is None:
             raise exceptions.OutcomeUnknown(
@@ -242,6 +269,70 @@ async def run(
     )
 
 
+def token_of(payment: db.Payment) -> base.PaymentMethodToken | None:
+    return base.PaymentMethodToken.from_json(payment.method_token)
+
+
+async def send_again(adapter: base.PSPAdapter, payment: db.Payment, key: str) -> base.PSPResult:
+    """The payment's authorization request, exactly as first sent (same key, same token)."""
+    return await adapter.authorize(
+        checkout_id=payment.checkout_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        method=payment.payment_method,
+        key=key,
+        token=token_of(payment),
+    )
+
+
+async def replay(
+    svc: PaymentsService,
+    attempt: db.Attempt,
+    adapter: base.PSPAdapter,
+    payment: db.Payment,
+    key: str,
+    failure: config.FailureClass,
+) -> base.PSPResult | None:
+    """Recovery after an ambiguous answer, for providers whose dedup is the source of truth
+    (Stripe, Adyen): the same request with the same key, never a search. The provider answers
+    with what it did (its saved answer), or 409/704 while the first request still runs.
+
+    Returns the verdict; None only when the provider answered the replay with a refusal that is
+    not a verdict (nothing was done under this key: the attempt is ``not_charged``). A replayed
+    5xx is the saved 5xx of the first request (Stripe saves it once the endpoint started): it is
+    NOT "not charged", the attempt stays ``unknown`` and no other provider is tried.
+    """
+    for n in range(svc.settings.lookup_attempts):
+        await asyncio.sleep(backoff(n))
+        try:
+            result = await send_again(adapter, payment, key)
+        except (base.PSPNotSent, base.PSPAmbiguous) as again:
+            if isinstance(again, base.PSPAmbiguous) and again.failure_class == "server_error":
+                break  # the saved (or a new) 5xx: still unknown, replaying now changes nothing
+            continue
+        except base.PSPInProgress:
+            break
+        except base.PSPRejected:
+            break
+        if result.outcome != "rejected":
+            svc.metrics.lookups.labels(attempt.provider, "found").inc()
+            return result
+        svc.metrics.lookups.labels(attempt.provider, "nothing").inc()
+        await svc.repo.finish_attempt(attempt.id, "not_charged", failure_class=failure)
+        return None
+    current = await svc.repo.get(payment.checkout_id)
+    if current is not None and current.state == S.AUTHORIZED and current.psp_reference:
+        # The provider's webhook settled it meanwhile (it names the payment it authorized).
+        svc.metrics.lookups.labels(attempt.provider, "found").inc()
+        return base.PSPResult("approved", current.psp_reference, "authorized")
+    await svc.repo.finish_attempt(attempt.id, "unknown", failure_class=failure)
+    svc.metrics.lookups.labels(attempt.provider, "failed").inc()
+    raise exceptions.OutcomeUnknown(
+        f"the outcome at provider {attempt.provider!r} is not known yet (the same request will "
+        "be replayed with the same key); nothing else was tried; retry later"
+    )
+
+
 async def confirm_not_charged(
     svc: PaymentsService,
     attempt: db.Attempt,
@@ -256,13 +347,7 @@ async def confirm_not_charged(
     or None once the provider is known not to hold a charge (then the attempt is
     ``not_charged``); raises OutcomeUnknown otherwise, and no other provider is tried."""
     try:
-        result = await adapter.authorize(
-            checkout_id=payment.checkout_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            method=payment.payment_method,
-            key=key,
-        )
+        result = await send_again(adapter, payment, key)
     except base.PSPNotSent:
         pass  # the lookup said nothing, and this request did not leave: nothing pending here
     except base.PSPAmbiguous as again:
@@ -299,6 +384,10 @@ async def attempt_provider(
     """One provider's attempt. Returns the settled payment, or what to do next:
     ``"next"`` (try the next provider), ``"declined_next"``, ``"stop"``."""
     cid = payment.checkout_id
+    adapter = svc.adapter(target)
+    token = token_of(payment)
+    if not adapter.accepts(payment.payment_method, token):
+        return "next"  # the client has no payment method for this provider: not sent
     key = keys.psp_idempotency_key(cid, "authorize", provider.name)
     attempt = await svc.repo.start_attempt(
         checkout_id=cid,
@@ -311,7 +400,6 @@ async def attempt_provider(
         key=key,
         amount=payment.amount,
     )
-    adapter = svc.adapter(target)
     tries = 0
     while True:
         tries += 1
@@ -324,6 +412,7 @@ async def attempt_provider(
                 currency=payment.currency,
                 method=payment.payment_method,
                 key=key,
+                token=token,
             )
             svc.record_call(target, result.outcome != "rejected")
         except base.PSPNotSent:
@@ -340,6 +429,17 @@ async def attempt_provider(
             failure = exc.failure_class
             svc.record_call(target, False)
             svc.metrics.psp_errors.labels(target.provider, failure).inc()
+            if adapter.recovers_by_replay:
+                result = await replay(svc, attempt, adapter, payment, key, failure)
+                if result is None:
+                    return "next"  # known not charged: the next provider may be tried
+                settled = await settle(svc, payment, attempt, target, result)
+                if settled is not None:
+                    return settled
+                if result.outcome == "rejected":
+                    return "next"
+                action, _ = routing.retry_action(route, result.decline_class or "soft_decline")
+                return "stop" if action == "stop" else "declined_next"
             found = await svc.lookup(target, cid)
             if found is None:
                 await svc.repo.finish_attempt(attempt.id, "unknown", failure_class=failure)

@@ -22,13 +22,15 @@ async def capture(
         )
     if payment.state == S.CAPTURED and payment.captured_amount == amount:
         return payment  # already done: the same answer again
+    if payment.state == S.CAPTURE_PENDING:
+        return payment  # accepted by the provider; its webhook decides
     if not sm.can(payment.state, S.CAPTURED):
         raise exceptions.IllegalTransitionError(
             f"cannot capture a {payment.state.value} payment", state=payment.state.value
         )
     async with svc.lease(checkout_id):
         payment = await svc.get(checkout_id)
-        if payment.state == S.CAPTURED:
+        if payment.state in (S.CAPTURED, S.CAPTURE_PENDING):
             return payment
         if not sm.can(payment.state, S.CAPTURED):
             raise exceptions.IllegalTransitionError(
@@ -53,4 +55,5 @@ async def capture(
             call=call,
             amount=amount,
             goal_fields={"captured_amount": amount},
+            waiting=S.CAPTURE_PENDING,
         )

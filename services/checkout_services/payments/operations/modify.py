@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from checkout_contract import payments as config
 from checkout_services.payments import db, exceptions, keys
 from checkout_services.payments.adapters import base
 from checkout_services.payments.service import PaymentsService, backoff
@@ -33,6 +34,52 @@ async def retrieve(
             await asyncio.sleep(backoff(attempt))
     raise exceptions.OutcomeUnknown(
         f"provider {target.provider!r} could not be asked about the payment; retry later"
+    )
+
+
+async def replay(
+    svc: PaymentsService, adapter: base.PSPAdapter, call: Call, psp_reference: str, key: str
+) -> base.PSPResult | None:
+    """The same modification, same key, a few times: the provider's stored answer (Adyen keeps
+    keys >= 31 days), or None while it cannot be had (704 in progress, no answer)."""
+    for n in range(svc.settings.lookup_attempts):
+        await asyncio.sleep(backoff(n))
+        try:
+            return await call(adapter, psp_reference, key)
+        except base.PSPInProgress:
+            return None
+        except base.PSPError:
+            continue
+    return None
+
+
+async def after_ambiguous(
+    svc: PaymentsService,
+    payment: db.Payment,
+    attempt: db.Attempt,
+    failure: config.FailureClass,
+    operation: str,
+    done: tuple[str, ...],
+    goal: S,
+    goal_fields: dict[str, Any],
+) -> db.Payment | None:
+    """A provider with a GET: its view of the payment says whether the modification happened
+    (the payment, moved to ``goal``), did not (None: a new round may run), or cannot (raises)."""
+    assert payment.psp_reference is not None
+    found = await retrieve(svc, svc.payment_target(payment), payment.psp_reference)
+    if found is None:
+        raise exceptions.ProviderRejected(f"provider {attempt.provider!r} lost the payment")
+    if found.status in done:
+        await svc.repo.finish_attempt(attempt.id, "succeeded", psp_reference=payment.psp_reference)
+        return await svc.move(payment, goal, **goal_fields)
+    if found.status == "authorized" or (found.status == "pending" and goal == S.VOIDED):
+        await svc.repo.finish_attempt(attempt.id, "not_charged", failure_class=failure)
+        return None
+    await svc.repo.finish_attempt(attempt.id, "rejected", failure_class=failure)
+    synced = await sync(svc, payment, found)
+    raise exceptions.IllegalTransitionError(
+        f"cannot {operation}: the payment is {synced.state.value} at the provider",
+        state=synced.state.value,
     )
 
 
@@ -59,7 +106,10 @@ async def modify(
     call: Call,
     amount: int | None,
     goal_fields: dict[str, Any],
+    waiting: S | None = None,
 ) -> db.Payment:
+    """``waiting``: the state for a provider that accepted the request for processing and
+    answers by webhook (Adyen's ``received``)."""
     if payment.psp_reference is None:
         raise exceptions.PaymentIncomplete(
             f"checkout {payment.checkout_id!r} has no provider reference yet"
@@ -99,32 +149,44 @@ async def modify(
         except base.PSPAmbiguous as exc:
             svc.record_call(target, False)
             svc.metrics.psp_errors.labels(target.provider, exc.failure_class).inc()
-            found = await retrieve(svc, target, payment.psp_reference)
-            if found is None:
-                raise exceptions.ProviderRejected(
-                    f"provider {target.provider!r} lost the payment"
-                ) from None
-            if found.status in done:
-                await svc.repo.finish_attempt(
-                    attempt.id, "succeeded", psp_reference=payment.psp_reference
+            if not adapter.can_retrieve:
+                # No GET at this provider (Adyen): the same key again answers what it did.
+                replayed = await replay(svc, adapter, call, payment.psp_reference, key)
+                if replayed is None:
+                    await svc.repo.finish_attempt(
+                        attempt.id, "unknown", failure_class=exc.failure_class
+                    )
+                    raise exceptions.OutcomeUnknown(
+                        f"{operation} outcome at {target.provider!r} unknown; the retry replays"
+                        " the same key"
+                    ) from None
+                result = replayed
+            else:
+                settled = await after_ambiguous(
+                    svc, payment, attempt, exc.failure_class, operation, done, goal, goal_fields
                 )
-                return await svc.move(payment, goal, **goal_fields)
-            if found.status == "authorized" or (found.status == "pending" and goal == S.VOIDED):
-                await svc.repo.finish_attempt(
-                    attempt.id, "not_charged", failure_class=exc.failure_class
-                )
+                if settled is not None:
+                    return settled
                 await asyncio.sleep(backoff(n))
                 continue
-            await svc.repo.finish_attempt(attempt.id, "rejected", failure_class=exc.failure_class)
-            synced = await sync(svc, payment, found)
-            raise exceptions.IllegalTransitionError(
-                f"cannot {operation}: the payment is {synced.state.value} at the provider",
-                state=synced.state.value,
-            ) from None
         if result.outcome == "approved":
             done_attempt = (attempt.id, "succeeded", None, payment.psp_reference, None)
             return await svc.move(payment, goal, attempt=done_attempt, **goal_fields)
+        if result.outcome == "pending" and waiting is not None:
+            accepted = (attempt.id, "pending", None, payment.psp_reference, result.reason)
+            try:
+                return await svc.move(payment, waiting, attempt=accepted)
+            except exceptions.IllegalTransitionError:
+                # The provider's webhook was faster than its answer and moved the payment on.
+                await svc.repo.finish_attempt(
+                    attempt.id, "pending", psp_reference=payment.psp_reference
+                )
+                return await svc.get(cid)
         await svc.repo.finish_attempt(attempt.id, "rejected", detail=result.reason)
+        if not adapter.can_retrieve:
+            raise exceptions.ProviderRejected(
+                f"provider {target.provider!r} refused the {operation} ({result.reason})"
+            )
         # The provider refused: its view of the payment decides.
         found = await retrieve(svc, target, payment.psp_reference)
         if found is not None and found.status in done:

@@ -13,7 +13,7 @@ async def refund(svc: PaymentsService, checkout_id: str, req: schemas.RefundRequ
     payment = await svc.get(checkout_id)
     done = {a.attempt_scope: a for a in await svc.repo.attempts(checkout_id, "refund")}
     previous = done.get(req.refund_id)
-    if previous is not None and previous.status == "succeeded":
+    if previous is not None and previous.status in ("succeeded", "pending"):
         if previous.amount != req.amount:
             raise exceptions.CheckoutMismatch(
                 f"refund {req.refund_id!r} was for {previous.amount}", field="amount"
@@ -63,6 +63,11 @@ async def refund(svc: PaymentsService, checkout_id: str, req: schemas.RefundRequ
             raise exceptions.OutcomeUnknown(
                 f"refund {req.refund_id!r} outcome unknown; retry with the same refund_id"
             ) from None
+        if result.outcome == "pending":
+            # Accepted for processing (Adyen ``received``, a Stripe Refund ``pending``): the
+            # REFUND / REFUND_FAILED (refund.updated) webhook applies it.
+            await svc.repo.finish_attempt(attempt.id, "pending", detail=result.reason)
+            return payment
         if result.outcome != "approved":
             await svc.repo.finish_attempt(attempt.id, "rejected", detail=result.reason)
             raise exceptions.ProviderRejected(f"provider {target.provider!r} refused the refund")

@@ -12,7 +12,7 @@ from checkout_services.payments.state_machine import PaymentState as S
 
 async def void(svc: PaymentsService, checkout_id: str) -> db.Payment:
     payment = await svc.get(checkout_id)
-    if payment.state == S.VOIDED:
+    if payment.state in (S.VOIDED, S.VOID_PENDING):
         return payment
     if not sm.can(payment.state, S.VOIDED):
         raise exceptions.IllegalTransitionError(
@@ -20,7 +20,7 @@ async def void(svc: PaymentsService, checkout_id: str) -> db.Payment:
         )
     async with svc.lease(checkout_id):
         payment = await svc.get(checkout_id)
-        if payment.state == S.VOIDED:
+        if payment.state in (S.VOIDED, S.VOID_PENDING):
             return payment
         if not sm.can(payment.state, S.VOIDED):
             raise exceptions.IllegalTransitionError(
@@ -39,4 +39,5 @@ async def void(svc: PaymentsService, checkout_id: str) -> db.Payment:
             call=call,
             amount=None,
             goal_fields={},
+            waiting=S.VOID_PENDING,
         )

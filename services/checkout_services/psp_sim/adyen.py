@@ -1,0 +1,330 @@
+"""Adyen's dialect: Checkout API v71 payments and modifications, HMAC-signed notifications."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from checkout_services.psp_sim import state as st
+from checkout_services.psp_sim.core import (
+    DECLINES,
+    JsonDict,
+    Sim,
+    read_json,
+)
+
+# -- provider dialects ---------------------------------------------------------------------
+
+
+def adyen_hmac(hex_key: str, item: JsonDict) -> str:
+    """Adyen's notification signature: base64 HMAC-SHA256, hex-decoded key, over
+    pspReference:originalReference:merchantAccountCode:merchantReference:value:currency:
+    eventCode:success."""
+    amount = item.get("amount") or {}
+    parts = [
+        item.get("pspReference"),
+        item.get("originalReference"),
+        item.get("merchantAccountCode"),
+        item.get("merchantReference"),
+        amount.get("value"),
+        amount.get("currency"),
+        item.get("eventCode"),
+        item.get("success"),
+    ]
+    text = ":".join("" if v is None else str(v) for v in parts)
+    try:
+        key = bytes.fromhex(hex_key)
+    except ValueError:
+        key = hex_key.encode()
+    return base64.b64encode(hmac.new(key, text.encode(), hashlib.sha256).digest()).decode()
+
+
+def adyen_error(
+    status: int, code: str, message: str, type_: str = "validation"
+) -> tuple[int, JsonDict]:
+    return status, {"status": status, "errorCode": code, "message": message, "errorType": type_}
+
+
+def adyen_view(p: st.Payment) -> JsonDict:
+    return {
+        "pspReference": p.id,
+        "merchantReference": p.reference,
+        "merchantAccount": p.account,
+        "amount": {"value": p.amount, "currency": p.currency},
+        "status": {
+            "pending": "Pending",
+            "authorized": "Authorised",
+            "declined": "Refused",
+            "captured": "Captured",
+            "voided": "Cancelled",
+            "refunded": "Refunded",
+        }[p.status],
+        "capturedAmount": p.captured,
+        "refundedAmount": p.refunded,
+    }
+
+
+class AdyenRoutes:
+    MAX_KEY = 64
+
+    def __init__(self, sim: Sim) -> None:
+        self.sim = sim
+
+    def scope(
+        self, acct: st.Account, ep: str, request: Request
+    ) -> tuple[str, ...] | Response | None:
+        key = request.headers.get("idempotency-key")
+        if not key:
+            return None
+        if len(key) > self.MAX_KEY:
+            status, body = adyen_error(
+                422, "idempotency_key_too_long", "Idempotency-Key longer than 64 characters"
+            )
+            return self.sim.json(status, body)
+        # Adyen keys are per account AND per regional endpoint.
+        return ("adyen", acct.account, ep, key)
+
+    async def authorize(self, request: Request) -> Response:
+        sim = self.sim
+        ep = request.path_params["ep"]
+        acct = sim.authenticate("adyen", request)
+        if acct is None:
+            return sim.unauthorized("adyen")
+        body = await read_json(request)
+        if body is None:
+            return sim.json(*adyen_error(400, "702", "Unable to parse JSON"))
+        if body.get("merchantAccount") != acct.account:
+            return sim.json(*adyen_error(403, "901", "Invalid Merchant Account", "security"))
+        scope = self.scope(acct, ep, request)
+        if isinstance(scope, Response):
+            return scope
+
+        def execute(faults: st.Faults) -> tuple[int, JsonDict]:
+            amount = body.get("amount") or {}
+            value, currency = amount.get("value"), amount.get("currency")
+            if not isinstance(value, int) or value <= 0:
+                return adyen_error(422, "137", "Invalid amount specified")
+            if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+                return adyen_error(422, "138", "Invalid currency specified")
+            reference = str(body.get("reference", ""))
+            if not body.get("returnUrl"):
+                return adyen_error(422, "14_0", "Required field 'returnUrl' is not provided.")
+            if not (body.get("paymentMethod") or {}).get("type"):
+                return adyen_error(422, "14_0", "Required field 'paymentMethod' is not provided.")
+            method = str(body["paymentMethod"]["type"])
+            p = sim.new_payment("adyen", ep, acct.account, reference, value, currency, method, "")
+            if faults.decline:
+                p.status = "declined"
+                p.decline_class = faults.decline
+                p.history.append("declined")
+                reason, code = DECLINES[faults.decline]["adyen"]
+                return 200, {
+                    "pspReference": p.id,
+                    "resultCode": "Refused",
+                    "refusalReason": reason,
+                    "refusalReasonCode": code,
+                    "merchantReference": reference,
+                    "amount": {"value": value, "currency": currency},
+                }
+            if faults.three_ds and method in ("scheme", "card"):
+                p.history.append("RedirectShopper")
+                sim.schedule(shopper_authenticates(sim, p))
+                return 200, {
+                    "pspReference": p.id,
+                    "resultCode": "RedirectShopper",
+                    "merchantReference": reference,
+                    "action": {
+                        "type": "redirect",
+                        "paymentMethodType": "scheme",
+                        "method": "GET",
+                        "url": f"https://checkoutshopper-test.adyen.test/3ds/{p.id}",
+                    },
+                }
+            p.status = "authorized"
+            p.history.append("authorized")
+            return 200, {
+                "pspReference": p.id,
+                "resultCode": "Authorised",
+                "merchantReference": reference,
+                "amount": {"value": value, "currency": currency},
+            }
+
+        return await sim.idempotent(
+            provider="adyen",
+            endpoint=ep,
+            operation="authorize",
+            scope=scope,
+            fp=st.fingerprint("POST", "/payments", json.dumps(body, sort_keys=True)),
+            execute=execute,
+        )
+
+    async def modify(self, request: Request) -> Response:
+        sim = self.sim
+        ep = request.path_params["ep"]
+        psp = request.path_params["psp"]
+        kind = request.path_params["kind"]
+        operation = {"captures": "capture", "cancels": "cancel", "refunds": "refund"}.get(kind)
+        if operation is None:
+            return sim.json(*adyen_error(404, "000", "Not found"))
+        acct = sim.authenticate("adyen", request)
+        if acct is None:
+            return sim.unauthorized("adyen")
+        body = await read_json(request)
+        if body is None:
+            return sim.json(*adyen_error(400, "702", "Unable to parse JSON"))
+        if body.get("merchantAccount") != acct.account:
+            return sim.json(*adyen_error(403, "901", "Invalid Merchant Account", "security"))
+        scope = self.scope(acct, ep, request)
+        if isinstance(scope, Response):
+            return scope
+
+        def execute(faults: st.Faults) -> tuple[int, JsonDict]:
+            p = sim.state.payments.get(psp)
+            if p is None or p.provider != "adyen" or p.account != acct.account or p.endpoint != ep:
+                # A modification must go to the account and regional endpoint that authorized.
+                return adyen_error(422, "167", "Original pspReference required for this operation")
+            value = int((body.get("amount") or {}).get("value", p.amount))
+            if operation == "capture":
+                if p.status != "authorized" or value <= 0 or value > p.amount:
+                    return adyen_error(
+                        422,
+                        "167",
+                        f"Cannot capture a payment with status {adyen_view(p)['status']}",
+                    )
+                if faults.capture_failure:
+                    p.history.append("capture_failed")
+                else:
+                    p.status, p.captured = "captured", value
+                    p.history.append("captured")
+            elif operation == "cancel":
+                if p.status not in ("authorized", "pending"):  # pending: waiting for the shopper
+                    return adyen_error(
+                        422, "167", f"Cannot cancel a payment with status {adyen_view(p)['status']}"
+                    )
+                p.status, p.voided = "voided", True
+                p.history.append("voided")
+            else:
+                if (
+                    p.status not in ("captured", "refunded")
+                    or value <= 0
+                    or value > p.captured - p.refunded
+                ):
+                    return adyen_error(422, "167", "Refund amount exceeds the captured amount")
+                p.refunded += value
+                if p.refunded == p.captured:
+                    p.status = "refunded"
+                p.history.append(f"refunded:{value}")
+            modification = f"{secrets.randbelow(10**16):016d}"
+            event = {"capture": "CAPTURE", "cancel": "CANCELLATION", "refund": "REFUND"}
+            failed = operation == "capture" and faults.capture_failure
+            send_notification(sim, p, event[operation], modification, value, success=not failed)
+            answer: JsonDict = {
+                "merchantAccount": acct.account,
+                "paymentPspReference": psp,
+                "pspReference": modification,
+                "status": "received",
+            }
+            if body.get("reference"):
+                answer["reference"] = body["reference"]
+            if operation != "cancel":
+                answer["amount"] = {"value": value, "currency": p.currency}
+            return 201, answer
+
+        return await sim.idempotent(
+            provider="adyen",
+            endpoint=ep,
+            operation=operation,
+            scope=scope,
+            fp=st.fingerprint("POST", f"/payments/{psp}/{kind}", json.dumps(body, sort_keys=True)),
+            execute=execute,
+        )
+
+    async def details(self, request: Request) -> Response:
+        sim = self.sim
+        ep = request.path_params["ep"]
+        acct = sim.authenticate("adyen", request)
+        if acct is None:
+            return sim.unauthorized("adyen")
+        psp = request.path_params["psp"]
+
+        def execute(faults: st.Faults) -> tuple[int, JsonDict]:
+            p = sim.state.payments.get(psp)
+            if p is None or p.provider != "adyen" or p.account != acct.account:
+                return adyen_error(404, "000", "Payment not found")
+            return 200, adyen_view(p)
+
+        return await sim.read("adyen", ep, "retrieve", execute)
+
+    async def lookup(self, request: Request) -> Response:
+        sim = self.sim
+        ep = request.path_params["ep"]
+        acct = sim.authenticate("adyen", request)
+        if acct is None:
+            return sim.unauthorized("adyen")
+        if request.query_params.get("merchantAccount") != acct.account:
+            return sim.json(*adyen_error(403, "901", "Invalid Merchant Account", "security"))
+        ref = request.query_params.get("reference", "")
+
+        def execute(faults: st.Faults) -> tuple[int, JsonDict]:
+            found = [
+                adyen_view(p)
+                for p in sim.state.payments.values()
+                if p.provider == "adyen" and p.account == acct.account and p.reference == ref
+            ]
+            return 200, {"payments": found}
+
+        return await sim.read("adyen", ep, "lookup", execute)
+
+
+def send_notification(
+    sim: Sim,
+    payment: st.Payment,
+    event_code: str,
+    psp_reference: str,
+    value: int,
+    *,
+    success: bool = True,
+) -> None:
+    """Adyen's NotificationRequest for a modification, after ``autoCompleteMs`` (Adyen
+    answers the request with ``received`` and the outcome comes later)."""
+    acct = sim.state.accounts.get((payment.provider, payment.account))
+    if acct is None or not acct.webhook_url:
+        return
+    item: JsonDict = {
+        "additionalData": {},
+        "amount": {"value": value, "currency": payment.currency},
+        "eventCode": event_code,
+        "eventDate": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        "merchantAccountCode": payment.account,
+        "merchantReference": payment.reference,
+        "originalReference": payment.id if psp_reference != payment.id else None,
+        "pspReference": psp_reference,
+        "reason": "" if success else "Capture failed at the acquirer",
+        "success": "true" if success else "false",
+    }
+    if item["originalReference"] is None:  # an AUTHORISATION is about the payment itself
+        del item["originalReference"]
+    item["additionalData"]["hmacSignature"] = adyen_hmac(acct.webhook_secret, item)
+    body = json.dumps(
+        {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
+    ).encode()
+    sim.deliver_later(payment, acct, body, None)
+
+
+async def shopper_authenticates(sim: Sim, payment: st.Payment) -> None:
+    """The shopper completes the redirect (3-D Secure) after autoCompleteMs: AUTHORISATION."""
+    await asyncio.sleep(max(sim.auto_complete_ms, 0) / 1000)
+    if payment.status != "pending":
+        return
+    payment.status = "authorized"
+    payment.history.append("authorized")
+    send_notification(sim, payment, "AUTHORISATION", payment.id, payment.amount)

@@ -1,0 +1,123 @@
+"""The Stripe adapter's requests against stripe-mock, Stripe's own mock server.
+
+stripe-mock validates every request against the OpenAPI description Stripe publishes (and runs
+with ``-strict-version-check``, so the pinned ``Stripe-Version`` must be the one it serves): a
+parameter Stripe does not know, a wrong type or a missing required one is a 400 there. Its
+answers are fixtures, so these tests check the wire format, not payment behaviour (the PSP
+simulator's tests do that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from checkout_services.payments.adapters import base, stripe
+from checkout_stack.components.stripe_mock import StripeMock
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+async def wire(stripe_mock: StripeMock) -> AsyncIterator[tuple[stripe.StripeAdapter, list[str]]]:
+    seen: list[str] = []
+
+    async def record(resp: httpx.Response) -> None:
+        await resp.aread()
+        seen.append(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code}")
+        assert resp.status_code < 300, f"stripe-mock refused the request: {resp.text}"
+
+    target = base.Target("stripe-eu", "stripe", stripe_mock.url, "acct_test", 5000)
+    creds = base.Credentials(base.Secret("sk_test_123"), base.Secret("whsec_test"))
+    async with httpx.AsyncClient(event_hooks={"response": [record]}) as http:
+        yield stripe.StripeAdapter(target, creds, http), seen
+
+
+def test_the_pinned_version_is_the_one_stripe_mock_serves(stripe_mock: StripeMock) -> None:
+    assert stripe_mock.api_version == stripe.API_VERSION
+
+
+async def test_card_authorize_capture_void_refund_are_accepted(
+    wire: tuple[stripe.StripeAdapter, list[str]],
+) -> None:
+    adapter, seen = wire
+    token = base.PaymentMethodToken(stripe="pm_card_visa", return_url="https://shop.test/back")
+    result = await adapter.authorize(
+        checkout_id="co-1", amount=1999, currency="EUR", method="card", key="k-auth", token=token
+    )
+    assert result.psp_reference
+    assert result.psp_reference.startswith("pi_")
+    ref = result.psp_reference
+    await adapter.capture(
+        psp_reference=ref, checkout_id="co-1", amount=1999, currency="EUR", key="k-cap"
+    )
+    await adapter.void(psp_reference=ref, checkout_id="co-1", key="k-void")
+    refund = await adapter.refund(
+        psp_reference=ref, checkout_id="co-1", amount=500, currency="EUR", key="k-ref"
+    )
+    assert refund.psp_reference == ref
+    found = await adapter.retrieve(psp_reference=ref)
+    assert found is not None
+    assert found.psp_reference == ref
+    assert [s.split(" -> ")[0] for s in seen] == [
+        "POST /v1/payment_intents",
+        f"POST /v1/payment_intents/{ref}/capture",
+        f"POST /v1/payment_intents/{ref}/cancel",
+        "POST /v1/refunds",
+        f"GET /v1/payment_intents/{ref}",
+    ]
+
+
+@pytest.mark.parametrize("method", ["upi", "ideal", "pix"])
+async def test_apm_authorize_is_accepted(
+    wire: tuple[stripe.StripeAdapter, list[str]], method: str
+) -> None:
+    adapter, seen = wire
+    token = base.PaymentMethodToken(return_url="https://shop.test/back")
+    result = await adapter.authorize(
+        checkout_id=f"co-{method}",
+        amount=500,
+        currency="EUR",
+        method=method,
+        key=f"k-{method}",
+        token=token,
+    )
+    assert result.psp_reference
+    assert result.psp_reference.startswith("pi_")
+    assert seen == ["POST /v1/payment_intents -> 200"]
+
+
+async def test_stripe_mock_refuses_what_stripe_does_not_know(stripe_mock: StripeMock) -> None:
+    """The check above can fail: a parameter outside Stripe's description is a 400."""
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(
+            f"{stripe_mock.url}/v1/payment_intents",
+            headers={"Authorization": "Bearer sk_test_123", "Stripe-Version": stripe.API_VERSION},
+            data={
+                "amount": "100",
+                "currency": "eur",
+                "payment_method": "pm_card_visa",
+                "capture": "later",
+            },
+        )
+        assert resp.status_code == 400, resp.text
+        old = await http.post(
+            f"{stripe_mock.url}/v1/payment_intents",
+            headers={"Authorization": "Bearer sk_test_123", "Stripe-Version": "2020-08-27"},
+            data={"amount": "100", "currency": "eur"},
+        )
+        assert old.status_code == 400, old.text
+
+
+async def test_a_card_without_a_client_token_is_not_sent(
+    wire: tuple[stripe.StripeAdapter, list[str]],
+) -> None:
+    adapter, seen = wire
+    assert not adapter.accepts("card", None)
+    result = await adapter.authorize(
+        checkout_id="co-x", amount=100, currency="EUR", method="card", key="k-x", token=None
+    )
+    assert result.outcome == "rejected"
+    assert seen == []
