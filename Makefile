@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup lint typecheck imports unit test bench crds golden clean
+.PHONY: help setup lint typecheck imports unit test bench crds golden clean image
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ test: lint typecheck imports  ## everything CI runs: lint, types, layers, all te
 
 bench:  ## benchmarks (print p50/p95/p99, throughput, RSS)
 	$(BIN)/pytest -m bench -s tests/bench
+
+image:  ## the operator and services images (podman, no Docker; cached by content hash)
+	time hack/stack build --only images
 
 crds:  ## regenerate crds/ (and the Helm chart's copy in files/crds/, templated by templates/crds.yaml) from the API models
 	$(BIN)/checkout-operator crds --output-dir crds

@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 apt_packages=(postgresql redis-server openjdk-17-jdk-headless maven python3-venv ca-certificates)
 # tests/demo: the GameDay report (HTML) is opened in headless Chromium
 apt_packages+=(chromium)
+# the images (`make image`): podman/buildah with runc (crun fails on hybrid cgroups), a base
+# root filesystem from Debian packages (mmdebstrap), slirp4netns for pods' own network namespaces
+apt_packages+=(podman buildah mmdebstrap runc slirp4netns)
+# a real node for the stack: containerd (CRI v1) + runc; catatonit is the pod sandbox image
+apt_packages+=(containerd catatonit)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -219,7 +219,9 @@ class Kubelet:
                 "in this build; not started"
             )
             return None
-        pod.argv = [str(SERVICES_BIN), *command[1:], "--port", str(pod.port)]
+        # local processes share the host's network: loopback only, a port of their own (the
+        # last --host/--port wins over the Deployment's `--host 0.0.0.0`)
+        pod.argv = [str(SERVICES_BIN), *command[1:], "--host", "127.0.0.1", "--port", str(pod.port)]
         for key, value in self.host_env.items():
             env.setdefault(key, value)
         return pod

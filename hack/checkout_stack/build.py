@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from checkout_stack import argocd_lua, paths, versions
+from checkout_stack import argocd_lua, images, paths, versions
 from checkout_stack.components.kafka import bootstrap_template, build_cds_archive, cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
@@ -83,6 +83,8 @@ def build_kubernetes() -> str:
             "k8s.io/kubernetes/cmd/kube-controller-manager",
             "k8s.io/kubernetes/cmd/kube-scheduler",
             "k8s.io/kubernetes/cmd/kubectl",
+            # the real node's kubelet: one build with the control plane shares its compile
+            "k8s.io/kubernetes/cmd/kubelet",
             "go.etcd.io/etcd/server/v3",
         ],
         paths.logs_dir() / "build-kubernetes.log",
@@ -223,6 +225,8 @@ STEPS: dict[str, Callable[[], str]] = {
     "stripe-mock": build_stripe_mock,
     "argocd-lua": argocd_lua.build,
     "promtool": build_promtool,
+    # the project's images (podman on a Debian base), cached by the content hash of their inputs
+    "images": images.summary,
 }
 
 

@@ -72,6 +72,19 @@ class CA:
         )
         self.pair = self._write("ca", self.cert, self.key)
 
+    @classmethod
+    def load(cls, dir: Path) -> CA:
+        """The CA a control plane wrote to ``dir`` (ca.crt, ca.key), to issue more certs."""
+        ca = cls.__new__(cls)
+        ca.dir = dir
+        ca.cert = x509.load_pem_x509_certificate((dir / "ca.crt").read_bytes())
+        key = serialization.load_pem_private_key((dir / "ca.key").read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"{dir / 'ca.key'}: not an EC key")
+        ca.key = key
+        ca.pair = Pair(dir / "ca.crt", dir / "ca.key")
+        return ca
+
     @property
     def cert_pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)

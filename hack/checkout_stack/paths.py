@@ -52,12 +52,25 @@ def go_bin() -> Path:
     return Path(found)
 
 
-K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd")
+K8S_BINARIES = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "etcd",
+)
 
 
 def built_k8s_dir() -> Path:
     """Where `hack/stack build` puts the control-plane binaries, kubectl and etcd."""
     return cache_dir() / "bin" / f"k8s-{versions.KUBERNETES}"
+
+
+def kubelet_bin() -> Path:
+    """The kubelet, built by the same `go build` of the pinned k8s.io/kubernetes as the control
+    plane."""
+    return built_k8s_dir() / "kubelet"
 
 
 def kwok_bin() -> Path:

@@ -1,12 +1,13 @@
 """Structure of the repository's Dockerfile (a hadolint-like set of checks).
 
-No container engine runs here, so the image is never built in CI; these assertions keep the
-Dockerfile honest: pinned base, multi-stage, numeric non-root USER, no secrets, an ENTRYPOINT
-that is one of the project's console scripts.
+The images are built for real by `make image` (podman, tests/containers); these assertions keep
+the Dockerfile honest for Docker users too: pinned base, multi-stage, numeric non-root USER in
+both runtime stages, no secrets, ENTRYPOINTs that are the project's console scripts.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shlex
@@ -14,6 +15,7 @@ import tomllib
 from dataclasses import dataclass
 
 import example_data as helpers
+import pytest
 
 DOCKERFILE = helpers.ROOT / "Dockerfile"
 SECRETY = re.compile(r"(password|passwd|secret|token|api[_-]?key|private[_-]?key)", re.I)
@@ -71,20 +73,30 @@ def stages() -> list[tuple[str, str | None]]:
 
 def test_parser_sees_every_instruction() -> None:
     ops = [i.op for i in INSTRUCTIONS]
-    assert ops.count("FROM") == 2
+    assert ops.count("FROM") == 4
     assert ops[-2:] == ["ENTRYPOINT", "CMD"]
 
 
-def test_multi_stage_with_a_named_builder() -> None:
-    (_builder, builder_alias), (_final, final_alias) = stages()
-    assert builder_alias == "builder"
-    assert final_alias is None
+def test_multi_stage_builders_and_two_runtime_targets() -> None:
+    assert [alias for _, alias in stages()] == [
+        "builder",
+        "services-builder",
+        "services",
+        "operator",  # the last stage: what `docker build .` makes
+    ]
+    assert stages()[1][0] == "builder"  # the services' venv extends the operator's
     copies = [i.args for i in INSTRUCTIONS if i.op == "COPY" and "--from=" in i.args]
-    assert copies == ["--from=builder /opt/venv /opt/venv"]
+    assert copies == [
+        "--from=services-builder /opt/venv /opt/venv",
+        "--from=builder /opt/venv /opt/venv",
+    ]
 
 
 def test_base_images_are_pinned_slim_python() -> None:
+    aliases = {alias for _, alias in stages()}
     for image, _ in stages():
+        if image in aliases:
+            continue
         name, _, tag = image.partition(":")
         assert name == "python", image
         assert re.fullmatch(r"3\.1[1-9]\.\d+-slim-(bookworm|trixie)(@sha256:[0-9a-f]{64})?", tag), (
@@ -93,10 +105,18 @@ def test_base_images_are_pinned_slim_python() -> None:
         assert "latest" not in tag
 
 
-def test_final_stage_runs_as_numeric_non_root_user() -> None:
-    final_from = max(n for n, i in enumerate(INSTRUCTIONS) if i.op == "FROM")
-    users = [i.args for i in INSTRUCTIONS[final_from:] if i.op == "USER"]
-    assert users, "the final stage sets no USER (it would run as root)"
+def stage_instructions(alias: str) -> list[Instruction]:
+    starts = [n for n, i in enumerate(INSTRUCTIONS) if i.op == "FROM"] + [len(INSTRUCTIONS)]
+    for begin, end in itertools.pairwise(starts):
+        if INSTRUCTIONS[begin].args.split()[-1] == alias:
+            return INSTRUCTIONS[begin + 1 : end]
+    raise LookupError(alias)
+
+
+@pytest.mark.parametrize("target", ["operator", "services"])
+def test_runtime_stages_run_as_numeric_non_root_user(target: str) -> None:
+    users = [i.args for i in stage_instructions(target) if i.op == "USER"]
+    assert users, f"the {target} stage sets no USER (it would run as root)"
     uid, _, gid = users[-1].partition(":")
     assert uid.isdigit(), "numeric USER so runAsNonRoot can verify it"
     assert int(uid) >= 10000
@@ -114,14 +134,18 @@ def test_no_secrets_no_add_no_sudo() -> None:
             assert "wget" not in i.args, "nothing fetched outside pip"
 
 
-def test_entrypoint_is_a_console_script_of_the_project() -> None:
-    entry = next(i for i in INSTRUCTIONS if i.op == "ENTRYPOINT")
-    cmd = next(i for i in INSTRUCTIONS if i.op == "CMD")
+def test_entrypoints_are_console_scripts_of_the_project() -> None:
+    scripts = tomllib.loads((helpers.ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    operator = stage_instructions("operator")
+    entry = next(i for i in operator if i.op == "ENTRYPOINT")
+    cmd = next(i for i in operator if i.op == "CMD")
     argv = json.loads(entry.args)  # exec form, so signals reach the operator
     assert argv == ["checkout-operator"]
-    scripts = tomllib.loads((helpers.ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert argv[0] in scripts
     assert json.loads(cmd.args) == ["run", "--all-namespaces"]
+    services = next(i for i in stage_instructions("services") if i.op == "ENTRYPOINT")
+    assert json.loads(services.args) == ["checkout-services"]
+    assert "checkout-services" in scripts
 
 
 def test_builder_installs_the_wheel_into_a_venv_on_path() -> None:

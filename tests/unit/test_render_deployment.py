@@ -69,7 +69,7 @@ def test_payments_deployment_exact() -> None:
                             "image": "ghcr.io/example/checkout-services:0.1.0",
                             "imagePullPolicy": "IfNotPresent",
                             "command": ["checkout-services"],
-                            "args": ["payments"],
+                            "args": ["payments", "--host", "0.0.0.0"],
                             "ports": [
                                 {"name": "http", "containerPort": 8080, "protocol": "TCP"},
                             ],

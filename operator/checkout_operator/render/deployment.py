@@ -19,6 +19,9 @@ from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.render import gatewayconfig, hashing, labels, leaseaccess, pods, psp
 
 SERVICES_COMMAND: Final = "checkout-services"
+# The services listen on 127.0.0.1 unless told otherwise (right for a laptop, wrong in a pod):
+# the kubelet probes, and the Services route to, the pod's IP.
+LISTEN_ALL: Final = "0.0.0.0"  # noqa: S104 (a pod's own network namespace)
 PRINCIPAL_KEY_COMPONENTS: Final = frozenset({"gateway", "orders", "cart"})
 """The gateway signs the principal with ``CHECKOUT_GATEWAY_KEY``; orders and cart check it."""
 
@@ -119,7 +122,7 @@ def build(
         "image": spec.services.image,
         "imagePullPolicy": spec.services.image_pull_policy,
         "command": [SERVICES_COMMAND],
-        "args": [component],
+        "args": [component, "--host", LISTEN_ALL],
         "ports": [
             # API, health and /metrics: the services listen on this one port
             {"name": "http", "containerPort": region_config.SERVICE_PORT, "protocol": "TCP"},
