@@ -118,3 +118,17 @@ LEADER: Final = gauge(
     "1 while this replica holds the operator's leader Lease (and works), 0 while it stands by.",
     ["lease"],
 )
+
+
+# -- remote clusters (checkout_operator.reconcile.remote_watch) -------------------------------
+
+REMOTE_REACHABLE: Final = gauge(
+    "checkout_operator_remote_cluster_reachable",
+    "1 when the CheckoutRegion's remote cluster answers (RemoteClusterReachable True), else 0.",
+    ["namespace", "name"],
+)
+REMOTE_WATCHES: Final = gauge(
+    "checkout_operator_remote_watches",
+    "Watches open on each remote cluster (one per child kind, shared by its regions).",
+    ["secret"],
+)

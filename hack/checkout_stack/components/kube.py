@@ -103,6 +103,7 @@ class ControlPlane:
     procs: list[Proc] = field(default_factory=list)
     kubeconfig: Path = field(init=False)
     restricted_kubeconfig: Path = field(init=False)
+    ca: certs.CA | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.kubeconfig = self.dir / "admin.kubeconfig"
@@ -153,7 +154,7 @@ class ControlPlane:
             raise MissingTool(f"{COMPONENT}[{self.name}]", f"kwok ({kwok})", FIX_BUILD)
         self.dir.mkdir(parents=True, exist_ok=True)
         pki = self.dir / "pki"
-        ca = certs.CA(pki, self.name)
+        ca = self.ca = certs.CA(pki, self.name)
         sa = certs.service_account_keys(pki)
         serving = ca.issue(
             "apiserver",
@@ -342,6 +343,37 @@ class ControlPlane:
         if self.with_kwok:
             self._wait_node_ready()
         return self
+
+    # -- for tests of clients: new credentials, the API server down and up ---------------------
+
+    def issue_kubeconfig(self, stem: str, user: str, orgs: tuple[str, ...] = ()) -> Path:
+        """A new kubeconfig (https, CA and a new client certificate inline) for ``user``."""
+        if self.ca is None:
+            raise StackError(f"{COMPONENT}[{self.name}]", "not started", fix="start it first")
+        pair = self.ca.issue(stem, user, orgs=orgs, client=True)
+        return _kubeconfig(
+            self.dir / f"{stem}.kubeconfig", self.name, self.server, self.ca.cert_pem, pair
+        )
+
+    @property
+    def _apiserver(self) -> Proc:
+        return next(p for p in self.procs if p.component.endswith("/kube-apiserver"))
+
+    def stop_apiserver(self) -> None:
+        """Stop the kube-apiserver only (etcd and the rest keep running)."""
+        self._apiserver.stop()
+
+    def start_apiserver(self, timeout: float = 90) -> None:
+        """Start the kube-apiserver again, on the same port with the same certificates."""
+        if self.ca is None:
+            raise StackError(f"{COMPONENT}[{self.name}]", "not started", fix="start it first")
+        proc = self._apiserver.start()
+        admin = self.dir / "pki"
+        ctx = ssl.create_default_context(cafile=str(self.ca.pair.cert))
+        ctx.load_cert_chain(str(admin / "admin.crt"), str(admin / "admin.key"))
+        proc.wait_ready(
+            lambda: https_ok(f"{self.server}/readyz", ctx), timeout=timeout, what="ready (/readyz)"
+        )
 
     def _proc(self, what: str, argv: list[str]) -> Proc:
         proc = Proc(

@@ -10,6 +10,7 @@ checked before anything in it is used (no file it names is read, no server it na
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any, Final
@@ -83,23 +84,28 @@ class RemoteClients:
     def __init__(self, local: client.KubeClient) -> None:
         self._local = local
         self._clients: dict[tuple[str, str, str], tuple[str, client.KubeClient]] = {}
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
     async def get(self, namespace: str, name: str, key: str = KUBECONFIG_KEY) -> client.KubeClient:
-        creds, version = await credentials_from_secret(self._local, namespace, name, key)
-        cached = self._clients.get((namespace, name, key))
-        if cached is not None:
-            cached_version, cached_client = cached
-            if cached_version == version:
-                return cached_client
-            await cached_client.aclose()
-        remote = client.KubeClient(
-            creds,
-            field_manager=self._local.field_manager,
-            name=f"remote ({namespace}/{name})",
-            on_write=self._local.on_write,
-        )
-        self._clients[(namespace, name, key)] = (version, remote)
-        return remote
+        """The client of the kubeconfig now in the Secret: a changed Secret (resourceVersion)
+        builds a new one and closes the old one's connections. One caller at a time per
+        Secret (reconciles and the remote watches ask concurrently): one client per version."""
+        ident = (namespace, name, key)
+        async with self._locks.setdefault(ident, asyncio.Lock()):
+            creds, version = await credentials_from_secret(self._local, namespace, name, key)
+            cached = self._clients.get(ident)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            remote = client.KubeClient(
+                creds,
+                field_manager=self._local.field_manager,
+                name=f"remote ({namespace}/{name})",
+                on_write=self._local.on_write,
+            )
+            self._clients[ident] = (version, remote)
+            if cached is not None:
+                await cached[1].aclose()
+            return remote
 
     def write_count(self) -> int:
         """Write requests sent to every remote cluster so far."""

@@ -6,6 +6,9 @@
   region soon. Bursts are coalesced (one reconcile per region per ``debounce`` seconds).
 - ``route_changed``: re-reconcile exactly the regions a PSPRoute selected or selects, then
   write the route's status.
+- remote clusters: ``remote_watches`` (one watch per remote cluster and child kind, shared by
+  the regions using it) pokes a region on its remote children's events and keeps its
+  ``RemoteClusterReachable`` condition.
 - ``region_deleted``: clean up the children of a remote region (local ones are garbage
   collected through their owner references).
 """
@@ -20,7 +23,15 @@ from typing import Any
 import checkout_tasks as tasks
 from checkout_kube import errors as kerrors
 from checkout_operator.api import load
-from checkout_operator.reconcile import failover, index, leader, region, replication, status
+from checkout_operator.reconcile import (
+    failover,
+    index,
+    leader,
+    region,
+    remote_watch,
+    replication,
+    status,
+)
 
 logger = logging.getLogger("checkout_operator.reconcile")
 
@@ -106,6 +117,7 @@ class Controller:
         self._loops = tasks.Supervisor(logger)
         self.failover: failover.Engine | None = None
         self.leader: leader.Leader | None = None
+        self.remote_watches = remote_watch.RemoteWatches(ctx, self.debouncer.poke)
 
     async def reconcile(self, ref: index.Ref) -> region.Result:
         return await region.reconcile_region(self.ctx, ref)
@@ -126,6 +138,7 @@ class Controller:
         )
 
     async def region_changed(self, body: Mapping[str, Any], *, peers: bool = True) -> region.Result:
+        self.remote_watches.track(body)
         result = await self.reconcile(index.ref(body))
         if peers:
             for peer in await self._fleet_peers(body):
@@ -139,7 +152,9 @@ class Controller:
         return deleted
 
     async def region_gone(self, body: Mapping[str, Any]) -> None:
-        """A region is gone: its fleet peers' routing changes."""
+        """A region is gone: its fleet peers' routing changes; its remote cluster may go
+        unwatched."""
+        self.remote_watches.forget(index.ref(body))
         for peer in await self._fleet_peers(body):
             self.debouncer.poke(peer)
 
@@ -220,6 +235,7 @@ class Controller:
         bodies: list[dict[str, Any]] = []
         for ns in namespaces if namespaces is not None else [None]:
             bodies += await self.ctx.client.list(region.API_VERSION, region.REGION_KIND, ns)
+        self.remote_watches.sync(bodies)
         return [
             await region.reconcile_region(self.ctx, r, priority=region.BACKGROUND)
             for r in sorted(index.ref(b) for b in bodies)
@@ -302,6 +318,7 @@ class Controller:
         if self.failover is not None:
             await self.failover.ctx.client.aclose()
         await self._loops.aclose()
+        await self.remote_watches.aclose()
         await self.debouncer.aclose()
         if self.ctx.remotes is not None:
             await self.ctx.remotes.aclose()
