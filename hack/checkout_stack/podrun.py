@@ -259,7 +259,7 @@ class PodRunner:
         argv += self._security(name, sc)
         mounts, mount_args = self._volumes(name, spec, container, pod_dir, pod_sc.get("fsGroup"))
         argv += mount_args
-        env = self._env(container)
+        env = self._env(container, name)
         ports = {p["containerPort"]: p["containerPort"] for p in container.get("ports") or ()}
         net_argv = None
         if self.network == "host":
@@ -379,7 +379,7 @@ class PodRunner:
             points.add(SA_DIR)
         return points, args
 
-    def _env(self, container: dict[str, Any]) -> dict[str, str]:
+    def _env(self, container: dict[str, Any], pod_name: str) -> dict[str, str]:
         env: dict[str, str] = {}
         for source in container.get("envFrom") or ():
             if "configMapRef" in source:
@@ -399,8 +399,11 @@ class PodRunner:
                 env[item["name"]] = self._configmap_data(ref["name"])[ref["key"]].decode()
             elif "fieldRef" in value_from and value_from["fieldRef"]["fieldPath"] in (
                 "metadata.namespace",
+                "metadata.name",
             ):
-                env[item["name"]] = self.namespace
+                # the downward API: what a kubelet fills in (the chart's POD_NAME/POD_NAMESPACE)
+                field = value_from["fieldRef"]["fieldPath"]
+                env[item["name"]] = self.namespace if field == "metadata.namespace" else pod_name
             else:
                 raise StackError(COMPONENT, f"env {item['name']}: {value_from}",
                                  fix="extend podrun for this env source")  # fmt: skip

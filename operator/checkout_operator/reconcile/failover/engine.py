@@ -239,11 +239,20 @@ class Engine:
         when it takes over) but decides nothing."""
         only = set(namespaces) if namespaces is not None else None
         if self.watcher is None:
-            ns = namespaces[0] if namespaces is not None and len(namespaces) == 1 else None
-            self.watcher = Watcher(self.ctx.client, ns, self._wake.set)
-            self._tasks.start("failover region watch", self.watcher.watch_regions)
-            if self.watch_leases:
-                self._tasks.start("failover lease watch", self.watcher.watch_leases)
+            # one watch per watched namespace (cluster-wide only when every namespace is
+            # watched): the operator's RBAC may be per namespace
+            scopes: list[str | None] = list(namespaces) if namespaces else [None]
+            self.watcher = Watcher(self.ctx.client, scopes[0], self._wake.set)
+            for ns in scopes:
+                watcher = (
+                    self.watcher
+                    if ns == scopes[0]
+                    else Watcher(self.ctx.client, ns, self._wake.set, self.watcher.regions)
+                )
+                where = ns or "all namespaces"
+                self._tasks.start(f"failover region watch ({where})", watcher.watch_regions)
+                if self.watch_leases:
+                    self._tasks.start(f"failover lease watch ({where})", watcher.watch_leases)
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._timeout()):

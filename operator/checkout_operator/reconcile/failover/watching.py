@@ -108,11 +108,17 @@ def fleets(members: Sequence[Member]) -> dict[str, list[Member]]:
 
 class Watcher:
     def __init__(
-        self, client: kclient.KubeClient, namespace: str | None, wake: Callable[[], None]
+        self,
+        client: kclient.KubeClient,
+        namespace: str | None,
+        wake: Callable[[], None],
+        regions: RegionIndex | None = None,
     ) -> None:
         self.client = client
         self.namespace = namespace
-        self.regions = RegionIndex()
+        self.regions = regions if regions is not None else RegionIndex()
+        """Shared by the watchers of several namespaces (one per watched namespace: an operator
+        with per-namespace RBAC may not list CheckoutRegions cluster-wide)."""
         self._wake = wake
         self._lease_states: dict[str, tuple[str, int, str, int]] = {}
 
