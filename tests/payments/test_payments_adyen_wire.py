@@ -172,6 +172,7 @@ async def test_card_payment_and_its_modifications_match_the_descriptions(
         psp_reference=ref, checkout_id=c, amount=500, currency="EUR", key=f"{c}:r"
     )
     assert refund.outcome == "pending"
+    assert refund.modification  # the refund's own pspReference: REFUND names it
     assert problems == []
     sent = await notifications(2)
     codes = [n["notificationItems"][0]["NotificationRequestItem"]["eventCode"] for n in sent]
@@ -187,6 +188,7 @@ async def test_card_payment_and_its_modifications_match_the_descriptions(
         # and the service reads and verifies them with the same key
         [event] = webhook_schemes.adyen_events(json.dumps(n).encode(), [HMAC_KEY])
         assert (event.reference, event.psp_reference) == (c, ref)
+        assert event.modification in (cap.modification, refund.modification)
 
 
 @pytest.mark.parametrize(

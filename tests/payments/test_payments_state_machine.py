@@ -36,6 +36,12 @@ LEGAL = {
     (S.CAPTURED, S.REFUNDED),
     (S.PARTIALLY_REFUNDED, S.PARTIALLY_REFUNDED),
     (S.PARTIALLY_REFUNDED, S.REFUNDED),
+    # a refund that fails after it succeeded gives the money back
+    (S.REFUNDED, S.PARTIALLY_REFUNDED),
+    (S.REFUNDED, S.CAPTURED),
+    (S.PARTIALLY_REFUNDED, S.CAPTURED),
+    # /payments/details answered with a further shopper action
+    (S.REQUIRES_ACTION, S.REQUIRES_ACTION),
 }
 ALL_PAIRS = list(itertools.product(S, S))
 
@@ -65,6 +71,10 @@ def test_every_illegal_transition_is_refused(current: S, target: S) -> None:
 @pytest.mark.parametrize("state", sorted(sm.TERMINAL))
 def test_terminal_states_go_nowhere(state: S) -> None:
     assert all(not sm.can(state, t) for t in S)
+
+
+def test_the_terminal_states_are_declined_and_voided() -> None:
+    assert {S.DECLINED, S.VOIDED} == sm.TERMINAL
 
 
 def test_no_way_back_from_captured_to_authorized_or_voided() -> None:

@@ -58,6 +58,7 @@ async def test_card_authorize_capture_void_refund_are_accepted(
         psp_reference=ref, checkout_id="co-1", amount=500, currency="EUR", key="k-ref"
     )
     assert refund.psp_reference == ref
+    assert (refund.modification or "").startswith("re_")  # the Refund's id: its webhooks name it
     found = await adapter.retrieve(psp_reference=ref)
     assert found is not None
     assert found.psp_reference == ref

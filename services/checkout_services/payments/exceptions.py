@@ -103,3 +103,9 @@ class NotReady(PaymentsError):
 
 class NotLeaseHolder(PaymentsError):
     status, slug, title = 409, "not-lease-holder", "This region holds no write lease for the market"
+
+
+class RefundFailed(PaymentsError):
+    """The provider refused or failed this refund id for good: a new refund needs a new id."""
+
+    status, slug, title = 409, "refund-failed", "This refund failed at the provider"

@@ -57,10 +57,19 @@ TRANSITIONS: Final[frozenset[tuple[PaymentState, PaymentState]]] = frozenset(
         (S.CAPTURED, S.REFUNDED),
         (S.PARTIALLY_REFUNDED, S.PARTIALLY_REFUNDED),
         (S.PARTIALLY_REFUNDED, S.REFUNDED),
+        # a refund that failed after it succeeded (Stripe refund.updated -> failed, Adyen
+        # REFUND_FAILED after REFUND): the money is back with the shopper's payment
+        (S.REFUNDED, S.PARTIALLY_REFUNDED),
+        (S.REFUNDED, S.CAPTURED),
+        (S.PARTIALLY_REFUNDED, S.CAPTURED),
+        # the shopper's details answered with a further action (Adyen IdentifyShopper ->
+        # ChallengeShopper): still waiting, with the new action
+        (S.REQUIRES_ACTION, S.REQUIRES_ACTION),
     }
 )
 
-TERMINAL: Final = frozenset({S.DECLINED, S.VOIDED, S.REFUNDED})
+TERMINAL: Final = frozenset({S.DECLINED, S.VOIDED})
+"""No way out. REFUNDED is not: a provider may fail a refund after it succeeded."""
 
 
 class IllegalTransition(Exception):

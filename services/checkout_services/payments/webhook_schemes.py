@@ -53,6 +53,9 @@ class Event:
     amount: int | None = None
     account: str | None = None
     """The merchant account the event is about, when the body says (Adyen)."""
+    modification: str | None = None
+    """A capture/refund's own id at the provider (Adyen's pspReference of the modification,
+    the Stripe Refund id): tells apart two refunds of one payment."""
 
 
 def verify_timestamped(
@@ -134,6 +137,12 @@ STRIPE_INTENT_EVENTS: dict[str, Kind] = {
     "payment_intent.canceled": "voided",
 }
 
+STRIPE_REFUND_STATUS: dict[str, Kind] = {
+    "succeeded": "refunded",
+    "failed": "refund_failed",
+    "canceled": "refund_failed",
+}
+
 
 def stripe_events(body: bytes) -> list[Event]:
     event = _json(body)
@@ -145,8 +154,9 @@ def stripe_events(body: bytes) -> list[Event]:
     if not isinstance(obj, dict):
         raise exceptions.PaymentsError("webhook body is not a Stripe event")
     if obj.get("object") == "refund":
-        status = obj.get("status")
-        kind: Kind | None = {"succeeded": "refunded", "failed": "refund_failed"}.get(str(status))  # type: ignore[assignment]
+        # refund.created / refund.updated / refund.failed: the Refund's status decides
+        # (pending and requires_action are not verdicts yet).
+        kind = STRIPE_REFUND_STATUS.get(str(obj.get("status")))
         meta = obj.get("metadata") or {}
         return [
             Event(
@@ -155,6 +165,7 @@ def stripe_events(body: bytes) -> list[Event]:
                 str(meta.get("checkout_id", "")),
                 str(obj.get("payment_intent", "")),
                 int(obj.get("amount") or 0),
+                modification=str(obj["id"]) if obj.get("id") else None,
             )
         ]
     meta = obj.get("metadata") or {}
@@ -210,6 +221,7 @@ def adyen_events(body: bytes, hex_keys: Sequence[str]) -> list[Event]:
                 str(original) if original else psp,
                 int(amount) if isinstance(amount, int) else None,
                 str(item.get("merchantAccountCode", "")) or None,
+                modification=psp if original else None,
             )
         )
     return events

@@ -8,7 +8,8 @@ What each event does (events come from :mod:`webhook_schemes`):
 - capture_failed: capture_pending -> capture_failed; the orders saga, polling the payment,
   compensates and sends PAYMENT_CAPTURE_FAILED to its DLQ.
 - voided / void_failed: void_pending -> voided, or back to authorized.
-- refunded: the refunded amount grows; refund_failed: nothing moved (recorded).
+- refunded / refund_failed: settle the refund they name (:mod:`refund_ledger`): the
+  refunded amount grows, or the amount the open refund held is refundable again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from checkout_contract import payments as config
-from checkout_services.payments import db, exceptions
+from checkout_services.payments import db, exceptions, refund_ledger
 from checkout_services.payments import state_machine as sm
 from checkout_services.payments import webhook_schemes as ws
 from checkout_services.payments.service import PaymentsService
@@ -79,6 +80,8 @@ async def apply(svc: PaymentsService, provider: config.Provider, event: ws.Event
         )
     if payment.psp_reference is not None and payment.psp_reference != event.psp_reference:
         return {"outcome": "ignored"}  # about another attempt (e.g. a stray authorization)
+    if event.kind in ("refunded", "refund_failed"):
+        return await apply_refund(svc, payment, event)
     move = target_of(payment, event)
     if move is None:
         return {"outcome": "stale", "kind": event.kind}
@@ -144,11 +147,25 @@ def target_of(payment: db.Payment, event: ws.Event) -> tuple[S, dict[str, Any]] 
         return S.VOIDED, {}
     if kind == "void_failed":
         return (S.AUTHORIZED, {}) if state == S.VOID_PENDING else None
-    if kind == "refunded":
-        amount = event.amount or 0
-        refunded = payment.refunded_amount + amount
-        if amount <= 0 or refunded > payment.captured_amount:
-            return None
-        goal = S.REFUNDED if refunded == payment.captured_amount else S.PARTIALLY_REFUNDED
-        return goal, {"refunded_amount": refunded}
-    return None  # refund_failed: no money moved; the refund attempt stays for the operator
+    return None  # refunds: apply_refund
+
+
+async def apply_refund(
+    svc: PaymentsService, payment: db.Payment, event: ws.Event
+) -> dict[str, Any]:
+    """The refund the event names is settled; a refund we never asked for (made at the
+    provider's dashboard) is recorded first, if it fits."""
+    pool = svc.repo.pool
+    attempt_id = await refund_ledger.attempt_for(
+        pool, payment.checkout_id, event.modification, event.amount
+    )
+    if attempt_id is None and event.kind == "refunded" and event.modification and event.amount:
+        attempt_id = await refund_ledger.record_foreign(
+            pool, payment, event.modification, event.amount
+        )
+    if attempt_id is None:
+        return {"outcome": "stale", "kind": event.kind}
+    verdict: refund_ledger.Verdict = "succeeded" if event.kind == "refunded" else "failed"
+    if not await refund_ledger.settle(pool, attempt_id, verdict, modification=event.modification):
+        return {"outcome": "stale", "kind": event.kind}
+    return {"outcome": "applied", "state": (await svc.get(payment.checkout_id)).state.value}

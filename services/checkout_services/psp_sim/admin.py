@@ -39,6 +39,8 @@ FAULT_KINDS = {
     "capture_failure",
     "rate_limit",
     "transient_5xx",
+    "refund_pending",
+    "refund_failure",
 }
 
 

@@ -219,13 +219,18 @@ class AdyenRoutes:
                     or value > p.captured - p.refunded
                 ):
                     return adyen_error(422, "167", "Refund amount exceeds the captured amount")
-                p.refunded += value
-                if p.refunded == p.captured:
-                    p.status = "refunded"
-                p.history.append(f"refunded:{value}")
+                if faults.refund_failure:
+                    p.history.append(f"refund_failed:{value}")  # REFUND success=false
+                else:
+                    p.refunded += value
+                    if p.refunded == p.captured:
+                        p.status = "refunded"
+                    p.history.append(f"refunded:{value}")
             modification = f"{secrets.randbelow(10**16):016d}"
             event = {"capture": "CAPTURE", "cancel": "CANCELLATION", "refund": "REFUND"}
-            failed = operation == "capture" and faults.capture_failure
+            failed = (operation == "capture" and faults.capture_failure) or (
+                operation == "refund" and faults.refund_failure
+            )
             send_notification(sim, p, event[operation], modification, value, success=not failed)
             answer: JsonDict = {
                 "merchantAccount": acct.account,
@@ -308,7 +313,7 @@ def send_notification(
         "merchantReference": payment.reference,
         "originalReference": payment.id if psp_reference != payment.id else None,
         "pspReference": psp_reference,
-        "reason": "" if success else "Capture failed at the acquirer",
+        "reason": "" if success else f"{event_code.title()} failed at the acquirer",
         "success": "true" if success else "false",
     }
     if item["originalReference"] is None:  # an AUTHORISATION is about the payment itself

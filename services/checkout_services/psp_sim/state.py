@@ -34,6 +34,8 @@ FaultKind = Literal[
     "capture_failure",
     "rate_limit",
     "transient_5xx",
+    "refund_pending",
+    "refund_failure",
 ]
 DeclineClass = Literal["soft", "hard", "fraud"]
 
@@ -101,6 +103,11 @@ class Faults:
     """429 before anything runs (the key stays free)."""
     transient_5xx: bool = False
     """500 before anything runs; Adyen marks it ``Transient-Error: true``."""
+    refund_pending: bool = False
+    """refund: Stripe answers a ``pending`` Refund that succeeds later (refund.updated)."""
+    refund_failure: bool = False
+    """refund: accepted, then failed (Stripe ``pending`` -> ``failed``; Adyen REFUND
+    success=false)."""
 
 
 @dataclass
@@ -129,6 +136,8 @@ class Payment:
     decline_class: str | None = None
     captured: int = 0
     refunded: int = 0
+    refunding: int = 0
+    """Refunds accepted and not settled yet: they count against what can be refunded."""
     voided: bool = False
     created: float = field(default_factory=time.time)
     history: list[str] = field(default_factory=list)
@@ -147,6 +156,7 @@ class Payment:
             "declineClass": self.decline_class,
             "captured": self.captured,
             "refunded": self.refunded,
+            "refunding": self.refunding,
             "voided": self.voided,
             "history": list(self.history),
         }
@@ -195,7 +205,14 @@ class SimState:
                 out.webhook_delay_ms = max(out.webhook_delay_ms, rule.latency_ms)
             elif rule.kind == "webhook_duplicate":
                 out.webhook_duplicate = True
-            elif rule.kind in ("three_ds", "capture_failure", "rate_limit", "transient_5xx"):
+            elif rule.kind in (
+                "three_ds",
+                "capture_failure",
+                "rate_limit",
+                "transient_5xx",
+                "refund_pending",
+                "refund_failure",
+            ):
                 setattr(out, rule.kind, True)
         return out
 

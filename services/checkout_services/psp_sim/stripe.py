@@ -227,30 +227,37 @@ class StripeRoutes:
                 return stripe_error(
                     404, "invalid_request_error", "No such payment_intent", code="resource_missing"
                 )
-            amount = int(form.get("amount", p.captured - p.refunded))
-            if (
-                p.status not in ("captured", "refunded")
-                or amount <= 0
-                or amount > p.captured - p.refunded
-            ):
+            refundable = p.captured - p.refunded - p.refunding
+            amount = int(form.get("amount", refundable))
+            if p.status not in ("captured", "refunded") or amount <= 0 or amount > refundable:
                 return stripe_error(
                     400,
                     "invalid_request_error",
                     "Refund amount exceeds the captured amount",
                     code="amount_too_large",
                 )
-            p.refunded += amount
-            if p.refunded == p.captured:
-                p.status = "refunded"
-            p.history.append(f"refunded:{amount}")
-            return 200, {
+            refund: JsonDict = {
                 "id": sim.state.new_id("re_"),
                 "object": "refund",
                 "amount": amount,
                 "payment_intent": p.id,
                 "status": "succeeded",
                 "currency": p.currency.lower(),
+                "metadata": {
+                    k[len("metadata[") : -1]: v for k, v in params if k.startswith("metadata[")
+                },
             }
+            if faults.refund_pending or faults.refund_failure:
+                # Stripe: a Refund may stay pending, then succeed or fail (refund.updated).
+                p.refunding += amount
+                refund["status"] = "pending"
+                sim.schedule(refund_settles(sim, p, dict(refund), not faults.refund_failure))
+                return 200, refund
+            p.refunded += amount
+            if p.refunded == p.captured:
+                p.status = "refunded"
+            p.history.append(f"refunded:{amount}")
+            return 200, refund
 
         return await sim.idempotent(
             provider="stripe",
@@ -343,3 +350,37 @@ async def shopper_authenticates(sim: Sim, payment: st.Payment) -> None:
     payment.status = "authorized"
     payment.history.append("authorized")
     send_event(sim, payment, "payment_intent.amount_capturable_updated")
+
+
+async def refund_settles(sim: Sim, payment: st.Payment, refund: JsonDict, ok: bool) -> None:
+    """A pending Refund reaches its final status after autoCompleteMs: ``refund.updated``
+    (and ``refund.failed`` when it failed), ``data.object`` the Refund."""
+    await asyncio.sleep(max(sim.auto_complete_ms, 0) / 1000)
+    amount = int(refund["amount"])
+    payment.refunding -= amount
+    if ok:
+        payment.refunded += amount
+        if payment.refunded == payment.captured:
+            payment.status = "refunded"
+        payment.history.append(f"refunded:{amount}")
+        refund["status"] = "succeeded"
+    else:
+        payment.history.append(f"refund_failed:{amount}")
+        refund["status"] = "failed"
+        refund["failure_reason"] = "expired_or_canceled_card"
+    acct = sim.state.accounts.get((payment.provider, payment.account))
+    if acct is None or not acct.webhook_url:
+        return
+    for event_type in ("refund.updated",) + (() if ok else ("refund.failed",)):
+        event = {
+            "id": sim.state.new_id("evt_"),
+            "object": "event",
+            "api_version": STRIPE_API_VERSION,
+            "created": int(sim.state.now()),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+            "data": {"object": refund},
+        }
+        sim.deliver_later(payment, acct, json.dumps(event).encode(), "Stripe-Signature")

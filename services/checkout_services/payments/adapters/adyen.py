@@ -216,7 +216,8 @@ class AdyenAdapter(base.HTTPAdapter):
         body = base.json_body(resp)
         if resp.status_code in (200, 201) and body.get("status") == "received":
             # Accepted for processing: the outcome arrives by webhook.
-            return base.PSPResult("pending", psp_reference, None, reason=body.get("pspReference"))
+            mod = body.get("pspReference")
+            return base.PSPResult("pending", psp_reference, None, reason=mod, modification=mod)
         return self.rejected(resp, psp_reference)
 
     async def capture(

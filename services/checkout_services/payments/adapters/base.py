@@ -130,6 +130,9 @@ class PSPResult:
     decline_class: DeclineClass | None = None
     reason: str | None = None
     action: dict[str, Any] | None = None
+    modification: str | None = None
+    """The provider's id of a capture/cancel/refund (Adyen's modification pspReference, a
+    Stripe Refund id): its webhook names it."""
 
 
 @dataclass(frozen=True)

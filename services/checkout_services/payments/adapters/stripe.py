@@ -100,12 +100,13 @@ def refund_verdict(refund: dict[str, Any], psp_reference: str) -> base.PSPResult
     """A Refund object: ``succeeded`` is done; ``pending``/``requires_action`` wait for the
     ``refund.updated`` webhook; ``failed``/``canceled`` did not move money."""
     s = refund.get("status")
+    rid = str(refund["id"]) if refund.get("id") else None
     if s == "succeeded":
-        return base.PSPResult("approved", psp_reference, "refunded")
+        return base.PSPResult("approved", psp_reference, "refunded", modification=rid)
     if s in ("pending", "requires_action"):
-        return base.PSPResult("pending", psp_reference, None, reason=str(refund.get("id")))
+        return base.PSPResult("pending", psp_reference, None, reason=rid, modification=rid)
     reason = str(refund.get("failure_reason") or s or "refund failed")
-    return base.PSPResult("rejected", psp_reference, None, reason=reason)
+    return base.PSPResult("rejected", psp_reference, None, reason=reason, modification=rid)
 
 
 def is_lock_timeout(resp: httpx.Response) -> bool:

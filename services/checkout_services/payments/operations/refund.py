@@ -1,54 +1,38 @@
-"""Refund (all or part of a capture): one PSP key per client refund id, same provider/endpoint."""
+"""Refund (all or part of a capture): one PSP key per client refund id, same provider/endpoint.
+
+The refund is counted against what can still be refunded before it is sent
+(:mod:`~checkout_services.payments.refund_ledger`), so a refund still pending at the provider
+holds its amount: two refund requests never refund more than was captured, whatever their
+timing. A refund the provider refuses or fails gives the amount back.
+"""
 
 from __future__ import annotations
 
-from checkout_services.payments import db, exceptions, keys, schemas
-from checkout_services.payments import state_machine as sm
+from checkout_services.payments import db, exceptions, keys, refund_ledger, schemas
 from checkout_services.payments.adapters import base
 from checkout_services.payments.service import PaymentsService
-from checkout_services.payments.state_machine import PaymentState as S
 
 
 async def refund(svc: PaymentsService, checkout_id: str, req: schemas.RefundRequest) -> db.Payment:
-    payment = await svc.get(checkout_id)
-    done = {a.attempt_scope: a for a in await svc.repo.attempts(checkout_id, "refund")}
-    previous = done.get(req.refund_id)
-    if previous is not None and previous.status in ("succeeded", "pending"):
-        if previous.amount != req.amount:
-            raise exceptions.CheckoutMismatch(
-                f"refund {req.refund_id!r} was for {previous.amount}", field="amount"
-            )
-        return payment
-    remaining = payment.captured_amount - payment.refunded_amount
-    target_state = S.REFUNDED if req.amount == remaining else S.PARTIALLY_REFUNDED
-    if not sm.can(payment.state, target_state):
-        raise exceptions.IllegalTransitionError(
-            f"cannot refund a {payment.state.value} payment", state=payment.state.value
-        )
-    if req.amount > remaining:
-        raise exceptions.InvalidAmount(
-            f"amount {req.amount} exceeds the refundable {remaining} {payment.currency}",
-            field="amount",
-        )
     async with svc.lease(checkout_id):
         payment = await svc.get(checkout_id)
-        if payment.psp_reference is None:
-            raise exceptions.PaymentIncomplete(
-                f"checkout {checkout_id!r} has no provider reference"
+        if payment.psp_reference is None:  # never authorized, so never captured
+            raise exceptions.IllegalTransitionError(
+                f"cannot refund a {payment.state.value} payment", state=payment.state.value
             )
         target = svc.payment_target(payment)
         key = keys.psp_idempotency_key(checkout_id, "refund", req.refund_id)
-        attempt = await svc.repo.start_attempt(
+        attempt = await refund_ledger.reserve(
+            svc.repo.pool,
             checkout_id=checkout_id,
-            operation="refund",
-            scope=req.refund_id,
-            provider=target.provider,
-            provider_type=target.type,
-            endpoint=target.endpoint,
-            account=target.account,
-            key=key,
+            refund_id=req.refund_id,
             amount=req.amount,
+            target=target,
+            key=key,
         )
+        if attempt is None:  # this refund id was accepted already: the same answer again
+            return payment
+        pool = svc.repo.pool
         try:
             result = await svc.adapter(target).refund(
                 psp_reference=payment.psp_reference,
@@ -58,20 +42,22 @@ async def refund(svc: PaymentsService, checkout_id: str, req: schemas.RefundRequ
                 key=key,
             )
         except base.PSPError as exc:
-            # Same refund id -> same key: a retry reaches the provider's dedup.
-            await svc.repo.finish_attempt(attempt.id, "unknown", failure_class=exc.failure_class)
+            # Same refund id -> same key: a retry reaches the provider's dedup. Until then the
+            # amount stays reserved (the refund may have happened).
+            await refund_ledger.settle(pool, attempt.id, "unknown", detail=exc.failure_class)
             raise exceptions.OutcomeUnknown(
                 f"refund {req.refund_id!r} outcome unknown; retry with the same refund_id"
             ) from None
+        mod = result.modification
         if result.outcome == "pending":
             # Accepted for processing (Adyen ``received``, a Stripe Refund ``pending``): the
-            # REFUND / REFUND_FAILED (refund.updated) webhook applies it.
-            await svc.repo.finish_attempt(attempt.id, "pending", detail=result.reason)
-            return payment
-        if result.outcome != "approved":
-            await svc.repo.finish_attempt(attempt.id, "rejected", detail=result.reason)
+            # REFUND / REFUND_FAILED (refund.updated) webhook settles it.
+            await refund_ledger.settle(pool, attempt.id, "pending", modification=mod)
+        elif result.outcome == "approved":
+            await refund_ledger.settle(pool, attempt.id, "succeeded", modification=mod)
+        else:
+            await refund_ledger.settle(
+                pool, attempt.id, "rejected", modification=mod, detail=result.reason
+            )
             raise exceptions.ProviderRejected(f"provider {target.provider!r} refused the refund")
-        await svc.repo.finish_attempt(attempt.id, "succeeded", psp_reference=payment.psp_reference)
-        remaining = payment.captured_amount - payment.refunded_amount
-        goal = S.REFUNDED if req.amount >= remaining else S.PARTIALLY_REFUNDED
-        return await svc.move(payment, goal, refunded_amount=payment.refunded_amount + req.amount)
+        return await svc.get(checkout_id)
