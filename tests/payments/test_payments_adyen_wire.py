@@ -37,6 +37,7 @@ API_KEY = "adyen_wire_" + uuid.uuid4().hex
 HMAC_KEY = os.urandom(32).hex()
 # (method, path suffix) -> (request schema, {status: response schema})
 OPERATIONS: dict[str, tuple[str, dict[int, str]]] = {
+    "/payments/details": ("PaymentDetailsRequest", {200: "PaymentDetailsResponse"}),
     "/payments": ("PaymentRequest", {200: "PaymentResponse"}),
     "/captures": ("PaymentCaptureRequest", {201: "PaymentCaptureResponse"}),
     "/cancels": ("PaymentCancelRequest", {201: "PaymentCancelResponse"}),
@@ -242,4 +243,38 @@ async def test_704_is_in_progress_and_a_modification_without_the_webhook_stays_p
             checkout_id=c, amount=100, currency="EUR", method="card", key=f"{c}:a", token=token
         )
     assert (await first).outcome == "approved"
+    assert problems == []
+
+
+async def test_details_after_3ds_match_the_description(
+    wire: tuple[adyen.AdyenAdapter, list[str]], sim: harness.Sim
+) -> None:
+    """RedirectShopper -> the shopper's redirectResult -> POST /payments/details: Authorised,
+    request and answer both valid against PaymentDetailsRequest / PaymentDetailsResponse."""
+    adapter, problems = wire
+    token = base.PaymentMethodToken(adyen=harness.TOKEN["adyen"], return_url=harness.RETURN_URL)
+    c = f"aw_{uuid.uuid4().hex[:12]}"
+    sim.faults({"kind": "three_ds", "provider": "adyen", "count": 1})
+    sim.admin("POST", "settings", {"autoCompleteMs": -1})
+    try:
+        auth = await adapter.authorize(
+            checkout_id=c, amount=300, currency="EUR", method="card", key=f"{c}:a", token=token
+        )
+        assert (auth.outcome, auth.reason) == ("pending", "RedirectShopper")
+        assert auth.action is not None
+        assert auth.action["type"] == "redirect"
+        assert auth.psp_reference is not None
+        back = sim.admin("POST", f"shopper/{auth.psp_reference}/complete", {})
+        result = await adapter.complete_action(
+            psp_reference=auth.psp_reference,
+            details={"redirectResult": back["redirectResult"]},
+            key=f"{c}:d",
+        )
+        assert (result.outcome, result.psp_reference) == ("approved", auth.psp_reference)
+        forged = await adapter.complete_action(
+            psp_reference=auth.psp_reference, details={"redirectResult": "forged"}, key=f"{c}:x"
+        )
+        assert forged.outcome == "rejected"
+    finally:
+        sim.admin("POST", "settings", {"autoCompleteMs": 5})
     assert problems == []

@@ -62,11 +62,14 @@ async def test_card_authorize_capture_void_refund_are_accepted(
     found = await adapter.retrieve(psp_reference=ref)
     assert found is not None
     assert found.psp_reference == ref
+    back = await adapter.complete_action(psp_reference=ref, details={}, key="k-details")
+    assert back.psp_reference == ref  # after requires_action: the intent read back
     assert [s.split(" -> ")[0] for s in seen] == [
         "POST /v1/payment_intents",
         f"POST /v1/payment_intents/{ref}/capture",
         f"POST /v1/payment_intents/{ref}/cancel",
         "POST /v1/refunds",
+        f"GET /v1/payment_intents/{ref}",
         f"GET /v1/payment_intents/{ref}",
     ]
 

@@ -45,6 +45,10 @@ class StripeMock:
                 str(binary),
                 "-http-addr",
                 f"127.0.0.1:{self.port}",
+                # stripe-mock also serves HTTPS, on :12112 unless told otherwise: a port of
+                # the system's choosing, so that several runs on one machine do not collide
+                "-https-addr",
+                "127.0.0.1:",
                 "-strict-version-check",
             ],
             log=self.dir / "stripe-mock.log",

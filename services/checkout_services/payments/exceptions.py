@@ -109,3 +109,9 @@ class RefundFailed(PaymentsError):
     """The provider refused or failed this refund id for good: a new refund needs a new id."""
 
     status, slug, title = 409, "refund-failed", "This refund failed at the provider"
+
+
+class DetailsRejected(PaymentsError):
+    """The provider refused the shopper's details (unknown, expired or already used)."""
+
+    status, slug, title = 422, "details-rejected", "The provider refused the shopper's details"

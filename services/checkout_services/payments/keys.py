@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final, Literal
 
-Operation = Literal["authorize", "capture", "void", "refund"]
+Operation = Literal["authorize", "details", "capture", "void", "refund"]
 MAX_KEY_LENGTH: Final = 64
 
 
@@ -19,8 +19,8 @@ def psp_idempotency_key(checkout_id: str, operation: Operation, scope: str = "")
 
     ``scope`` tells apart the distinct PSP operations of one checkout: the provider for an
     authorization (each provider is its own attempt), the retry round of a capture, the
-    client's refund id. Length-prefixing the checkout id keeps ``("a:b", "c")`` and
-    ``("a", "b:c")`` apart.
+    client's refund id, a digest of the shopper's details. Length-prefixing the checkout id
+    keeps ``("a:b", "c")`` and ``("a", "b:c")`` apart.
     """
     material = f"{len(checkout_id)}:{checkout_id}:{operation}:{scope}"
     return hashlib.sha256(material.encode()).hexdigest()

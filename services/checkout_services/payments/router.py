@@ -14,7 +14,7 @@ from checkout_services.common import errors, idempotency
 from checkout_services.payments import db, exceptions, reconcile, schemas, switchover, webhooks
 from checkout_services.payments.adapters import base
 from checkout_services.payments.deps import Service
-from checkout_services.payments.operations import authorize, capture, refund, void
+from checkout_services.payments.operations import authorize, capture, details, refund, void
 
 PROBLEM = errors.PROBLEM
 NOT_STORED = frozenset({"operation-in-progress", "idempotency-key-in-flight"})
@@ -136,6 +136,33 @@ async def authorize_payment(
     moves.check(body.country)  # a new authorization needs the market's write lease
     with moves.authorizing.track(body.country):  # in flight: the fencing ack waits for it
         return await run()
+
+
+@router.post(
+    "/v1/payments/{checkout_id}/details",
+    response_model=schemas.PaymentView,
+    responses=ERRORS,
+    summary="Complete a shopper action (redirect, 3-D Secure) with what the shopper came back with",
+    tags=["payments"],
+)
+async def payment_details(
+    checkout_id: str,
+    request: Request,
+    svc: Service,
+    body: schemas.DetailsRequest | None = None,
+    idempotency_key: IdemKey = None,
+) -> Response:
+    """Adyen: ``details`` (e.g. ``redirectResult`` from the return URL) go to its
+    /payments/details; Stripe: the PaymentIntent is read back. requires_action -> authorized,
+    declined (402), or requires_action with the next action."""
+    req = body or schemas.DetailsRequest()
+    return await idempotent(
+        svc,
+        request,
+        idempotency_key,
+        req.model_dump(mode="json"),
+        lambda: details.complete(svc, checkout_id, req),
+    )
 
 
 @router.post(

@@ -72,6 +72,30 @@ class RefundRequest(Strict):
     amount: Amount
 
 
+DetailName = Literal[
+    "MD",
+    "PaReq",
+    "PaRes",
+    "payload",
+    "redirectResult",
+    "returnUrlQueryString",
+    "threeDSResult",
+    "threeds2.challengeResult",
+    "threeds2.fingerprint",
+]
+"""Adyen's PaymentCompletionDetails fields that a redirect or 3-D Secure flow returns."""
+
+
+class DetailsRequest(Strict):
+    """What the shopper's browser brought back from the action (Adyen: the ``details`` for
+    /payments/details, e.g. ``redirectResult`` from the return URL). Stripe needs none: the
+    PaymentIntent is read back."""
+
+    details: dict[DetailName, Annotated[str, Field(min_length=1, max_length=20000)]] = Field(
+        default_factory=dict
+    )
+
+
 class PaymentView(BaseModel):
     checkout_id: str
     state: str

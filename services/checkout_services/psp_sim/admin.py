@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from checkout_services.psp_sim import adyen, stripe
 from checkout_services.psp_sim import state as st
 from checkout_services.psp_sim.core import (
     LOCAL_METHODS,
@@ -119,6 +120,7 @@ class AdminRoutes:
         state = self.sim.state
         state.keys.clear()
         state.payments.clear()
+        state.redirect_results.clear()
         state.faults.clear()
         state.clock_offset = 0.0
         state.webhooks_sent = state.webhooks_failed = state.requests = 0
@@ -145,6 +147,16 @@ class AdminRoutes:
             return self.sim.json(422, {"error": "outcome must be authorized or declined"})
         self.sim.complete_local(p, outcome)
         return self.sim.json(200, p.view())
+
+    async def shopper(self, request: Request) -> Response:
+        """A card shopper completes (or fails) 3-D Secure: what the browser brings back."""
+        p = self.sim.state.payments.get(request.path_params["pid"])
+        if p is None or p.provider not in ("stripe", "adyen") or p.status != "pending":
+            return self.sim.json(404, {"error": "no card payment waiting for its shopper"})
+        body = await read_json(request) or {}
+        passed = body.get("outcome", "authorized") == "authorized"
+        done = stripe.shopper_completes if p.provider == "stripe" else adyen.shopper_completes
+        return self.sim.json(200, done(self.sim, p, passed=passed))
 
     async def health(self, request: Request) -> Response:
         return self.sim.json(200, {"status": "ok"})

@@ -137,7 +137,8 @@ class AdyenRoutes:
                 }
             if faults.three_ds and method in ("scheme", "card"):
                 p.history.append("RedirectShopper")
-                sim.schedule(shopper_authenticates(sim, p))
+                if sim.auto_complete_ms >= 0:  # else the shopper acts through the admin API
+                    sim.schedule(shopper_authenticates(sim, p))
                 return 200, {
                     "pspReference": p.id,
                     "resultCode": "RedirectShopper",
@@ -254,40 +255,64 @@ class AdyenRoutes:
         )
 
     async def details(self, request: Request) -> Response:
+        """POST /payments/details: the ``details`` the shopper's browser brought back from a
+        redirect or a 3-D Secure challenge (``redirectResult``, ``threeDSResult``, ...) decide
+        the payment; the AUTHORISATION notification follows, as for any payment."""
         sim = self.sim
         ep = request.path_params["ep"]
         acct = sim.authenticate("adyen", request)
         if acct is None:
             return sim.unauthorized("adyen")
-        psp = request.path_params["psp"]
+        body = await read_json(request)
+        if body is None:
+            return sim.json(*adyen_error(400, "702", "Unable to parse JSON"))
+        scope = self.scope(acct, ep, request)
+        if isinstance(scope, Response):
+            return scope
+        details = body.get("details")
 
         def execute(faults: st.Faults) -> tuple[int, JsonDict]:
-            p = sim.state.payments.get(psp)
-            if p is None or p.provider != "adyen" or p.account != acct.account:
-                return adyen_error(404, "000", "Payment not found")
-            return 200, adyen_view(p)
+            if not isinstance(details, dict) or not details:
+                return adyen_error(422, "14_0", "Required field 'details' is not provided.")
+            result = details.get("redirectResult") or details.get("threeDSResult") or ""
+            found = sim.state.redirect_results.get(str(result))
+            p = sim.state.payments.get(found[0]) if found else None
+            if found is None or p is None or p.account != acct.account or p.endpoint != ep:
+                return adyen_error(422, "101", "Invalid details: unknown or expired result")
+            if p.status == "pending":
+                p.status = "authorized" if found[1] else "declined"
+                p.history.append(p.status)
+                send_notification(
+                    sim, p, "AUTHORISATION", p.id, p.amount, success=p.status == "authorized"
+                )
+            answer: JsonDict = {
+                "pspReference": p.id,
+                "merchantReference": p.reference,
+                "amount": {"value": p.amount, "currency": p.currency},
+                "resultCode": "Authorised" if p.status != "declined" else "Refused",
+            }
+            if p.status == "declined":
+                answer["refusalReason"] = "3D Not Authenticated"
+                answer["refusalReasonCode"] = "11"
+            return 200, answer
 
-        return await sim.read("adyen", ep, "retrieve", execute)
+        return await sim.idempotent(
+            provider="adyen",
+            endpoint=ep,
+            operation="details",
+            scope=scope,
+            fp=st.fingerprint("POST", "/payments/details", json.dumps(body, sort_keys=True)),
+            execute=execute,
+        )
 
-    async def lookup(self, request: Request) -> Response:
-        sim = self.sim
-        ep = request.path_params["ep"]
-        acct = sim.authenticate("adyen", request)
-        if acct is None:
-            return sim.unauthorized("adyen")
-        if request.query_params.get("merchantAccount") != acct.account:
-            return sim.json(*adyen_error(403, "901", "Invalid Merchant Account", "security"))
-        ref = request.query_params.get("reference", "")
 
-        def execute(faults: st.Faults) -> tuple[int, JsonDict]:
-            found = [
-                adyen_view(p)
-                for p in sim.state.payments.values()
-                if p.provider == "adyen" and p.account == acct.account and p.reference == ref
-            ]
-            return 200, {"payments": found}
-
-        return await sim.read("adyen", ep, "lookup", execute)
+def shopper_completes(sim: Sim, payment: st.Payment, *, passed: bool) -> JsonDict:
+    """The shopper finished the challenge at the issuer: the browser comes back to the
+    ``returnUrl`` with an opaque ``redirectResult``, which only /payments/details turns into
+    a result (nothing is decided before)."""
+    token = base64.urlsafe_b64encode(secrets.token_bytes(24)).decode()
+    sim.state.redirect_results[token] = (payment.id, passed)
+    return {"redirectResult": token}
 
 
 def send_notification(

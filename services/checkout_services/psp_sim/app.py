@@ -16,9 +16,9 @@ share one ledger):
 * Adyen-like, JSON, ``X-API-Key`` + ``merchantAccount``::
 
     POST /{ep}/adyen/v71/payments
+    POST /{ep}/adyen/v71/payments/details            (the shopper's redirect / 3-D Secure result)
     POST /{ep}/adyen/v71/payments/{pspReference}/captures | /cancels | /refunds
-    GET  /{ep}/adyen/v71/payments/{pspReference}              (payment details)
-    GET  /{ep}/adyen/v71/payments?merchantAccount=..&reference=..   (lookup by reference)
+    (no GET: Adyen's Checkout API has none)
 
 * Local methods (``upi``, ``ideal``, ``pix``), JSON, ``Authorization: Bearer <key>``: the
   payment starts ``pending`` with a redirect / QR / collect action; the customer completing it
@@ -31,7 +31,9 @@ share one ledger):
     GET  /{ep}/{m}/v1/payments?reference=..
 
 * Admin: ``/_sim/accounts``, ``/_sim/faults``, ``/_sim/ledger``, ``/_sim/payments``,
-  ``/_sim/reset``, ``/_sim/clock``, ``/_sim/settings``, ``/_sim/local/{id}/complete``.
+  ``/_sim/reset``, ``/_sim/clock``, ``/_sim/settings``, ``/_sim/local/{id}/complete``,
+  ``/_sim/shopper/{id}/complete`` (a card shopper finishes 3-D Secure: Stripe's return query,
+  Adyen's ``redirectResult``; with ``autoCompleteMs`` < 0 nobody else does).
 """
 
 from __future__ import annotations
@@ -80,14 +82,14 @@ def create_app(*, seed: int = 0) -> Starlette:
         Route("/_sim/clock", admin.clock, methods=["POST"]),
         Route("/_sim/settings", admin.settings, methods=["POST"]),
         Route("/_sim/local/{pid}/complete", admin.complete, methods=["POST"]),
+        Route("/_sim/shopper/{pid}/complete", admin.shopper, methods=["POST"]),
         Route("/{ep}/stripe/v1/payment_intents", stripe.create, methods=["POST"]),
         Route("/{ep}/stripe/v1/payment_intents/search", stripe.search, methods=["GET"]),
         Route("/{ep}/stripe/v1/payment_intents/{pid}", stripe.retrieve, methods=["GET"]),
         Route("/{ep}/stripe/v1/payment_intents/{pid}/{action}", stripe.modify, methods=["POST"]),
         Route("/{ep}/stripe/v1/refunds", stripe.refund, methods=["POST"]),
         Route("/{ep}/adyen/v71/payments", adyen.authorize, methods=["POST"]),
-        Route("/{ep}/adyen/v71/payments", adyen.lookup, methods=["GET"]),
-        Route("/{ep}/adyen/v71/payments/{psp}", adyen.details, methods=["GET"]),
+        Route("/{ep}/adyen/v71/payments/details", adyen.details, methods=["POST"]),
         Route("/{ep}/adyen/v71/payments/{psp}/{kind}", adyen.modify, methods=["POST"]),
         Route("/{ep}/{method}/v1/payments", local.create, methods=["POST"]),
         Route("/{ep}/{method}/v1/payments", local.lookup, methods=["GET"]),

@@ -21,7 +21,9 @@ KEY_TTL_SECONDS: dict[str, float] = {
     "pix": 24 * 3600.0,
 }
 
-Operation = Literal["authorize", "capture", "cancel", "refund", "retrieve", "lookup", "webhook"]
+Operation = Literal[
+    "authorize", "details", "capture", "cancel", "refund", "retrieve", "lookup", "webhook"
+]
 FaultKind = Literal[
     "latency",
     "error_5xx",
@@ -167,6 +169,8 @@ class SimState:
         self.accounts: dict[tuple[str, str], Account] = {}
         self.keys: dict[tuple[str, ...], IdempotencyEntry] = {}
         self.payments: dict[str, Payment] = {}
+        self.redirect_results: dict[str, tuple[str, bool]] = {}
+        """Adyen ``redirectResult`` the shopper's browser brings back -> (payment, passed)."""
         self.faults: list[FaultRule] = []
         self.seed = seed
         self.clock_offset = 0.0

@@ -43,7 +43,17 @@ def stripe_view(p: st.Payment) -> JsonDict:
         "capture_method": "manual",
         "status": status,
         "metadata": {"checkout_id": p.reference},
+        "last_payment_error": last_payment_error(p),
     }
+
+
+def last_payment_error(p: st.Payment) -> JsonDict | None:
+    if p.status != "declined":
+        return None
+    if p.decline_class == "authentication":
+        return {"type": "card_error", "code": "payment_intent_authentication_failure"}
+    code, message = DECLINES.get(p.decline_class or "soft", DECLINES["soft"])["stripe"]
+    return {"type": "card_error", "code": "card_declined", "decline_code": code, "message": message}
 
 
 class StripeRoutes:
@@ -117,7 +127,8 @@ class StripeRoutes:
                 )
             if faults.three_ds and method == "card":
                 p.history.append("requires_action")
-                sim.schedule(shopper_authenticates(sim, p))
+                if sim.auto_complete_ms >= 0:  # else the shopper acts through the admin API
+                    sim.schedule(shopper_authenticates(sim, p))
                 view = stripe_view(p)
                 view["status"] = "requires_action"
                 view["next_action"] = {
@@ -345,11 +356,26 @@ async def shopper_authenticates(sim: Sim, payment: st.Payment) -> None:
     """The shopper passes the 3-D Secure challenge after autoCompleteMs: the intent moves to
     requires_capture and Stripe says so by webhook."""
     await asyncio.sleep(max(sim.auto_complete_ms, 0) / 1000)
-    if payment.status != "pending":
-        return
-    payment.status = "authorized"
-    payment.history.append("authorized")
-    send_event(sim, payment, "payment_intent.amount_capturable_updated")
+    shopper_completes(sim, payment, passed=True)
+
+
+def shopper_completes(sim: Sim, payment: st.Payment, *, passed: bool) -> JsonDict:
+    """The shopper finished the 3-D Secure challenge: the intent is requires_capture, or back
+    to requires_payment_method (``payment_intent_authentication_failure``); Stripe sends the
+    browser to ``return_url?payment_intent=<id>&redirect_status=...``."""
+    if payment.status == "pending":
+        payment.status = "authorized" if passed else "declined"
+        payment.history.append(payment.status)
+        if not passed:
+            payment.decline_class = "authentication"
+        send_event(
+            sim,
+            payment,
+            "payment_intent.amount_capturable_updated"
+            if passed
+            else "payment_intent.payment_failed",
+        )
+    return {"payment_intent": payment.id, "redirect_status": "succeeded" if passed else "failed"}
 
 
 async def refund_settles(sim: Sim, payment: st.Payment, refund: JsonDict, ok: bool) -> None:

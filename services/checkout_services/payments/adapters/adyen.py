@@ -180,8 +180,12 @@ class AdyenAdapter(base.HTTPAdapter):
             "declined", ref, "declined", "soft_decline", "PartiallyAuthorised (cancelled)"
         )
 
-    async def details(self, *, details: dict[str, Any], key: str) -> base.PSPResult:
-        """POST /payments/details: the shopper's answer to an action (3-D Secure, redirect)."""
+    async def complete_action(
+        self, *, psp_reference: str, details: dict[str, str], key: str
+    ) -> base.PSPResult:
+        """POST /payments/details: the shopper's answer to an action (``redirectResult`` from
+        the return URL, ``threeDSResult`` from a native 3-D Secure challenge, ...). The answer
+        is a resultCode like /payments' (a further action is possible)."""
         resp = await self.send(
             "POST",
             f"{API}/payments/details",

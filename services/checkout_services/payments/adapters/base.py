@@ -216,6 +216,14 @@ class PSPAdapter(Protocol):
         self, *, psp_reference: str, checkout_id: str, amount: int, currency: str, key: str
     ) -> PSPResult: ...
 
+    async def complete_action(
+        self, *, psp_reference: str, details: dict[str, str], key: str
+    ) -> PSPResult:
+        """The shopper came back from the action (redirect, 3-D Secure): the provider's verdict
+        now (Adyen: POST /payments/details with ``details``; the others: the payment read
+        back, e.g. a Stripe PaymentIntent after its ``requires_action``)."""
+        ...
+
     async def lookup(self, *, checkout_id: str) -> list[FoundPayment]:
         """Every payment the provider holds for this checkout (by merchant reference)."""
         ...
@@ -241,6 +249,22 @@ class HTTPAdapter:
 
     def accepts(self, method: str, token: PaymentMethodToken | None) -> bool:
         return True
+
+    async def retrieve(self, *, psp_reference: str) -> FoundPayment | None:
+        raise NotImplementedError
+
+    async def complete_action(
+        self, *, psp_reference: str, details: dict[str, str], key: str
+    ) -> PSPResult:
+        """Read the payment back (a GET needs no key): its status is the verdict."""
+        found = await self.retrieve(psp_reference=psp_reference)
+        if found is None:
+            return PSPResult("rejected", psp_reference, reason="the provider has no such payment")
+        if found.status in ("authorized", "captured"):
+            return PSPResult("approved", psp_reference, found.status)
+        if found.status in ("declined", "voided"):
+            return PSPResult("declined", psp_reference, "declined", "soft_decline", found.status)
+        return PSPResult("pending", psp_reference, "pending")
 
     def retry_after(self, resp: httpx.Response, round_: int) -> float | None:
         """Seconds to wait before sending the same request (same key) again; None = don't."""

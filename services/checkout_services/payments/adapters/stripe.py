@@ -258,6 +258,24 @@ class StripeAdapter(base.HTTPAdapter):
             return self.error_answer(resp)
         return refund_verdict(base.json_body(resp), psp_reference)
 
+    async def complete_action(
+        self, *, psp_reference: str, details: dict[str, str], key: str
+    ) -> base.PSPResult:
+        """After ``requires_action`` (3-D Secure, a redirect) Stripe needs no second confirm:
+        the PaymentIntent, read back, is requires_capture, requires_payment_method (the
+        shopper failed the challenge) or still waiting."""
+        resp = await self.send(
+            "GET",
+            f"/v1/payment_intents/{psp_reference}",
+            headers=self.headers(),
+            operation="details",
+        )
+        if resp.status_code >= 500:
+            raise base.PSPAmbiguous(
+                self.target.provider, f"details: HTTP {resp.status_code}", "server_error"
+            )
+        return self.intent_answer(resp)
+
     async def lookup(self, *, checkout_id: str) -> list[base.FoundPayment]:
         raise base.LookupUnsupported(
             self.target.provider,
