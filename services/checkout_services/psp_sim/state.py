@@ -40,6 +40,17 @@ FaultKind = Literal[
     "refund_failure",
 ]
 DeclineClass = Literal["soft", "hard", "fraud"]
+FLAG_FAULTS = frozenset(
+    {
+        "three_ds",
+        "capture_failure",
+        "rate_limit",
+        "transient_5xx",
+        "refund_pending",
+        "refund_failure",
+    }
+)
+"""Fault kinds that set the :class:`Faults` flag of their own name."""
 
 
 @dataclass
@@ -209,14 +220,7 @@ class SimState:
                 out.webhook_delay_ms = max(out.webhook_delay_ms, rule.latency_ms)
             elif rule.kind == "webhook_duplicate":
                 out.webhook_duplicate = True
-            elif rule.kind in (
-                "three_ds",
-                "capture_failure",
-                "rate_limit",
-                "transient_5xx",
-                "refund_pending",
-                "refund_failure",
-            ):
+            elif rule.kind in FLAG_FAULTS:
                 setattr(out, rule.kind, True)
         return out
 

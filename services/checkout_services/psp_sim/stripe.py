@@ -332,8 +332,9 @@ class StripeRoutes:
         return await sim.read("stripe", ep, "lookup", execute)
 
 
-def send_event(sim: Sim, payment: st.Payment, event_type: str) -> None:
-    """A Stripe Event (``data.object`` = the PaymentIntent), ``Stripe-Signature`` signed."""
+def send_event(sim: Sim, payment: st.Payment, event_type: str, obj: JsonDict | None = None) -> None:
+    """A Stripe Event (``data.object`` = ``obj``, else the PaymentIntent), signed in
+    ``Stripe-Signature``."""
     acct = sim.state.accounts.get((payment.provider, payment.account))
     if acct is None or not acct.webhook_url:
         return
@@ -346,7 +347,7 @@ def send_event(sim: Sim, payment: st.Payment, event_type: str) -> None:
         "pending_webhooks": 1,
         "request": {"id": None, "idempotency_key": None},
         "type": event_type,
-        "data": {"object": stripe_view(payment)},
+        "data": {"object": obj if obj is not None else stripe_view(payment)},
     }
     body = json.dumps(event).encode()
     sim.deliver_later(payment, acct, body, "Stripe-Signature")
@@ -394,19 +395,5 @@ async def refund_settles(sim: Sim, payment: st.Payment, refund: JsonDict, ok: bo
         payment.history.append(f"refund_failed:{amount}")
         refund["status"] = "failed"
         refund["failure_reason"] = "expired_or_canceled_card"
-    acct = sim.state.accounts.get((payment.provider, payment.account))
-    if acct is None or not acct.webhook_url:
-        return
     for event_type in ("refund.updated",) + (() if ok else ("refund.failed",)):
-        event = {
-            "id": sim.state.new_id("evt_"),
-            "object": "event",
-            "api_version": STRIPE_API_VERSION,
-            "created": int(sim.state.now()),
-            "livemode": False,
-            "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
-            "type": event_type,
-            "data": {"object": refund},
-        }
-        sim.deliver_later(payment, acct, json.dumps(event).encode(), "Stripe-Signature")
+        send_event(sim, payment, event_type, refund)
