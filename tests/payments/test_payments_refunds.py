@@ -188,3 +188,33 @@ async def test_a_stripe_refund_that_fails_after_it_succeeded_is_taken_back(
     assert (await event("failed")) == {"outcome": "applied", "state": "captured"}
     assert (await event("succeeded"))["outcome"] == "stale"  # failed is final
     assert (await client.get(f"/v1/payments/{c}")).json()["refunded_amount"] == 0
+
+
+async def test_an_unanswered_refund_holds_its_amount_until_the_sweeper_resends_it(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    c = await captured(env, client, "adyen", 900)
+    env.sim.faults(
+        # Adyen refunded, then answered 500: our side does not know
+        {
+            "kind": "error_5xx",
+            "provider": "adyen",
+            "operation": "refund",
+            "afterCharge": True,
+            "count": 1,
+        },
+        {"kind": "webhook_delay", "provider": "adyen", "latencyMs": 60_000},  # REFUND is late
+    )
+    r = await refund(client, c, "lost", 900)
+    assert r.status_code == 503, r.text  # outcome unknown
+    assert (await refund(client, c, "more", 1)).status_code == 422  # the 900 may be gone
+    report = (
+        await client.post(
+            "/v1/payments/reconcile",
+            params={"pending_after_seconds": 0, "abandon_after_seconds": 3600},
+        )
+    ).json()
+    assert report["refunds_resent"] >= 1, report
+    assert refunds_sent(env, c) == ["refunded:900"]  # the same key: Adyen's stored answer
+    assert (await refund(client, c, "more", 1)).status_code == 422  # now pending: still held
+    assert (await refund(client, c, "lost", 900)).status_code == 200  # accepted, same refund

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from checkout_services.payments import db, exceptions, keys, schemas
+from checkout_services.payments import db, exceptions, keys, refund_ledger, schemas
 from checkout_services.payments.adapters import base
-from checkout_services.payments.operations import authorize, modify, void
+from checkout_services.payments.operations import authorize, modify, refund, void
 from checkout_services.payments.service import PaymentsService
 from checkout_services.payments.state_machine import PaymentState as S
 
@@ -23,6 +23,7 @@ async def reconcile(
         "voided_abandoned": 0,
         "voided_stray": 0,
         "synced": 0,
+        "refunds_resent": 0,
         "errors": 0,
     }
     # 1. Pending payments nobody is working on (the process died, the client went away).
@@ -98,6 +99,19 @@ async def reconcile(
         except Exception as exc:
             report["errors"] += 1
             log.error("reconcile: stray %s: %s", attempt.checkout_id, type(exc).__name__)
+    # 5. Refunds sent without an answer that nobody retried: they hold their amount until the
+    #    same request, same key, gets the provider's stored answer.
+    for cid, refund_id, amount in await refund_ledger.unanswered(
+        svc.repo.pool, pending_after_s, limit
+    ):
+        try:
+            await refund.refund(svc, cid, schemas.RefundRequest(refund_id=refund_id, amount=amount))
+            report["refunds_resent"] += 1
+        except exceptions.OperationInProgress:
+            continue
+        except exceptions.PaymentsError as exc:
+            report["errors"] += 1
+            log.warning("reconcile: refund %s/%s: %s", cid, refund_id, exc.detail)
     return schemas.ReconcileReport(**report)
 
 

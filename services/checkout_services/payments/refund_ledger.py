@@ -239,3 +239,21 @@ async def record_foreign(
             modification,
         )
         return int(row["id"])
+
+
+async def unanswered(
+    pool: asyncpg.Pool, older_than_s: float, limit: int
+) -> list[tuple[str, str, int]]:
+    """(checkout, refund id, amount) of refunds sent without an answer (``in_flight`` after a
+    crash, ``unknown`` after a timeout) that nobody retried: the sweeper sends them again with
+    the same key, so the provider's stored answer settles them."""
+    rows = await pool.fetch(
+        "SELECT a.checkout_id, a.attempt_scope, a.amount FROM psp_attempts a"
+        " JOIN payments p USING (checkout_id)"
+        " WHERE a.operation = 'refund' AND a.status IN ('in_flight', 'unknown')"
+        " AND a.attempt_scope NOT LIKE 'psp:%' AND a.updated_at < now() - make_interval(secs => $1)"
+        " AND (p.lease_until IS NULL OR p.lease_until < now()) ORDER BY a.id LIMIT $2",
+        older_than_s,
+        limit,
+    )
+    return [(r["checkout_id"], r["attempt_scope"], int(r["amount"])) for r in rows]

@@ -119,6 +119,8 @@ class ReconcileReport(BaseModel):
     voided_abandoned: int
     voided_stray: int
     synced: int
+    refunds_resent: int = 0
+    """Refunds left without an answer, sent again with their key."""
     errors: int
 
 
