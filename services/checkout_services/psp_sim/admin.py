@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,21 +30,7 @@ FAULT_FIELDS = {
     "afterCharge": "after_charge",
     "seed": "seed",
 }
-FAULT_KINDS = {
-    "latency",
-    "error_5xx",
-    "decline",
-    "timeout_after_charge",
-    "drop_after_charge",
-    "webhook_delay",
-    "webhook_duplicate",
-    "three_ds",
-    "capture_failure",
-    "rate_limit",
-    "transient_5xx",
-    "refund_pending",
-    "refund_failure",
-}
+FAULT_KINDS: frozenset[str] = frozenset(get_args(st.FaultKind))  # nested Literals flatten
 
 
 class AdminRoutes:

@@ -7,7 +7,7 @@ import random
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 ProviderKind = Literal["stripe", "adyen", "upi", "ideal", "pix"]
 PROVIDERS: tuple[ProviderKind, ...] = ("stripe", "adyen", "upi", "ideal", "pix")
@@ -24,6 +24,10 @@ KEY_TTL_SECONDS: dict[str, float] = {
 Operation = Literal[
     "authorize", "details", "capture", "cancel", "refund", "retrieve", "lookup", "webhook"
 ]
+FlagFault = Literal[
+    "three_ds", "capture_failure", "rate_limit", "transient_5xx", "refund_pending", "refund_failure"
+]
+"""Fault kinds that set the :class:`Faults` flag of their own name."""
 FaultKind = Literal[
     "latency",
     "error_5xx",
@@ -32,25 +36,10 @@ FaultKind = Literal[
     "drop_after_charge",
     "webhook_delay",
     "webhook_duplicate",
-    "three_ds",
-    "capture_failure",
-    "rate_limit",
-    "transient_5xx",
-    "refund_pending",
-    "refund_failure",
+    FlagFault,
 ]
 DeclineClass = Literal["soft", "hard", "fraud"]
-FLAG_FAULTS = frozenset(
-    {
-        "three_ds",
-        "capture_failure",
-        "rate_limit",
-        "transient_5xx",
-        "refund_pending",
-        "refund_failure",
-    }
-)
-"""Fault kinds that set the :class:`Faults` flag of their own name."""
+FLAG_FAULTS: frozenset[str] = frozenset(get_args(FlagFault))
 
 
 @dataclass
