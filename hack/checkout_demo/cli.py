@@ -71,20 +71,13 @@ def parser() -> argparse.ArgumentParser:
 
 def preflight() -> int:
     """Fail fast, before starting anything, when the stack's programs are not in the cache."""
-    from checkout_stack import build, paths
+    from checkout_stack import build
 
-    absent = build.missing()
-    where = f"{paths.cache_dir()} ({paths.cache_origin()})"
-    if not absent:
-        return 0
-    for step, path in absent:
-        print(f"checkout-demo: {step}: {path} not found", file=sys.stderr)
-    print(
-        f"checkout-demo: the stack is not built in cache {where}; "
-        "fix: run `bash hack/setup.sh` (or `hack/stack build`), which builds into that cache",
-        file=sys.stderr,
+    absent = build.report_missing(
+        "checkout-demo",
+        "run `bash hack/setup.sh` (or `hack/stack build`), which builds into that cache",
     )
-    return 2
+    return 2 if absent else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
