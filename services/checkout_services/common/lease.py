@@ -21,7 +21,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from checkout_contract.lease import (
@@ -33,9 +33,9 @@ from checkout_contract.lease import (
     valid_until,
 )
 from checkout_contract.timeutil import micro_time
-from checkout_kube.backoff import Backoff
 from checkout_services.common import leasestore
 from checkout_services.common.leasestore import Conflict, LeaseStore, LeaseStoreError
+from checkout_tasks import FULL_JITTER, Retries
 
 log = logging.getLogger("checkout_services.common.lease")
 
@@ -354,7 +354,7 @@ class LeaseKeeper:
     async def _watch_loop(self) -> None:
         """Wake :meth:`run` when a lease concerns this region (the store's watch resumes,
         relists and backs off by itself; this loop only survives what it cannot know)."""
-        backoff = Backoff()
+        backoff = Retries()
         while True:
             try:
                 async for lease in self.store.watch(self.fleet):
@@ -374,7 +374,7 @@ class LeaseKeeper:
         the leases run out and start again with the first good renewal."""
         if self.watch and self._watch_task is None:
             self._watch_task = asyncio.get_running_loop().create_task(self._watch_loop())
-        backoff = Backoff(base=0.2, cap=5.0)
+        backoff = Retries(replace(FULL_JITTER, initial=0.2, maximum=5.0))
         while True:
             self._wake.clear()
             try:
