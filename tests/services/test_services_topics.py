@@ -203,3 +203,66 @@ async def test_ensure_names_the_topic_the_broker_refuses(kafka_clusters: KafkaCl
 
 def test_every_region_topic_has_a_layout() -> None:
     assert set(config.KafkaTopics.model_fields) == set(topics.TABLE)
+
+
+async def test_an_idle_relay_sleeps_until_an_event_commits(
+    kafka_clusters: KafkaClusters, postgres: Postgres
+) -> None:
+    """Idle, the relay waits on LISTEN (no query per 50 ms): with a 30 s fallback poll, an event
+    committed later is still on Kafka within a second or two, and one rolled back wakes nothing."""
+    import asyncio
+    import contextlib
+
+    bootstrap = kafka_clusters.get(NO_AUTO_CREATE, auto_create_topics=False).bootstrap
+    tag = uuid.uuid4().hex[:8]
+    cfg = region(tag)
+    pool = await db.create_pool(postgres.create_database(f"idle_{tag}"), min_size=1, max_size=3)
+    relay = outbox.Relay.for_region(pool, bootstrap, cfg)
+    relay.idle_sleep = 30.0
+    loop = asyncio.get_running_loop()
+    try:
+        await db.migrate(pool, db.COMMON_MIGRATIONS)
+        task = loop.create_task(relay.run())
+        for _ in range(200):  # started: topics made, LISTEN up, the first (empty) pass done
+            if relay._listener is not None and not relay._wake.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert relay._listener is not None, "the relay never listened"
+
+        async def commits() -> int:
+            row = await pool.fetchrow(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            )
+            return int(row["xact_commit"])
+
+        before = await commits()
+        await asyncio.sleep(3.0)
+        idle_commits = await commits() - before - 1  # minus our own first query
+        # the old relay polled every 50 ms (one transaction + one lag query): 60+ in 3 s
+        assert idle_commits <= 4, f"{idle_commits} transactions in 3 s of idling"
+
+        with contextlib.suppress(RuntimeError):
+            async with pool.acquire() as conn, conn.transaction():
+                await outbox.enqueue(
+                    conn, topic=f"{cfg.topics.order_placed}.DE", event_type="ROLLED_BACK",
+                    key="co-0", data={"checkoutId": "co-0"},
+                )  # fmt: skip
+                raise RuntimeError("roll back")
+        assert not relay._wake.is_set()  # a rolled-back enqueue notifies nobody
+
+        start = loop.time()
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue(
+                conn, topic=f"{cfg.topics.order_placed}.DE", event_type="ORDER_PLACED",
+                key="co-1", data={"checkoutId": "co-1"},
+            )  # fmt: skip
+        got = await read_all(bootstrap, f"{cfg.topics.order_placed}.DE", 1)
+        assert [e["type"] for e in got] == ["ORDER_PLACED"]
+        waited = loop.time() - start
+        assert waited < 5.0, f"{waited:.1f} s: the relay waited for its 30 s poll, not the NOTIFY"
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await relay.stop()
+        await pool.close()

@@ -29,6 +29,7 @@ eu-central-1->eu-west-1.groups = checkout-.*
 eu-west-1->eu-central-1.enabled = false
 replication.policy.class = org.apache.kafka.connect.mirror.DefaultReplicationPolicy
 emit.heartbeats.enabled = true
+emit.heartbeats.interval.seconds = 5
 emit.checkpoints.enabled = true
 sync.group.offsets.enabled = true
 sync.topic.acls.enabled = false

@@ -33,6 +33,7 @@ WORKER_PREFIXES = (
 CONNECTOR_CONFIGS = {
     "replication.policy.class",
     "emit.heartbeats.enabled",
+    "emit.heartbeats.interval.seconds",
     "emit.checkpoints.enabled",
     "sync.group.offsets.enabled",
     "sync.topic.acls.enabled",

@@ -36,6 +36,10 @@ from checkout_services.common import topics as kafka_topics
 
 log = logging.getLogger("checkout_services.common.outbox")
 
+CHANNEL = "checkout_outbox"
+"""The Postgres NOTIFY channel :func:`enqueue` signals and the relays LISTEN on: an idle relay
+sleeps until an event commits instead of polling the table."""
+
 TOMBSTONE_EVENTS = frozenset({"CUSTOMER_ERASED"})
 """Published as a Kafka tombstone (key, null value): log compaction then drops every earlier
 record of the key, and consumers (the replicas) erase it."""
@@ -64,15 +68,20 @@ async def enqueue(
         "data": dict(data),
     }
     carrier = tracing.current_carrier()  # None unless tracing is on
+    # One round trip: the row, and a NOTIFY that Postgres delivers to the relays' LISTEN when
+    # the caller's transaction commits (never if it rolls back; several collapse into one).
     await conn.execute(
-        "INSERT INTO outbox (event_id, topic, event_type, key, payload, trace_context)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb) ON CONFLICT (event_id) DO NOTHING",
+        "WITH ins AS (INSERT INTO outbox (event_id, topic, event_type, key, payload,"
+        " trace_context) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING 1)"
+        " SELECT pg_notify($7, '') FROM ins",
         eid,
         topic,
         event_type,
         key,
         json.dumps(envelope),
         json.dumps(carrier) if carrier is not None else None,
+        CHANNEL,
     )
     return eid
 
@@ -115,14 +124,16 @@ class Relay:
         *,
         metrics: RelayMetrics | None = None,
         batch: int = 200,
-        idle_sleep: float = 0.05,
+        idle_sleep: float = 1.0,
         topics: Mapping[str, kafka_topics.TopicSpec] | None = None,
         replication_factor: int = 3,
         topic_names: config.KafkaTopics | None = None,
     ) -> None:
         """``topics`` (from :func:`topics.plan` of the region) are created at start; a topic
         that is not among them gets its family's layout (``topics.layout_for``) and
-        ``replication_factor``."""
+        ``replication_factor``. An idle relay waits for :data:`CHANNEL`'s NOTIFY (sent when an
+        :func:`enqueue` commits), at most ``idle_sleep`` seconds: the poll is only the safety
+        net for a lost listen connection, so it can be long."""
         self.pool = pool
         self.bootstrap = bootstrap
         self.metrics = metrics
@@ -135,6 +146,8 @@ class Relay:
         self.fresh: set[str] = set()
         """Topics created by this relay whose partition leaders the producer has not seen yet."""
         self.producer: AIOKafkaProducer | None = None
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
 
     @classmethod
     def for_region(
@@ -208,11 +221,51 @@ class Relay:
             linger_ms=1,
         )
         await self.producer.start()
+        await self.listen()
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def listen(self) -> None:
+        """LISTEN on :data:`CHANNEL` on a connection held for it (again after it was lost); a
+        failure only logs: the relay then polls every ``idle_sleep``."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        await self._unlisten()
+        try:
+            conn = await self.pool.acquire()
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("outbox relay: no LISTEN connection (%s); polling", exc)
+            return
+        try:
+            await conn.add_listener(CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("outbox relay: LISTEN %s failed (%s); polling", CHANNEL, exc)
+            await self.pool.release(conn)
+            return
+        self._listener = conn
+        self._wake.set()  # whatever committed before the LISTEN: one pass now
+
+    async def _unlisten(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(CHANNEL, self._notified)
+            with contextlib.suppress(Exception):
+                await self.pool.release(conn)
 
     async def stop(self) -> None:
+        await self._unlisten()
         if self.producer is not None:
             await self.producer.stop()
             self.producer = None
+
+    async def wait_idle(self) -> None:
+        """Until a NOTIFY (or ``idle_sleep``); re-LISTENs first if the connection was lost."""
+        await self.listen()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.idle_sleep):
+                await self._wake.wait()
 
     async def publish_once(self) -> int:
         """Publish one batch; returns how many events went out."""
@@ -269,11 +322,12 @@ class Relay:
             try:
                 if self.producer is None:
                     await self.start()
+                self._wake.clear()  # before the SELECT: a commit after it wakes the wait below
                 sent = await self.publish_once()
                 await self.observe_lag()
                 backoff = 0.1
                 if sent == 0:
-                    await asyncio.sleep(self.idle_sleep)
+                    await self.wait_idle()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
