@@ -7,8 +7,9 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from checkout_contract import urls
+from checkout_contract import payments, urls
 
 ACCEPTED = [
     "https://api.stripe.com",
@@ -68,3 +69,19 @@ def test_the_stricter_rule_refuses_loopback_http() -> None:
 def test_the_function_never_accepts_what_the_pattern_refuses(url: str) -> None:
     if urls.problem(url) is None:
         assert re.fullmatch(urls.PATTERN, url)
+
+
+def test_the_payments_service_checks_its_psp_endpoints_again() -> None:
+    """The routing file the payments service loads (rendered, or hand-written, or stale)."""
+    provider = {
+        "name": "stripe-eu",
+        "type": "stripe",
+        "account": "acct",
+        "credentials_dir": "/etc/checkout/psp-credentials/stripe-eu",
+    }
+    assert payments.Provider.model_validate({**provider, "endpoint": "https://api.stripe.com"})
+    assert payments.Provider.model_validate({**provider, "endpoint": "http://127.0.0.1:12111"})
+    for bad in ("http://api.stripe.com", "https://sk_live_x@api.stripe.com"):
+        with pytest.raises(ValidationError) as exc:
+            payments.Provider.model_validate({**provider, "endpoint": bad})
+        assert "endpoint" in str(exc.value)
