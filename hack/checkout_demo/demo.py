@@ -25,6 +25,7 @@ from checkout_demo.infra import Edge, PspSim, RegionInfra, start_parallel
 from checkout_demo.kubelet import Kubelet
 from checkout_demo.load import LIMITED_SKU, LoadGen, Router
 from checkout_demo.view import WriterEvent
+from checkout_services.common import principal
 from checkout_stack.components.kube import ControlPlane
 from checkout_stack.errors import StackError
 
@@ -65,6 +66,8 @@ class Demo:
         self.edges: dict[str, Edge] = {}
         self.sim: PspSim | None = None
         self.issuer = auth.Issuer()
+        self.gateway_keys: dict[str, bytes] = {}
+        """Namespace -> the key its services check signatures with (stock seeding signs)."""
         self.notes: list[str] = []
         self.writers: dict[str, str] = {}
         self.epochs: dict[str, int] = {}
@@ -186,6 +189,7 @@ class Demo:
         for ns in namespaces:
             # the key each region's gateway signs principals with (spec.edge.gateway default)
             key = {"key": secrets.token_hex(32)}
+            self.gateway_keys[ns] = key["key"].encode()
             docs.append(cluster.secret_doc(ns, "checkout-gateway-key", key))
             for infra in self.infra.values():
                 for name, data in infra.secrets().items():
@@ -285,9 +289,17 @@ class Demo:
         for name, kubelet in self.kubelets.items():
             self.edges[name].upstream = kubelet.entry().port
             inv = kubelet.pods["inventory"].url
+            key = self.gateway_keys.get(cluster.region_namespace(name))
             for sku, qty in STOCK.items():
+                # stock administration is a service call: signed with the region's key
+                body = json.dumps({"available": qty}).encode()
+                path = f"/v1/stock/{sku}"
+                headers = principal.signed_headers(
+                    key, "PUT", path, principal.internal("demo"), body
+                )
+                headers["Content-Type"] = "application/json"
                 httpx.put(
-                    f"{inv}/v1/stock/{sku}", json={"available": qty}, timeout=10
+                    f"{inv}{path}", content=body, headers=headers, timeout=10
                 ).raise_for_status()
 
     def note(self, text: str) -> None:
