@@ -117,7 +117,7 @@ for path in sorted(root.rglob("*.yaml")):
         else:
             for p in doc["spec"]["providers"]:
                 p["endpoint"] = p["endpoint"].replace(
-                    "http://psp-sim.invalid", "http://backing.region-us-east-1.svc.cluster.local:8099")
+                    "http://127.0.0.1:1/psp-sim", "http://backing.region-us-east-1.svc.cluster.local:8099")
         items.append(doc)
 print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
 PY

@@ -63,6 +63,7 @@ def region_doc(
                 ],
             },
             "failover": {"targets": peers},
+            "edge": {"gateway": {"issuer": "https://issuer.bench.example", "audience": "checkout"}},
         },
     }
 

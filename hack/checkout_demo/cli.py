@@ -1,22 +1,23 @@
 """`python -m checkout_demo [demo|gameday] ...` (`make demo`, `make gameday SCENARIO=...`).
 
 Exit codes: 0 every promise held (and the expected failover happened), 1 a promise broke,
-2 the demo could not run (a message says why), 3 promises held but the scenario's failover
-did not happen (the operator published no new writer).
+2 the demo could not run (a one-line message says why; the traceback goes to the work folder's
+demo.log, and that folder is kept) or could not verify a promise (the report says "could not
+verify ... because ..."), 3 promises held but the scenario's failover did not happen (the
+operator published no new writer).
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
+import logging
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
-
 from checkout_demo import scenarios
-from checkout_kube import errors as kerrors
 from checkout_stack.errors import StackError
 
 EPILOG = """\
@@ -26,8 +27,10 @@ examples:
   python -m checkout_demo gameday --scenario slow-psp --before 10 --during 20 --after 10
 
 scenarios: kill-region, hang-probes, slow-psp, partition-kafka, none
-exit codes: 0 promises held, 1 a promise broke, 2 could not run, 3 failover did not happen
+exit codes: 0 promises held, 1 a promise broke, 2 could not run or verify, 3 no failover
 """
+LOG = "demo.log"
+"""The work folder's log: the libraries' warnings, and the traceback of an error."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,24 +71,53 @@ def parser() -> argparse.ArgumentParser:
 
 def preflight() -> int:
     """Fail fast, before starting anything, when the stack's programs are not in the cache."""
-    from checkout_stack import build, paths
+    from checkout_stack import build
 
-    absent = build.missing()
-    where = f"{paths.cache_dir()} ({paths.cache_origin()})"
-    if not absent:
-        return 0
-    for step, path in absent:
-        print(f"checkout-demo: {step}: {path} not found", file=sys.stderr)
-    print(
-        f"checkout-demo: the stack is not built in cache {where}; "
-        "fix: run `bash hack/setup.sh` (or `hack/stack build`), which builds into that cache",
-        file=sys.stderr,
+    absent = build.report_missing(
+        "checkout-demo",
+        "run `bash hack/setup.sh` (or `hack/stack build`), which builds into that cache",
     )
-    return 2
+    return 2 if absent else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every error ends here as a message and exit code 2, never a traceback on the terminal:
+    the traceback goes to the work folder's ``demo.log`` (the folder is then kept)."""
     args = parser().parse_args(argv)
+    workdir: list[Path] = []  # the run's work folder, once there is one
+    try:
+        return _main(args, workdir)
+    except KeyboardInterrupt:
+        print("checkout-demo: interrupted; everything it started was stopped", file=sys.stderr)
+        return 130
+    except StackError as exc:
+        log = error_log(exc, workdir)
+        print(f"checkout-demo: {exc.render()}\n(traceback in {log})", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        log = error_log(exc, workdir)
+        print(f"checkout-demo: failed: {one_line(exc)} (traceback in {log})", file=sys.stderr)
+        return 2
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def error_log(exc: BaseException, workdir: Sequence[Path]) -> Path:
+    """Write ``exc``'s traceback to the run's work folder (a new one if the run had none yet)."""
+    folder = workdir[0] if workdir else Path(tempfile.mkdtemp(prefix="checkout-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / LOG
+    with log.open("a") as f:
+        f.write("".join(traceback.format_exception(exc)))
+    return log
+
+
+def _main(args: argparse.Namespace, workdir: list[Path]) -> int:
     from checkout_demo.demo import Options, run
 
     for name in ("rate", "before", "during", "after", "failover_timeout"):
@@ -102,6 +134,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"checkout-demo: everything is built (cache {paths.cache_dir()})")
         return 0
+    from checkout_demo import cluster
+
+    fleet = cluster.load_fleet()
+    if args.region not in fleet.names:
+        print(
+            f"checkout-demo: --region {args.region}: not in the demo fleet "
+            f"({', '.join(fleet.names)})",
+            file=sys.stderr,
+        )
+        return 2
+    workdir.append(cluster.new_workdir())
+    # the libraries' warnings (a Kafka client retrying a broker that is coming back, say) go
+    # to the work folder's log, not between the demo's lines on the terminal
+    logging.basicConfig(
+        filename=workdir[0] / LOG,
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     opts = Options(
         scenario=args.scenario,
         region=args.region,
@@ -113,31 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         failover_timeout=min(args.failover_timeout, args.during),
         out=args.out,
         keep=args.keep,
+        workdir=workdir[0],
     )
-    from checkout_demo import cluster
-
-    fleet = cluster.load_fleet()
-    if args.region not in fleet.names:
-        print(
-            f"checkout-demo: --region {args.region}: not in the demo fleet "
-            f"({', '.join(fleet.names)})",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        return run(opts)
-    except StackError as exc:
-        print(f"checkout-demo: {exc.render()}", file=sys.stderr)
-        return 2
-    except (
-        httpx.HTTPError,
-        kerrors.KubeError,
-        OSError,
-        ValueError,
-        subprocess.SubprocessError,
-    ) as exc:
-        print(f"checkout-demo: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("checkout-demo: interrupted; everything it started was stopped", file=sys.stderr)
-        return 130
+    return run(opts)

@@ -42,7 +42,9 @@ FLEET_DIR = Path(__file__).resolve().parent / "fleet"
 NAMESPACE = "checkout-demo"
 OPERATOR_NAMESPACE = "checkout-system"
 RELEASE = "checkout-operator"
-SIM_PLACEHOLDER = "http://psp-sim.invalid"
+SIM_PLACEHOLDER = "http://127.0.0.1:1/psp-sim"
+"""In the fleet's PSPRoutes until the demo knows its simulator's URL (a loopback address: the
+API takes plain http only there; port 1 refuses, so an endpoint left unreplaced fails loudly)."""
 GROUP = "checkout-operator.io"
 VERSION = "v1alpha1"
 KUBECONFIG_SECRET = "demo-kubeconfig"  # noqa: S105 (a Secret's name)

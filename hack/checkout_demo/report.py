@@ -156,7 +156,9 @@ def build(
             + ", ".join(f"{r} ({v:.0f} ms)" for r, v in latency_misses.items())
         )
     failover_missing = bool(failover) and not failover.get("happened") and failover.get("expected")
-    exit_code = 1 if broken else (3 if failover_missing else 0)
+    # a broken promise outranks what could not be read; unread is "could not run" (2): a
+    # promise the demo could not check is not a promise held
+    exit_code = 1 if broken else 2 if verdict.unverified else 3 if failover_missing else 0
     return {
         "scenario": result.get("scenario"),
         "region": result.get("region"),
@@ -182,6 +184,8 @@ def build(
         "missing_acknowledged_orders": verdict.missing,
         "missing_in_db": verdict.missing_in_db[:20],
         "missing_in_kafka": verdict.missing_in_kafka[:20],
+        "unverified": list(verdict.unverified),
+        "unverified_orders": len(verdict.unverified_orders),
         "failover": failover,
         "failover_seconds": failover.get("seconds"),
         "recovery_seconds": (
@@ -325,8 +329,20 @@ def text(s: dict[str, Any]) -> str:
         )
     for note in s["notes"]:
         lines.append(f"  note: {note}")
+    for why in s.get("unverified") or ():
+        lines.append(f"  COULD NOT VERIFY: {why}")
+    if s.get("unverified_orders"):
+        lines.append(
+            f"  COULD NOT VERIFY: {s['unverified_orders']} acknowledged order(s) whose row or "
+            "event can only be in a system that could not be read"
+        )
     if s["promises_broken"]:
         lines.append("  PROMISES BROKEN: " + "; ".join(s["promises_broken"]))
+    elif s.get("unverified"):
+        lines.append(
+            "  promises: NOT VERIFIED: nothing read was broken, but the systems above could "
+            "not be read (exit code 2)"
+        )
     else:
         lines.append("  promises: no double charge, no oversell, no lost acknowledged order: HELD")
     if s["failover_missing"]:
@@ -402,8 +418,14 @@ def html_page(s: dict[str, Any], png: Path) -> str:
             ("exit code", s["exit_code"]),
         )
     )
-    verdict = "Promises held" if not s["promises_broken"] else "PROMISES BROKEN"
-    items = [*s["promises_broken"]]
+    verdict = (
+        "PROMISES BROKEN"
+        if s["promises_broken"]
+        else "Could not verify the promises"
+        if s.get("unverified")
+        else "Promises held"
+    )
+    items = [*s["promises_broken"], *s.get("unverified", ())]
     if s.get("failover_missing"):
         items.append("the expected failover did not happen")
     broken = (

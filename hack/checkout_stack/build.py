@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +13,10 @@ from checkout_stack import argocd_lua, images, paths, versions
 from checkout_stack.components.kafka import bootstrap_template, build_cds_archive, cds_archive
 from checkout_stack.components.temporal import temporal_bin
 from checkout_stack.errors import MissingTool, StackError
+from checkout_stack.proc import run_logged
+
+RERUN = "hack/stack build"
+"""What to run again once a failed build step's cause is fixed."""
 
 SYSTEM_TOOLS = {
     "redis-server": "redis-server",
@@ -31,24 +35,6 @@ def _go_env() -> dict[str, str]:
         "CGO_ENABLED": "0",
         "PATH": f"{paths.go_bin().parent}:{os.environ.get('PATH', '')}",
     }
-
-
-def _run_logged(component: str, argv: list[str], log: Path, cwd: Path, env: dict[str, str]) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, **env}
-    with log.open("w") as out:
-        out.write(f"$ {' '.join(argv)}\n")
-        out.flush()
-        done = subprocess.run(
-            argv, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT, check=False
-        )
-    if done.returncode != 0:
-        raise StackError(
-            component,
-            f"`{' '.join(argv)}` exited with {done.returncode}",
-            fix="read the log above; rerun `hack/stack build` after fixing the cause",
-            log=log,
-        )
 
 
 def check_system() -> None:
@@ -70,7 +56,7 @@ def build_kubernetes() -> str:
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    _run_logged(
+    run_logged(
         "kubernetes",
         [
             str(paths.go_bin()),
@@ -88,8 +74,9 @@ def build_kubernetes() -> str:
             "go.etcd.io/etcd/server/v3",
         ],
         paths.logs_dir() / "build-kubernetes.log",
-        paths.REPO / versions.K8S_TOOLS_MODULE_DIR,
-        _go_env(),
+        cwd=paths.REPO / versions.K8S_TOOLS_MODULE_DIR,
+        env=_go_env(),
+        rerun=RERUN,
     )
     (tmp / "server").rename(tmp / "etcd")  # go names the etcd server module's binary `server`
     shutil.rmtree(dest, ignore_errors=True)
@@ -109,12 +96,13 @@ def _go_install(
     tmp = dest.parent.with_name(dest.parent.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    _run_logged(
+    run_logged(
         component,
         [str(paths.go_bin()), "install", "-trimpath", "-ldflags=-s -w", f"-tags={tags}", package],
         paths.logs_dir() / f"build-{component}.log",
-        paths.cache_dir(),
-        {**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""},
+        cwd=paths.cache_dir(),
+        env={**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""},
+        rerun=RERUN,
     )
     if extra is not None:
         extra(tmp)
@@ -189,7 +177,7 @@ def fetch_kafka() -> str:
         return f"cached in {libs}"
     tmp = libs.with_name("libs.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    _run_logged(
+    run_logged(
         "kafka",
         [
             shutil.which("mvn") or "mvn",
@@ -202,8 +190,8 @@ def fetch_kafka() -> str:
             f"-DoutputDirectory={tmp}",
         ],
         paths.logs_dir() / "build-kafka.log",
-        paths.REPO / "hack" / "kafka",
-        {},
+        cwd=paths.REPO / "hack" / "kafka",
+        rerun=RERUN,
     )
     shutil.rmtree(libs, ignore_errors=True)
     tmp.rename(libs)
@@ -256,6 +244,21 @@ def missing() -> list[tuple[str, Path]]:
     return [
         (step, path) for step, found in outputs().items() for path in found if not path.exists()
     ]
+
+
+def report_missing(prog: str, fix: str) -> list[tuple[str, Path]]:
+    """Say on stderr, as ``prog``, which build outputs are absent from the cache, where that
+    cache is and ``fix`` (what builds it); returns them (empty: everything is built)."""
+    absent = missing()
+    if absent:
+        where = f"{paths.cache_dir()} ({paths.cache_origin()})"
+        for step, path in absent:
+            print(f"{prog}: {step}: {path} not found", file=sys.stderr)
+        print(
+            f"{prog}: {len(absent)} output(s) missing from cache {where}; fix: {fix}",
+            file=sys.stderr,
+        )
+    return absent
 
 
 def build(only: list[str] | None = None, echo: Callable[[str], None] = print) -> dict[str, float]:

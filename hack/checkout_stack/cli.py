@@ -187,19 +187,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _check_built() -> int:
     """`hack/stack build --check`: is everything built? Builds nothing."""
-    absent = build_mod.missing()
-    where = f"{paths.cache_dir()} ({paths.cache_origin()})"
-    if not absent:
-        print(f"build: everything is built (cache {where})")
-        return 0
-    for step, path in absent:
-        print(f"build: {step}: {path} not found", file=sys.stderr)
-    print(
-        f"build: {len(absent)} output(s) missing from cache {where}; "
-        "fix: run `hack/stack build` (or `bash hack/setup.sh` on a fresh machine)",
-        file=sys.stderr,
-    )
-    return 1
+    if build_mod.report_missing(
+        "build", "run `hack/stack build` (or `bash hack/setup.sh` on a fresh machine)"
+    ):
+        return 1
+    print(f"build: everything is built (cache {paths.cache_dir()} ({paths.cache_origin()}))")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:

@@ -17,7 +17,6 @@ inputs only loads the archive into podman's store when the image is not there ye
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import time
@@ -28,6 +27,7 @@ from typing import Final
 
 from checkout_stack import paths
 from checkout_stack.errors import MissingTool, StackError
+from checkout_stack.proc import run_logged
 
 COMPONENT: Final = "images"
 APT_TOOLS: Final = {
@@ -136,20 +136,7 @@ def base_ref() -> str:
 
 
 def _run(argv: list[str], log: Path, what: str, cwd: Path | None = None) -> None:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as out:
-        out.write(f"$ {' '.join(argv)}\n")
-        out.flush()
-        done = subprocess.run(
-            argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False, env=os.environ
-        )
-    if done.returncode != 0:
-        raise StackError(
-            COMPONENT,
-            f"{what}: `{' '.join(argv)}` exited with {done.returncode}",
-            fix="read the log above; rerun `make image` after fixing the cause",
-            log=log,
-        )
+    run_logged(COMPONENT, argv, log, what=what, cwd=cwd, rerun="make image", append=True)
 
 
 def in_store(ref: str) -> bool:

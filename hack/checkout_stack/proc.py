@@ -34,6 +34,43 @@ def free_port() -> int:
     raise RuntimeError("no free port on 127.0.0.1")
 
 
+def run_logged(
+    component: str,
+    argv: Sequence[str],
+    log: Path,
+    *,
+    rerun: str,
+    what: str = "",
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    append: bool = False,
+) -> None:
+    """Run ``argv`` to its end, its output in ``log`` after a ``$ argv`` line (``append``: after
+    what the log already holds), in the environment plus ``env``. A non-zero exit raises a
+    StackError naming the command (after ``what``), with the log's tail and the fix: rerun
+    ``rerun`` once the cause is fixed."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a" if append else "w") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        done = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode != 0:
+        failed = f"`{' '.join(argv)}` exited with {done.returncode}"
+        raise StackError(
+            component,
+            f"{what}: {failed}" if what else failed,
+            fix=f"read the log above; rerun `{rerun}` after fixing the cause",
+            log=log,
+        )
+
+
 def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):

@@ -11,5 +11,6 @@ Both ``checkout_operator`` and ``checkout_services`` import it; it imports neith
 - ``classification``: the data classes of the event topics (replication, residency).
 - ``env``: every environment variable name the rendered pods carry.
 - ``lease``: the market write-lease contract (names, annotations, expiry arithmetic).
+- ``urls``: the one rule for URLs that receive credentials or card data (https, loopback http).
 - ``timeutil``: UTC timestamps in the Kubernetes wire forms.
 """

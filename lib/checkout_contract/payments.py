@@ -8,10 +8,11 @@ mounted (``credentials_dir``), and the Deployment mounts it there.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from checkout_contract import urls
 from checkout_contract.model import ConfigModel
 
 CONFIGMAP_NAME: Final = "checkout-psp-routing"
@@ -32,6 +33,18 @@ FailureClass = Literal[
 RetryAction = Literal["next_provider", "retry_same", "stop"]
 
 
+def _endpoint(url: str) -> str:
+    wrong = urls.problem(url)
+    if wrong is not None:
+        raise ValueError(f"endpoint {wrong}")
+    return url
+
+
+Endpoint = Annotated[str, AfterValidator(_endpoint)]
+"""A PSP endpoint receives card data and the API key: the operator's URL rule, checked again
+by the payments service when it loads the file (a hand-written or stale file too)."""
+
+
 class Match(ConfigModel):
     """Empty tuple = any. Countries ISO 3166-1 alpha-2, currencies ISO 4217."""
 
@@ -45,8 +58,8 @@ class Provider(ConfigModel):
     """Unique within the route; with ``account`` and ``endpoint`` it identifies where a payment
     was authorized, so capture/void/refund go back to exactly there."""
     type: ProviderType
-    endpoint: str
-    """The provider's regional API base URL."""
+    endpoint: Endpoint
+    """The provider's regional API base URL (https, or http to a loopback host only)."""
     account: str
     """Merchant account id at the provider (not a secret)."""
     credentials_dir: str

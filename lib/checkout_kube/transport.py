@@ -18,14 +18,15 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Final, Self
 
 import httpx
 
 from checkout_kube import auth, config, errors, wire
-from checkout_kube.backoff import Backoff
 from checkout_kube.wire import idempotent
+from checkout_tasks import FULL_JITTER, Retries
 
 FIELD_MANAGER: Final = "checkout-operator"
 RETRIES: Final = 5
@@ -123,7 +124,7 @@ class Transport:
         initializing: the server did not process it); 5xx and broken connections when the
         request is :func:`idempotent`; a connection that could not be opened, always.
         """
-        delays = Backoff(base=0.1, cap=RETRY_CAP)
+        delays = Retries(replace(FULL_JITTER, initial=0.1, maximum=RETRY_CAP))
         for attempt in range(self.retries + 1):
             try:
                 return await self._request_once(

@@ -17,8 +17,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 
 from checkout_kube import errors
-from checkout_kube.backoff import Backoff
 from checkout_kube.client import KubeClient, Obj
+from checkout_tasks import Retries
 
 logger = logging.getLogger("checkout_kube.watch")
 
@@ -45,7 +45,7 @@ async def list_watch(
     labels: Mapping[str, str] | str | None = None,
     *,
     timeout_seconds: int = 60,
-    backoff: Backoff | None = None,
+    backoff: Retries | None = None,
     on_error: Callable[[errors.KubeError], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[tuple[str, Obj]]:
@@ -54,7 +54,7 @@ async def list_watch(
     The first list reports every object as ``ADDED``; a relist reports only the differences
     from what was reported before (objects whose resourceVersion did not change stay silent).
     """
-    backoff = backoff or Backoff()
+    backoff = backoff or Retries()
     known: dict[tuple[str, str], str] = {}
     version = ""
     while True:

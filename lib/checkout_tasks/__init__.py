@@ -15,7 +15,9 @@ loop used to pick its own policy. Here one helper does it for all:
 * cancellation is shutdown: :meth:`Guarded.stop` and :meth:`Supervisor.aclose` cancel and wait.
 
 The package is plain asyncio with no other dependency, so that both ``checkout_operator`` and
-``checkout_services`` may use it (neither imports the other).
+``checkout_services`` may use it (neither imports the other), and the Kubernetes client
+``checkout_kube`` too: its :class:`Backoff` (with :class:`Retries`, a retry loop's state) is
+the one backoff of the code base.
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["ONCE", "RESTART", "Backoff", "Guarded", "Policy", "Supervisor", "start"]
+__all__ = [
+    "FULL_JITTER",
+    "ONCE",
+    "RESTART",
+    "Backoff",
+    "Guarded",
+    "Policy",
+    "Retries",
+    "Supervisor",
+    "start",
+]
 
 Factory = Callable[[], Awaitable[object]]
 """Makes a fresh coroutine for each run (a coroutine object can be awaited only once)."""
@@ -41,7 +53,11 @@ _default_logger = logging.getLogger("checkout_tasks")
 class Backoff:
     """Exponential backoff with jitter: ``initial * factor**attempt`` capped at ``maximum``,
     then scaled by a random factor in ``[1 - jitter, 1]`` (many replicas restarting at once
-    do not retry in step)."""
+    do not retry in step; ``jitter=1`` is "full jitter"), and never below ``floor``.
+
+    The one backoff of the code base: the guarded tasks' restarts, and through
+    :class:`Retries` every retry loop (the Kubernetes client's requests and watches, the
+    services' lease keeper)."""
 
     initial: float = 0.5
     maximum: float = 30.0
@@ -49,23 +65,63 @@ class Backoff:
     jitter: float = 0.5
     reset_after: float = 30.0
     """A run that lasted this long counts as healthy: the next crash starts from ``initial``."""
+    floor: float = 0.0
+    """The least delay: a retry loop never spins, whatever the random draw."""
 
     def __post_init__(self) -> None:
         if self.initial < 0 or self.maximum < self.initial or self.factor < 1:
             raise ValueError("backoff needs 0 <= initial <= maximum and factor >= 1")
         if not 0 <= self.jitter <= 1:
             raise ValueError("backoff jitter is a fraction in [0, 1]")
+        if not 0 <= self.floor <= self.maximum:
+            raise ValueError("backoff needs 0 <= floor <= maximum")
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """The pause before restart number ``attempt`` (0-based)."""
         base = min(self.maximum, self.initial * self.factor ** min(attempt, 64))
-        return base * (1.0 - self.jitter * rng.random())
+        return max(self.floor, base * (1.0 - self.jitter * rng.random()))
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         attempt = 0
         while True:
             yield self.delay(attempt, rng)
             attempt += 1
+
+
+FULL_JITTER = Backoff(jitter=1.0, floor=0.05)
+"""For clients that failed together (a restarted apiserver's watchers, say): a delay anywhere
+up to the ceiling, at least 50 ms."""
+
+
+class Retries:
+    """One retry loop's state on a :class:`Backoff`: ``next()`` is the delay after one more
+    failure, ``reset()`` after a success, ``await sleep()`` sleeps the next delay."""
+
+    def __init__(
+        self,
+        backoff: Backoff = FULL_JITTER,
+        *,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.backoff = backoff
+        self.failures = 0
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+
+    def next(self) -> float:
+        delay = self.backoff.delay(self.failures, self._rng)
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    async def sleep(self) -> float:
+        """Sleep the next delay; returns it."""
+        delay = self.next()
+        await self._sleep(delay)
+        return delay
 
 
 @dataclass(frozen=True)

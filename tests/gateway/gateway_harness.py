@@ -17,6 +17,7 @@ import payments_harness as ph
 import services_harness as h
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from checkout_services.common import principal
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
 from checkout_stack.components.temporal import Temporal, temporal_bin
@@ -307,10 +308,16 @@ class Fleet:
         write_atomically(self.routing, routing_doc(self.gateways, writers, states, epoch))
 
     def stock(self, sku: str, available: int) -> None:
+        path, body = f"/v1/stock/{sku}", json.dumps({"available": available}).encode()
+        # stock administration is a service's call: signed like the orders saga's
+        headers = principal.signed_headers(
+            INTERNAL_KEY.encode(), "PUT", path, principal.internal("test"), body
+        )
         for region in self.regions.values():
             r = httpx.put(
-                f"{region.inventory.url}/v1/stock/{sku}",
-                json={"available": available},
+                f"{region.inventory.url}{path}",
+                content=body,
+                headers={**headers, "Content-Type": "application/json"},
                 timeout=30,
             )
             assert r.status_code == 200, r.text

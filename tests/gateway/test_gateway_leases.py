@@ -183,3 +183,28 @@ async def test_writes_follow_the_lease_holder_live(
         gateway.stop()
         local.close()
         peer.close()
+
+
+async def test_the_lease_view_follows_a_change_without_polling(
+    kube: Any, namespace: str, client: kclient.KubeClient
+) -> None:
+    """The view lists once and then watches: with a 60 s staleness (a relist every 20 s), a
+    fencing written by the operator is in the view within a couple of seconds."""
+    from checkout_services.gateway import leases as view_mod
+
+    await leases.create(client, namespace, FLEET, "NL", gh.EU, 30, time.time())
+    store = leasestore.LeaseStore.from_kubeconfig(kube.kubeconfig, namespace)
+    view = view_mod.StoreLeases(store, FLEET, poll_s=30, stale_after_s=60)
+    try:
+        await view.start()
+        assert view.leases["NL"].holder == gh.EU
+        current = (await leases.read(client, namespace, FLEET))["NL"]
+        await leases.fence(client, current, gh.US, "Drain")
+        deadline = time.monotonic() + 5.0
+        while view.leases["NL"].state != "Fencing":
+            assert time.monotonic() < deadline, "the view did not see the fencing in 5 s"
+            await asyncio.sleep(0.05)
+        assert view.errors == 0
+    finally:
+        await view.aclose()
+        await store.aclose()

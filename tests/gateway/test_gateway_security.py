@@ -281,3 +281,89 @@ async def test_customer_ids_belong_to_their_principal(fleet: gh.Fleet) -> None:
     finally:
         await conn.close()
     assert email == "alice.new@example.org"
+
+
+# -- cart and pricing snapshot ids are no bearer tokens; pricing and inventory trust the gateway --
+
+
+def test_a_cart_of_one_principal_is_404_for_another(sec: Sec) -> None:
+    alice, bob = sec.keys.auth("alice-cart"), sec.keys.auth("bob-cart")
+    with httpx.Client(base_url=sec.gateway.url, timeout=30) as c:
+        cart_id = new_cart(c, alice)
+        put = c.put(f"/v1/carts/{cart_id}/items/tee", json={"quantity": 2}, headers=alice)
+        assert put.status_code == 200, put.text
+        # bob holds the id (a leaked URL, a log line): it opens nothing
+        h.assert_problem(c.get(f"/v1/carts/{cart_id}", headers=bob), 404)
+        h.assert_problem(
+            c.put(f"/v1/carts/{cart_id}/items/mug", json={"quantity": 1}, headers=bob), 404
+        )
+        h.assert_problem(c.delete(f"/v1/carts/{cart_id}/items/tee", headers=bob), 404)
+        h.assert_problem(c.delete(f"/v1/carts/{cart_id}", headers=bob), 404)
+        still = c.get(f"/v1/carts/{cart_id}", headers=alice)
+        assert still.status_code == 200, still.text
+        assert [(i["sku"], i["quantity"]) for i in still.json()["items"]] == [("tee", 2)]
+
+
+def _quote(market: str = "DE") -> dict[str, Any]:
+    currency = {"DE": "EUR", "US": "USD"}[market]
+    return {"country": market, "currency": currency, "lines": [{"sku": "tee", "quantity": 1}]}
+
+
+def test_a_pricing_snapshot_of_one_principal_is_404_for_another(fleet: gh.Fleet) -> None:
+    fleet.route({}, {}, 1)
+    with httpx.Client(base_url=fleet.gateways[gh.EU], timeout=30) as c:
+        made = c.post("/v1/quotes", json=_quote(), headers=fleet.keys.auth("alice"))
+        assert made.status_code == 201, made.text
+        snapshot = made.json()["snapshot_id"]
+        mine = c.get(f"/v1/quotes/{snapshot}", headers=fleet.keys.auth("alice"))
+        assert mine.status_code == 200, mine.text
+        assert mine.json()["total"] == made.json()["total"]
+        theirs = c.get(f"/v1/quotes/{snapshot}", headers=fleet.keys.auth("bob"))
+        h.assert_problem(theirs, 404)
+
+
+def test_pricing_and_inventory_refuse_requests_that_did_not_come_through_the_gateway(
+    fleet: gh.Fleet,
+) -> None:
+    fleet.route({}, {}, 1)
+    fleet.stock("tee", 1000)  # signed like a service's call: accepted
+    region = fleet.regions[gh.EU]
+    reserve = {"checkout_id": f"co-{uuid.uuid4().hex[:10]}", "market": "DE", "lines": []}
+    forged = {"X-Checkout-Principal": "alice", "X-Checkout-Principal-Sig": "v1,1,00"}
+    calls: list[tuple[str, str, str, dict[str, Any] | None]] = [
+        (region.pricing.url, "POST", "/v1/quotes", _quote()),
+        (region.pricing.url, "GET", f"/v1/quotes/{uuid.uuid4().hex}", None),
+        (region.inventory.url, "GET", "/v1/stock/tee", None),
+        (region.inventory.url, "GET", "/v1/stock/tee/global", None),
+        (region.inventory.url, "PUT", "/v1/stock/tee", {"available": 0}),
+        (region.inventory.url, "POST", "/v1/reservations", reserve),
+        (region.inventory.url, "POST", f"/v1/reservations/{reserve['checkout_id']}/release", None),
+        (region.inventory.url, "POST", "/v1/reservations/sweep", None),
+    ]
+    with httpx.Client(timeout=30) as c:
+        for base, method, path, body in calls:
+            for headers in ({}, forged):
+                resp = c.request(method, base + path, json=body, headers=headers)
+                problem = h.assert_problem(resp, 401)
+                assert problem["type"].endswith("/not-from-gateway"), (method, path)
+            # a signature for another principal, body or path does not carry over
+            raw = b"" if body is None else json.dumps(body).encode()
+            moved = principal.signed_headers(
+                gh.INTERNAL_KEY.encode(), method, path + "x", "alice", raw
+            )
+            h.assert_problem(c.request(method, base + path, content=raw, headers=moved), 401)
+        # health and metrics stay open (probes, Prometheus)
+        for base in (region.pricing.url, region.inventory.url):
+            for path in ("/health/live", "/health/ready", "/metrics"):
+                assert c.get(base + path).status_code == 200, (base, path)
+        # the stock is unchanged (the unsigned PUT did nothing)
+        through = c.get(f"{fleet.gateways[gh.EU]}/v1/stock/tee", headers=fleet.keys.auth("a"))
+        assert through.status_code == 200, through.text
+        assert through.json()["available"] == 1000
+        quoted = c.post(
+            f"{fleet.gateways[gh.EU]}/v1/quotes", json=_quote(), headers=fleet.keys.auth("a")
+        )
+        assert quoted.status_code == 201, quoted.text
+    # and the saga, which calls pricing and inventory itself, signs: a checkout still goes through
+    placed = _post(fleet, gh.checkout_body(f"co-{uuid.uuid4().hex[:10]}", "DE"), "carol")
+    assert placed.status_code == 201, placed.text

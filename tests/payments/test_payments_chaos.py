@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import payments_harness as harness
 import pytest
+from payments_env import Env, new_env
 
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
-from conftest import Env, new_env
 
 pytestmark = pytest.mark.stack
 

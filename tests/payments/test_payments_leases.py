@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 import payments_harness as harness
 import pytest
+from payments_env import new_env
 
 from checkout_contract import env as contract_env
 from checkout_kube import client as kclient
 from checkout_operator.reconcile import leases
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
-from conftest import new_env
 
 pytestmark = pytest.mark.stack
 FLEET = "pay"

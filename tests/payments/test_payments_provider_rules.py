@@ -304,7 +304,7 @@ def test_an_empty_webhook_secret_is_refused_at_load(tmp_path: Path) -> None:
     provider = config.Provider(
         name="stripe-eu",
         type="stripe",
-        endpoint="http://x",
+        endpoint="https://x.example",
         account="a",
         credentials_dir=str(tmp_path),
     )

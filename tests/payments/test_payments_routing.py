@@ -15,7 +15,7 @@ def prov(name: str, weight: int = 1, type_: config.ProviderType = "stripe") -> c
     return config.Provider(
         name=name,
         type=type_,
-        endpoint=f"http://psp/{name}",
+        endpoint=f"https://psp.example/{name}",
         account=f"acct_{name}",
         credentials_dir=f"/creds/{name}",
         weight=weight,

@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import payments_harness as harness
 import pytest
+from payments_env import Env, new_env
 
 from checkout_contract import payments as config
 from checkout_services.payments.adapters import base
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
-from conftest import Env, new_env
 
 
 def provider(tmp: Path, name: str = "stripe-x") -> config.Provider:

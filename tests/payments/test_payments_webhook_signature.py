@@ -8,8 +8,7 @@ import time
 
 import httpx
 import pytest
-
-from conftest import Env
+from payments_env import Env
 
 pytestmark = pytest.mark.stack
 

@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import payments_harness as harness
 import pytest
-
-from conftest import Env
+from payments_env import Env
 
 pytestmark = pytest.mark.stack
 

@@ -72,6 +72,7 @@ def region_doc(
             "fleet": "replication-test",
             "jurisdiction": "EU",
             "gatewayUrl": f"https://checkout.{name}.example.com",
+            "edge": {"gateway": {"issuer": "https://login.example.com/", "audience": "checkout"}},
             "homeMarkets": [{"country": MARKETS[name]}],
             "services": {"image": "ghcr.io/example/checkout-services:0.1.0"},
             "dependencies": {

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import services_harness as h
 
+from checkout_services.common import principal
 from checkout_stack.components.redis import Redis
 
 pytestmark = pytest.mark.stack
@@ -170,3 +171,50 @@ async def test_pricing_bad_input_names_the_field(pricing: h.ServiceProc) -> None
         )
         assert h.assert_problem(nowhere, 422)["field"] == "country"
         h.assert_problem(await client.get(f"/v1/quotes/{uuid.uuid4().hex}"), 404)
+
+
+KEY = ("pricing-test-key-" + uuid.uuid4().hex).encode()
+
+
+def _signed(method: str, path: str, who: str, body: bytes = b"") -> dict[str, str]:
+    headers = principal.signed_headers(KEY, method, path, who, body)
+    return {**headers, "Content-Type": "application/json"}
+
+
+def test_pricing_trusts_only_signed_requests_and_binds_snapshots(
+    redis: Redis, workdir: Path
+) -> None:
+    cfg = workdir / "pricing-signed.json"
+    cfg.write_text(json.dumps(h.pricing_config()))
+    env = {
+        **h.write_configs(workdir),
+        "REDIS_URL": redis.url.rsplit("/", 1)[0] + "/3",
+        "PRICING_CONFIG_FILE": str(cfg),
+        "CHECKOUT_GATEWAY_KEY": KEY.decode(),
+        "CHECKOUT_GATEWAY_AUTH": "on",
+    }
+    proc = h.ServiceProc("pricing", workdir, env).start()
+    body = json.dumps(
+        {"country": "DE", "currency": "EUR", "lines": [{"sku": "tee", "quantity": 2}]}
+    ).encode()
+    try:
+        with httpx.Client(base_url=proc.url, timeout=30) as c:
+            for path in ("/health/live", "/health/ready", "/metrics"):
+                assert c.get(path).status_code == 200, path
+            h.assert_problem(c.post("/v1/quotes", content=body), 401)
+            signed = _signed("POST", "/v1/quotes", "ann", body)
+            made = c.post("/v1/quotes", content=body, headers=signed)
+            assert made.status_code == 201, made.text
+            path = f"/v1/quotes/{made.json()['snapshot_id']}"
+            h.assert_problem(c.get(path), 401)
+            assert c.get(path, headers=_signed("GET", path, "ann")).status_code == 200
+            # the same snapshot id in another principal's request: as if it did not exist
+            h.assert_problem(c.get(path, headers=_signed("GET", path, "ben")), 404)
+            # a signature for another path does not open this one
+            h.assert_problem(c.get(path, headers=_signed("GET", "/v1/quotes/x", "ann")), 401)
+    finally:
+        proc.stop()
+    # without its key the service does not start, naming the variable
+    bare = {k: v for k, v in env.items() if k != "CHECKOUT_GATEWAY_KEY"}
+    with pytest.raises(AssertionError, match="CHECKOUT_GATEWAY_KEY"):
+        h.ServiceProc("pricing", workdir, bare).start()

@@ -149,8 +149,7 @@ def test_operator_container_reconciles_the_examples_as_the_charts_service_accoun
         body["spec"].pop("remoteCluster", None)
         body["spec"]["services"]["image"] = services_image
         body["spec"]["services"]["imagePullPolicy"] = "Never"
-        # the gateway does not start without an issuer and an audience (api/edge.py); the
-        # examples leave them out
+        # the issuer and audience of this test's tokens (the API requires both: api/edge.py)
         gateway = body["spec"].setdefault("edge", {}).setdefault("gateway", {})
         gateway.update({"issuer": "https://issuer.checkout.test", "audience": "checkout"})
         sup.apply_yaml(kube, body)

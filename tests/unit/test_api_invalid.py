@@ -39,6 +39,31 @@ def _set(path: str, value: Any) -> Callable[[Doc], None]:
 REGION = "eu-west-1"
 ROUTE = "us-cards"
 
+# Every URL field of the API (credentials, card data or spans go there): https, or http to a
+# loopback host only, never user information (checkout_contract.urls).
+URL_FIELDS: list[tuple[str, str]] = [
+    (ROUTE, "spec.providers[0].endpoint"),
+    (REGION, "spec.gatewayUrl"),
+    (REGION, "spec.tracing.otlpEndpoint"),
+    (REGION, "spec.edge.gateway.jwksUrl"),
+]
+BAD_URLS: list[tuple[str, str]] = [
+    ("http", "http://psp.example.com/v1"),
+    ("http-loopback-lookalike", "http://127.0.0.1.example.com"),
+    ("http-localhost-lookalike", "http://localhost.example.com:8080"),
+    ("http-private-ip", "http://10.0.0.7:8080"),
+    ("userinfo", "https://user:secret@psp.example.com"),
+    ("userinfo-no-password", "https://token@psp.example.com"),
+    ("http-loopback-userinfo", "http://user:pw@127.0.0.1:9"),
+    ("no-host", "https:///v1"),
+    ("space", "https://psp.example.com/a b"),
+]
+URL_CASES: list[tuple[str, str, Callable[[Doc], None], str]] = [
+    (f"{field.rsplit('.', 1)[-1]}-{name}", base, _set(field, url), field)
+    for base, field in URL_FIELDS
+    for name, url in BAD_URLS
+]
+
 # (case id, base example, mutation, expected path prefix)
 CASES: list[tuple[str, str, Callable[[Doc], None], str]] = [
     ("unknown-spec-field", REGION, _set("spec.colour", "blue"), "spec.colour"),
@@ -294,6 +319,17 @@ CASES: list[tuple[str, str, Callable[[Doc], None], str]] = [
     ("priority-negative", ROUTE, _set("spec.priority", -1), "spec.priority"),
     ("strategy-unknown", ROUTE, _set("spec.strategy", "random"), "spec.strategy"),
     ("region-name-invalid", ROUTE, _set("spec.regions", ["US East"]), "spec.regions[0]"),
+    # every region runs the gateway, which does not start without an issuer and an audience
+    ("issuer-missing", REGION, _set("spec.edge.gateway.issuer", ...), "spec.edge.gateway.issuer"),
+    (
+        "audience-missing",
+        REGION,
+        _set("spec.edge.gateway.audience", ...),
+        "spec.edge.gateway.audience",
+    ),
+    ("edge-missing", REGION, _set("spec.edge", ...), "spec.edge.gateway.issuer"),
+    ("gateway-missing", REGION, _set("spec.edge.gateway", ...), "spec.edge.gateway.issuer"),
+    *URL_CASES,
 ]
 
 
@@ -347,3 +383,31 @@ def test_every_example_passes_schema_and_cel() -> None:
     for name, doc in helpers.example_docs().items():
         assert crdcheck.problems(_crd_for(doc), doc) == [], name
         load.parse(doc)
+
+
+GOOD_URLS = [
+    "https://psp.example.com",
+    "https://psp.example.com:8443/v1?x=1",
+    "https://[2001:db8::1]:443/v1",
+    "http://127.0.0.1:12111",
+    "http://127.9.8.7/sim/eu",
+    "http://[::1]:8080",
+    "http://localhost:4318",
+]
+
+
+@pytest.mark.parametrize(("base", "field"), URL_FIELDS)
+@pytest.mark.parametrize("url", GOOD_URLS)
+def test_https_and_loopback_http_pass_both_checks(base: str, field: str, url: str) -> None:
+    doc = _broken(base, _set(field, url))
+    assert crdcheck.problems(_crd_for(doc), doc) == []
+    load.parse(doc)
+
+
+@pytest.mark.parametrize(("base", "field"), URL_FIELDS)
+def test_url_errors_never_quote_the_url(base: str, field: str) -> None:
+    doc = _broken(base, _set(field, "https://user:hunter2@psp.example.com"))
+    with pytest.raises(load.InvalidObject) as exc:
+        load.parse(doc)
+    assert "hunter2" not in str(exc.value)
+    assert "user information" in str(exc.value)

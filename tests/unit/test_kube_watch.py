@@ -19,18 +19,18 @@ from cryptography.x509.oid import NameOID
 from kube_fake import GROUP_VERSION, FakeApiserver, Stream, lease, lease_list, status
 
 from checkout_kube import config, errors
-from checkout_kube.backoff import Backoff
 from checkout_kube.client import KubeClient
 from checkout_kube.watch import list_watch
+from checkout_tasks import Backoff, Retries
 
 
 def creds(server: FakeApiserver, **kw: Any) -> config.Credentials:
     return config.Credentials(server=server.url, **kw)
 
 
-def fast() -> Backoff:
+def fast() -> Retries:
     """A backoff whose every delay is its ceiling (no jitter), small enough for a test."""
-    return Backoff(base=0.05, cap=0.2, rng=lambda: 1.0)
+    return Retries(Backoff(initial=0.05, maximum=0.2, jitter=0.0))
 
 
 async def take(events: AsyncIterator[tuple[str, Any]], n: int) -> list[tuple[str, str, str]]:

@@ -92,7 +92,7 @@ def test_payments_deployment_exact() -> None:
                                 _secret_env("TEMPORAL_ADDRESS", "eu-west-1-temporal", "address"),
                                 {
                                     "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
-                                    "value": "http://otel-collector.observability:4318",
+                                    "value": "https://otel-collector.observability:4318",
                                 },
                                 {
                                     "name": "OTEL_TRACES_SAMPLER",
@@ -233,7 +233,7 @@ def test_tracing_env_only_when_the_region_sets_an_endpoint() -> None:
         assert _otel_env("eu-west-1", component) == [
             {
                 "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "value": "http://otel-collector.observability:4318",
+                "value": "https://otel-collector.observability:4318",
             },
             {"name": "OTEL_TRACES_SAMPLER", "value": "parentbased_traceidratio"},
             {"name": "OTEL_TRACES_SAMPLER_ARG", "value": "0.2"},

@@ -28,6 +28,8 @@ def test_gateway_configmap_defaults_to_a_mounted_jwks() -> None:
                 "GATEWAY_CLIENT_BURST": "40",
                 "GATEWAY_CLIENT_RATE": "20",
                 "GATEWAY_JWKS": "/etc/checkout/jwks/jwks.json",
+                "GATEWAY_JWT_AUDIENCE": "checkout",
+                "GATEWAY_JWT_ISSUER": "https://login.example.com/",
                 "GATEWAY_MARKET_BURST": "1000",
                 "GATEWAY_MARKET_RATE": "500",
                 "GATEWAY_MAX_BODY_BYTES": "65536",

@@ -95,7 +95,11 @@ def test_the_internet_facing_gateway_may_only_list_the_leases() -> None:
                 "labels": READER_LABELS,
             },
             "rules": [
-                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]}
+                {
+                    "apiGroups": ["coordination.k8s.io"],
+                    "resources": ["leases"],
+                    "verbs": ["list", "watch"],
+                }
             ],
         }
     )
@@ -163,7 +167,7 @@ def test_a_region_in_the_management_cluster_uses_its_service_account() -> None:
         )
         verbs = {v for rule in granted["rules"] for v in rule["verbs"]}
         if any(s["name"] == "checkout-gateway" for s in binding["subjects"]):
-            assert verbs == {"list"}, granted
+            assert verbs == {"list", "watch"}, granted  # read-only
     # every market of the fleet: any of them may fail over to this region
     names = role["rules"][1]["resourceNames"]
     fleet_markets = {

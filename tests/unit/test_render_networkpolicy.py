@@ -3,6 +3,7 @@ actually listen on (the rendered container port, the services' CLI default)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import example_data as helpers
@@ -10,7 +11,7 @@ from render_expect import META, SELECTOR, hashed
 
 from checkout_contract import config as region_config
 from checkout_operator.api.checkoutregion import CheckoutRegion
-from checkout_operator.render import deployment, networkpolicy, region, service
+from checkout_operator.render import deployment, labels, networkpolicy, region, service
 from checkout_services import cli
 
 REGION_PODS = {
@@ -23,13 +24,25 @@ REGION_PODS = {
 }
 
 
+KUBE_DNS = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+}
+
+
 def test_networkpolicy_internal_service_admits_only_its_regions_pods_and_the_scrapers() -> None:
     got = networkpolicy.build(
         "eu-west-1",
         "shop",
         "cart",
         metrics_namespaces=["monitoring"],
-        egress=networkpolicy.Egress(ports=(5432, 6379)),
+        egress=networkpolicy.Egress(
+            ports=(5432, 6379),
+            known=(
+                (networkpolicy.Destination(cidr="10.0.0.9/32"), 8443),
+                (networkpolicy.Destination(namespace="observability"), 4318),
+            ),
+        ),
     )
     assert got == hashed(
         {
@@ -53,8 +66,26 @@ def test_networkpolicy_internal_service_admits_only_its_regions_pods_and_the_scr
                     },
                 ],
                 "egress": [
-                    {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                    {
+                        "to": [KUBE_DNS],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    },
                     {"to": [REGION_PODS], "ports": [{"protocol": "TCP", "port": 8080}]},
+                    {
+                        "to": [{"ipBlock": {"cidr": "10.0.0.9/32"}}],
+                        "ports": [{"protocol": "TCP", "port": 8443}],
+                    },
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": "observability"}
+                                },
+                                "podSelector": {},
+                            }
+                        ],
+                        "ports": [{"protocol": "TCP", "port": 4318}],
+                    },
                     {
                         "ports": [
                             {"protocol": "TCP", "port": 5432},
@@ -140,3 +171,68 @@ def test_url_port() -> None:
     assert networkpolicy.url_port("https://psp.example") == 443
     assert networkpolicy.url_port("http://sim:8099/v1") == 8099
     assert networkpolicy.url_port("http://collector") == 80
+
+
+def test_destinations_known_from_a_url() -> None:
+    dest = networkpolicy.destination_of
+    assert dest("https://otel.observability.svc:4318") == networkpolicy.Destination("observability")
+    assert dest("http://checkout-gateway.region-a.svc.cluster.local:8080") == (
+        networkpolicy.Destination("region-a")
+    )
+    assert dest("https://10.1.2.3:8443/v1") == networkpolicy.Destination(cidr="10.1.2.3/32")
+    assert dest("https://[2001:db8::7]/v1") == networkpolicy.Destination(cidr="2001:db8::7/128")
+    # a DNS name outside the cluster (or a two-label name that could be either): port only
+    assert dest("https://api.stripe.com") is None
+    assert dest("https://otel-collector.observability:4318") is None
+    assert dest("https://svc.ns.svc.evil.example") == networkpolicy.Destination("ns")
+
+
+def _policy(objects: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    (policy,) = [
+        o
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+        and o["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    return policy
+
+
+def test_egress_names_peers_where_the_destination_is_known() -> None:
+    """DNS only to the cluster DNS pods; a peer region's gateway by its default Service URL only
+    to that region's gateway pods; an in-cluster collector only to its namespace; what lives
+    behind Secrets or external names by port alone."""
+    docs = helpers.example_docs()
+    doc = copy.deepcopy(docs["eu-west-1"])
+    doc["spec"]["tracing"]["otlpEndpoint"] = "https://otel.observability.svc:4318"
+    doc["spec"]["networkPolicy"] = {"dnsNamespace": "dns", "dnsPodLabels": ["app=coredns"]}
+    peer = copy.deepcopy(docs["eu-central-1"])
+    del peer["spec"]["gatewayUrl"]  # the in-cluster Service URL
+    del peer["spec"]["remoteCluster"]
+    me, other = CheckoutRegion.model_validate(doc), CheckoutRegion.model_validate(peer)
+    _, routes = helpers.example_objects()
+    objects = region.render_region(me, [me, other], routes)
+    for component in region_config.SERVICE_NAMES:
+        rules = _policy(objects, component)["spec"]["egress"]
+        assert rules[0]["to"] == [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dns"}},
+                "podSelector": {"matchLabels": {"app": "coredns"}},
+            }
+        ]
+        assert rules[1] == {"to": [REGION_PODS], "ports": [{"protocol": "TCP", "port": 8080}]}
+        collector = {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}},
+            "podSelector": {},
+        }
+        assert {"to": [collector], "ports": [{"protocol": "TCP", "port": 4318}]} in rules
+        open_ports = {p["port"] for r in rules if "to" not in r for p in r["ports"]}
+        assert not open_ports & {4318, 53}, component
+        assert {5432, 6379, 7233, 9092} <= open_ports
+    gateway = _policy(objects, "gateway")["spec"]["egress"]
+    peer_pods = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "checkout"}},
+        "podSelector": {"matchLabels": labels.selector("eu-central-1", "gateway")},
+    }
+    assert {"to": [peer_pods], "ports": [{"protocol": "TCP", "port": 8080}]} in gateway
+    cart = _policy(objects, "cart")["spec"]["egress"]
+    assert not any(r.get("to") == [peer_pods] for r in cart)  # only the gateway forwards

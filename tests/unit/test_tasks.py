@@ -37,6 +37,25 @@ def test_backoff_grows_exponentially_capped_and_jittered() -> None:
         tasks.Backoff(initial=2.0, maximum=1.0)
     with pytest.raises(ValueError, match="jitter"):
         tasks.Backoff(jitter=1.5)
+    with pytest.raises(ValueError, match="floor"):
+        tasks.Backoff(maximum=1.0, floor=2.0)
+
+
+async def test_retries_count_failures_reset_and_sleep_full_jitter_above_the_floor() -> None:
+    pauses = Sleeps()
+    retries = tasks.Retries(rng=random.Random(3), sleep=pauses)
+    assert retries.backoff == tasks.FULL_JITTER
+    got = [await retries.sleep() for _ in range(10)]
+    assert got == pauses.pauses
+    ceilings = [min(30.0, 0.5 * 2**n) for n in range(10)]
+    for delay, ceiling in zip(got, ceilings, strict=True):
+        assert 0.05 <= delay <= ceiling  # full jitter: anywhere up to the ceiling
+    assert retries.failures == 10
+    retries.reset()
+    assert retries.failures == 0
+    assert retries.next() <= 0.5
+    exact = tasks.Retries(tasks.Backoff(initial=0.05, maximum=0.2, jitter=0.0))
+    assert [exact.next() for _ in range(4)] == [0.05, 0.1, 0.2, 0.2]
 
 
 async def test_a_crashing_loop_is_restarted_with_growing_backoff_and_logged(

@@ -10,6 +10,7 @@ from typing import Final, Literal
 
 from pydantic import Field, model_validator
 
+from checkout_operator.api import edge as edge_api
 from checkout_operator.api import meta
 from checkout_operator.api.edge import EdgeSpec
 from checkout_operator.api.meta import (
@@ -21,6 +22,7 @@ from checkout_operator.api.meta import (
     RegionName,
     RuleViolation,
     SecretKeyRef,
+    SecureURL,
     cel_rules,
     rule,
 )
@@ -153,9 +155,11 @@ class ServicesSpec(ApiModel):
 class Tracing(ApiModel):
     """OpenTelemetry tracing of the region's services (off unless ``otlpEndpoint`` is set)."""
 
-    otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://", max_length=512)
-    """OTLP/HTTP endpoint of the collector, e.g. ``http://otel-collector.observability:4318``
-    (becomes ``OTEL_EXPORTER_OTLP_ENDPOINT``; spans go to ``<endpoint>/v1/traces``)."""
+    otlp_endpoint: SecureURL | None = None
+    """OTLP/HTTP endpoint of the collector, e.g. ``https://otel-collector.observability:4318``
+    (becomes ``OTEL_EXPORTER_OTLP_ENDPOINT``; spans go to ``<endpoint>/v1/traces``). Spans
+    carry request attributes, so ``https://`` without user information; plain ``http://``
+    only to a loopback host (127.0.0.0/8, ``::1``, ``localhost``: a node-local agent)."""
     sample_percent: int = Field(default=100, ge=0, le=100)
     """Share of new traces recorded; a request that arrives with a sampled trace context is
     always recorded (``parentbased_traceidratio``)."""
@@ -315,6 +319,14 @@ _SPEC_RULES = cel_rules(
         "home markets must be distinct",
         ".homeMarkets",
     ),
+    *(
+        rule(
+            f"has(self.edge) && has(self.edge.gateway) && has(self.edge.gateway.{field})",
+            edge_api.required_claim_message(field),
+            f".edge.gateway.{field}",
+        )
+        for field in edge_api.REQUIRED_CLAIMS
+    ),
 )
 
 
@@ -331,8 +343,11 @@ class CheckoutRegionSpec(ApiModel):
     """The fleet (set of regions that fail over and replicate among each other)."""
     jurisdiction: Jurisdiction
     """Legal area the region's data lives in, e.g. ``EU``, ``US``, ``IN``, ``BR``."""
-    gateway_url: str | None = Field(default=None, pattern=r"^https?://", max_length=512)
-    """URL peers use to reach this region's gateway. Default: the in-cluster Service URL."""
+    gateway_url: SecureURL | None = None
+    """URL peers use to reach this region's gateway (they forward writes with the client's
+    bearer token): ``https://`` without user information; plain ``http://`` only to a
+    loopback host (127.0.0.0/8, ``::1``, ``localhost``: fleets on one host, tests). Default:
+    the in-cluster Service URL."""
     home_markets: tuple[HomeMarket, ...] = Field(default=(), max_length=64)
     """Markets this region is the home write-primary of."""
     remote_cluster: RemoteCluster | None = None
@@ -372,6 +387,11 @@ class CheckoutRegionSpec(ApiModel):
                     "a region never lists itself as a replication peer",
                 )
         meta.require_distinct([m.country for m in self.home_markets], ["homeMarkets"], "market")
+        for field in edge_api.REQUIRED_CLAIMS:
+            if getattr(self.edge.gateway, field) is None:
+                raise RuleViolation(
+                    ["edge", "gateway", field], edge_api.required_claim_message(field)
+                )
         return self
 
     def namespace_for(self, cr_namespace: str) -> str:

@@ -7,7 +7,14 @@ from typing import Annotated, Final
 
 from pydantic import Field
 
-from checkout_operator.api.meta import DNS_LABEL, DNS_SUBDOMAIN, SET, ApiModel, SecretKeyRef
+from checkout_operator.api.meta import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    SET,
+    ApiModel,
+    SecretKeyRef,
+    SecureURL,
+)
 
 HOSTNAME: Final = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 """Gateway API ``Hostname``: RFC 1123, lower case, an optional leading ``*.`` label."""
@@ -78,18 +85,20 @@ class GatewayAuth(ApiModel):
     """How the checkout gateway authenticates and limits requests. The signing keys are public
     (a JWKS): tokens are verified locally, no call to the issuer per request."""
 
-    jwks_url: str | None = Field(default=None, pattern=r"^https://", max_length=1024)
-    """URL of the issuer's JWKS (fetched at start and on an unknown key id). When unset, the
-    JWKS comes from ``jwksConfigMapRef``."""
+    jwks_url: SecureURL | None = None
+    """URL of the issuer's JWKS (fetched at start and on an unknown key id): ``https://``
+    without user information (the gateway itself fetches only ``https://``, loopback ``http://``
+    only in tests). When unset, the JWKS comes from ``jwksConfigMapRef``."""
     jwks_config_map_ref: ConfigMapKeyRef = ConfigMapKeyRef(
         name="checkout-gateway-jwks", key="jwks.json"
     )
     """ConfigMap key holding the JWKS (mounted; a rotated key is picked up without restart)."""
     issuer: str | None = Field(default=None, min_length=1, max_length=1024)
-    """Required ``iss`` claim. The gateway does not start without it (nor without ``audience``):
-    a token the same issuer minted for another service is never a checkout token."""
+    """The ``iss`` claim every token must carry. Required (every region runs the gateway, and
+    the gateway does not start without it, nor without ``audience``): a token the same issuer
+    minted for another service is never a checkout token."""
     audience: str | None = Field(default=None, min_length=1, max_length=1024)
-    """Required ``aud`` claim (the gateway does not start without it)."""
+    """The ``aud`` claim every token must carry. Required, like ``issuer``."""
     client_rate_per_second: int = Field(default=20, ge=1, le=100000)
     """Token bucket of each client (the token's ``client_id``/``azp``/``sub``): refill rate."""
     client_burst: int = Field(default=40, ge=1, le=100000)
@@ -106,6 +115,19 @@ class GatewayAuth(ApiModel):
     that did not come through the gateway (``CHECKOUT_GATEWAY_KEY``). Create it per region
     namespace, e.g. ``kubectl create secret generic checkout-gateway-key
     --from-literal=key=$(openssl rand -hex 32)``."""
+
+
+REQUIRED_CLAIMS: Final = ("issuer", "audience")
+"""The :class:`GatewayAuth` fields every region must set (the gateway's start-up refuses
+less); ``spec`` checks them, so the message names ``edge.gateway.<field>``."""
+
+
+def required_claim_message(field: str) -> str:
+    claim = "iss" if field == "issuer" else "aud"
+    return (
+        f"required: every region runs the gateway, and it does not start without the "
+        f"{field} ({claim} claim) the tokens it accepts must carry"
+    )
 
 
 class EdgeSpec(ApiModel):

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from checkout_contract import urls
 
 GROUP: Final = "checkout-operator.io"
 VERSION: Final = "v1alpha1"
@@ -26,6 +28,24 @@ JURISDICTION: Final = r"^[A-Z]{2,8}$"
 Jurisdiction = Annotated[str, Field(pattern=JURISDICTION, max_length=8)]
 Country = Annotated[str, Field(pattern=COUNTRY_CODE, min_length=2, max_length=2)]
 RegionName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=40)]
+
+
+def _secure_url(value: str) -> str:
+    wrong = urls.problem(value)
+    if wrong is not None:
+        raise ValueError(wrong)
+    return value
+
+
+SecureURL = Annotated[
+    str,
+    AfterValidator(_secure_url),
+    Field(min_length=1, max_length=1024, json_schema_extra={"pattern": urls.PATTERN}),
+]
+"""A URL credentials, card data or spans are sent to (:mod:`checkout_contract.urls`):
+``https://`` without user information; plain ``http://`` only to a loopback host (127.0.0.0/8,
+``::1``, ``localhost``: the local stack's simulators). The apiserver checks the same rule as a
+``pattern``; the CLI and the operator name the field and what is wrong, never the value."""
 
 
 class RuleViolation(ValueError):

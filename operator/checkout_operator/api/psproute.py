@@ -20,6 +20,7 @@ from checkout_operator.api.meta import (
     RegionName,
     RuleViolation,
     SecretRef,
+    SecureURL,
     cel_rules,
     rule,
 )
@@ -68,8 +69,11 @@ class PSPProvider(ApiModel):
     """Unique within the route; names the provider in logs, metrics and payment records."""
     type: Literal["stripe", "adyen", "upi", "ideal", "pix"]
     """Provider API family."""
-    endpoint: str = Field(pattern=r"^https?://", max_length=512)
-    """Regional API base URL (captures and refunds go back to the same one)."""
+    endpoint: SecureURL
+    """Regional API base URL (captures and refunds go back to the same one). It receives card
+    data and the ``api-key``, so it must be ``https://`` without user information; plain
+    ``http://`` only to a loopback host (127.0.0.0/8, ``::1``, ``localhost``: the local
+    stack's PSP simulator and stripe-mock)."""
     account: str = Field(min_length=1, max_length=128)
     """Merchant account id at the provider (not a secret)."""
     credentials_secret_ref: SecretRef

@@ -22,8 +22,9 @@ SERVICES_COMMAND: Final = "checkout-services"
 # The services listen on 127.0.0.1 unless told otherwise (right for a laptop, wrong in a pod):
 # the kubelet probes, and the Services route to, the pod's IP.
 LISTEN_ALL: Final = "0.0.0.0"  # noqa: S104 (a pod's own network namespace)
-PRINCIPAL_KEY_COMPONENTS: Final = frozenset({"gateway", "orders", "cart"})
-"""The gateway signs the principal with ``CHECKOUT_GATEWAY_KEY``; orders and cart check it."""
+PRINCIPAL_KEY_COMPONENTS: Final = frozenset({"gateway", "orders", "cart", "pricing", "inventory"})
+"""The gateway signs the principal with ``CHECKOUT_GATEWAY_KEY`` (and the orders saga its own
+calls); orders, cart, pricing and inventory check it."""
 
 
 def _config_volume(

@@ -16,8 +16,9 @@ namespace) and a credential:
     is a patch (the operator itself holds no ``update``, and RBAC lets it grant only what it
     holds).
   - the gateway (:data:`READERS`; :func:`reader_role`, :func:`reader_role_binding`), the one
-    internet-facing service, only reads who holds a market: ``list`` (it polls the list; it
-    neither gets one Lease nor watches). A compromised gateway can then never renew, take
+    internet-facing service, only reads who holds a market: ``list`` and ``watch`` (it lists
+    once and then follows the renewals; polling the list twice a second per gateway was most
+    of an idle fleet's apiserver requests). A compromised gateway can then never renew, take
     or fence a market's write Lease.
 * a remote region uses a kubeconfig for the management cluster from the Secret key
   ``spec.remoteCluster.leaseKubeconfigSecretRef`` in its own namespace, mounted read-only and
@@ -46,7 +47,7 @@ COMPONENT: Final = "leases"
 """The component label of the writers' Role and RoleBinding (named ``checkout-leases``)."""
 READER_COMPONENT: Final = "leases-read"
 """The component label of the readers' Role and RoleBinding (``checkout-leases-read``)."""
-READER_VERBS: Final = ("list",)
+READER_VERBS: Final = ("list", "watch")
 KUBECONFIG_VOLUME: Final = "lease-kubeconfig"
 KUBECONFIG_DIR: Final = "/etc/checkout/lease-store"
 

@@ -136,11 +136,7 @@ def render_region(
                     name,
                     lease_keeper=lease_access is not None and name in leaseaccess.COMPONENTS,
                     psp_endpoints=[p.endpoint for r in routes for p in r.spec.providers],
-                    peer_gateway_urls=[
-                        configmaps.gateway_url(r)
-                        for r in fleet_regions
-                        if r.spec.region != spec.region
-                    ],
+                    peer_gateways=[r for r in fleet_regions if r.spec.region != spec.region],
                 ),
             ),
         ]

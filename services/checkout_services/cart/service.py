@@ -15,6 +15,13 @@ from checkout_services.cart import exceptions, schemas
 PREFIX: Final = "cart:"
 MAX_ITEMS: Final = 100
 
+
+def cart_key(cart_id: str, owner: str | None) -> str:
+    """The Redis key of a cart: under its owner's tag (principal.tag), so a cart id is no bearer
+    token: another principal's request for it finds nothing (404). ``None``: the check is off."""
+    return PREFIX + (f"{owner}:{cart_id}" if owner else cart_id)
+
+
 SET_ITEM: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local field = 'i:' .. ARGV[1]
@@ -35,17 +42,17 @@ class CartService:
     redis: aioredis.Redis
     ttl_seconds: int
 
-    async def create(self, req: schemas.CreateCart) -> schemas.CartView:
+    async def create(self, req: schemas.CreateCart, owner: str | None = None) -> schemas.CartView:
         cart_id = uuid.uuid4().hex
-        key = PREFIX + cart_id
+        key = cart_key(cart_id, owner)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={"_market": req.market, "_currency": req.currency})
             pipe.expire(key, self.ttl_seconds)
             await pipe.execute()
-        return await self.get(cart_id)
+        return await self.get(cart_id, owner)
 
-    async def get(self, cart_id: str) -> schemas.CartView:
-        key = PREFIX + cart_id
+    async def get(self, cart_id: str, owner: str | None = None) -> schemas.CartView:
+        key = cart_key(cart_id, owner)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(key)
             pipe.ttl(key)
@@ -65,16 +72,19 @@ class CartService:
             expires_in_seconds=max(int(ttl), 0),
         )
 
-    async def set_item(self, cart_id: str, sku: str, quantity: int) -> schemas.CartView:
+    async def set_item(
+        self, cart_id: str, sku: str, quantity: int, owner: str | None = None
+    ) -> schemas.CartView:
+        key = cart_key(cart_id, owner)
         done = await self.redis.eval(
-            SET_ITEM, 1, PREFIX + cart_id, sku, str(quantity), str(self.ttl_seconds), str(MAX_ITEMS)
+            SET_ITEM, 1, key, sku, str(quantity), str(self.ttl_seconds), str(MAX_ITEMS)
         )
         if done == -1:
             raise exceptions.CartNotFound(f"cart {cart_id} does not exist or expired")
         if done == -2:
             raise exceptions.CartFull(f"a cart holds at most {MAX_ITEMS} distinct items")
-        return await self.get(cart_id)
+        return await self.get(cart_id, owner)
 
-    async def delete(self, cart_id: str) -> None:
-        if not await self.redis.delete(PREFIX + cart_id):
+    async def delete(self, cart_id: str, owner: str | None = None) -> None:
+        if not await self.redis.delete(cart_key(cart_id, owner)):
             raise exceptions.CartNotFound(f"cart {cart_id} does not exist or expired")

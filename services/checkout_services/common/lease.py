@@ -21,7 +21,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from checkout_contract.lease import (
@@ -33,9 +33,9 @@ from checkout_contract.lease import (
     valid_until,
 )
 from checkout_contract.timeutil import micro_time
-from checkout_kube.backoff import Backoff
 from checkout_services.common import leasestore
 from checkout_services.common.leasestore import Conflict, LeaseStore, LeaseStoreError
+from checkout_tasks import FULL_JITTER, Retries
 
 log = logging.getLogger("checkout_services.common.lease")
 
@@ -80,6 +80,12 @@ class LeaseLost(Exception):
         self.epoch = epoch
 
 
+def _version(lease: WriteLease) -> int:
+    """The Lease's resourceVersion as a number (etcd's revision; 0 if it is not one)."""
+    raw = str((lease.raw.get("metadata") or {}).get("resourceVersion") or "")
+    return int(raw) if raw.isdigit() else 0
+
+
 class LeaseKeeper:
     """Renews this region's market leases and acknowledges their fencing.
 
@@ -105,6 +111,7 @@ class LeaseKeeper:
         service: str = "",
         identity: str | None = None,
         conflict_retries: int = 5,
+        list_every: int = 4,
     ) -> None:
         self.region = region
         self.identity = identity or keeper_id(service)
@@ -128,6 +135,14 @@ class LeaseKeeper:
         self.errors = 0
         self.watch = watch
         self.wakeups = 0
+        self.list_every = max(1, list_every)
+        """With the watch on, a pass LISTs the fleet's Leases only every ``list_every`` passes
+        (at least once per lease duration, at the default interval); the others use what the
+        watch and this keeper's own writes last showed. A stale copy costs one conflict (every
+        write is a compare-and-swap at the read resourceVersion), never a wrong write."""
+        self.lists = 0
+        self._passes = 0
+        self._live: dict[str, WriteLease] = {}
         self._task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -161,18 +176,43 @@ class LeaseKeeper:
     async def step(self) -> None:
         """One pass: renew what this region holds, acknowledge fencing, forget what it lost."""
         started = self.clock()
-        try:
-            leases = await self.store.list(self.fleet)
-        except LeaseStoreError as exc:
-            self.errors += 1
-            log.warning("lease store unreachable: %s (writes stop when the leases run out)", exc)
-            return
+        self._passes += 1
+        leases = self._cached()
+        if leases is None:
+            try:
+                leases = await self.store.list(self.fleet)
+            except LeaseStoreError as exc:
+                self.errors += 1
+                log.warning(
+                    "lease store unreachable: %s (writes stop when the leases run out)", exc
+                )
+                return
+            self.lists += 1
+            self._live = {lease.market: lease for lease in leases}
         self.seen = {lease.market: lease for lease in leases}
         for lease in leases:
             if lease.holder != self.region:
                 self.held.pop(lease.market, None)
                 continue
             await self._keep_retrying(lease, started)
+
+    def _cached(self) -> list[WriteLease] | None:
+        """The Leases as the live watch and this keeper's writes last showed them, or None
+        when this pass must LIST (no watch running, nothing seen yet, or its turn)."""
+        task = self._watch_task
+        if not self.watch or task is None or task.done() or not self._live:
+            return None
+        if self._passes % self.list_every == 1 % self.list_every:
+            return None
+        return list(self._live.values())
+
+    def _remember(self, lease: WriteLease) -> None:
+        """Keep the newer of two copies of a market's Lease (by resourceVersion)."""
+        if not lease.market:
+            return
+        old = self._live.get(lease.market)
+        if old is None or _version(lease) >= _version(old):
+            self._live[lease.market] = lease
 
     async def _keep_retrying(self, lease: WriteLease, started: float) -> None:
         """``_keep``, re-reading and deciding again after a lost compare-and-swap: the region's
@@ -195,6 +235,7 @@ class LeaseKeeper:
                 log.warning("re-reading %s after a conflict failed: %s", name, exc)
                 return
             self.seen[lease.market] = lease
+            self._remember(lease)
             if lease.holder != self.region:
                 self.held.pop(lease.market, None)
                 return
@@ -262,6 +303,7 @@ class LeaseKeeper:
                 return  # already said so; waiting for the siblings (or for nothing)
             try:
                 self.seen[lease.market] = await self._patch(lease, notes, renew=bool(busy))
+                self._remember(self.seen[lease.market])
             except Conflict:
                 raise
             except LeaseStoreError as exc:
@@ -278,6 +320,7 @@ class LeaseKeeper:
             return
         self.renewals += 1
         self.seen[lease.market] = renewed
+        self._remember(renewed)
         self.held[lease.market] = Held(
             lease.epoch, valid_until(started, renewed.duration, self.skew)
         )
@@ -311,11 +354,12 @@ class LeaseKeeper:
     async def _watch_loop(self) -> None:
         """Wake :meth:`run` when a lease concerns this region (the store's watch resumes,
         relists and backs off by itself; this loop only survives what it cannot know)."""
-        backoff = Backoff()
+        backoff = Retries()
         while True:
             try:
                 async for lease in self.store.watch(self.fleet):
                     backoff.reset()
+                    self._remember(lease)
                     if lease.market and self._concerns_me(lease):
                         self.wakeups += 1
                         self._wake.set()
@@ -330,7 +374,7 @@ class LeaseKeeper:
         the leases run out and start again with the first good renewal."""
         if self.watch and self._watch_task is None:
             self._watch_task = asyncio.get_running_loop().create_task(self._watch_loop())
-        backoff = Backoff(base=0.2, cap=5.0)
+        backoff = Retries(replace(FULL_JITTER, initial=0.2, maximum=5.0))
         while True:
             self._wake.clear()
             try:

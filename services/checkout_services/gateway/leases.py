@@ -46,7 +46,11 @@ class RoutingLeases:
 
 
 class StoreLeases:
-    """The market Leases of one fleet, listed from the lease store every ``poll_s``."""
+    """The market Leases of one fleet, followed by a watch (a change is seen at once) and
+    listed again every third of ``stale_after_s`` (what keeps the view's age honest when no
+    lease changes, and what catches up if the watch is down: ``poll_s`` between retries).
+    Older than ``stale_after_s``: the routing table decides. Before the watch, the view listed
+    every 0.5 s per gateway: most of an idle fleet's apiserver requests."""
 
     def __init__(
         self,
@@ -94,8 +98,28 @@ class StoreLeases:
             return None  # the holder stopped renewing: it stopped writing too
         return current.holder
 
+    async def follow(self) -> None:
+        """Apply the watch's events until it fails (the store's watch resumes and relists by
+        itself; this returns only on what it cannot handle, e.g. a refused ``watch`` verb)."""
+        async for lease in self.store.watch(self.fleet):
+            if lease.market:
+                self.leases[lease.market] = lease
+                self.listed_at = self.clock()
+
+    async def relist(self) -> None:
+        while True:
+            await asyncio.sleep(self.stale_after_s / 3)
+            await self.refresh()
+
     async def run(self) -> None:
         while True:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self.follow())
+                    group.create_task(self.relist())
+            except Exception as exc:  # the view falls back to listing; this never ends
+                self.errors += 1
+                log.warning("lease watch failed: %s (listing meanwhile)", exc)
             await self.refresh()
             await asyncio.sleep(self.poll_s)
 

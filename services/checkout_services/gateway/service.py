@@ -152,9 +152,10 @@ class Gateway:
         elif self.internal_key is not None:
             # the peer gateway authenticates the token itself; a local service trusts this
             who = principal.header_value(admission.principal.subject)
-            headers[principal.PRINCIPAL_HEADER] = who
-            headers[principal.SIGNATURE_HEADER] = principal.sign(
-                self.internal_key, request.method, self._target(request), who, body
+            headers.update(
+                principal.signed_headers(
+                    self.internal_key, request.method, self._target(request), who, body
+                )
             )
         return headers
 

@@ -20,6 +20,7 @@ from checkout_services.common import (
     idempotency,
     metrics,
     outbox,
+    principal,
     settings,
     write_guard,
 )
@@ -85,6 +86,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = cfg or Settings.from_env()
         region = settings.load_region_config(s.common.region_config_file)
+        principal.install(app.state)  # the gateway's or a service's signature on every route
         guard = write_guard.WriteGuard(region.region, s.common.fleet_routing_file)
         guard.current()
         pool = await db.create_pool(s.common.database_url)

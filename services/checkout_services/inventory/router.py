@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
-from checkout_services.common import errors, idempotency, ids
+from checkout_services.common import errors, idempotency, ids, principal
 from checkout_services.inventory import schemas
 from checkout_services.inventory.deps import Idem, Service
 
-router = APIRouter(responses=errors.PROBLEM_RESPONSES)
+# Every route: through the gateway (stock reads) or signed by another service of the region
+# (the orders saga's reservations, stock administration): a request that is neither is 401.
+router = APIRouter(responses=errors.PROBLEM_RESPONSES, dependencies=[Depends(principal.caller)])
 SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ids.SKU)]
 CheckoutPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ids.ID)]
 

@@ -22,7 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from checkout_contract import classification, config
-from checkout_services.common import outbox, requestid, scrub
+from checkout_services.common import outbox, principal, requestid, scrub
 from checkout_services.orders.placements import Placements
 
 EVENT_NS = uuid.UUID("0b6f7f55-3c1d-4b7e-8d9e-3f1a2b4c5d6e")
@@ -58,6 +58,9 @@ class Activities:
     placements: Placements = field(default_factory=Placements)
     attempts: int = 3
     base_delay: float = 0.05
+    internal_key: bytes | None = None
+    """``CHECKOUT_GATEWAY_KEY``: the saga signs its calls to pricing, inventory and payments as
+    :func:`principal.internal` (those services refuse unsigned requests)."""
 
     def url(self, service: str, path: str) -> str:
         base = self.region.endpoints.get(service)
@@ -74,11 +77,22 @@ class Activities:
         rid = activity.info().workflow_id if activity.in_activity() else requestid.current.get()
         if rid:
             headers["X-Request-Id"] = rid
+        content = b"" if body is None else json.dumps(body).encode()
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        url = self.url(service, path)
+        target = httpx.URL(url).raw_path.decode("ascii")
         last = "no attempt"
         for attempt in range(self.attempts):
+            # signed per attempt: a signature is good for principal.MAX_SKEW_S only
+            headers.update(
+                principal.signed_headers(
+                    self.internal_key, method, target, principal.internal("orders"), content
+                )
+            )
             try:
                 resp = await self.http.request(
-                    method, self.url(service, path), json=body, headers=headers
+                    method, url, content=content or None, headers=headers
                 )
             except httpx.TransportError as exc:
                 last = f"{service}: {type(exc).__name__}"

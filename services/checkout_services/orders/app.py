@@ -114,7 +114,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                 common_http.client(max_connections=200, max_keepalive=100, timeout=10.0) as http,
                 contextlib.AsyncExitStack() as stack,
             ):
-                acts = Activities(http, pool, region, outcomes)
+                acts = Activities(http, pool, region, outcomes, internal_key=app.state.gateway_key)
                 if s.run_worker:
                     worker = Worker(
                         temporal,

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from checkout_contract import env
 from checkout_services.common import app as common_app
-from checkout_services.common import metrics, settings
+from checkout_services.common import metrics, principal, settings
 from checkout_services.pricing import router
 from checkout_services.pricing.service import ConfigSource, PricingService
 
@@ -35,6 +35,7 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = cfg or Settings.from_env()
+        principal.install(app.state)  # quotes: through the gateway (or signed by the saga)
         source = ConfigSource(s.pricing_file)
         source.current()
         redis = aioredis.Redis.from_url(s.common.redis_url)

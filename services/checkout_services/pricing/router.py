@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from checkout_services.common import errors
+from checkout_services.common import errors, principal
 from checkout_services.pricing import schemas
 from checkout_services.pricing.deps import Service
 
@@ -20,8 +20,10 @@ SnapshotPath = Annotated[str, Path(min_length=32, max_length=32, pattern=r"^[0-9
     status_code=201,
     summary="Price a basket (lines, promotion, shipping, tax) and freeze it as a snapshot",
 )
-async def create_quote(body: schemas.QuoteRequest, svc: Service) -> schemas.Quote:
-    return await svc.quote(body)
+async def create_quote(
+    body: schemas.QuoteRequest, svc: Service, caller: principal.CallerDep
+) -> schemas.Quote:
+    return await svc.quote(body, caller.tag)
 
 
 @router.get(
@@ -29,5 +31,7 @@ async def create_quote(body: schemas.QuoteRequest, svc: Service) -> schemas.Quot
     response_model=schemas.Quote,
     summary="A pricing snapshot, while it has not expired",
 )
-async def get_quote(snapshot_id: SnapshotPath, svc: Service) -> schemas.Quote:
-    return await svc.snapshot(snapshot_id)
+async def get_quote(
+    snapshot_id: SnapshotPath, svc: Service, caller: principal.CallerDep
+) -> schemas.Quote:
+    return await svc.snapshot(snapshot_id, caller.tag)

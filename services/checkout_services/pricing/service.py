@@ -21,6 +21,14 @@ from checkout_services.common import money, settings
 from checkout_services.pricing import exceptions, schemas
 
 PREFIX: Final = "pricing:snapshot:"
+
+
+def snapshot_key(snapshot_id: str, owner: str | None) -> str:
+    """The Redis key of a snapshot: under its owner's tag (principal.tag), so another
+    principal's lookup of the same id finds nothing (404). ``None``: the check is off."""
+    return PREFIX + (f"{owner}:{snapshot_id}" if owner else snapshot_id)
+
+
 FLAG_DOMAIN: Final = "checkout-pricing"
 
 
@@ -132,7 +140,7 @@ class PricingService:
             raise exceptions.Unpriceable(f"no tax rule for {req.country}", field="country")
         return rule
 
-    async def quote(self, req: schemas.QuoteRequest) -> schemas.Quote:
+    async def quote(self, req: schemas.QuoteRequest, owner: str | None = None) -> schemas.Quote:
         if req.currency not in money.SUPPORTED:
             raise exceptions.Unpriceable(f"currency {req.currency} not supported", field="currency")
         cfg = self.source.current()
@@ -170,12 +178,14 @@ class PricingService:
             display_total=money.display(total, req.currency),
         )
         await self.redis.set(
-            PREFIX + quote.snapshot_id, quote.model_dump_json(), ex=cfg.snapshot_ttl_seconds
+            snapshot_key(quote.snapshot_id, owner),
+            quote.model_dump_json(),
+            ex=cfg.snapshot_ttl_seconds,
         )
         return quote
 
-    async def snapshot(self, snapshot_id: str) -> schemas.Quote:
-        raw = await self.redis.get(PREFIX + snapshot_id)
+    async def snapshot(self, snapshot_id: str, owner: str | None = None) -> schemas.Quote:
+        raw = await self.redis.get(snapshot_key(snapshot_id, owner))
         if raw is None:
             raise exceptions.SnapshotNotFound(f"snapshot {snapshot_id} is unknown or expired")
         return schemas.Quote.model_validate(json.loads(raw))
