@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from payments_env import Env
 from test_payments_webhooks import authorize_card
-
-from conftest import Env
 
 pytestmark = pytest.mark.stack
 

@@ -13,9 +13,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
+from payments_env import Env
 from test_payments_webhooks import authorize_card, sign, wait_state
-
-from conftest import Env
 
 pytestmark = pytest.mark.stack
 
