@@ -148,3 +148,41 @@ async def test_a_writer_that_cannot_renew_stops_before_its_lease_expires(
     finally:
         await live.aclose()
         await dead.aclose()
+
+
+async def test_a_watching_keeper_lists_only_every_fourth_pass_and_still_acks_a_fencing(
+    kube: Any, namespace: str, client: kclient.KubeClient
+) -> None:
+    """With its watch running, a keeper renews from what the watch and its own writes showed and
+    LISTs only every ``list_every`` passes (an idle fleet's apiserver was mostly these lists);
+    a fencing written between two lists still reaches it by the watch and is acknowledged."""
+    await leases.create(client, namespace, FLEET, "BE", "eu-a", 6, time.time() - 1)
+    keeper = keeping.LeaseKeeper(
+        "eu-a", FLEET, store(kube, namespace), skew=0.5, interval=0.1, list_every=4
+    )
+    keeper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while keeper.renewals < 12:
+            assert time.monotonic() < deadline, f"{keeper.renewals} renewals in 10 s"
+            await asyncio.sleep(0.05)
+        assert keeper.may_write("BE")
+        passes = keeper._passes
+        assert keeper.lists <= passes // 4 + 2, (keeper.lists, passes)
+        assert keeper.lists >= 1
+
+        current = (await leases.read(client, namespace, FLEET))["BE"]
+        for _ in range(20):  # the keeper renews meanwhile: compare-and-swap until it lands
+            try:
+                await leases.fence(client, current, "eu-b", "Drain")
+                break
+            except kerrors.Conflict:
+                current = (await leases.read(client, namespace, FLEET))["BE"]
+        deadline = time.monotonic() + 5
+        while (await leases.read(client, namespace, FLEET))["BE"].acked_epoch != 1:
+            assert time.monotonic() < deadline, "the fencing was not acknowledged in 5 s"
+            await asyncio.sleep(0.05)
+        assert not keeper.may_write("BE")
+    finally:
+        await keeper.aclose()
+        await keeper.store.aclose()
