@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from checkout_contract import lease
 from checkout_operator.reconcile import desired
-from checkout_services.common import lease
 
 from . import operator_support as sup
 
