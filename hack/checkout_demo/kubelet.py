@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from checkout_demo.cluster import Api
-from checkout_demo.infra import SERVICES_BIN, kill_popen, stop_popen, wait_http
+from checkout_demo.infra import BACKGROUND_NICE, SERVICES_BIN, kill_popen, stop_popen, wait_http
 from checkout_stack.components.kafka import MirrorMaker, run_mirrormaker
 from checkout_stack.errors import StackError
 from checkout_stack.proc import free_port
@@ -66,7 +66,9 @@ class Pod:
     def start(self, wait: bool = True) -> None:
         if self.mm2_args is not None:
             props, clusters = self.mm2_args
-            self.mm2 = run_mirrormaker(props, self.env, self.dir / "mm2", clusters)
+            self.mm2 = run_mirrormaker(
+                props, self.env, self.dir / "mm2", clusters, nice=BACKGROUND_NICE
+            )
             return
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(

@@ -100,6 +100,8 @@ class KafkaCluster:
     controller_port: int = 0
     cluster_id: str = ""
     jvm_opts: Sequence[str] = ()
+    nice: int = 0
+    """Run the broker under ``nice -n`` (see :class:`Proc`)."""
     auto_create_topics: bool = True
     """``auto.create.topics.enable``: False makes a producer to a missing topic fail, as on a
     production cluster, so tests show that the services create their topics themselves."""
@@ -173,6 +175,7 @@ class KafkaCluster:
                 extra=self.jvm_opts,
             ),
             log=self.log,
+            nice=self.nice,
             fix=(
                 "read the log above; if it names a corrupt or missing jar, "
                 f"`rm -rf {paths.kafka_libs()}` and run `hack/stack build` (refetches them)"
@@ -287,6 +290,7 @@ def run_mirrormaker(
     env: Mapping[str, str] | None,
     dir: Path,
     clusters: list[str] | None = None,
+    nice: int = 0,
 ) -> MirrorMaker:
     dir.mkdir(parents=True, exist_ok=True)
     log4j = dir / "log4j2.properties"
@@ -300,6 +304,7 @@ def run_mirrormaker(
         _java("org.apache.kafka.connect.mirror.MirrorMaker", *args, log4j=log4j, env=env),
         log=log,
         env=dict(env or {}),
+        nice=nice,
         fix="check the properties file and that both Kafka clusters are up",
     ).start()
     # fail fast when it dies straight away (bad properties, missing jars)
