@@ -34,10 +34,11 @@ class Stoppable(Protocol):
 
 
 BACKGROUND_NICE = 10
-"""The demo runs the replication path (each region's Kafka broker and MirrorMaker 2) at this
-``nice``: on a cluster they run on their own nodes, or beside the services with the smaller CPU
-weight their smaller requests give them (MM2 requests 100m); here all three regions share two
-cores, and a checkout must not wait behind a broker's or MM2's CPU burst. They still get every
+"""The demo runs what is off the checkout path (each region's Kafka broker and MirrorMaker 2,
+and the management cluster's control plane) at this ``nice``: on a real fleet the brokers and
+the control plane run on their own nodes, and MM2 beside the services with the smaller CPU
+weight its smaller request gives it (100m); here all three regions share two cores, and a
+checkout must not wait behind a broker's, MM2's or the apiserver's CPU burst. They still get every
 cycle the checkout path leaves (nice shifts shares, it caps nothing): the report's CPU figures
 count them in full."""
 

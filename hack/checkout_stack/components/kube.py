@@ -100,6 +100,8 @@ class ControlPlane:
     dir: Path
     with_kwok: bool = True
     port: int = 0
+    nice: int = 0
+    """Run every process of the control plane under ``nice -n`` (see :class:`Proc`)."""
     procs: list[Proc] = field(default_factory=list)
     kubeconfig: Path = field(init=False)
     restricted_kubeconfig: Path = field(init=False)
@@ -381,6 +383,7 @@ class ControlPlane:
             argv,
             log=self.dir / f"{what}.log",
             fix=f"read the log; {FIX_BUILD}",
+            nice=self.nice,
         ).start()
         self.procs.append(proc)
         return proc
