@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import tempfile
 import traceback
@@ -84,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Every error ends here as a message and exit code 2, never a traceback on the terminal:
     the traceback goes to the work folder's ``demo.log`` (the folder is then kept)."""
     args = parser().parse_args(argv)
+    # SIGTERM (a CI job cancelled, `kill`) stops as Ctrl-C does: everything started is stopped.
+    # Python's default for SIGTERM is to die at once, leaving the whole stack running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     workdir: list[Path] = []  # the run's work folder, once there is one
     try:
         return _main(args, workdir)
