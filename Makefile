@@ -30,7 +30,7 @@ unit:  ## pytest without the real-stack tests
 	$(BIN)/pytest -m 'not stack and not bench'
 
 test: lint typecheck imports  ## everything CI runs: lint, types, layers, all tests
-	$(BIN)/pytest -m 'not bench'
+	$(BIN)/pytest -m 'not bench' --durations=25
 
 bench:  ## benchmarks (print p50/p95/p99, throughput, RSS)
 	$(BIN)/pytest -m bench -s tests/bench
