@@ -82,7 +82,7 @@ class LeaseLost(Exception):
 
 def _version(lease: WriteLease) -> int:
     """The Lease's resourceVersion as a number (etcd's revision; 0 if it is not one)."""
-    raw = str((lease.raw.get("metadata") or {}).get("resourceVersion") or "")
+    raw = lease.resource_version
     return int(raw) if raw.isdigit() else 0
 
 
@@ -202,7 +202,7 @@ class LeaseKeeper:
         task = self._watch_task
         if not self.watch or task is None or task.done() or not self._live:
             return None
-        if self._passes % self.list_every == 1 % self.list_every:
+        if (self._passes - 1) % self.list_every == 0:  # the first pass, then every Nth
             return None
         return list(self._live.values())
 
