@@ -203,6 +203,17 @@ class Result:
         return bool(self.error_reason) and not self.permanent
 
 
+async def patch_region_status(
+    client: kclient.KubeClient, body: Mapping[str, Any], new: Mapping[str, Any]
+) -> None:
+    """Merge-patch ``new`` into the status of the CheckoutRegion ``body`` (its name and
+    namespace); a refusal raises the client's :class:`kerrors.KubeError`."""
+    meta = body.get("metadata") or {}
+    await client.patch_status(
+        API_VERSION, REGION_KIND, str(meta["name"]), str(meta["namespace"]), dict(new)
+    )
+
+
 def placement_of(body: Mapping[str, Any]) -> Desired:
     """Where a region's children live, read from the raw spec (no objects): for cleanup, which
     must work even when the spec no longer renders."""

@@ -101,15 +101,8 @@ async def consume(
             overrides[name] = settled
             new_status["overrides"] = settled.to_status()
         if new_status:
-            meta = body.get("metadata") or {}
             try:
-                await client.patch_status(
-                    region.API_VERSION,
-                    region.REGION_KIND,
-                    str(meta["name"]),
-                    str(meta["namespace"]),
-                    new_status,
-                )
+                await region.patch_region_status(client, body, new_status)
             except kerrors.KubeError as exc:
                 logger.warning("request status of %s not written: %s", name, exc)
     return applied()

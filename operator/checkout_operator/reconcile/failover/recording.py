@@ -221,15 +221,8 @@ class StatusWriter:
                 for x in previous.get("markets") or ()
             ]:
                 routing_changed = True
-            meta = body.get("metadata") or {}
             try:
-                await self.client.patch_status(
-                    region.API_VERSION,
-                    region.REGION_KIND,
-                    str(meta["name"]),
-                    str(meta["namespace"]),
-                    new,
-                )
+                await region.patch_region_status(self.client, body, new)
             except kerrors.KubeError as exc:
                 logger.warning("status of %s not written: %s", name, exc)
         return routing_changed
