@@ -50,10 +50,13 @@ def parser() -> argparse.ArgumentParser:
         help="checkouts per second, all markets together (open loop; see the README for why 3)",
     )  # fmt: skip
     p.add_argument(
-        "--warmup", type=float, default=10.0,
+        "--warmup", type=float, default=20.0,
         help="seconds of the same load before the clock starts (not counted; 0: none)",
     )  # fmt: skip
-    p.add_argument("--before", type=float, default=30.0, help="seconds of load before the fault")
+    p.add_argument(
+        "--before", type=float, default=60.0,
+        help="seconds of load before the fault (the steady state the p95 promise is judged on)",
+    )  # fmt: skip
     p.add_argument("--during", type=float, default=60.0, help="seconds the fault lasts")
     p.add_argument("--after", type=float, default=30.0, help="seconds of load after recovery")
     p.add_argument(

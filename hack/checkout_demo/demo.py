@@ -38,8 +38,8 @@ class Options:
     scenario: str = "kill-region"
     region: str = "us-east-1"
     rate: float = 3.0
-    warmup: float = 10.0
-    before: float = 30.0
+    warmup: float = 20.0
+    before: float = 60.0
     during: float = 60.0
     after: float = 30.0
     failover_timeout: float = 45.0

@@ -41,8 +41,10 @@ DEMO_TOKENS: dict[str, dict[str, Any]] = {
     "upi": {"adyen": {"type": "upi_qr"}, "return_url": DEMO_RETURN_URL},
     "pix": {"adyen": {"type": "pix"}, "return_url": DEMO_RETURN_URL},
 }
-# share of the total rate per market
-WEIGHTS: dict[str, float] = {"US": 0.3, "NL": 0.15, "DE": 0.2, "IN": 0.2, "BR": 0.15}
+# share of the total rate per market: a third per home region (us-east-1 US+BR, eu-west-1 NL+DE,
+# ap-south-1 IN), so that every region's p95 rests on as many samples as the others (with the old
+# 30/35/20 % split, ap-south-1's p95 before the fault was the slowest of ~19 checkouts)
+WEIGHTS: dict[str, float] = {"US": 0.2, "NL": 0.17, "DE": 0.16, "IN": 0.34, "BR": 0.13}
 LIMITED_SKU = "limited-sneaker"
 SKUS = ("tee", "mug", LIMITED_SKU)
 RETRYABLE = {409, 425, 429, 500, 502, 503, 504}

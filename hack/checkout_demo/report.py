@@ -86,22 +86,18 @@ def cpu_table(demo: RunRecord, acked_before: int, seconds: float) -> dict[str, A
 SERVICES = ("cart", "pricing", "inventory", "payments", "orders", "gateway")
 
 
+def before_by_region(load: LoadGen, marks: Mapping[str, float]) -> dict[str, list[float]]:
+    """Steady state (before the fault): the latencies of acknowledged checkouts per region."""
+    out: dict[str, list[float]] = {}
+    for c in load.checkouts:
+        if c.region and c.latency_ms is not None and checkout_phase(c, marks) == "before":
+            out.setdefault(c.region, []).append(c.latency_ms)
+    return dict(sorted(out.items()))
+
+
 def per_region_p95(load: LoadGen, marks: Mapping[str, float]) -> dict[str, float | None]:
     """Steady state (before the fault): p95 of acknowledged checkouts per region."""
-    regions = sorted({c.region for c in load.checkouts if c.region})
-    return {
-        r: pct(
-            [
-                c.latency_ms
-                for c in load.checkouts
-                if c.region == r
-                and c.latency_ms is not None
-                and checkout_phase(c, marks) == "before"
-            ],
-            95,
-        )
-        for r in regions
-    }
+    return {r: pct(v, 95) for r, v in before_by_region(load, marks).items()}
 
 
 def build(
@@ -206,6 +202,7 @@ def build(
             demo.marks.get("fault", 0.0),
         ),
         "p95_before_by_region_ms": region_p95,
+        "n_before_by_region": {r: len(v) for r, v in before_by_region(load, demo.marks).items()},
         "marks": {k: round(v, 2) for k, v in demo.marks.items()},
         "workdir": str(getattr(demo, "workdir", "")),
         "startup_seconds": round(startup_seconds, 1),
@@ -292,7 +289,10 @@ def text(s: dict[str, Any]) -> str:
             for ph in ("before", "during", "after")
         ),
         "  p95 before, per region  "
-        + ", ".join(f"{r} {_ms(v)}" for r, v in s["p95_before_by_region_ms"].items()),
+        + ", ".join(
+            f"{r} {_ms(v)} (n={s.get('n_before_by_region', {}).get(r, '?')})"
+            for r, v in s["p95_before_by_region_ms"].items()
+        ),
         f"  run time                {s['total_seconds']:.0f} s"
         f" (start-up {s['startup_seconds']:.0f} s; load average at the end "
         f"{'/'.join(str(x) for x in s['load_average'])} on {os.cpu_count()} cores)",
