@@ -12,7 +12,7 @@ from checkout_services.cart.deps import Service
 from checkout_services.common import errors, ids, principal
 
 router = APIRouter(responses=errors.PROBLEM_RESPONSES, tags=["carts"])
-CartPath = Annotated[str, Path(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
+CartPath = Annotated[str, Path(min_length=32, max_length=32, pattern=ids.MADE)]
 SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ids.SKU)]
 
 

@@ -4,13 +4,13 @@ expired cart."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Final
 
 import redis.asyncio as aioredis
 
 from checkout_services.cart import exceptions, schemas
+from checkout_services.common import ids
 
 PREFIX: Final = "cart:"
 MAX_ITEMS: Final = 100
@@ -43,7 +43,7 @@ class CartService:
     ttl_seconds: int
 
     async def create(self, req: schemas.CreateCart, owner: str | None = None) -> schemas.CartView:
-        cart_id = uuid.uuid4().hex
+        cart_id = ids.new()
         key = cart_key(cart_id, owner)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={"_market": req.market, "_currency": req.currency})

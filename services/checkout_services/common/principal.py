@@ -28,8 +28,9 @@ import hashlib
 import hmac
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 from urllib.parse import quote
 
 from fastapi import Depends, Request
@@ -39,6 +40,8 @@ from checkout_services.common import errors, settings
 
 PRINCIPAL_HEADER: Final = "x-checkout-principal"
 SIGNATURE_HEADER: Final = "x-checkout-principal-sig"
+PRINCIPAL_HEADER_RAW: Final = PRINCIPAL_HEADER.encode()
+SIGNATURE_HEADER_RAW: Final = SIGNATURE_HEADER.encode()
 KEY_ENV: Final = env.GATEWAY_KEY
 SWITCH_ENV: Final = "CHECKOUT_GATEWAY_AUTH"
 MAX_SKEW_S: Final = 60
@@ -146,10 +149,32 @@ def tag(key: bytes, principal: str) -> str:
 
 
 def target_of(request: Request) -> str:
-    raw = request.scope.get("raw_path") or request.url.path.encode()
-    query = request.scope.get("query_string", b"")
+    return raw_target(request.scope)
+
+
+def raw_target(scope: Mapping[str, Any]) -> str:
+    """The path and query of an ASGI request as the client sent them (what is signed)."""
+    raw = scope.get("raw_path") or str(scope.get("path", "")).encode()
+    query = scope.get("query_string", b"")
     path = raw.decode("latin-1")
     return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+def vouched(key: bytes | None, scope: Mapping[str, Any], body: bytes) -> bool:
+    """Whether this ASGI request carries a principal signature that verifies under ``key``
+    (the check of :func:`caller`, on the raw request, for a middleware that read the body)."""
+    if key is None:
+        return False
+    found: dict[bytes, bytes] = {}
+    for name, value in scope.get("headers", ()):
+        if name in (PRINCIPAL_HEADER_RAW, SIGNATURE_HEADER_RAW):
+            found.setdefault(name, value)
+    who = found.get(PRINCIPAL_HEADER_RAW, b"").decode("latin-1")
+    signature = found.get(SIGNATURE_HEADER_RAW, b"").decode("latin-1")
+    if not who or not signature:
+        return False
+    method = str(scope.get("method", ""))
+    return verify(key, method, raw_target(scope), who, body, signature)
 
 
 async def caller(request: Request) -> Caller:

@@ -1,14 +1,16 @@
-"""Request ids: taken from ``X-Request-Id`` (if sane) or made up, echoed back, kept in a
+"""Request ids: taken from ``X-Request-Id`` (if sane) or made up (:func:`ids.new`: never
+card-like, the next hop's card-number filter reads this header), echoed back, kept in a
 contextvar for logs and for the calls a service makes to the next one."""
 
 from __future__ import annotations
 
 import contextvars
 import re
-import uuid
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from checkout_services.common import ids
 
 HEADER: Final = "X-Request-Id"
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -31,7 +33,7 @@ class RequestIdMiddleware:
                 rid = value.decode("latin-1")
                 break
         if not _SANE.match(rid):
-            rid = uuid.uuid4().hex
+            rid = ids.new()
         token = current.set(rid)
         raw = rid.encode()
 

@@ -15,7 +15,10 @@ traces, and a request carrying a card number is refused.
 * :class:`RefuseCardNumbers` is an ASGI middleware: a request with a card-like number in its
   path, query (decoded), headers or JSON body (parsed: escapes decoded, numbers and keys too)
   gets a 422 problem+json naming the field (never echoing the value); payments carry PSP
-  tokens only. A body nested deeper than :data:`pan.MAX_DEPTH` gets 400.
+  tokens only. A body nested deeper than :data:`pan.MAX_DEPTH` gets 400. What the services
+  write themselves is never refused: the principal they sign (:data:`VOUCHED_HEADERS`) passes
+  when its signature verifies, and the ids they make (request, cart, quote ids: ``ids.new``)
+  are shaped so that they cannot hold a card number.
 * :func:`require_no_pan`: the same check where a client-chosen string becomes an identifier
   (a Temporal workflow id, a Kafka / outbox key, a ``customers`` row).
 """
@@ -30,7 +33,7 @@ from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from checkout_contract import classification
-from checkout_services.common import errors, pan
+from checkout_services.common import errors, pan, principal
 from checkout_services.common.pan import find_pan, is_pan, luhn_ok
 
 __all__ = ["find_pan", "is_pan", "luhn_ok"]
@@ -48,6 +51,14 @@ UNSCANNED_HEADERS: Final = frozenset(
 """Headers not searched for card numbers: credentials, hex trace ids and (any header named
 ``*signature`` / ``*-sig``) HMAC signatures: never logged or stored, and their hex digit runs
 would be false alarms (a webhook refused as a card number)."""
+
+
+VOUCHED_HEADERS: Final = frozenset({principal.PRINCIPAL_HEADER_RAW})
+"""Headers the gateway (or a service calling another) writes itself and signs: the principal,
+the subject of the token the gateway verified, which a client does not write. A request whose
+signature verifies under the service's key (:func:`principal.vouched`) is not refused for
+them: an identity provider may well number its subjects like cards. On any other request they
+are scanned like every header (a client sending them around the gateway)."""
 
 
 def _scanned(name: bytes) -> bool:
@@ -212,7 +223,9 @@ class RefuseCardNumbers:
     body nested too deeply to check (or to parse) safely.
 
     ``skip_prefixes``: paths whose bodies come from a payment provider, not a shopper (signed
-    webhooks): Adyen's pspReference is 16 digits and one in twenty looks like a card number."""
+    webhooks): Adyen's pspReference is 16 digits and one in twenty looks like a card number.
+    The headers of :data:`VOUCHED_HEADERS` pass on a request whose principal signature
+    verifies under the app's ``gateway_key`` (checked only when one of them holds a number)."""
 
     def __init__(self, app: Callable[..., Any], skip_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
@@ -223,10 +236,12 @@ class RefuseCardNumbers:
         if scope["type"] != "http" or (self.skip_prefixes and path.startswith(self.skip_prefixes)):
             await self.app(scope, receive, send)
             return
-        field = _head_pan_field(scope)
+        field = _head_pan_field(scope, skip=VOUCHED_HEADERS)
         if field is not None:
             await self._refuse(scope, send, field)
             return
+        # checked once the body is read (the signature covers it), and only if one holds digits
+        vouched_field = _head_pan_field(scope, only=VOUCHED_HEADERS, path=False)
         chunks: list[bytes] = []
         more = True
         while more:
@@ -246,6 +261,9 @@ class RefuseCardNumbers:
             if field is not None:
                 await self._refuse(scope, send, field)
                 return
+        if vouched_field is not None and not principal.vouched(_gateway_key(scope), scope, body):
+            await self._refuse(scope, send, vouched_field)
+            return
         await self.app(scope, _replay([body], receive), send)
 
     async def _refuse(self, scope: Scope, send: Send, field: str) -> None:
@@ -256,17 +274,31 @@ class RefuseCardNumbers:
         await _answer(scope, send, 422, "", "Card numbers are not accepted", detail, field=field)
 
 
-def _head_pan_field(scope: Scope) -> str | None:
-    """Where a card number sits in the request line or headers, or None."""
-    if find_pan(scope.get("path", "")):
-        return "path"
-    query = scope.get("query_string", b"")
-    if query:
-        found = pan.query_pan_field(query.decode("latin-1"))
-        if found is not None:
-            return found
+def _gateway_key(scope: Scope) -> bytes | None:
+    """The key the app checks principal signatures with (``principal.install``), if any."""
+    key = getattr(getattr(scope.get("app"), "state", None), "gateway_key", None)
+    return key if isinstance(key, bytes) else None
+
+
+def _head_pan_field(
+    scope: Scope,
+    *,
+    skip: frozenset[bytes] = frozenset(),
+    only: frozenset[bytes] | None = None,
+    path: bool = True,
+) -> str | None:
+    """Where a card number sits in the request line (unless not ``path``) or the headers
+    (those in ``only`` if given, none in ``skip``), or None."""
+    if path:
+        if find_pan(scope.get("path", "")):
+            return "path"
+        query = scope.get("query_string", b"")
+        if query:
+            found = pan.query_pan_field(query.decode("latin-1"))
+            if found is not None:
+                return found
     for name, value in scope.get("headers", ()):
-        if not _scanned(name):
+        if not _scanned(name) or name in skip or (only is not None and name not in only):
             continue
         # the app reads headers as latin-1; a UTF-8 reader (a log shipper) would see more
         if find_pan(value.decode("latin-1")) or find_pan(value.decode("utf-8", "replace")):

@@ -19,8 +19,8 @@ router = APIRouter(
 )
 
 CheckoutPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ids.ID)]
-CartPath = Annotated[str, Path(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
-SnapshotPath = Annotated[str, Path(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
+CartPath = Annotated[str, Path(min_length=32, max_length=32, pattern=ids.MADE)]
+SnapshotPath = Annotated[str, Path(min_length=32, max_length=32, pattern=ids.MADE)]
 SkuPath = Annotated[str, Path(min_length=1, max_length=64, pattern=ids.SKU)]
 
 CHECKOUTS: Final = "/v1/checkouts"

@@ -32,7 +32,6 @@ log = logging.getLogger("checkout_services.gateway.service")
 
 FORWARDED_BY: Final = "x-checkout-forwarded-by"
 SERVED_BY: Final = "x-checkout-served-by"
-CLIENT: Final = "x-checkout-client"
 BOT_SUSPECT: Final = "x-checkout-bot-suspect"
 
 # end-to-end request headers worth passing on (everything else is dropped)
@@ -141,7 +140,9 @@ class Gateway:
         headers = {k: v for k, v in request.headers.items() if k in passed}
         headers.update(requestid.outgoing_headers())
         headers["traceparent"] = admission.traceparent
-        headers[CLIENT] = admission.principal.client_id
+        # No unsigned identity goes on (the token's client id used to, read by nobody): the
+        # next hop refused it when an identity provider numbered its clients like cards. The
+        # peer gateway reads the token itself; a local service gets the signed principal.
         if admission.bot_suspect:
             headers[BOT_SUSPECT] = "1"
         if forward:

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from checkout_services.common import errors, principal
+from checkout_services.common import errors, ids, principal
 from checkout_services.pricing import schemas
 from checkout_services.pricing.deps import Service
 
 router = APIRouter(responses=errors.PROBLEM_RESPONSES, tags=["pricing"])
-SnapshotPath = Annotated[str, Path(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")]
+SnapshotPath = Annotated[str, Path(min_length=32, max_length=32, pattern=ids.MADE)]
 
 
 @router.post(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -17,7 +16,7 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
 
 from checkout_contract import pricing as config
-from checkout_services.common import money, settings
+from checkout_services.common import ids, money, settings
 from checkout_services.pricing import exceptions, schemas
 
 PREFIX: Final = "pricing:snapshot:"
@@ -161,7 +160,7 @@ class PricingService:
             total = taxable + tax
         expires = datetime.now(UTC) + timedelta(seconds=cfg.snapshot_ttl_seconds)
         quote = schemas.Quote(
-            snapshot_id=uuid.uuid4().hex,
+            snapshot_id=ids.new(),
             expires_at=expires,
             country=req.country,
             currency=req.currency,
