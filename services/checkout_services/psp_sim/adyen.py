@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 import time
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from checkout_services.psp_sim import state as st
 from checkout_services.psp_sim.core import (
     DECLINES,
+    Executor,
     JsonDict,
     Sim,
     read_json,
@@ -73,11 +75,52 @@ def adyen_view(p: st.Payment) -> JsonDict:
     }
 
 
+@dataclass(frozen=True)
+class Call:
+    """An admitted request: the merchant account that authenticated, the regional endpoint,
+    the JSON body and the idempotency scope (None without a key)."""
+
+    acct: st.Account
+    ep: str
+    body: JsonDict
+    scope: tuple[str, ...] | None
+
+
 class AdyenRoutes:
     MAX_KEY = 64
 
     def __init__(self, sim: Sim) -> None:
         self.sim = sim
+
+    async def admit(self, request: Request, *, names_account: bool) -> Call | Response:
+        """Authentication, a JSON body, the idempotency key; with ``names_account`` the body's
+        ``merchantAccount`` must be the one that authenticated (Adyen answers 403 901)."""
+        sim = self.sim
+        ep = request.path_params["ep"]
+        acct = sim.authenticate("adyen", request)
+        if acct is None:
+            return sim.unauthorized("adyen")
+        body = await read_json(request)
+        if body is None:
+            return sim.json(*adyen_error(400, "702", "Unable to parse JSON"))
+        if names_account and body.get("merchantAccount") != acct.account:
+            return sim.json(*adyen_error(403, "901", "Invalid Merchant Account", "security"))
+        scope = self.scope(acct, ep, request)
+        if isinstance(scope, Response):
+            return scope
+        return Call(acct, ep, body, scope)
+
+    async def run(self, call: Call, operation: str, path: str, execute: Executor) -> Response:
+        """``execute`` once per idempotency key (the request's fingerprint: ``POST path`` and
+        its body)."""
+        return await self.sim.idempotent(
+            provider="adyen",
+            endpoint=call.ep,
+            operation=operation,
+            scope=call.scope,
+            fp=st.fingerprint("POST", path, json.dumps(call.body, sort_keys=True)),
+            execute=execute,
+        )
 
     def scope(
         self, acct: st.Account, ep: str, request: Request
@@ -95,18 +138,10 @@ class AdyenRoutes:
 
     async def authorize(self, request: Request) -> Response:
         sim = self.sim
-        ep = request.path_params["ep"]
-        acct = sim.authenticate("adyen", request)
-        if acct is None:
-            return sim.unauthorized("adyen")
-        body = await read_json(request)
-        if body is None:
-            return sim.json(*adyen_error(400, "702", "Unable to parse JSON"))
-        if body.get("merchantAccount") != acct.account:
-            return sim.json(*adyen_error(403, "901", "Invalid Merchant Account", "security"))
-        scope = self.scope(acct, ep, request)
-        if isinstance(scope, Response):
-            return scope
+        call = await self.admit(request, names_account=True)
+        if isinstance(call, Response):
+            return call
+        ep, acct, body = call.ep, call.acct, call.body
 
         def execute(faults: st.Faults) -> tuple[int, JsonDict]:
             amount = body.get("amount") or {}
@@ -159,34 +194,19 @@ class AdyenRoutes:
                 "amount": {"value": value, "currency": currency},
             }
 
-        return await sim.idempotent(
-            provider="adyen",
-            endpoint=ep,
-            operation="authorize",
-            scope=scope,
-            fp=st.fingerprint("POST", "/payments", json.dumps(body, sort_keys=True)),
-            execute=execute,
-        )
+        return await self.run(call, "authorize", "/payments", execute)
 
     async def modify(self, request: Request) -> Response:
         sim = self.sim
-        ep = request.path_params["ep"]
         psp = request.path_params["psp"]
         kind = request.path_params["kind"]
         operation = {"captures": "capture", "cancels": "cancel", "refunds": "refund"}.get(kind)
         if operation is None:
             return sim.json(*adyen_error(404, "000", "Not found"))
-        acct = sim.authenticate("adyen", request)
-        if acct is None:
-            return sim.unauthorized("adyen")
-        body = await read_json(request)
-        if body is None:
-            return sim.json(*adyen_error(400, "702", "Unable to parse JSON"))
-        if body.get("merchantAccount") != acct.account:
-            return sim.json(*adyen_error(403, "901", "Invalid Merchant Account", "security"))
-        scope = self.scope(acct, ep, request)
-        if isinstance(scope, Response):
-            return scope
+        call = await self.admit(request, names_account=True)
+        if isinstance(call, Response):
+            return call
+        ep, acct, body = call.ep, call.acct, call.body
 
         def execute(faults: st.Faults) -> tuple[int, JsonDict]:
             p = sim.state.payments.get(psp)
@@ -245,31 +265,18 @@ class AdyenRoutes:
                 answer["amount"] = {"value": value, "currency": p.currency}
             return 201, answer
 
-        return await sim.idempotent(
-            provider="adyen",
-            endpoint=ep,
-            operation=operation,
-            scope=scope,
-            fp=st.fingerprint("POST", f"/payments/{psp}/{kind}", json.dumps(body, sort_keys=True)),
-            execute=execute,
-        )
+        return await self.run(call, operation, f"/payments/{psp}/{kind}", execute)
 
     async def details(self, request: Request) -> Response:
         """POST /payments/details: the ``details`` the shopper's browser brought back from a
         redirect or a 3-D Secure challenge (``redirectResult``, ``threeDSResult``, ...) decide
         the payment; the AUTHORISATION notification follows, as for any payment."""
         sim = self.sim
-        ep = request.path_params["ep"]
-        acct = sim.authenticate("adyen", request)
-        if acct is None:
-            return sim.unauthorized("adyen")
-        body = await read_json(request)
-        if body is None:
-            return sim.json(*adyen_error(400, "702", "Unable to parse JSON"))
-        scope = self.scope(acct, ep, request)
-        if isinstance(scope, Response):
-            return scope
-        details = body.get("details")
+        call = await self.admit(request, names_account=False)
+        if isinstance(call, Response):
+            return call
+        ep, acct = call.ep, call.acct
+        details = call.body.get("details")
 
         def execute(faults: st.Faults) -> tuple[int, JsonDict]:
             if not isinstance(details, dict) or not details:
@@ -296,14 +303,7 @@ class AdyenRoutes:
                 answer["refusalReasonCode"] = "11"
             return 200, answer
 
-        return await sim.idempotent(
-            provider="adyen",
-            endpoint=ep,
-            operation="details",
-            scope=scope,
-            fp=st.fingerprint("POST", "/payments/details", json.dumps(body, sort_keys=True)),
-            execute=execute,
-        )
+        return await self.run(call, "details", "/payments/details", execute)
 
 
 def shopper_completes(sim: Sim, payment: st.Payment, *, passed: bool) -> JsonDict:
