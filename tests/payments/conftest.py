@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import payments_harness as harness
 import pytest
 from payments_env import Env, new_env
@@ -30,6 +31,13 @@ def env(
         yield e
     finally:
         e.payments.stop()
+
+
+@pytest.fixture
+async def client(env: Env) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the module's payments instance."""
+    async with httpx.AsyncClient(base_url=env.url, timeout=30) as c:
+        yield c
 
 
 @pytest.fixture(autouse=True)

@@ -41,12 +41,6 @@ async def authorize(
     )
 
 
-@pytest.fixture
-async def client(env: Env) -> Any:
-    async with httpx.AsyncClient(base_url=env.url, timeout=30) as c:
-        yield c
-
-
 async def test_authorize_capture_refund_happy_path(env: Env, client: httpx.AsyncClient) -> None:
     c = cid()
     r = await authorize(client, c, key=f"k-{c}")

@@ -23,12 +23,6 @@ def cid() -> str:
     return f"rf_{uuid.uuid4().hex[:16]}"
 
 
-@pytest.fixture
-async def client(env: Env) -> Any:
-    async with httpx.AsyncClient(base_url=env.url, timeout=30) as c:
-        yield c
-
-
 async def captured(env: Env, client: httpx.AsyncClient, provider: str, amount: int) -> str:
     c = cid()
     if provider == "adyen":

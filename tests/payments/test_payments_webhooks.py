@@ -29,12 +29,6 @@ def cid() -> str:
     return f"lm_{uuid.uuid4().hex[:16]}"
 
 
-@pytest.fixture
-async def client(env: Env) -> Any:
-    async with httpx.AsyncClient(base_url=env.url, timeout=30) as c:
-        yield c
-
-
 async def wait_state(
     client: httpx.AsyncClient, c: str, state: str, within: float = 5.0
 ) -> dict[str, Any]:

@@ -3,20 +3,41 @@ on loopback, with the region config and fleet routing files the operator would r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
+from checkout_services.common import app as common_app
+from checkout_services.common import metrics
 from checkout_stack import servers
 from checkout_stack.servers import BIN, free_port, wait_http
 
 REGION = "eu-west-1"
 PEER = "us-east-1"
+
+
+def in_process_app(service: str) -> FastAPI:
+    """An app from the services' own factory (the card-number filter, request ids, problem
+    handlers, health) with nothing to start, for in-process tests: the caller adds routes."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    return common_app.create(
+        service=service,
+        description="test",
+        lifespan=lifespan,
+        service_metrics=metrics.ServiceMetrics(service),
+    )
 
 
 def region_config(endpoints: dict[str, str] | None = None, **topics: str) -> dict[str, Any]:

@@ -16,21 +16,19 @@ Pure: the middlewares run in-process, no server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import hypothesis
 import pytest
+import services_harness as h
 from fastapi import FastAPI
 from hypothesis import strategies as st
 
-from checkout_services.common import app as common_app
-from checkout_services.common import ids, metrics, pan, principal, requestid, scrub
+from checkout_services.common import ids, pan, principal, requestid, scrub
 
 REQUEST_IDS = 20_000
 """Enough that ``uuid4().hex`` request ids hold card-like numbers ~20 times (p(none) ~ 1e-9)."""
@@ -123,17 +121,7 @@ def test_made_ids_fit_the_routes_that_take_them_back_and_are_random() -> None:
 
 def _service_app() -> FastAPI:
     """An app from the services' own factory with a route that needs the gateway's signature."""
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-
-    app = common_app.create(
-        service="made-ids",
-        description="test",
-        lifespan=lifespan,
-        service_metrics=metrics.ServiceMetrics("madeids" + uuid.uuid4().hex[:6]),
-    )
+    app = h.in_process_app("made-ids")
     app.state.gateway_key = KEY
     app.state.gateway_auth_off = False
 

@@ -19,11 +19,10 @@ Kafka and Temporal. Bounded: a fixed number of derandomized examples.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -32,6 +31,7 @@ import checkout_env as ce
 import httpx
 import hypothesis
 import pytest
+import services_harness as h
 from fastapi import FastAPI, Request
 from hypothesis import strategies as st
 from temporalio.client import Client
@@ -43,8 +43,7 @@ from test_services_scrub import (  # the scrub test's region fixture (env) and s
     topics_text,
 )
 
-from checkout_services.common import app as common_app
-from checkout_services.common import metrics, pan, scrub
+from checkout_services.common import pan, scrub
 from checkout_stack.components.temporal import Temporal
 
 pytestmark = pytest.mark.stack
@@ -223,17 +222,7 @@ def attacks(draw: st.DrawFn) -> Attack:
 
 def echo_app() -> FastAPI:
     """An app from the services' own factory whose routes log everything they get."""
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-
-    app = common_app.create(
-        service="echo",
-        description="test",
-        lifespan=lifespan,
-        service_metrics=metrics.ServiceMetrics("echo-" + uuid.uuid4().hex[:6]),
-    )
+    app = h.in_process_app("echo")
     log = logging.getLogger("checkout_services.echo")
 
     @app.api_route("/{rest:path}", methods=["GET", "POST"])

@@ -24,6 +24,18 @@ class Sleeps:
         await asyncio.sleep(0)
 
 
+class Raises:
+    """A task body that raises ``error`` on every run, and counts its runs."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.runs = 0
+
+    async def __call__(self) -> None:
+        self.runs += 1
+        raise self.error
+
+
 def test_backoff_grows_exponentially_capped_and_jittered() -> None:
     b = tasks.Backoff(initial=0.5, maximum=4.0, factor=2.0, jitter=0.5)
     rng = random.Random(7)
@@ -120,20 +132,14 @@ async def test_a_permanent_error_stops_the_task_and_is_kept(
     class BadConfig(Exception):
         pass
 
-    runs = 0
-
-    async def misconfigured() -> None:
-        nonlocal runs
-        runs += 1
-        raise BadConfig("field spec.x is missing")
-
+    misconfigured = Raises(BadConfig("field spec.x is missing"))
     sleeps = Sleeps()
     with caplog.at_level(logging.ERROR, logger="checkout_tasks"):
         handle = tasks.start(
             "cfg", misconfigured, policy=tasks.Policy(permanent=(BadConfig,)), sleep=sleeps
         )
         await asyncio.wait_for(handle.wait(), 5)
-    assert runs == 1
+    assert misconfigured.runs == 1
     assert sleeps.pauses == []
     assert handle.restarts == 0
     assert isinstance(handle.error, BadConfig)
@@ -142,17 +148,11 @@ async def test_a_permanent_error_stops_the_task_and_is_kept(
 
 
 async def test_a_one_shot_job_is_not_restarted_and_a_loop_that_returns_is() -> None:
-    runs = 0
-
-    async def job() -> None:
-        nonlocal runs
-        runs += 1
-        raise RuntimeError("once")
-
+    job = Raises(RuntimeError("once"))
     sleeps = Sleeps()
     handle = tasks.start("job", job, policy=tasks.ONCE, sleep=sleeps)
     await asyncio.wait_for(handle.wait(), 5)
-    assert runs == 1
+    assert job.runs == 1
     assert handle.restarts == 0
     assert isinstance(handle.error, RuntimeError)
 
@@ -182,11 +182,8 @@ async def test_a_one_shot_job_is_not_restarted_and_a_loop_that_returns_is() -> N
 
 
 async def test_cancel_stops_a_task_even_during_its_backoff() -> None:
-    async def crash() -> None:
-        raise RuntimeError("x")
-
     slow = tasks.Policy(backoff=tasks.Backoff(initial=60.0, maximum=60.0))
-    handle = tasks.start("slow", crash, policy=slow)
+    handle = tasks.start("slow", Raises(RuntimeError("x")), policy=slow)
     await asyncio.sleep(0.05)  # now in its 30-60 s backoff
     assert handle.failures == 1
     assert not handle.done()
