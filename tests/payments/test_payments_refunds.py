@@ -14,7 +14,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 from payments_env import Env
-from test_payments_webhooks import authorize_card, sign, wait_state
+from test_payments_webhooks import authorize_card, post_signed, wait_state
 
 pytestmark = pytest.mark.stack
 
@@ -170,9 +170,7 @@ async def test_a_stripe_refund_that_fails_after_it_succeeded_is_taken_back(
         body = json.dumps(
             {"id": f"evt_{uuid.uuid4().hex}", "type": "refund.updated", "data": {"object": obj}}
         ).encode()
-        resp = await client.post(
-            "/v1/webhooks/stripe-eu", content=body, headers={"Stripe-Signature": sign(secret, body)}
-        )
+        resp = await post_signed(client, "stripe-eu", secret, body, "Stripe-Signature")
         assert resp.status_code == 200, resp.text
         result: dict[str, Any] = resp.json()
         return result

@@ -48,6 +48,19 @@ def sign(secret: str, body: bytes, ts: int | None = None) -> str:
     return f"t={ts},v1={sig}"
 
 
+async def post_signed(
+    client: httpx.AsyncClient,
+    provider: str,
+    secret: str,
+    body: bytes,
+    header: str = "Sim-Signature",
+) -> httpx.Response:
+    """``body`` posted to ``provider``'s webhook route, signed under ``secret`` in ``header``."""
+    return await client.post(
+        f"/v1/webhooks/{provider}", content=body, headers={header: sign(secret, body)}
+    )
+
+
 @pytest.mark.parametrize(("name", "method", "country", "currency"), LOCAL)
 async def test_local_method_is_authorized_by_its_webhook_then_captured(
     env: Env, client: httpx.AsyncClient, name: str, method: str, country: str, currency: str
@@ -122,14 +135,10 @@ async def test_webhook_signature_is_verified(env: Env, client: httpx.AsyncClient
         assert r.status_code == 401, (header, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
         assert secret not in r.text
-    r = await client.post(
-        "/v1/webhooks/upi-in", content=body, headers={"Sim-Signature": sign(secret, body)}
-    )
+    r = await post_signed(client, "upi-in", secret, body)
     assert r.status_code == 200
     assert r.json()["outcome"] == "ignored"  # no such checkout
-    r = await client.post(
-        "/v1/webhooks/no-such-psp", content=body, headers={"Sim-Signature": sign(secret, body)}
-    )
+    r = await post_signed(client, "no-such-psp", secret, body)
     assert r.status_code == 404
 
 
@@ -158,9 +167,7 @@ async def test_webhooks_are_idempotent_and_stale_ones_are_ignored(
         body = json.dumps(
             {"id": event_id, "type": type_, "data": {"id": ref, "reference": c}}
         ).encode()
-        r = await client.post(
-            "/v1/webhooks/pix-br", content=body, headers={"Sim-Signature": sign(secret, body)}
-        )
+        r = await post_signed(client, "pix-br", secret, body)
         assert r.status_code == 200, r.text
         result: dict[str, Any] = r.json()
         return result
@@ -212,9 +219,7 @@ async def test_stripe_signature_and_body_shape(env: Env, client: httpx.AsyncClie
     }
     body = stripe_event("payment_intent.canceled", pi)
     secret = env.creds.values["stripe-eu"]["webhook-secret"]
-    refused = await client.post(
-        "/v1/webhooks/stripe-eu", content=body, headers={"Sim-Signature": sign(secret, body)}
-    )
+    refused = await post_signed(client, "stripe-eu", secret, body)
     assert refused.status_code == 401
     rotated = sign("whsec_rotated_away", body) + "," + sign(secret, body).split(",", 1)[1]
     r = await client.post(
@@ -242,9 +247,7 @@ async def test_a_webhook_for_one_provider_never_moves_another_providers_payment(
     }
     body = stripe_event("payment_intent.canceled", pi)
     secret = env.creds.values["stripe-eu"]["webhook-secret"]
-    r = await client.post(
-        "/v1/webhooks/stripe-eu", content=body, headers={"Stripe-Signature": sign(secret, body)}
-    )
+    r = await post_signed(client, "stripe-eu", secret, body, "Stripe-Signature")
     assert r.status_code == 200, r.text
     assert r.json()["outcome"] == "ignored"
     assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "authorized"

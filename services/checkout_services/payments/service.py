@@ -117,6 +117,11 @@ class PaymentsService:
             breaker.STATE_VALUE[b.current()]
         )
 
+    def call_failed(self, target: base.Target, failure_class: str) -> None:
+        """A PSP call without a verdict: the breaker counts it, the error metric too."""
+        self.record_call(target, False)
+        self.metrics.psp_errors.labels(target.provider, failure_class).inc()
+
     # -- lookups -------------------------------------------------------------------------------
     async def lookup(self, target: base.Target, checkout_id: str) -> list[base.FoundPayment] | None:
         """What the provider holds for this checkout; None if it could not be asked."""

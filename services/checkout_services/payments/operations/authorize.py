@@ -417,8 +417,7 @@ async def attempt_provider(
             svc.record_call(target, result.outcome != "rejected")
         except base.PSPNotSent:
             failure = "network_error"
-            svc.record_call(target, False)
-            svc.metrics.psp_errors.labels(target.provider, failure).inc()
+            svc.call_failed(target, failure)
             await svc.repo.finish_attempt(attempt.id, "not_charged", failure_class=failure)
         except base.PSPInProgress:
             await svc.repo.finish_attempt(attempt.id, "unknown", failure_class="timeout")
@@ -427,8 +426,7 @@ async def attempt_provider(
             ) from None
         except base.PSPAmbiguous as exc:
             failure = exc.failure_class
-            svc.record_call(target, False)
-            svc.metrics.psp_errors.labels(target.provider, failure).inc()
+            svc.call_failed(target, failure)
             if adapter.recovers_by_replay:
                 result = await replay(svc, attempt, adapter, payment, key, failure)
                 if result is None:

@@ -82,8 +82,7 @@ async def send(
                 f"provider {target.provider!r} refused the request (HTTP {exc.status})"
             ) from None
         except base.PSPError as exc:
-            svc.record_call(target, False)
-            svc.metrics.psp_errors.labels(target.provider, exc.failure_class).inc()
+            svc.call_failed(target, exc.failure_class)
             await asyncio.sleep(backoff(n))
             continue
         svc.record_call(target, True)

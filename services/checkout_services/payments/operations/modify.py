@@ -147,8 +147,7 @@ async def modify(
                 f"{operation} is still running at the provider"
             ) from None
         except base.PSPAmbiguous as exc:
-            svc.record_call(target, False)
-            svc.metrics.psp_errors.labels(target.provider, exc.failure_class).inc()
+            svc.call_failed(target, exc.failure_class)
             if not adapter.can_retrieve:
                 # No GET at this provider (Adyen): the same key again answers what it did.
                 replayed = await replay(svc, adapter, call, payment.psp_reference, key)
