@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 import checkout_tasks
-from checkout_demo import auth, cluster, cpu, report, scenarios, verify
+from checkout_demo import auth, cluster, cpu, report, scenarios, stopping, verify
 from checkout_demo.infra import BACKGROUND_NICE, Edge, PspSim, RegionInfra, start_parallel
 from checkout_demo.kubelet import Kubelet
 from checkout_demo.load import LIMITED_SKU, LoadGen, Router
@@ -726,9 +726,11 @@ def run(opts: Options) -> int:
         demo.failed = True
         raise
     finally:
+        # first: a Ctrl-C from here on must not cut the clean-up short (stopping.Shutdown)
+        with stopping.Shutdown():
+            print("demo: stopping everything it started", flush=True)
+            demo.down_all()
         signal.signal(signal.SIGTERM, previous)
-        print("demo: stopping everything it started", flush=True)
-        demo.down_all()
 
 
 async def _run(demo: Demo) -> dict[str, Any]:

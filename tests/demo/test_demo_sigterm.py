@@ -3,12 +3,16 @@ exits 130 with one line, instead of dying at once and leaving the whole stack ru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,8 +21,8 @@ import sys, time
 from checkout_demo import cli
 
 def _main(args, workdir):
-    print("running", flush=True)
     try:
+        print("running", flush=True)  # inside: a signal right after it still meets the finally
         time.sleep(60)
     finally:
         print("cleaned up", flush=True)  # where the demo stops what it started
@@ -48,3 +52,137 @@ def test_sigterm_runs_the_clean_up_and_exits_130() -> None:
     assert proc.returncode == 130, (out, err)
     assert "interrupted; everything it started was stopped" in err
     assert "Traceback" not in err
+
+
+# -- more Ctrl-Cs during the clean-up -------------------------------------------------------------
+
+SLOW_CLEAN_UP = """
+import os, signal, subprocess, sys, time
+from pathlib import Path
+from checkout_demo import demo
+
+class Slow:
+    '''A part of the stack that takes a while to stop (a broker, a database).'''
+    def __init__(self):
+        # a session leader with children of its own, as the demo's processes are
+        self.proc = subprocess.Popen(
+            ["sh", "-c", "sleep 300 & sleep 300 & wait"],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,  # the test reads the demo's output to its end
+            stderr=subprocess.DEVNULL,
+        )
+    def stop(self):
+        print("stop begins", flush=True)
+        time.sleep(4)
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait()
+        print("stopped", flush=True)
+
+def up(self):
+    part = Slow()
+    self.stoppables.append(part)
+    time.sleep(0.3)  # its children exist
+    print("running", part.proc.pid, flush=True)  # run()'s finally stops it from here on
+    time.sleep(60)
+
+demo.Demo.up = up
+try:
+    demo.run(demo.Options(workdir=Path(sys.argv[1])))
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+def alive_in_session(sid: int) -> list[int]:
+    """Processes of session ``sid`` that still run (a zombie waiting for its reaper is dead)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            out.append(int(entry.name))
+    return out
+
+
+def start_slow(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "hack")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CLEAN_UP, str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    words = proc.stdout.readline().split()
+    assert words[0] == "running", words
+    session = int(words[1])
+    assert len(alive_in_session(session)) == 3  # sh and its two sleeps
+    return proc, session
+
+
+def read_until(proc: subprocess.Popen[str], text: str, seen: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if text in line:
+            return
+    raise AssertionError(f"{text!r} never came: {seen}")
+
+
+@pytest.fixture
+def sessions() -> Iterator[list[int]]:
+    """The test program's child sessions: whatever a failing run leaves is killed."""
+    started: list[int] = []
+    yield started
+    for sid in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sid, signal.SIGKILL)
+
+
+def test_a_second_ctrl_c_lets_the_clean_up_finish(tmp_path: Path, sessions: list[int]) -> None:
+    proc, session = start_slow(tmp_path)
+    sessions.append(session)
+    seen: list[str] = []
+    proc.send_signal(signal.SIGINT)
+    read_until(proc, "stop begins", seen)
+    proc.send_signal(signal.SIGINT)
+    read_until(proc, "still stopping, please wait", seen)
+    out, err = proc.communicate(timeout=30)
+    seen.append(out)
+    text = "".join(seen)
+    assert "stopped" in text  # the clean-up went on to the end
+    assert proc.returncode == 130, (text, err)
+    assert "interrupted" in text
+    assert "Traceback" not in err
+    assert alive_in_session(session) == []
+
+
+def test_a_third_ctrl_c_kills_every_child_process_at_once(
+    tmp_path: Path, sessions: list[int]
+) -> None:
+    proc, session = start_slow(tmp_path)
+    sessions.append(session)
+    seen: list[str] = []
+    proc.send_signal(signal.SIGINT)
+    read_until(proc, "stop begins", seen)
+    proc.send_signal(signal.SIGINT)
+    read_until(proc, "still stopping", seen)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    text = "".join(seen) + out
+    assert time.monotonic() - started < 3  # not after the 4 s the clean-up would take
+    assert "killing what is left" in text
+    assert "stopped" not in text
+    assert proc.returncode == 130, (text, err)
+    deadline = time.monotonic() + 5
+    while alive_in_session(session) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive_in_session(session) == []  # sh and both of its sleeps
