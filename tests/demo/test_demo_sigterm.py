@@ -186,3 +186,59 @@ def test_a_third_ctrl_c_kills_every_child_process_at_once(
     while alive_in_session(session) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert alive_in_session(session) == []  # sh and both of its sleeps
+
+
+def running(pid: int) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return raw[raw.rindex(")") + 2 :].split()[0] != "Z"
+
+
+@pytest.mark.stack
+def test_a_real_gameday_stops_everything_it_started_through_a_second_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    """The demo itself (control plane, operator, three regions' PostgreSQL, Redis, Kafka and
+    Temporal, the PSP simulator...), interrupted while its regions come up, and again while it
+    stops them: it says so, finishes the clean-up, exits 130, and nothing it started runs."""
+    from checkout_demo import stopping
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "hack"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "checkout_demo", "gameday", "--warmup", "0", "--before", "5",
+            "--during", "5", "--after", "5", "--out", str(tmp_path / "report"),
+        ],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    below: set[int] = set()
+    seen: list[str] = []
+    try:
+        read_until(proc, "waiting for every CheckoutRegion to be Ready", seen)
+        below = stopping.descendants(proc.pid)
+        assert len(below) >= 10, below  # the control plane, the regions' backing services...
+        proc.send_signal(signal.SIGINT)
+        read_until(proc, "demo: stopping everything it started", seen)
+        proc.send_signal(signal.SIGINT)
+        read_until(proc, "still stopping, please wait", seen)
+        out, err = proc.communicate(timeout=300)
+        seen.append(out)
+        assert proc.returncode == 130, ("".join(seen)[-3000:], err[-3000:])
+        assert "interrupted; everything it started was stopped" in err
+        assert "Traceback" not in err
+        deadline = time.monotonic() + 10
+        while any(running(p) for p in below) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [p for p in below if running(p)] == []
+    finally:
+        for pid in {proc.pid, *below}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(10)
