@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 import checkout_tasks
-from checkout_demo import auth, cluster, cpu, report, scenarios, stopping, verify
+from checkout_demo import auth, cluster, cpu, report, report_files, scenarios, stopping, verify
 from checkout_demo.infra import BACKGROUND_NICE, Edge, PspSim, RegionInfra, start_parallel
 from checkout_demo.kubelet import Kubelet
 from checkout_demo.load import LIMITED_SKU, LoadGen, Router
@@ -718,7 +718,7 @@ def run(opts: Options) -> int:
             demo=demo, load=demo.load, verdict=verdict, result=result,
             startup_seconds=startup, total_seconds=time.monotonic() - began,
         )  # fmt: skip
-        paths = report.write(summary, demo.load, demo, opts.out)
+        paths = report_files.write(summary, demo.load, demo, opts.out)
         print(report.text(summary))
         print(f"demo: report written to {', '.join(str(p) for p in paths)}")
         return int(summary["exit_code"])

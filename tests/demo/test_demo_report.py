@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from checkout_demo import report
+from checkout_demo import report, report_files
 from checkout_demo.load import Attempt, Checkout, LoadGen, Router
 from checkout_demo.verify import Verdict, double_charges, missing_orders
 
@@ -159,7 +159,7 @@ def written(tmp_path: Path) -> Path:
                              "source": "routing ConfigMap", "markets": ["US"]}},
         startup_seconds=1, total_seconds=2,
     )  # fmt: skip
-    report.write(s, load, fake_demo(), tmp_path)
+    report_files.write(s, load, fake_demo(), tmp_path)
     return tmp_path
 
 
