@@ -2,6 +2,9 @@
 
 A region runs the checkout services, holds the data of its home markets, pulls its peers'
 events through MirrorMaker 2, probes its own health and names where its markets go when it fails.
+
+Over 400 lines on purpose: these models are the CRD's schema (``api/crd.py`` generates it from
+them), so the whole spec stays in one module, field by field, as the CRD shows it.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ The rules (design section 3):
   promote (holder = target, epoch + 1) only after the old writer acknowledged the fencing or
   its lease expired.
 * ``dryRun``: the actions are computed and reported, never carried out.
+
+Over 400 lines on purpose: the rules above are one pure function of one Observation, and they
+read top to bottom here in the order they apply; the watching, probing, moving and recording
+around it live in their own modules.
 """
 
 from __future__ import annotations
