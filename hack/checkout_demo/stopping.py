@@ -17,37 +17,22 @@ import contextlib
 import os
 import signal
 import sys
-from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
+
+from checkout_stack import proc
 
 STILL_STOPPING = "demo: still stopping, please wait (Ctrl-C again kills what is left)"
 KILLING = "demo: killing what is left"
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _processes() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, session id) of every process (``/proc``, Linux)."""
-    out: dict[int, tuple[int, int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        # the command name (field 2) may hold spaces and parentheses: split after its last ')'
-        fields = raw[raw.rindex(")") + 2 :].split()
-        out[int(entry.name)] = (int(fields[1]), int(fields[3]))
-    return out
-
-
 def descendants(root: int) -> set[int]:
     """Every process below ``root``, and every process of a session one of them leads."""
-    table = _processes()
+    table = proc.processes()
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
+    for pid, stat in table.items():
+        children.setdefault(stat.ppid, []).append(pid)
     found: set[int] = set()
     todo = [root]
     while todo:
@@ -56,8 +41,8 @@ def descendants(root: int) -> set[int]:
                 found.add(child)
                 todo.append(child)
     own_session = os.getsid(root)
-    sessions = {pid for pid in found if table[pid][1] == pid and pid != own_session}
-    found |= {pid for pid, (_, sid) in table.items() if sid in sessions}
+    sessions = {pid for pid in found if table[pid].sid == pid and pid != own_session}
+    found |= {pid for pid, stat in table.items() if stat.sid in sessions}
     found.discard(root)
     return found
 

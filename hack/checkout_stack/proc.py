@@ -194,27 +194,48 @@ def group_alive(pgid: int) -> bool:
     return any(_state(pid) not in ("Z", "X", "") for pid in group_members(pgid))
 
 
-def _state(pid: int) -> str:
+@dataclass(frozen=True)
+class Stat:
+    """What ``/proc/<pid>/stat`` says of a process (Linux)."""
+
+    state: str
+    """``R``, ``S``, ... ``Z`` for a zombie waiting for its reaper."""
+    ppid: int
+    pgid: int
+    sid: int
+
+    @property
+    def running(self) -> bool:
+        return self.state not in ("Z", "X")
+
+
+def stat_of(pid: int) -> Stat | None:
+    """The process's stat, None once it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[0]
+        return None
+    # the command name (field 2) may hold spaces and parentheses: split after its last ')'
+    fields = raw.rsplit(")", 1)[1].split()
+    return Stat(fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
+
+
+def processes() -> dict[int, Stat]:
+    """Every process there is, by pid."""
+    out: dict[int, Stat] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := stat_of(int(entry.name))) is not None:
+            out[int(entry.name)] = stat
+    return out
+
+
+def _state(pid: int) -> str:
+    stat = stat_of(pid)
+    return "" if stat is None else stat.state
 
 
 def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+    return [pid for pid, stat in processes().items() if stat.pgid == pgid]
 
 
 def kill_group(pgid: int, timeout: float = 10.0) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from checkout_stack.proc import processes, stat_of
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = """
@@ -96,18 +98,7 @@ except KeyboardInterrupt:
 
 def alive_in_session(sid: int) -> list[int]:
     """Processes of session ``sid`` that still run (a zombie waiting for its reaper is dead)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            out.append(int(entry.name))
-    return out
+    return [pid for pid, stat in processes().items() if stat.sid == sid and stat.running]
 
 
 def start_slow(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
@@ -189,11 +180,8 @@ def test_a_third_ctrl_c_kills_every_child_process_at_once(
 
 
 def running(pid: int) -> bool:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return raw[raw.rindex(")") + 2 :].split()[0] != "Z"
+    stat = stat_of(pid)
+    return stat is not None and stat.running
 
 
 @pytest.mark.stack
