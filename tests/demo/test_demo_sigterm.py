@@ -137,7 +137,11 @@ def sessions() -> Iterator[list[int]]:
             os.killpg(sid, signal.SIGKILL)
 
 
-def test_a_second_ctrl_c_lets_the_clean_up_finish(tmp_path: Path, sessions: list[int]) -> None:
+def ctrl_c_twice(
+    tmp_path: Path, sessions: list[int]
+) -> tuple[subprocess.Popen[str], int, list[str]]:
+    """The slow program, interrupted, and again once its clean-up began: it said it is still
+    stopping. Returns it, its child's session and what it printed so far."""
     proc, session = start_slow(tmp_path)
     sessions.append(session)
     seen: list[str] = []
@@ -145,6 +149,11 @@ def test_a_second_ctrl_c_lets_the_clean_up_finish(tmp_path: Path, sessions: list
     read_until(proc, "stop begins", seen)
     proc.send_signal(signal.SIGINT)
     read_until(proc, "still stopping, please wait", seen)
+    return proc, session, seen
+
+
+def test_a_second_ctrl_c_lets_the_clean_up_finish(tmp_path: Path, sessions: list[int]) -> None:
+    proc, session, seen = ctrl_c_twice(tmp_path, sessions)
     out, err = proc.communicate(timeout=30)
     seen.append(out)
     text = "".join(seen)
@@ -158,13 +167,7 @@ def test_a_second_ctrl_c_lets_the_clean_up_finish(tmp_path: Path, sessions: list
 def test_a_third_ctrl_c_kills_every_child_process_at_once(
     tmp_path: Path, sessions: list[int]
 ) -> None:
-    proc, session = start_slow(tmp_path)
-    sessions.append(session)
-    seen: list[str] = []
-    proc.send_signal(signal.SIGINT)
-    read_until(proc, "stop begins", seen)
-    proc.send_signal(signal.SIGINT)
-    read_until(proc, "still stopping", seen)
+    proc, session, seen = ctrl_c_twice(tmp_path, sessions)
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
