@@ -7,7 +7,7 @@ from typing import get_args
 from starlette.requests import Request
 from starlette.responses import Response
 
-from checkout_services.psp_sim import adyen, stripe
+from checkout_services.psp_sim import adyen, stripe, webhooks
 from checkout_services.psp_sim import state as st
 from checkout_services.psp_sim.core import (
     LOCAL_METHODS,
@@ -133,7 +133,7 @@ class AdminRoutes:
         outcome = body.get("outcome", "authorized")
         if outcome not in ("authorized", "declined"):
             return self.sim.json(422, {"error": "outcome must be authorized or declined"})
-        self.sim.complete_local(p, outcome)
+        webhooks.complete_local(self.sim, p, outcome)
         return self.sim.json(200, p.view())
 
     async def shopper(self, request: Request) -> Response:

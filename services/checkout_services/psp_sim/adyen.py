@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from checkout_services.psp_sim import state as st
+from checkout_services.psp_sim import webhooks
 from checkout_services.psp_sim.core import (
     DECLINES,
     Executor,
@@ -347,7 +348,7 @@ def send_notification(
     body = json.dumps(
         {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
     ).encode()
-    sim.deliver_later(payment, acct, body, None)
+    webhooks.deliver_later(sim, payment, acct, body, None)
 
 
 async def shopper_authenticates(sim: Sim, payment: st.Payment) -> None:

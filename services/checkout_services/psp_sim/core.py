@@ -1,14 +1,11 @@
 """The simulator's engine: idempotency-key stores with each provider's rules, faults,
-the ledger around one :class:`~state.SimState`, and signed webhook delivery."""
+the ledger around one :class:`~state.SimState`; :mod:`webhooks` delivers what it signs."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -42,9 +39,6 @@ DECLINES: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 KEY_HEADER = "Idempotency-Key"
-WEBHOOK_ATTEMPTS = 10
-"""Deliveries of one webhook before it is given up (about 10 s; the providers retry for days,
-which a test run cannot wait for)."""
 LOCAL_METHODS = ("upi", "ideal", "pix")
 LOCAL_ACTIONS = {"upi": "collect", "ideal": "redirect", "pix": "qr_code"}
 
@@ -329,82 +323,6 @@ class Sim:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-
-    def send_webhook(self, payment: st.Payment, event_type: str) -> None:
-        acct = self.state.accounts.get((payment.provider, payment.account))
-        if acct is None or not acct.webhook_url:
-            return
-        faults = self.state.faults_for(payment.provider, payment.endpoint, "webhook")
-        event = {
-            "id": self.state.new_id("evt_"),
-            "type": event_type,
-            "created": int(self.state.now()),
-            "data": {
-                "id": payment.id,
-                "provider": payment.provider,
-                "account": payment.account,
-                "reference": payment.reference,
-                "status": payment.status,
-                "amount": payment.amount,
-                "currency": payment.currency,
-            },
-        }
-        body = json.dumps(event).encode()
-        copies = 2 if faults.webhook_duplicate else 1
-        for i in range(copies):
-            delay = faults.webhook_delay_ms if i == 0 else faults.webhook_delay_ms + 5
-            self.schedule(self.deliver(acct, body, delay / 1000))
-
-    def deliver_later(
-        self, payment: st.Payment, acct: st.Account, body: bytes, header: str | None
-    ) -> None:
-        """After ``autoCompleteMs`` plus any webhook_delay fault; twice on webhook_duplicate."""
-        faults = self.state.faults_for(payment.provider, payment.endpoint, "webhook")
-        delay = (max(self.auto_complete_ms, 0) + faults.webhook_delay_ms) / 1000
-        for i in range(2 if faults.webhook_duplicate else 1):
-            self.schedule(self.deliver(acct, body, delay + i * 0.005, header=header))
-
-    async def deliver(
-        self, acct: st.Account, body: bytes, delay: float, *, header: str | None = "Sim-Signature"
-    ) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        assert self.http is not None
-        assert acct.webhook_url is not None
-        for attempt in range(WEBHOOK_ATTEMPTS):
-            ts = int(time.time())
-            sig = hmac.new(
-                acct.webhook_secret.encode(), f"{ts}.".encode() + body, hashlib.sha256
-            ).hexdigest()
-            headers = {"content-type": "application/json"}
-            if header is not None:
-                headers[header] = f"t={ts},v1={sig}"
-            try:
-                resp = await self.http.post(acct.webhook_url, content=body, headers=headers)
-                if resp.status_code < 300:
-                    self.state.webhooks_sent += 1
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
-        self.state.webhooks_failed += 1
-
-    def complete_local(self, payment: st.Payment, outcome: str) -> None:
-        if payment.status != "pending":
-            return
-        if outcome == "authorized":
-            payment.status = "authorized"
-            payment.history.append("authorized")
-            self.send_webhook(payment, "payment.authorized")
-        else:
-            payment.status = "declined"
-            payment.decline_class = payment.decline_class or "soft"
-            payment.history.append("declined")
-            self.send_webhook(payment, "payment.declined")
-
-    async def auto_complete(self, payment: st.Payment, outcome: str) -> None:
-        await asyncio.sleep(self.auto_complete_ms / 1000)
-        self.complete_local(payment, outcome)
 
 
 async def read_form(request: Request) -> list[tuple[str, str]]:

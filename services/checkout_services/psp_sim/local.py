@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from checkout_services.psp_sim import state as st
+from checkout_services.psp_sim import webhooks
 from checkout_services.psp_sim.core import (
     LOCAL_ACTIONS,
     LOCAL_METHODS,
@@ -76,7 +77,7 @@ class LocalRoutes:
                 p.decline_class = faults.decline
             outcome = "declined" if faults.decline else "authorized"
             if sim.auto_complete_ms >= 0:
-                sim.schedule(sim.auto_complete(p, outcome))
+                sim.schedule(webhooks.auto_complete(sim, p, outcome))
             view = local_view(p)
             view["action"] = {
                 "type": LOCAL_ACTIONS[m],
@@ -144,7 +145,7 @@ class LocalRoutes:
                     p.status = "refunded"
                 p.history.append(f"refunded:{value}")
                 event = "payment.refunded"
-            sim.send_webhook(p, event)
+            webhooks.send(sim, p, event)
             return 200, local_view(p)
 
         return await sim.idempotent(

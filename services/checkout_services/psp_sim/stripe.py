@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from checkout_services.psp_sim import state as st
+from checkout_services.psp_sim import webhooks
 from checkout_services.psp_sim.core import (
     DECLINES,
     STRIPE_API_VERSION,
@@ -350,7 +351,7 @@ def send_event(sim: Sim, payment: st.Payment, event_type: str, obj: JsonDict | N
         "data": {"object": obj if obj is not None else stripe_view(payment)},
     }
     body = json.dumps(event).encode()
-    sim.deliver_later(payment, acct, body, "Stripe-Signature")
+    webhooks.deliver_later(sim, payment, acct, body, "Stripe-Signature")
 
 
 async def shopper_authenticates(sim: Sim, payment: st.Payment) -> None:
