@@ -4,6 +4,7 @@ processes on loopback, with real PostgreSQL, Redis, Kafka and Temporal."""
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,9 @@ from checkout_stack.components.redis import Redis
 from checkout_stack.components.temporal import Temporal
 
 SKUS = ("tee", "mug")
+KEY = secrets.token_hex(32)
+"""The region's ``CHECKOUT_GATEWAY_KEY`` when :func:`start` runs it ``signed``."""
+SIGNED = {"CHECKOUT_GATEWAY_KEY": KEY, "CHECKOUT_GATEWAY_AUTH": "on"}
 
 
 @dataclass
@@ -50,8 +54,12 @@ def start(
     redis_db: int = 4,
     orders_relay: bool = True,
     webhooks: bool = False,
+    signed: bool = False,
 ) -> CheckoutEnv:
-    """``webhooks``: the providers' webhooks (Stripe, Adyen) reach this payments service."""
+    """``webhooks``: the providers' webhooks (Stripe, Adyen) reach this payments service.
+    ``signed``: every service holds the region's key (:data:`KEY`) and refuses unsigned
+    requests, as deployed; the orders saga signs its calls (without it every check is off)."""
+    keyed = SIGNED if signed else {}
     tag = uuid.uuid4().hex[:8]
     redis_url = redis.url.rsplit("/", 1)[0] + f"/{redis_db}"
     sim = ph.start_sim(workdir)
@@ -72,6 +80,7 @@ def start(
         redis_url=redis_url,
         routing=ph.routing_config(sim, creds),
         port=pay_port,
+        extra_env=keyed,
     ).start()
 
     ports = {name: h.free_port() for name in ("pricing", "inventory", "orders")}
@@ -88,6 +97,7 @@ def start(
         "FLEET_ROUTING_FILE": str(workdir / "routing.json"),
         "REDIS_URL": redis_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        **keyed,
     }
     pricing = h.ServiceProc(
         "pricing",

@@ -6,11 +6,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from checkout_services.common import errors, idempotency
+from checkout_services.common import errors, idempotency, principal
 from checkout_services.payments import db, exceptions, reconcile, schemas, switchover, webhooks
 from checkout_services.payments.adapters import base
 from checkout_services.payments.deps import Service
@@ -25,6 +25,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 IdemKey = idempotency.IdemKey
 
 router = APIRouter()
+"""Open routes: the providers' webhooks (authenticated by each provider's own signature, see
+:mod:`webhook_schemes`), health and metrics."""
+internal = APIRouter(dependencies=[Depends(principal.caller)])
+"""Every payment operation: only for a request signed with the region's key
+(:mod:`common.principal`), i.e. the orders saga (``internal/orders``) or an operator's tooling;
+anything else is 401, so payments cannot be driven from outside the region's services."""
 
 
 def view(p: db.Payment) -> dict[str, Any]:
@@ -110,7 +116,7 @@ async def idempotent(
         base.PSP_TIME.reset(token)
 
 
-@router.post(
+@internal.post(
     "/v1/payments/authorize",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -138,7 +144,7 @@ async def authorize_payment(
         return await run()
 
 
-@router.post(
+@internal.post(
     "/v1/payments/{checkout_id}/details",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -165,7 +171,7 @@ async def payment_details(
     )
 
 
-@router.post(
+@internal.post(
     "/v1/payments/{checkout_id}/capture",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -189,7 +195,7 @@ async def capture_payment(
     )
 
 
-@router.post(
+@internal.post(
     "/v1/payments/{checkout_id}/void",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -213,7 +219,7 @@ async def void_payment(
     )
 
 
-@router.post(
+@internal.post(
     "/v1/payments/{checkout_id}/refunds",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -236,7 +242,7 @@ async def refund_payment(
     )
 
 
-@router.get(
+@internal.get(
     "/v1/payments/{checkout_id}",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -247,7 +253,7 @@ async def get_payment(checkout_id: str, svc: Service) -> dict[str, Any]:
     return view(await svc.get(checkout_id))
 
 
-@router.post(
+@internal.post(
     "/v1/payments/reconcile",
     response_model=schemas.ReconcileReport,
     summary="Resolve stuck payments, void abandoned and stray authorizations",
