@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,6 +23,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code in (402, 404, 409, 422, 502, 503)
 }
 IdemKey = idempotency.IdemKey
+MAX_AGE_SECONDS = 366 * 24 * 3600
+AgeSeconds = Annotated[float | None, Query(ge=0, le=MAX_AGE_SECONDS)]
+"""An age a sweep looks back (at most a year: a larger one overflowed the timestamp, a 500)."""
 
 router = APIRouter()
 """Open routes: the providers' webhooks (authenticated by each provider's own signature, see
@@ -261,8 +264,8 @@ async def get_payment(checkout_id: str, svc: Service) -> dict[str, Any]:
 )
 async def reconcile_payments(
     svc: Service,
-    abandon_after_seconds: float | None = None,
-    pending_after_seconds: float | None = None,
+    abandon_after_seconds: AgeSeconds = None,
+    pending_after_seconds: AgeSeconds = None,
 ) -> schemas.ReconcileReport:
     return await reconcile.reconcile(
         svc,
