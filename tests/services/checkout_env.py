@@ -59,7 +59,8 @@ def start(
     """``webhooks``: the providers' webhooks (Stripe, Adyen) reach this payments service.
     ``signed``: every service holds the region's key (:data:`KEY`) and refuses unsigned
     requests, as deployed; the orders saga signs its calls (without it every check is off)."""
-    keyed = SIGNED if signed else {}
+    # unsigned: the check off everywhere, the DLQ tool (run with ``orders_env``) included
+    keyed = SIGNED if signed else {"CHECKOUT_GATEWAY_AUTH": "off"}
     tag = uuid.uuid4().hex[:8]
     redis_url = redis.url.rsplit("/", 1)[0] + f"/{redis_db}"
     sim = ph.start_sim(workdir)
