@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import services_harness as h
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
 from checkout_stack.components.temporal import Temporal
+from checkout_stack.pytest_plugin import KafkaClusters
 
 SKUS = ("tee", "mug")
 KEY = secrets.token_hex(32)
@@ -138,3 +141,39 @@ def start_logged(
         mp.setenv("CHECKOUT_LOG_LEVEL", "INFO")
         mp.setenv("PAYMENTS_LOG_LEVEL", "INFO")
         return start(workdir, postgres, redis, temporal, kafka_bootstrap, **kw)
+
+
+def running(
+    postgres: Postgres,
+    redis: Redis,
+    temporal: Temporal,
+    kafka_clusters: KafkaClusters,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    **kw: Any,
+) -> Iterator[CheckoutEnv]:
+    """A module fixture's body: :func:`start` a region (``kw`` as for it), yield it, stop it."""
+    env = start(
+        tmp_path_factory.mktemp(name),
+        postgres,
+        redis,
+        temporal,
+        kafka_clusters.get(h.REGION).bootstrap,
+        **kw,
+    )
+    try:
+        yield env
+    finally:
+        env.stop()
+
+
+def dlq_cli(env: CheckoutEnv, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """``checkout-services dlq ARGS`` as run in an orders pod (its env, ``extra`` on top)."""
+    return subprocess.run(
+        [str(h.BIN), "dlq", *args, "--bootstrap", env.kafka_bootstrap],
+        env={**env.orders_env, "PATH": "/usr/bin:/bin", **extra},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,20 +52,17 @@ def env(
     kafka_clusters: KafkaClusters,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ce.CheckoutEnv]:
-    e = ce.start(
-        tmp_path_factory.mktemp("signed-region"),
+    yield from ce.running(
         postgres,
         redis,
         temporal,
-        kafka_clusters.get(h.REGION).bootstrap,
+        kafka_clusters,
+        tmp_path_factory,
+        "signed-region",
         redis_db=6,
         webhooks=True,
         signed=True,
     )
-    try:
-        yield e
-    finally:
-        e.stop()
 
 
 def signed(
@@ -178,17 +174,6 @@ async def test_provider_webhooks_keep_their_own_signature(env: ce.CheckoutEnv) -
         assert h.assert_problem(bad, 401)["type"].endswith("/webhook-signature")
 
 
-def dlq_cli(env: ce.CheckoutEnv, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(h.BIN), "dlq", *args, "--bootstrap", env.kafka_bootstrap],
-        env={**env.orders_env, "PATH": "/usr/bin:/bin", **extra},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 async def set_stock(env: ce.CheckoutEnv, sku: str, qty: int) -> None:
     path = f"/v1/stock/{sku}"
     body = json.dumps({"available": qty}).encode()
@@ -235,7 +220,7 @@ async def test_the_saga_signs_and_a_capture_failure_replays_signed(env: ce.Check
         state = (await client.get(pay, headers=signed("GET", pay))).json()
     assert state["state"] == "voided", state
 
-    listed = await asyncio.to_thread(dlq_cli, env, "list", "--wait", "5")
+    listed = await asyncio.to_thread(ce.dlq_cli, env, "list", "--wait", "5")
     assert listed.returncode == 0, listed.stderr
     mine = [
         e for e in map(json.loads, listed.stdout.splitlines()) if e["data"].get("checkoutId") == cid
@@ -243,20 +228,13 @@ async def test_the_saga_signs_and_a_capture_failure_replays_signed(env: ce.Check
     assert [e["type"] for e in mine] == ["PAYMENT_CAPTURE_FAILED"]
     event_id = mine[0]["eventId"]
     for _ in range(2):  # idempotent
-        done = await asyncio.to_thread(dlq_cli, env, "replay", event_id, "--wait", "5")
+        done = await asyncio.to_thread(ce.dlq_cli, env, "replay", event_id, "--wait", "5")
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)["result"]
         assert (result["order_state"], result["payment"]) == ("compensated", "voided")
 
-    keyless = {k: v for k, v in env.orders_env.items() if k != "CHECKOUT_GATEWAY_KEY"}
     no_key = await asyncio.to_thread(
-        subprocess.run,
-        [str(h.BIN), "dlq", "replay", event_id, "--bootstrap", env.kafka_bootstrap],
-        env={**keyless, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        ce.dlq_cli, env, "replay", event_id, "--wait", "1", CHECKOUT_GATEWAY_KEY=""
     )
     assert no_key.returncode == 2, no_key.stderr
     assert "CHECKOUT_GATEWAY_KEY" in no_key.stderr
@@ -297,13 +275,13 @@ async def test_an_expired_reservation_replays_signed(env: ce.CheckoutEnv) -> Non
     event_id = events[0]["eventId"]
 
     unsigned = await asyncio.to_thread(
-        dlq_cli, env, "replay", event_id, "--wait", "5", CHECKOUT_GATEWAY_AUTH="off"
+        ce.dlq_cli, env, "replay", event_id, "--wait", "5", CHECKOUT_GATEWAY_AUTH="off"
     )
     assert unsigned.returncode == 1
     assert "401" in unsigned.stderr, unsigned.stderr
     assert "not-from-gateway" in unsigned.stderr, unsigned.stderr
 
-    done = await asyncio.to_thread(dlq_cli, env, "replay", event_id, "--wait", "5")
+    done = await asyncio.to_thread(ce.dlq_cli, env, "replay", event_id, "--wait", "5")
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)["result"]
     assert result["checkout_id"] == cid
