@@ -29,9 +29,11 @@ LEAN_CONTROLLERS = (
     "deployment-controller",
     "replicaset-controller",
     "serviceaccount-controller",
+    "node-lifecycle-controller",
 )
 """kube-controller-manager's controllers in a lean control plane: what takes a Deployment to
-Available (with the scheduler and kwok) and gives a new namespace its default ServiceAccount."""
+Available (with the scheduler and kwok), gives a new namespace its default ServiceAccount and
+lifts the ``node.kubernetes.io/not-ready`` taint admission puts on a new node once it is Ready."""
 
 _BOOTSTRAP = """
 apiVersion: v1
