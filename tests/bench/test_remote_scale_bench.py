@@ -25,12 +25,16 @@ the control planes (ramp-up and steady state), reads per resync.
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
+import http.server
+import json
 import os
 import pathlib
 import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -76,6 +80,56 @@ class RssSampler(threading.Thread):
     def stop(self) -> None:
         self._done.set()
         self.join(5)
+
+
+class _Healthy(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"status": "ok"}'
+        self.send_response(200 if self.path == "/health/ready" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def healthy_gateway() -> Iterator[str]:
+    """A loopback URL whose ``/health/ready`` answers 200 (in a thread of its own, so the
+    test's blocking calls never make a probe time out): every region is Healthy, and the
+    failover engine has nothing to record."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Healthy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def lease_versions(kube: Any, namespaces: list[str]) -> dict[str, str]:
+    """namespace/name -> resourceVersion of the Leases in ``namespaces`` (the markets')."""
+    items = json.loads(kube.kubectl("get", "leases", "-A", "-o", "json").stdout)["items"]
+    return {
+        f"{m['namespace']}/{m['name']}": m["resourceVersion"]
+        for m in (i["metadata"] for i in items)
+        if m["namespace"] in namespaces
+    }
+
+
+def events_since(kube: Any, namespaces: list[str], since: str) -> list[str]:
+    """``reason object: message`` of the Events in ``namespaces`` last seen at or after
+    ``since`` (RFC 3339, UTC)."""
+    items = json.loads(kube.kubectl("get", "events", "-A", "-o", "json").stdout)["items"]
+    return [
+        f"{e['reason']} {e['involvedObject'].get('name')}: {e.get('message', '')[:160]}"
+        for e in items
+        if e["metadata"]["namespace"] in namespaces
+        and str(e.get("lastTimestamp") or e.get("eventTime") or "") >= since
+    ]
 
 
 def plural(kind: str) -> str:
@@ -137,11 +191,12 @@ def cpu_of(planes: list[Any]) -> float:
     return sum(sum(control_plane_cpu(cp).values()) for cp in planes)
 
 
-def region_body(ns: str, remote_ns: str, name: str, secret: str) -> dict[str, Any]:
+def region_body(ns: str, remote_ns: str, name: str, secret: str, gateway: str) -> dict[str, Any]:
     """The ap-south-1 example as region ``name`` (a fleet of its own: one home per market)."""
     body = copy.deepcopy(sup.example("ap-south-1"))
     body["metadata"].update(name=name, namespace=ns)
     body["spec"]["region"] = name
+    body["spec"]["gatewayUrl"] = gateway
     body["spec"]["fleet"] = name
     body["spec"]["remoteCluster"]["namespace"] = remote_ns
     body["spec"]["remoteCluster"]["kubeconfigSecretRef"] = {"name": secret, "key": "kubeconfig"}
@@ -149,6 +204,11 @@ def region_body(ns: str, remote_ns: str, name: str, secret: str) -> dict[str, An
 
 
 async def test_remote_scale(kube: Any, kube_factory: Any, tmp_path: pathlib.Path) -> None:
+    with healthy_gateway() as gateway:
+        await _remote_scale(kube, kube_factory, tmp_path, gateway)
+
+
+async def _remote_scale(kube: Any, kube_factory: Any, tmp_path: pathlib.Path, gateway: str) -> None:
     sup.install_crds(kube)
     t_planes = time.perf_counter()
     remotes = [kube_factory(f"scale{i:02d}", lean=True) for i in range(CLUSTERS)]
@@ -166,7 +226,7 @@ async def test_remote_scale(kube: Any, kube_factory: Any, tmp_path: pathlib.Path
         for name in NAMES:
             remote_ns = sup.unique(name)
             remote.kubectl("create", "namespace", remote_ns)
-            bodies.append(region_body(ns, remote_ns, name, secret))
+            bodies.append(region_body(ns, remote_ns, name, secret, gateway))
     rendered = frozenset(
         plural(o["kind"]) for o in desired.render(bodies[0], [], [bodies[0]]).objects
     )
@@ -223,6 +283,8 @@ async def test_remote_scale(kube: Any, kube_factory: Any, tmp_path: pathlib.Path
                     lambda: reconciled(start + REGIONS), RESYNC * 3 + 60, "a catch-up resync"
                 )
                 before_op = scrape(op.metrics_url)
+                leases_before = lease_versions(kube, namespaces)
+                window_start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
                 before_remote = [requests_served(cp, rendered, True) for cp in remotes]
                 before_mgmt = requests_served(
                     kube, frozenset({"checkoutregions", "psproutes"}), False
@@ -238,6 +300,8 @@ async def test_remote_scale(kube: Any, kube_factory: Any, tmp_path: pathlib.Path
                     "two no-op resyncs",
                 )
                 after_op = scrape(op.metrics_url)
+                leases_after = lease_versions(kube, namespaces)
+                events = events_since(kube, namespaces, window_start)
                 after_remote = [requests_served(cp, rendered, True) for cp in remotes]
                 after_mgmt = requests_served(
                     kube, frozenset({"checkoutregions", "psproutes"}), False
@@ -249,7 +313,11 @@ async def test_remote_scale(kube: Any, kube_factory: Any, tmp_path: pathlib.Path
             finally:
                 rss.stop()
 
-    op_writes = delta(operator_writes(after_op), operator_writes(before_op))
+    op_all = delta(operator_writes(after_op), operator_writes(before_op))
+    # the failover engine's leader Lease is renewed every 2 s whatever the resync does: a
+    # heartbeat, not a resync write (the market Leases are checked unchanged below)
+    lease_renewals = op_all.pop('checkout_operator_api_writes_total{kind="Lease",verb="PATCH"}', 0)
+    op_writes = op_all
     catch_up = delta(operator_writes(before_op), operator_writes(metrics))
     remote_deltas = [delta(a, b) for a, b in zip(after_remote, before_remote, strict=True)]
     remote_writes = sum(writes_of(d) for d in remote_deltas)
@@ -269,12 +337,16 @@ async def test_remote_scale(kube: Any, kube_factory: Any, tmp_path: pathlib.Path
         f"{per_cluster}\n"
         f"  no-op resync ({resynced:.0f} reconciles in {steady_s:.0f} s, "
         f"resync every {RESYNC:.0f} s): "
-        f"operator writes {sum(op_writes.values()):.0f} {op_writes}; remote API servers: "
+        f"operator writes {sum(op_writes.values()):.0f} {op_writes} (besides {lease_renewals:.0f} "
+        f"renewals of its leader Lease; {len(leases_before)} market Leases "
+        f"{'unchanged' if leases_after == leases_before else 'CHANGED'}); remote API servers: "
         f"{remote_writes:.0f} writes, {remote_reads / max(resynced, 1):.1f} reads per reconcile on "
         f"the rendered kinds; management: {mgmt_writes:.0f} writes on CheckoutRegions/PSPRoutes; "
-        f"(the catch-up period before it: operator writes {catch_up})\n"
+        f"(the catch-up period before it: operator writes {catch_up}); Events posted in the "
+        f"window: {events}\n"
         f"  steady state CPU: operator {steady_op_cpu / steady_s * 100:.1f}% of a core, control "
-        f"planes ({CLUSTERS + 1}) {steady_planes_cpu / steady_s * 100:.1f}%; load average {load_average()}"
+        f"planes ({CLUSTERS + 1}) {steady_planes_cpu / steady_s * 100:.1f}%; "
+        f"load average {load_average()}"
     )
     assert max(rss.samples) < RSS_LIMIT_MIB, max(rss.samples)
     assert len(gauges) == CLUSTERS, gauges
@@ -283,5 +355,7 @@ async def test_remote_scale(kube: Any, kube_factory: Any, tmp_path: pathlib.Path
     assert per_cluster == [dict.fromkeys(watched, 1)] * CLUSTERS, per_cluster
     assert resynced >= 2 * REGIONS
     assert op_writes == {}, op_writes
+    assert leases_after == leases_before
+    assert lease_renewals <= steady_s / 2 + 2, lease_renewals
     assert remote_writes == 0, remote_deltas
     assert mgmt_writes == 0, delta(after_mgmt, before_mgmt)
