@@ -34,12 +34,12 @@ import pathlib
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from test_operator_bench import control_plane_cpu, cpu_seconds, load_average, rss_mib, scrape
 
+import loopback_http
 from checkout_kube import client as kclient
 from checkout_kube import config as kconfig
 from checkout_operator.reconcile import desired, region, remote_watch
@@ -95,19 +95,11 @@ class _Healthy(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
-def healthy_gateway() -> Iterator[str]:
+def healthy_gateway() -> contextlib.AbstractContextManager[str]:
     """A loopback URL whose ``/health/ready`` answers 200 (in a thread of its own, so the
     test's blocking calls never make a probe time out): every region is Healthy, and the
     failover engine has nothing to record."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Healthy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return loopback_http.serving(_Healthy)
 
 
 def lease_versions(kube: Any, namespaces: list[str]) -> dict[str, str]:
