@@ -227,6 +227,7 @@ def start_region(
         database_url=postgres.create_database(f"gwpay_{tag}"),
         redis_url=redis_url,
         routing=ph.routing_config(sim, creds, region=name),
+        extra_env=SIGNED,  # as deployed: only the saga's signed calls pass
     ).start()
     ports = {svc: h.free_port() for svc in ("pricing", "inventory", "orders", "cart")}
     endpoints = {svc: f"http://127.0.0.1:{p}" for svc, p in ports.items()}
