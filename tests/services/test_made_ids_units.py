@@ -19,6 +19,7 @@ import asyncio
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -117,6 +118,17 @@ def test_made_ids_fit_the_routes_that_take_them_back_and_are_random() -> None:
 
 
 # -- the signed principal ------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_log_scrubbing_left() -> Iterator[None]:
+    """The services' app factory masks every log record of the process from then on; the tests
+    run after these (one asserts a record's exc_info, which masking folds into text) must not
+    inherit it."""
+    installed_before = bool(scrub._installed)
+    yield
+    if not installed_before:
+        scrub.uninstall_logging()
 
 
 def _service_app() -> FastAPI:
