@@ -252,8 +252,11 @@ class OrdersService:
         except ApplicationError as exc:
             raise details_problem(checkout_id, exc) from exc
         payment = resp.json()
+        waiting = payment["state"] == "requires_action"  # else the action is history
         return schemas.PaymentView(
-            checkout_id=checkout_id, state=payment["state"], action=payment.get("action")
+            checkout_id=checkout_id,
+            state=payment["state"],
+            action=payment.get("action") if waiting else None,
         )
 
     async def compensate(self, checkout_id: str) -> schemas.CompensationReport:

@@ -214,7 +214,10 @@ class PaymentsService:
     def shopper_action_moved(self, payment: db.Payment) -> None:
         """The shopper's action ended (or asks for a next one): tell the checkout saga."""
         if self.saga is not None:
-            self.saga.moved(payment.checkout_id, payment.state.value, payment.action)
+            waiting = payment.state == sm.PaymentState.REQUIRES_ACTION
+            self.saga.moved(
+                payment.checkout_id, payment.state.value, payment.action if waiting else None
+            )
 
 
 def backoff(attempt: int, base_s: float = 0.02, cap_s: float = 0.5) -> float:
