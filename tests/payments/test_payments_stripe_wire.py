@@ -74,6 +74,27 @@ async def test_card_authorize_capture_void_refund_are_accepted(
     ]
 
 
+async def test_a_refund_is_read_back_by_its_id(
+    wire: tuple[stripe.StripeAdapter, list[str]],
+) -> None:
+    """The sweeper's read-back of a refund left pending (its webhook lost): GET the Refund."""
+    adapter, seen = wire
+    refund = await adapter.refund(
+        psp_reference="pi_123", checkout_id="co-2", amount=500, currency="EUR", key="k-ref2"
+    )
+    assert refund.modification
+    back = await adapter.retrieve_refund(
+        refund_reference=refund.modification, psp_reference="pi_123"
+    )
+    assert back is not None
+    assert back.psp_reference == "pi_123"
+    assert back.modification == refund.modification
+    assert [s.split(" -> ")[0] for s in seen] == [
+        "POST /v1/refunds",
+        f"GET /v1/refunds/{refund.modification}",
+    ]
+
+
 @pytest.mark.parametrize("method", ["upi", "ideal", "pix"])
 async def test_apm_authorize_is_accepted(
     wire: tuple[stripe.StripeAdapter, list[str]], method: str

@@ -109,6 +109,7 @@ class AdminRoutes:
         state.keys.clear()
         state.payments.clear()
         state.redirect_results.clear()
+        state.refunds.clear()
         state.faults.clear()
         state.clock_offset = 0.0
         state.webhooks_sent = state.webhooks_failed = state.requests = 0

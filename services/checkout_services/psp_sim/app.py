@@ -12,6 +12,7 @@ share one ledger):
     GET  /{ep}/stripe/v1/payment_intents/{id}
     GET  /{ep}/stripe/v1/payment_intents/search?query=metadata['checkout_id']:'...'
     POST /{ep}/stripe/v1/refunds
+    GET  /{ep}/stripe/v1/refunds/{id}
 
 * Adyen-like, JSON, ``X-API-Key`` + ``merchantAccount``::
 
@@ -88,6 +89,7 @@ def create_app(*, seed: int = 0) -> Starlette:
         Route("/{ep}/stripe/v1/payment_intents/{pid}", stripe.retrieve, methods=["GET"]),
         Route("/{ep}/stripe/v1/payment_intents/{pid}/{action}", stripe.modify, methods=["POST"]),
         Route("/{ep}/stripe/v1/refunds", stripe.refund, methods=["POST"]),
+        Route("/{ep}/stripe/v1/refunds/{rid}", stripe.retrieve_refund, methods=["GET"]),
         Route("/{ep}/adyen/v71/payments", adyen.authorize, methods=["POST"]),
         Route("/{ep}/adyen/v71/payments/details", adyen.details, methods=["POST"]),
         Route("/{ep}/adyen/v71/payments/{psp}/{kind}", adyen.modify, methods=["POST"]),

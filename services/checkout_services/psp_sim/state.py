@@ -171,6 +171,8 @@ class SimState:
         self.payments: dict[str, Payment] = {}
         self.redirect_results: dict[str, tuple[str, bool]] = {}
         """Adyen ``redirectResult`` the shopper's browser brings back -> (payment, passed)."""
+        self.refunds: dict[str, dict[str, Any]] = {}
+        """Stripe Refund objects by id (GET /v1/refunds/{id} reads them; settling updates)."""
         self.faults: list[FaultRule] = []
         self.seed = seed
         self.clock_offset = 0.0

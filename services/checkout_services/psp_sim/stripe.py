@@ -258,12 +258,13 @@ class StripeRoutes:
                     k[len("metadata[") : -1]: v for k, v in params if k.startswith("metadata[")
                 },
             }
+            sim.state.refunds[refund["id"]] = refund  # the object GET /v1/refunds/{id} reads
             if faults.refund_pending or faults.refund_failure:
                 # Stripe: a Refund may stay pending, then succeed or fail (refund.updated).
                 p.refunding += amount
                 refund["status"] = "pending"
-                sim.schedule(refund_settles(sim, p, dict(refund), not faults.refund_failure))
-                return 200, refund
+                sim.schedule(refund_settles(sim, p, refund, not faults.refund_failure))
+                return 200, dict(refund)
             p.refunded += amount
             if p.refunded == p.captured:
                 p.status = "refunded"
@@ -278,6 +279,24 @@ class StripeRoutes:
             fp=st.fingerprint("POST", "/v1/refunds", sorted(params)),
             execute=execute,
         )
+
+    async def retrieve_refund(self, request: Request) -> Response:
+        """GET /v1/refunds/{id}: the Refund as it is now (pending, succeeded, failed)."""
+        sim = self.sim
+        ep = request.path_params["ep"]
+        acct = sim.authenticate("stripe", request)
+        if acct is None:
+            return sim.unauthorized("stripe")
+        rid = request.path_params["rid"]
+
+        def execute(faults: st.Faults) -> tuple[int, JsonDict]:
+            refund = sim.state.refunds.get(rid)
+            if refund is None or self.owned(acct, str(refund["payment_intent"])) is None:
+                missing = f"No such refund: '{rid}'"
+                return stripe_error(404, "invalid_request_error", missing, code="resource_missing")
+            return 200, dict(refund)
+
+        return await sim.read("stripe", ep, "retrieve", execute)
 
     async def retrieve(self, request: Request) -> Response:
         sim = self.sim

@@ -276,6 +276,26 @@ class StripeAdapter(base.HTTPAdapter):
             )
         return self.intent_answer(resp)
 
+    async def retrieve_refund(
+        self, *, refund_reference: str, psp_reference: str
+    ) -> base.PSPResult | None:
+        """GET /v1/refunds/{id}: a refund left ``pending`` whose ``refund.updated`` webhook
+        never came is settled by what Stripe says now (strongly consistent, like the
+        PaymentIntent's GET)."""
+        resp = await self.send(
+            "GET",
+            f"/v1/refunds/{refund_reference}",
+            headers=self.headers(),
+            operation="refund_retrieve",
+        )
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise base.PSPAmbiguous(
+                self.target.provider, f"refund_retrieve: HTTP {resp.status_code}", "server_error"
+            )
+        return refund_verdict(base.json_body(resp), psp_reference)
+
     async def lookup(self, *, checkout_id: str) -> list[base.FoundPayment]:
         raise base.LookupUnsupported(
             self.target.provider,
