@@ -143,6 +143,8 @@ class Payment:
     voided: bool = False
     created: float = field(default_factory=time.time)
     history: list[str] = field(default_factory=list)
+    next_action: dict[str, Any] | None = None
+    """Stripe: what the payer must do while the intent is requires_action (an APM)."""
 
     def view(self) -> dict[str, Any]:
         return {

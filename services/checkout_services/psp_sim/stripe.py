@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from checkout_services.psp_sim import state as st
+from checkout_services.psp_sim import stripe_apm
 from checkout_services.psp_sim.core import (
     DECLINES,
     STRIPE_API_VERSION,
@@ -33,18 +34,22 @@ def stripe_view(p: st.Payment) -> JsonDict:
         "voided": "canceled",
         "refunded": "succeeded",
     }[p.status]
-    return {
+    waiting = p.status == "pending" and p.next_action is not None
+    view: JsonDict = {
         "id": p.id,
         "object": "payment_intent",
         "amount": p.amount,
         "amount_capturable": p.amount if p.status == "authorized" else 0,
         "amount_received": p.captured,
         "currency": p.currency.lower(),
-        "capture_method": "manual",
-        "status": status,
+        "capture_method": "automatic" if p.method in stripe_apm.METHODS else "manual",
+        "status": "requires_action" if waiting else status,
         "metadata": {"checkout_id": p.reference},
         "last_payment_error": last_payment_error(p),
     }
+    if waiting:
+        view["next_action"] = p.next_action
+    return view
 
 
 def last_payment_error(p: st.Payment) -> JsonDict | None:
@@ -108,6 +113,10 @@ class StripeRoutes:
                     param="payment_method",
                     code="resource_missing",
                 )
+            if method in stripe_apm.METHODS:
+                wrong = stripe_apm.refusal(method, currency, form.get("return_url"))
+                if wrong is not None:
+                    return stripe_error(400, "invalid_request_error", wrong[1], param=wrong[0])
             reference = form.get("metadata[checkout_id]", "")
             p = sim.new_payment(
                 "stripe", ep, acct.account, reference, amount, currency.upper(), method, "pi_"
@@ -125,6 +134,12 @@ class StripeRoutes:
                     decline_code=code,
                     payment_intent=stripe_view(p),
                 )
+            if method in stripe_apm.METHODS:  # the payer acts in their bank or app
+                p.next_action = stripe_apm.next_action(p, form.get("return_url"), sim.state.now())
+                p.history.append("requires_action")
+                if sim.auto_complete_ms >= 0:
+                    sim.schedule(payer_pays(sim, p))
+                return 200, stripe_view(p)
             if faults.three_ds and method == "card":
                 p.history.append("requires_action")
                 if sim.auto_complete_ms >= 0:  # else the shopper acts through the admin API
@@ -370,6 +385,19 @@ def send_event(sim: Sim, payment: st.Payment, event_type: str, obj: JsonDict | N
     }
     body = json.dumps(event).encode()
     sim.deliver_later(payment, acct, body, "Stripe-Signature")
+
+
+async def payer_pays(sim: Sim, payment: st.Payment) -> None:
+    """An APM's payer completes in their bank or app after autoCompleteMs: the intent is
+    succeeded (captured on confirmation) and Stripe says so by webhook."""
+    await asyncio.sleep(max(sim.auto_complete_ms, 0) / 1000)
+    if payment.status != "pending":
+        return  # canceled meanwhile
+    payment.status = "captured"
+    payment.captured = payment.amount
+    payment.next_action = None
+    payment.history.append("captured")
+    send_event(sim, payment, "payment_intent.succeeded")
 
 
 async def shopper_authenticates(sim: Sim, payment: st.Payment) -> None:
