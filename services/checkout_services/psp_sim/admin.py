@@ -7,7 +7,7 @@ from typing import get_args
 from starlette.requests import Request
 from starlette.responses import Response
 
-from checkout_services.psp_sim import adyen, stripe
+from checkout_services.psp_sim import adyen, stripe_objects
 from checkout_services.psp_sim import state as st
 from checkout_services.psp_sim.core import (
     LOCAL_METHODS,
@@ -144,7 +144,9 @@ class AdminRoutes:
             return self.sim.json(404, {"error": "no card payment waiting for its shopper"})
         body = await read_json(request) or {}
         passed = body.get("outcome", "authorized") == "authorized"
-        done = stripe.shopper_completes if p.provider == "stripe" else adyen.shopper_completes
+        done = (
+            stripe_objects.shopper_completes if p.provider == "stripe" else adyen.shopper_completes
+        )
         return self.sim.json(200, done(self.sim, p, passed=passed))
 
     async def health(self, request: Request) -> Response:

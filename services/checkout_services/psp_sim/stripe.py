@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -14,51 +13,21 @@ from checkout_services.psp_sim import state as st
 from checkout_services.psp_sim import stripe_apm
 from checkout_services.psp_sim.core import (
     DECLINES,
-    STRIPE_API_VERSION,
     JsonDict,
     Sim,
     read_form,
+)
+from checkout_services.psp_sim.stripe_objects import (
+    payer_pays,
+    refund_settles,
+    send_event,
+    shopper_authenticates,
+    stripe_view,
 )
 
 
 def stripe_error(status: int, type_: str, message: str, **extra: Any) -> tuple[int, JsonDict]:
     return status, {"error": {"type": type_, "message": message, **extra}}
-
-
-def stripe_view(p: st.Payment) -> JsonDict:
-    status = {
-        "pending": "processing",
-        "authorized": "requires_capture",
-        "declined": "requires_payment_method",
-        "captured": "succeeded",
-        "voided": "canceled",
-        "refunded": "succeeded",
-    }[p.status]
-    waiting = p.status == "pending" and p.next_action is not None
-    view: JsonDict = {
-        "id": p.id,
-        "object": "payment_intent",
-        "amount": p.amount,
-        "amount_capturable": p.amount if p.status == "authorized" else 0,
-        "amount_received": p.captured,
-        "currency": p.currency.lower(),
-        "capture_method": "automatic" if p.method in stripe_apm.METHODS else "manual",
-        "status": "requires_action" if waiting else status,
-        "metadata": {"checkout_id": p.reference},
-        "last_payment_error": last_payment_error(p),
-    }
-    if waiting:
-        view["next_action"] = p.next_action
-    return view
-
-
-def last_payment_error(p: st.Payment) -> JsonDict | None:
-    if p.status != "declined":
-        return None
-    if p.decline_class == "authentication":
-        return {"type": "card_error", "code": "payment_intent_authentication_failure"}
-    code, message = DECLINES.get(p.decline_class or "soft", DECLINES["soft"])["stripe"]
-    return {"type": "card_error", "code": "card_declined", "decline_code": code, "message": message}
 
 
 class StripeRoutes:
@@ -295,44 +264,43 @@ class StripeRoutes:
             execute=execute,
         )
 
-    async def retrieve_refund(self, request: Request) -> Response:
-        """GET /v1/refunds/{id}: the Refund as it is now (pending, succeeded, failed)."""
+    async def read_one(
+        self, request: Request, kind: str, find: Callable[[st.Account, str], JsonDict | None]
+    ) -> Response:
+        """GET of one object by id (``{oid}``), 404 ``resource_missing`` when this account has
+        no such ``kind``."""
         sim = self.sim
-        ep = request.path_params["ep"]
         acct = sim.authenticate("stripe", request)
         if acct is None:
             return sim.unauthorized("stripe")
-        rid = request.path_params["rid"]
+        oid = request.path_params["oid"]
 
         def execute(faults: st.Faults) -> tuple[int, JsonDict]:
-            refund = sim.state.refunds.get(rid)
-            if refund is None or self.owned(acct, str(refund["payment_intent"])) is None:
-                missing = f"No such refund: '{rid}'"
+            found = find(acct, oid)
+            if found is None:
+                missing = f"No such {kind}: '{oid}'"
                 return stripe_error(404, "invalid_request_error", missing, code="resource_missing")
-            return 200, dict(refund)
+            return 200, found
 
-        return await sim.read("stripe", ep, "retrieve", execute)
+        return await sim.read("stripe", request.path_params["ep"], "retrieve", execute)
 
     async def retrieve(self, request: Request) -> Response:
-        sim = self.sim
-        ep = request.path_params["ep"]
-        acct = sim.authenticate("stripe", request)
-        if acct is None:
-            return sim.unauthorized("stripe")
-        pid = request.path_params["pid"]
-
-        def execute(faults: st.Faults) -> tuple[int, JsonDict]:
+        def intent(acct: st.Account, pid: str) -> JsonDict | None:
             p = self.owned(acct, pid)
-            if p is None:
-                return stripe_error(
-                    404,
-                    "invalid_request_error",
-                    f"No such payment_intent: '{pid}'",
-                    code="resource_missing",
-                )
-            return 200, stripe_view(p)
+            return None if p is None else stripe_view(p)
 
-        return await sim.read("stripe", ep, "retrieve", execute)
+        return await self.read_one(request, "payment_intent", intent)
+
+    async def retrieve_refund(self, request: Request) -> Response:
+        """GET /v1/refunds/{id}: the Refund as it is now (pending, succeeded, failed)."""
+
+        def refund(acct: st.Account, rid: str) -> JsonDict | None:
+            found = self.sim.state.refunds.get(rid)
+            if found is None or self.owned(acct, str(found["payment_intent"])) is None:
+                return None
+            return dict(found)
+
+        return await self.read_one(request, "refund", refund)
 
     async def search(self, request: Request) -> Response:
         sim = self.sim
@@ -364,83 +332,3 @@ class StripeRoutes:
             return 200, {"object": "search_result", "data": found, "has_more": False}
 
         return await sim.read("stripe", ep, "lookup", execute)
-
-
-def send_event(sim: Sim, payment: st.Payment, event_type: str, obj: JsonDict | None = None) -> None:
-    """A Stripe Event (``data.object`` = ``obj``, else the PaymentIntent), signed in
-    ``Stripe-Signature``."""
-    acct = sim.state.accounts.get((payment.provider, payment.account))
-    if acct is None or not acct.webhook_url:
-        return
-    event = {
-        "id": sim.state.new_id("evt_"),
-        "object": "event",
-        "api_version": STRIPE_API_VERSION,
-        "created": int(sim.state.now()),
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": event_type,
-        "data": {"object": obj if obj is not None else stripe_view(payment)},
-    }
-    body = json.dumps(event).encode()
-    sim.deliver_later(payment, acct, body, "Stripe-Signature")
-
-
-async def payer_pays(sim: Sim, payment: st.Payment) -> None:
-    """An APM's payer completes in their bank or app after autoCompleteMs: the intent is
-    succeeded (captured on confirmation) and Stripe says so by webhook."""
-    await asyncio.sleep(max(sim.auto_complete_ms, 0) / 1000)
-    if payment.status != "pending":
-        return  # canceled meanwhile
-    payment.status = "captured"
-    payment.captured = payment.amount
-    payment.next_action = None
-    payment.history.append("captured")
-    send_event(sim, payment, "payment_intent.succeeded")
-
-
-async def shopper_authenticates(sim: Sim, payment: st.Payment) -> None:
-    """The shopper passes the 3-D Secure challenge after autoCompleteMs: the intent moves to
-    requires_capture and Stripe says so by webhook."""
-    await asyncio.sleep(max(sim.auto_complete_ms, 0) / 1000)
-    shopper_completes(sim, payment, passed=True)
-
-
-def shopper_completes(sim: Sim, payment: st.Payment, *, passed: bool) -> JsonDict:
-    """The shopper finished the 3-D Secure challenge: the intent is requires_capture, or back
-    to requires_payment_method (``payment_intent_authentication_failure``); Stripe sends the
-    browser to ``return_url?payment_intent=<id>&redirect_status=...``."""
-    if payment.status == "pending":
-        payment.status = "authorized" if passed else "declined"
-        payment.history.append(payment.status)
-        if not passed:
-            payment.decline_class = "authentication"
-        send_event(
-            sim,
-            payment,
-            "payment_intent.amount_capturable_updated"
-            if passed
-            else "payment_intent.payment_failed",
-        )
-    return {"payment_intent": payment.id, "redirect_status": "succeeded" if passed else "failed"}
-
-
-async def refund_settles(sim: Sim, payment: st.Payment, refund: JsonDict, ok: bool) -> None:
-    """A pending Refund reaches its final status after autoCompleteMs: ``refund.updated``
-    (and ``refund.failed`` when it failed), ``data.object`` the Refund."""
-    await asyncio.sleep(max(sim.auto_complete_ms, 0) / 1000)
-    amount = int(refund["amount"])
-    payment.refunding -= amount
-    if ok:
-        payment.refunded += amount
-        if payment.refunded == payment.captured:
-            payment.status = "refunded"
-        payment.history.append(f"refunded:{amount}")
-        refund["status"] = "succeeded"
-    else:
-        payment.history.append(f"refund_failed:{amount}")
-        refund["status"] = "failed"
-        refund["failure_reason"] = "expired_or_canceled_card"
-    for event_type in ("refund.updated",) + (() if ok else ("refund.failed",)):
-        send_event(sim, payment, event_type, refund)
