@@ -32,8 +32,8 @@ def test_short_gameday_keeps_the_promises(tmp_path: Path) -> None:
     done = subprocess.run(
         [
             sys.executable, "-m", "checkout_demo", "gameday", "--scenario", "kill-region",
-            "--region", "us-east-1", "--rate", "3", "--before", "12", "--during", "25",
-            "--after", "10", "--failover-timeout", "20", "--out", str(out),
+            "--region", "us-east-1", "--rate", "3", "--warmup", "5", "--before", "12",
+            "--during", "25", "--after", "10", "--failover-timeout", "20", "--out", str(out),
         ],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip

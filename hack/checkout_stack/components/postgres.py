@@ -67,7 +67,10 @@ class Postgres:
         log = self.dir / "postgres.log"
         if user is not None:
             shutil.chown(self.dir, user=user)
-            if not _reachable_by(user, self.dir):
+            if self.external is not None:  # a restart (after a crash): the same data
+                data = self.external / "data"
+                log = self.external / "postgres.log"
+            elif not _reachable_by(user, self.dir):
                 # e.g. under pytest's 0700 tmp folders: keep the data where `postgres` can reach
                 self.external = Path(tempfile.mkdtemp(prefix="checkout-stack-pg-"))
                 shutil.chown(self.external, user=user)
@@ -105,10 +108,17 @@ class Postgres:
                 "listen_addresses=127.0.0.1",
                 "-c",
                 "unix_socket_directories=",
+                # Fast, and still no acknowledged commit lost when the server process is
+                # SIGKILLed (the GameDay's kill-region): a commit returns once its WAL is
+                # written to the kernel, which keeps it across a process kill. Only a crash of
+                # the machine itself could lose it (fsync off). synchronous_commit must stay on:
+                # off, a commit returns before its WAL is written and a SIGKILL within ~0.6 s
+                # loses it, while the outbox relay may already have published the order
+                # (tests/stack/test_postgres_crash.py).
                 "-c",
                 "fsync=off",
                 "-c",
-                "synchronous_commit=off",
+                "synchronous_commit=on",
                 "-c",
                 "full_page_writes=off",
                 "-c",
