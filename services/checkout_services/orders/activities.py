@@ -4,6 +4,10 @@ HTTP calls carry the request id and an ``Idempotency-Key`` derived from the chec
 random per attempt). Transient failures (transport errors, 5xx, 409 in-progress) are retried a
 few times here with exponential backoff and full jitter, then by Temporal's retry policy; a
 definite 4xx is a non-retryable ``ApplicationError`` whose ``type`` is the problem's slug.
+
+Why one module over 400 lines: the worker registers the activities of one object (its HTTP
+client, pool and in-process placements, the one signed ``call``); each activity is a short
+step, and splitting them by step would only spread that shared state over several classes.
 """
 
 from __future__ import annotations
