@@ -302,11 +302,15 @@ async def test_a_checkout_waiting_for_3ds_completes_when_the_shopper_posts_detai
             shopper = f"shopper/{ref['psp_reference']}/complete"
             env.sim.admin("POST", shopper, {"outcome": "authorized"})
             started = time.monotonic()
-            back = await client.post(
-                f"/v1/checkouts/{cid}/payment-details", json={"market": "DE", "details": {}}
-            )
+            key = {"Idempotency-Key": f"details-{cid}"}
+            path, done = f"/v1/checkouts/{cid}/payment-details", {"market": "DE", "details": {}}
+            back = await client.post(path, json=done, headers=key)
             assert back.status_code == 200, back.text
             assert back.json() == {"checkout_id": cid, "state": "authorized", "action": None}
+            again = await client.post(path, json=done, headers=key)
+            assert (again.json(), again.headers.get("idempotent-replayed")) == (back.json(), "true")
+            other = await client.post(path, json={**done, "details": {"x": "y"}}, headers=key)
+            h.assert_problem(other, 422)  # the same key with another body
             await wait_order(client, cid, "fulfilment_requested", wait_s=ACTION_TIMEOUT_S - 3)
             took = time.monotonic() - started
     finally:
