@@ -267,6 +267,9 @@ async def test_3ds_action_goes_to_the_shopper_and_the_webhook_signals_the_saga(
     kinds = await history_kinds(temporal, cid)
     assert "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED" in kinds, kinds
     assert "EVENT_TYPE_TIMER_STARTED" in kinds, kinds  # the bound, a durable timer
+    async with httpx.AsyncClient(timeout=10) as c:
+        metrics = (await c.get(f"{env.payments.url}/metrics")).text
+    assert 'payments_saga_signals_total{outcome="sent"}' in metrics, metrics[-1500:]
     assert "EVENT_TYPE_TIMER_FIRED" not in kinds, kinds
 
 
@@ -322,6 +325,38 @@ async def test_a_checkout_waiting_for_3ds_completes_when_the_shopper_posts_detai
     kinds = await history_kinds(temporal, cid)
     assert "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED" in kinds, kinds
     assert "EVENT_TYPE_TIMER_FIRED" not in kinds, kinds
+
+
+async def test_a_shopper_who_fails_3ds_gets_402_and_the_order_is_compensated(
+    env: ce.CheckoutEnv, temporal: Temporal
+) -> None:
+    sku = new_sku(env, 4)
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    env.sim.admin("POST", "settings", {"autoCompleteMs": -1})  # the shopper is the test
+    env.sim.faults(
+        {"kind": "three_ds", "provider": "stripe", "operation": "authorize", "count": 1},
+        {"kind": "webhook_delay", "latencyMs": 600_000},
+    )
+    try:
+        async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+            resp = await client.post("/v1/checkouts", json=body(cid, sku, 1))
+            assert resp.json()["payment"]["state"] == "requires_action", resp.text
+            ref = (await client.get(f"{env.payments.url}/v1/payments/{cid}")).json()
+            shopper = f"shopper/{ref['psp_reference']}/complete"
+            env.sim.admin("POST", shopper, {"outcome": "declined"})
+            back = await client.post(
+                f"/v1/checkouts/{cid}/payment-details", json={"market": "DE", "details": {}}
+            )
+            assert h.assert_problem(back, 402)["reason"] == "declined"
+            await wait_order(client, cid, "compensated", wait_s=ACTION_TIMEOUT_S - 3)
+    finally:
+        env.sim.admin("POST", "settings", {"autoCompleteMs": 5})
+    assert await payment_state(env, cid) == "declined"
+    assert await stock(env, sku) == 4
+    assert [p["captured"] for p in env.sim.payments(cid)] == [0]
+    tc = await Client.connect(temporal.address, namespace=temporal.namespace)
+    result = await tc.get_workflow_handle(f"checkout-{cid}").result()
+    assert result["final"] == "payment_declined"
 
 
 async def test_an_action_the_shopper_never_completes_is_voided_at_the_deadline(
