@@ -6,6 +6,8 @@ test_services_orders.py and the gateway's tests; here each branch of the decisio
 * declined by the shopper's bank (the signal): void, release, order compensated;
 * a late ``requires_action`` after the decision changes nothing;
 * nobody answers: the timer fires, the read says still waiting -> void, release.
+
+Each history is replayed afterwards on the same code (no non-determinism in any branch).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from checkout_contract import saga
-from checkout_services.orders.workflow import CheckoutSagaWorkflow
+from checkout_services.orders.workflow import CheckoutSagaWorkflow, SagaBase
 from checkout_stack.components.temporal import Temporal
 
 pytestmark = pytest.mark.stack
@@ -82,6 +84,11 @@ async def run(client: Client, steps: Steps, timeout_s: float, *signals: dict[str
         for event in signals:
             await handle.signal(saga.PAYMENT_CHANGED, event)
         result: dict[str, Any] = await handle.result()
+    # every branch's history replays on the code that wrote it (determinism of signal + timer)
+    replayed = await Replayer(workflows=[CheckoutSagaWorkflow]).replay_workflow(
+        await handle.fetch_history(), raise_on_replay_failure=False
+    )
+    assert replayed.replay_failure is None, replayed.replay_failure
     return str(result["final"])
 
 
@@ -112,3 +119,38 @@ async def test_nobody_answers_the_timer_voids(client: Client) -> None:
     steps = Steps()
     assert await run(client, steps, 1.0) == "action_expired"
     assert steps.calls == ["place", "payment_state", "void", "release", "order_compensated"]
+
+
+@workflow.defn(name="CheckoutSaga", sandboxed=False)
+class SagaBeforeTheSignal(SagaBase):
+    """``CheckoutSaga`` as it ran before the signal: a checkout with a shopper action went
+    straight to its capture activity (which polled). Its histories must still replay."""
+
+    @workflow.run
+    async def run(self, inp: dict[str, Any]) -> dict[str, Any]:
+        placed = await self.local("place", inp)
+        self.outcome = {"state": "placed", "order": placed["order"], "quote": placed["quote"]}
+        self.outcome["payment"] = placed["payment"]
+        payment = await self.local("capture", inp["checkout_id"])
+        await self.local("complete", inp, payment)
+        self.final = "fulfilment_requested"
+        return await self.finish()
+
+
+async def test_an_action_history_from_before_the_signal_replays(client: Client) -> None:
+    queue = f"saga-old-{uuid.uuid4().hex[:8]}"
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    async with Worker(
+        client, task_queue=queue, workflows=[SagaBeforeTheSignal], activities=Steps().all()
+    ):
+        handle = await client.start_workflow(
+            SagaBeforeTheSignal.run,
+            {"checkout_id": cid, "action_timeout_s": 60.0},
+            id=saga.workflow_id(cid),
+            task_queue=queue,
+        )
+        assert (await handle.result())["final"] == "fulfilment_requested"
+    replayed = await Replayer(workflows=[CheckoutSagaWorkflow]).replay_workflow(
+        await handle.fetch_history(), raise_on_replay_failure=False
+    )
+    assert replayed.replay_failure is None, replayed.replay_failure
