@@ -5,7 +5,8 @@ test_services_orders.py and the gateway's tests; here each branch of the decisio
 * a lost signal: at the deadline the payment is read once; authorized -> captured, not voided;
 * declined by the shopper's bank (the signal): void, release, order compensated;
 * a late ``requires_action`` after the decision changes nothing;
-* nobody answers: the timer fires, the read says still waiting -> void, release.
+* nobody answers: the timer fires, the read says still waiting (or payments cannot be read)
+  -> void, release.
 
 Each history is replayed afterwards on the same code (no non-determinism in any branch).
 """
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from temporalio import activity, workflow
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
 from checkout_contract import saga
@@ -33,6 +35,7 @@ class Steps:
     """What the saga asked for, and what payments says at the deadline."""
 
     payment_now: str = "requires_action"
+    """``unreachable``: payments does not answer the read."""
     calls: list[str] = field(default_factory=list)
 
     def all(self) -> list[Any]:
@@ -50,6 +53,8 @@ class Steps:
         @activity.defn(name="payment_state")
         async def payment_state(cid: str) -> dict[str, Any]:
             self.calls.append("payment_state")
+            if self.payment_now == "unreachable":
+                raise ApplicationError("payments: 503", type="transient", non_retryable=True)
             return {"state": self.payment_now, "action": None}
 
         def record(name: str) -> Any:
@@ -117,6 +122,14 @@ async def test_an_authorized_signal_captures_before_the_timer(client: Client) ->
 
 async def test_nobody_answers_the_timer_voids(client: Client) -> None:
     steps = Steps()
+    assert await run(client, steps, 1.0) == "action_expired"
+    assert steps.calls == ["place", "payment_state", "void", "release", "order_compensated"]
+
+
+async def test_an_unreadable_payment_at_the_deadline_is_voided(client: Client) -> None:
+    """Payments does not answer the read: voiding is the safe side (no charge is left open;
+    the void compensation retries until payments answers)."""
+    steps = Steps(payment_now="unreachable")
     assert await run(client, steps, 1.0) == "action_expired"
     assert steps.calls == ["place", "payment_state", "void", "release", "order_compensated"]
 

@@ -180,7 +180,10 @@ class CheckoutSagaWorkflow(SagaBase):
         try:
             await workflow.wait_condition(self.action_ended, timeout=timeout)
         except TimeoutError:
-            self.payment = await self.local("payment_state", cid)
+            try:
+                self.payment = await self.local("payment_state", cid)
+            except FailureError:  # payments does not answer: void (retried until it does)
+                self.payment = saga.payment_event("requires_action", None)
         state = self.payment.get("state") if self.payment else None
         if state in PAID:
             return True
