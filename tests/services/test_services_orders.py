@@ -273,6 +273,30 @@ async def test_3ds_action_goes_to_the_shopper_and_the_webhook_signals_the_saga(
     assert "EVENT_TYPE_TIMER_FIRED" not in kinds, kinds
 
 
+@pytest.fixture
+def shopper_is_the_test(env: ce.CheckoutEnv) -> Iterator[None]:
+    """The next card needs 3-D Secure, nobody but the test completes it, and the provider's
+    webhook is late (10 min): only the shopper's return can decide."""
+    env.sim.admin("POST", "settings", {"autoCompleteMs": -1})
+    env.sim.faults(
+        {"kind": "three_ds", "provider": "stripe", "operation": "authorize", "count": 1},
+        {"kind": "webhook_delay", "latencyMs": 600_000},
+    )
+    yield
+    env.sim.admin("POST", "settings", {"autoCompleteMs": 5})
+
+
+async def waiting_for_the_shopper(
+    env: ce.CheckoutEnv, client: httpx.AsyncClient, cid: str, sku: str
+) -> str:
+    """Place the checkout; it waits for the shopper: the provider's reference of its payment."""
+    resp = await client.post("/v1/checkouts", json=body(cid, sku, 1))
+    assert resp.json()["payment"]["state"] == "requires_action", resp.text
+    payment = (await client.get(f"{env.payments.url}/v1/payments/{cid}")).json()
+    return str(payment["psp_reference"])
+
+
+@pytest.mark.usefixtures("shopper_is_the_test")
 async def test_a_checkout_waiting_for_3ds_completes_when_the_shopper_posts_details(
     env: ce.CheckoutEnv, temporal: Temporal
 ) -> None:
@@ -280,44 +304,34 @@ async def test_a_checkout_waiting_for_3ds_completes_when_the_shopper_posts_detai
     is what authorizes, and the saga captures on payments' signal, not on a poll."""
     sku = new_sku(env, 4)
     cid = f"co-{uuid.uuid4().hex[:10]}"
-    env.sim.admin("POST", "settings", {"autoCompleteMs": -1})  # the shopper is the test
-    env.sim.faults(
-        {"kind": "three_ds", "provider": "stripe", "operation": "authorize", "count": 1},
-        {"kind": "webhook_delay", "latencyMs": 600_000},
-    )
-    try:
-        async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
-            resp = await client.post("/v1/checkouts", json=body(cid, sku, 1))
-            assert resp.json()["payment"]["state"] == "requires_action", resp.text
-            early = await client.post(
-                f"/v1/checkouts/{cid}/payment-details", json={"market": "DE", "details": {}}
-            )
-            assert (early.status_code, early.json()["state"]) == (200, "requires_action")
-            wrong = await client.post(
-                f"/v1/checkouts/{cid}/payment-details", json={"market": "FR", "details": {}}
-            )
-            assert h.assert_problem(wrong, 422)["field"] == "market"
-            unknown = await client.post(
-                "/v1/checkouts/co-nope/payment-details", json={"market": "DE", "details": {}}
-            )
-            h.assert_problem(unknown, 404)
-            ref = (await client.get(f"{env.payments.url}/v1/payments/{cid}")).json()
-            shopper = f"shopper/{ref['psp_reference']}/complete"
-            env.sim.admin("POST", shopper, {"outcome": "authorized"})
-            started = time.monotonic()
-            key = {"Idempotency-Key": f"details-{cid}"}
-            path, done = f"/v1/checkouts/{cid}/payment-details", {"market": "DE", "details": {}}
-            back = await client.post(path, json=done, headers=key)
-            assert back.status_code == 200, back.text
-            assert back.json() == {"checkout_id": cid, "state": "authorized", "action": None}
-            again = await client.post(path, json=done, headers=key)
-            assert (again.json(), again.headers.get("idempotent-replayed")) == (back.json(), "true")
-            other = await client.post(path, json={**done, "details": {"x": "y"}}, headers=key)
-            h.assert_problem(other, 422)  # the same key with another body
-            await wait_order(client, cid, "fulfilment_requested", wait_s=ACTION_TIMEOUT_S - 3)
-            took = time.monotonic() - started
-    finally:
-        env.sim.admin("POST", "settings", {"autoCompleteMs": 5})
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        ref = await waiting_for_the_shopper(env, client, cid, sku)
+        early = await client.post(
+            f"/v1/checkouts/{cid}/payment-details", json={"market": "DE", "details": {}}
+        )
+        assert (early.status_code, early.json()["state"]) == (200, "requires_action")
+        wrong = await client.post(
+            f"/v1/checkouts/{cid}/payment-details", json={"market": "FR", "details": {}}
+        )
+        assert h.assert_problem(wrong, 422)["field"] == "market"
+        unknown = await client.post(
+            "/v1/checkouts/co-nope/payment-details", json={"market": "DE", "details": {}}
+        )
+        h.assert_problem(unknown, 404)
+        shopper = f"shopper/{ref}/complete"
+        env.sim.admin("POST", shopper, {"outcome": "authorized"})
+        started = time.monotonic()
+        key = {"Idempotency-Key": f"details-{cid}"}
+        path, done = f"/v1/checkouts/{cid}/payment-details", {"market": "DE", "details": {}}
+        back = await client.post(path, json=done, headers=key)
+        assert back.status_code == 200, back.text
+        assert back.json() == {"checkout_id": cid, "state": "authorized", "action": None}
+        again = await client.post(path, json=done, headers=key)
+        assert (again.json(), again.headers.get("idempotent-replayed")) == (back.json(), "true")
+        other = await client.post(path, json={**done, "details": {"x": "y"}}, headers=key)
+        h.assert_problem(other, 422)  # the same key with another body
+        await wait_order(client, cid, "fulfilment_requested", wait_s=ACTION_TIMEOUT_S - 3)
+        took = time.monotonic() - started
     assert took < ACTION_TIMEOUT_S - 3, took
     assert await payment_state(env, cid) == "captured"
     [charge] = env.sim.payments(cid)  # one charge, captured in full
@@ -327,30 +341,21 @@ async def test_a_checkout_waiting_for_3ds_completes_when_the_shopper_posts_detai
     assert "EVENT_TYPE_TIMER_FIRED" not in kinds, kinds
 
 
+@pytest.mark.usefixtures("shopper_is_the_test")
 async def test_a_shopper_who_fails_3ds_gets_402_and_the_order_is_compensated(
     env: ce.CheckoutEnv, temporal: Temporal
 ) -> None:
     sku = new_sku(env, 4)
     cid = f"co-{uuid.uuid4().hex[:10]}"
-    env.sim.admin("POST", "settings", {"autoCompleteMs": -1})  # the shopper is the test
-    env.sim.faults(
-        {"kind": "three_ds", "provider": "stripe", "operation": "authorize", "count": 1},
-        {"kind": "webhook_delay", "latencyMs": 600_000},
-    )
-    try:
-        async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
-            resp = await client.post("/v1/checkouts", json=body(cid, sku, 1))
-            assert resp.json()["payment"]["state"] == "requires_action", resp.text
-            ref = (await client.get(f"{env.payments.url}/v1/payments/{cid}")).json()
-            shopper = f"shopper/{ref['psp_reference']}/complete"
-            env.sim.admin("POST", shopper, {"outcome": "declined"})
-            back = await client.post(
-                f"/v1/checkouts/{cid}/payment-details", json={"market": "DE", "details": {}}
-            )
-            assert h.assert_problem(back, 402)["reason"] == "declined"
-            await wait_order(client, cid, "compensated", wait_s=ACTION_TIMEOUT_S - 3)
-    finally:
-        env.sim.admin("POST", "settings", {"autoCompleteMs": 5})
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        ref = await waiting_for_the_shopper(env, client, cid, sku)
+        shopper = f"shopper/{ref}/complete"
+        env.sim.admin("POST", shopper, {"outcome": "declined"})
+        back = await client.post(
+            f"/v1/checkouts/{cid}/payment-details", json={"market": "DE", "details": {}}
+        )
+        assert h.assert_problem(back, 402)["reason"] == "declined"
+        await wait_order(client, cid, "compensated", wait_s=ACTION_TIMEOUT_S - 3)
     assert await payment_state(env, cid) == "declined"
     assert await stock(env, sku) == 4
     assert [p["captured"] for p in env.sim.payments(cid)] == [0]
