@@ -13,7 +13,13 @@
 #   kubectl -n region-us-east-1 scale deployment --all --replicas=0
 #
 #   hack/demo-kind.sh            # KEEP=1 keeps the cluster afterwards
-# Needs: docker, kind, kubectl, helm, python3 with PyYAML on PATH.
+# Needs: docker, kind, kubectl, helm on PATH, and the project's .venv (`make setup`).
+#
+# The URL rule (docs/security.md) takes plain http only to loopback: the regions' gatewayUrl and
+# the PSP endpoints are https in-cluster names, which need a TLS terminator (with a CA the
+# operator and the services trust) in front of each gateway and of the PSP simulator. This
+# script provides none, so health probes and payments to the simulator fail until you add one;
+# the regions are applied with failover.policy Manual so that those probes move no market.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,9 +30,11 @@ FLEET_NS=checkout-demo
 TIMEOUT="${TIMEOUT:-600s}"
 REGIONS=(us-east-1 eu-west-1 ap-south-1)
 
-for tool in docker kind kubectl helm python3; do
+for tool in docker kind kubectl helm; do
   command -v "$tool" >/dev/null || { echo "demo-kind: $tool not found on PATH" >&2; exit 2; }
 done
+PY="$ROOT/.venv/bin/python"
+[[ -x "$PY" ]] || { echo "demo-kind: $PY not found: run 'make setup' first" >&2; exit 2; }
 cleanup() {
   if [[ -z "${KEEP:-}" ]]; then kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true; fi
 }
@@ -47,80 +55,14 @@ helm upgrade --install checkout-operator "$ROOT/charts/checkout-operator" \
   --set image.pullPolicy=Never --set watch.allNamespaces=false \
   --set "watch.namespaces={$FLEET_NS}" --wait --timeout "$TIMEOUT"
 
-# The fleet's regions deploy "remotely" into namespaces of this same cluster.
-kind get kubeconfig --internal --name "$CLUSTER" > "${TMPDIR:-/tmp}/demo-kind.kubeconfig"
-k -n "$FLEET_NS" create secret generic demo-kubeconfig \
-  --from-file=kubeconfig="${TMPDIR:-/tmp}/demo-kind.kubeconfig" --dry-run=client -o yaml | k apply -f -
-
-backing() {  # region namespace: PostgreSQL, Redis, Kafka (KRaft), Temporal dev server, PSP sim
-  local ns=$1
-  k -n "$ns" apply -f - <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: backing}
-spec:
-  selector: {matchLabels: {app: backing}}
-  template:
-    metadata: {labels: {app: backing}}
-    spec:
-      containers:
-        - {name: postgres, image: "postgres:16", env: [{name: POSTGRES_HOST_AUTH_METHOD, value: trust}, {name: POSTGRES_DB, value: checkout}]}
-        - {name: redis, image: "redis:7"}
-        - {name: kafka, image: "apache/kafka:4.1.0"}
-        - {name: temporal, image: "temporalio/temporal:latest", args: [server, start-dev, --ip, 0.0.0.0]}
-        - {name: psp-sim, image: "$IMAGE", imagePullPolicy: Never, command: [checkout-services], args: [psp-sim, --host, 0.0.0.0, --port, "8099"]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: backing}
-spec:
-  selector: {app: backing}
-  ports:
-    - {name: pg, port: 5432}
-    - {name: redis, port: 6379}
-    - {name: kafka, port: 9092}
-    - {name: temporal, port: 7233}
-    - {name: sim, port: 8099}
-YAML
-}
-for r in "${REGIONS[@]}"; do backing "region-$r"; done
-
-# Secrets: every region's addresses in every region namespace (peers read each other's Kafka).
-for ns in "$FLEET_NS" "${REGIONS[@]/#/region-}"; do
-  for r in "${REGIONS[@]}"; do
-    host="backing.region-$r.svc.cluster.local"
-    k -n "$ns" create secret generic "$r-postgres" --from-literal=url="postgresql://postgres@$host:5432/checkout" --dry-run=client -o yaml | k apply -f -
-    k -n "$ns" create secret generic "$r-redis" --from-literal=url="redis://$host:6379/0" --dry-run=client -o yaml | k apply -f -
-    k -n "$ns" create secret generic "$r-kafka" --from-literal=bootstrap="$host:9092" --dry-run=client -o yaml | k apply -f -
-    k -n "$ns" create secret generic "$r-kafka-remote" --from-literal=bootstrap="$host:9092" --dry-run=client -o yaml | k apply -f -
-    k -n "$ns" create secret generic "$r-temporal" --from-literal=address="$host:7233" --dry-run=client -o yaml | k apply -f -
-  done
-  for p in stripe-us adyen-us adyen-eu stripe-eu pix-br upi-in; do
-    k -n "$ns" create secret generic "psp-$p" --from-literal=api-key="sk_test_$p" \
-      --from-literal=webhook-secret="whsec_$p" --dry-run=client -o yaml | k apply -f -
-  done
-done
-
-# The fleet, with the image, gateway URLs and the simulator's address filled in.
-python3 - "$ROOT/hack/checkout_demo/fleet" "$IMAGE" <<'PY' | k apply -f -
-import json, pathlib, sys, yaml
-root, image = pathlib.Path(sys.argv[1]), sys.argv[2]
-items = []
-for path in sorted(root.rglob("*.yaml")):
-    for doc in yaml.safe_load_all(path.read_text()):
-        if not doc:
-            continue
-        if doc["kind"] == "CheckoutRegion":
-            r = doc["spec"]["region"]
-            doc["spec"]["services"]["image"] = image
-            doc["spec"]["gatewayUrl"] = f"http://checkout-gateway.region-{r}.svc.cluster.local:8080"
-        else:
-            for p in doc["spec"]["providers"]:
-                p["endpoint"] = p["endpoint"].replace(
-                    "http://127.0.0.1:1/psp-sim", "http://backing.region-us-east-1.svc.cluster.local:8099")
-        items.append(doc)
-print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
-PY
+# Everything else as structured objects from one module (hack/checkout_demo/kind.py: backing
+# services, Secrets, the gateways' key and JWKS, the lease kubeconfig, the fleet with the image
+# and addresses filled in); tests/unit/test_demo_kind_manifests.py validates the same objects
+# with the operator's and the apiserver's own rules, so this script cannot drift from the API.
+KUBECONFIG_FILE="${TMPDIR:-/tmp}/demo-kind.kubeconfig"
+kind get kubeconfig --internal --name "$CLUSTER" > "$KUBECONFIG_FILE"
+PYTHONPATH="$ROOT/hack" "$PY" -m checkout_demo.kind --image "$IMAGE" --kubeconfig "$KUBECONFIG_FILE" \
+  | k apply -f -
 
 k -n "$FLEET_NS" wait checkoutregion --all --for=condition=Ready --timeout "$TIMEOUT"
 k -n "$FLEET_NS" get checkoutregions,psproutes

@@ -48,6 +48,7 @@ def region_doc(
             "region": name,
             "fleet": "bench",
             "jurisdiction": jurisdiction(group),
+            "gatewayUrl": f"https://checkout.{name}.bench.example",
             **placement,
             "homeMarkets": [{"country": m} for m in markets],
             "services": {"image": "checkout-services:bench"},

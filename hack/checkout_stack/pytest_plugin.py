@@ -104,9 +104,11 @@ class KubeFactory:
     def __init__(self, stack: Stack) -> None:
         self._stack = stack
 
-    def __call__(self, name: str) -> ControlPlane:
+    def __call__(self, name: str, *, lean: bool = False) -> ControlPlane:
+        """``lean``: kube-controller-manager runs only the controllers Deployments need (for
+        tests that start many control planes)."""
         try:
-            return self._stack.control_plane(name)
+            return self._stack.control_plane(name, lean=lean)
         except StackError as exc:
             _fail(exc)
             raise

@@ -133,10 +133,18 @@ class Stack:
         result: Temporal = self._once("temporal", lambda: Temporal(self.run_dir / "temporal"))
         return result
 
-    def control_plane(self, name: str = MANAGEMENT) -> ControlPlane:
+    def control_plane(self, name: str = MANAGEMENT, *, lean: bool = False) -> ControlPlane:
+        """Control plane ``name``; ``lean``: a kube-controller-manager with only the controllers
+        Deployments need (fixed when it starts, see :class:`ControlPlane`)."""
         result: ControlPlane = self._once(
-            f"kube/{name}", lambda: ControlPlane(name, self.run_dir / f"kube-{name}")
+            f"kube/{name}", lambda: ControlPlane(name, self.run_dir / f"kube-{name}", lean=lean)
         )
+        if result.lean != lean:
+            raise StackError(
+                f"kube/{name}",
+                f"already running with lean={result.lean}",
+                fix="use another name for a control plane with the other setting",
+            )
         return result
 
     def run_mirrormaker(

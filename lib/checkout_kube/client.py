@@ -218,10 +218,18 @@ class KubeClient(Transport):
         name: str,
         namespace: str | None,
         status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
     ) -> Obj:
-        """Merge-patch ``status`` through the status subresource."""
+        """Merge-patch ``status`` through the status subresource. ``resource_version``: only if
+        the object is still at that version (else :class:`errors.Conflict`), so a status
+        computed from an object read earlier never overwrites what another writer put there
+        since (a merge patch replaces a whole list, such as ``conditions``)."""
+        patch: dict[str, Any] = {"status": status}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
         return await self.merge_patch(
-            api_version, kind, name, namespace, {"status": status}, subresource="status"
+            api_version, kind, name, namespace, patch, subresource="status"
         )
 
     async def delete(

@@ -239,7 +239,11 @@ def start_region(
         routing=ph.routing_config(sim, creds, region=name),
         port=ports["payments"],
         # the end of a shopper action signals the region's checkout saga, as deployed
-        extra_env={"TEMPORAL_ADDRESS": temporal.address, "REGION_CONFIG_FILE": str(region_file)},
+        extra_env={
+            **SIGNED,  # as deployed: only the saga's signed calls pass
+            "TEMPORAL_ADDRESS": temporal.address,
+            "REGION_CONFIG_FILE": str(region_file),
+        },
     ).start()
     (workdir / "pricing.json").write_text(json.dumps(h.pricing_config()))
     base = {

@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +19,7 @@ import payments_harness as harness
 import pytest
 from openapi_schema_validator import OAS31Validator
 
+import loopback_http
 from checkout_services.payments import webhook_schemes
 from checkout_services.payments.adapters import adyen, base
 
@@ -90,14 +90,8 @@ class Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def webhook_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/adyen"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_http.serving(Recorder) as url:
+        yield f"{url}/adyen"
 
 
 @pytest.fixture

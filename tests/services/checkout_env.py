@@ -4,7 +4,10 @@ processes on loopback, with real PostgreSQL, Redis, Kafka and Temporal."""
 from __future__ import annotations
 
 import json
+import secrets
+import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +19,12 @@ import services_harness as h
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
 from checkout_stack.components.temporal import Temporal
+from checkout_stack.pytest_plugin import KafkaClusters
 
 SKUS = ("tee", "mug")
+KEY = secrets.token_hex(32)
+"""The region's ``CHECKOUT_GATEWAY_KEY`` when :func:`start` runs it ``signed``."""
+SIGNED = {"CHECKOUT_GATEWAY_KEY": KEY, "CHECKOUT_GATEWAY_AUTH": "on"}
 
 
 @dataclass
@@ -50,9 +57,14 @@ def start(
     redis_db: int = 4,
     orders_relay: bool = True,
     webhooks: bool = False,
+    signed: bool = False,
     orders_extra: dict[str, str] | None = None,
 ) -> CheckoutEnv:
-    """``webhooks``: the providers' webhooks (Stripe, Adyen) reach this payments service."""
+    """``webhooks``: the providers' webhooks (Stripe, Adyen) reach this payments service.
+    ``signed``: every service holds the region's key (:data:`KEY`) and refuses unsigned
+    requests, as deployed; the orders saga signs its calls (without it every check is off)."""
+    # unsigned: the check off everywhere, the DLQ tool (run with ``orders_env``) included
+    keyed = SIGNED if signed else {"CHECKOUT_GATEWAY_AUTH": "off"}
     tag = uuid.uuid4().hex[:8]
     redis_url = redis.url.rsplit("/", 1)[0] + f"/{redis_db}"
     sim = ph.start_sim(workdir)
@@ -82,6 +94,7 @@ def start(
         port=pay_port,
         # a payment leaving requires_action signals the checkout's saga (as deployed)
         extra_env={
+            **keyed,
             "TEMPORAL_ADDRESS": temporal.address,
             "REGION_CONFIG_FILE": str(workdir / "region.json"),
         },
@@ -93,6 +106,7 @@ def start(
         "FLEET_ROUTING_FILE": str(workdir / "routing.json"),
         "REDIS_URL": redis_url,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        **keyed,
     }
     pricing = h.ServiceProc(
         "pricing",
@@ -133,3 +147,39 @@ def start_logged(
         mp.setenv("CHECKOUT_LOG_LEVEL", "INFO")
         mp.setenv("PAYMENTS_LOG_LEVEL", "INFO")
         return start(workdir, postgres, redis, temporal, kafka_bootstrap, **kw)
+
+
+def running(
+    postgres: Postgres,
+    redis: Redis,
+    temporal: Temporal,
+    kafka_clusters: KafkaClusters,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    **kw: Any,
+) -> Iterator[CheckoutEnv]:
+    """A module fixture's body: :func:`start` a region (``kw`` as for it), yield it, stop it."""
+    env = start(
+        tmp_path_factory.mktemp(name),
+        postgres,
+        redis,
+        temporal,
+        kafka_clusters.get(h.REGION).bootstrap,
+        **kw,
+    )
+    try:
+        yield env
+    finally:
+        env.stop()
+
+
+def dlq_cli(env: CheckoutEnv, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """``checkout-services dlq ARGS`` as run in an orders pod (its env, ``extra`` on top)."""
+    return subprocess.run(
+        [str(h.BIN), "dlq", *args, "--bootstrap", env.kafka_bootstrap],
+        env={**env.orders_env, "PATH": "/usr/bin:/bin", **extra},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -171,17 +170,6 @@ async def test_out_of_stock_and_foreign_market(env: ce.CheckoutEnv) -> None:
     assert await stock(env, sku) == 1
 
 
-def dlq_cli(env: ce.CheckoutEnv, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(h.BIN), "dlq", *args, "--bootstrap", env.kafka_bootstrap],
-        env={**env.orders_env, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 async def test_capture_failure_compensates_dead_letters_and_replays(env: ce.CheckoutEnv) -> None:
     sku = new_sku(env, 4)
     env.sim.faults({"kind": "error_5xx", "operation": "capture"})
@@ -193,7 +181,7 @@ async def test_capture_failure_compensates_dead_letters_and_replays(env: ce.Chec
     assert await stock(env, sku) == 4
     assert await payment_state(env, cid) == "voided"
 
-    listed = await asyncio.to_thread(dlq_cli, env, "list", "--wait", "5")
+    listed = await asyncio.to_thread(ce.dlq_cli, env, "list", "--wait", "5")
     assert listed.returncode == 0, listed.stderr
     events = [json.loads(line) for line in listed.stdout.splitlines()]
     mine = [e for e in events if e["data"].get("checkoutId") == cid]
@@ -201,14 +189,14 @@ async def test_capture_failure_compensates_dead_letters_and_replays(env: ce.Chec
 
     env.sim.admin("DELETE", "faults")
     for _ in range(2):  # a replay (a compensation run again) changes nothing the second time
-        done = await asyncio.to_thread(dlq_cli, env, "replay", mine[0]["eventId"], "--wait", "5")
+        done = await asyncio.to_thread(ce.dlq_cli, env, "replay", mine[0]["eventId"], "--wait", "5")
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)["result"]
         assert result["order_state"] == "compensated"
         assert result["payment"] == "voided"
         assert result["stock"] == "released"
         assert await stock(env, sku) == 4
-    missing = await asyncio.to_thread(dlq_cli, env, "replay", str(uuid.uuid4()), "--wait", "1")
+    missing = await asyncio.to_thread(ce.dlq_cli, env, "replay", str(uuid.uuid4()), "--wait", "1")
     assert missing.returncode == 1
     assert "no DLQ event" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -84,10 +84,11 @@ def services(env: ce.CheckoutEnv) -> dict[str, str]:
         "pricing": env.pricing.url,
         "inventory": env.inventory.url,
         "orders": env.orders.url,
+        "payments": env.payments.url,
     }
 
 
-@pytest.mark.parametrize("service", ["cart", "pricing", "inventory", "orders"])
+@pytest.mark.parametrize("service", ["cart", "pricing", "inventory", "orders", "payments"])
 def test_openapi_properties(env: ce.CheckoutEnv, service: str) -> None:
     url = services(env)[service]
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")

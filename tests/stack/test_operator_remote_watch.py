@@ -19,7 +19,10 @@ import pytest
 
 from checkout_kube import client as kclient
 from checkout_kube import config as kconfig
-from checkout_operator.reconcile import desired, index, remote_watch
+from checkout_kube import errors as kerrors
+from checkout_operator.kube import reachability
+from checkout_operator.reconcile import desired, index, remote_watch, status
+from checkout_operator.reconcile import reachable as reachable_condition
 from checkout_operator.reconcile import region as reconcile_region
 
 from . import operator_support as sup
@@ -217,3 +220,52 @@ async def test_regions_on_one_cluster_share_its_watches(kube: Any, remote: Any) 
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_stale_status_write_keeps_a_condition_written_meanwhile(kube: Any) -> None:
+    """A reconcile read the region, then RemoteClusterReachable was written: its status write
+    (computed from the stale copy) must not drop the condition, and the condition's own write
+    from a stale copy must not drop the reconcile's."""
+    sup.install_crds(kube)
+    ns = sup.unique("rwstale")
+    kube.kubectl("create", "namespace", ns)
+    body = sup.local_region(ns)
+    try:
+        async with kclient.KubeClient(kconfig.from_kubeconfig_file(kube.kubeconfig)) as mgmt:
+            ctx = reconcile_region.Context(mgmt, desired.render)
+            ref = index.Ref(ns, "ap-south-1")
+            api = reconcile_region.API_VERSION
+            created = await mgmt.request(
+                "POST", f"/apis/{api}/namespaces/{ns}/checkoutregions", body=body
+            )
+            assert await reachable_condition.record(
+                ctx, ref, reachability.OK
+            )  # the reconcile's copy is stale
+            outcome = status.Outcome(1, desired=1, in_sync=1)
+            _, written = await reconcile_region._write_status(ctx, created, outcome)
+            assert written
+            now = await mgmt.get(api, "CheckoutRegion", "ap-south-1", ns)
+            types = {c["type"]: c["status"] for c in now["status"]["conditions"]}
+            assert types == {
+                "Ready": "True", "Progressing": "False", "Degraded": "False",
+                rs.CONDITION: "True",
+            }, types  # fmt: skip
+
+            # and the other way round: the condition's writer read before the reconcile wrote
+            down = reachability.Reachability(False, "Timeout", "no answer within 5 s")
+            stale = now
+            await mgmt.patch_status(api, "CheckoutRegion", "ap-south-1", ns, {"phase": "Degraded"})
+            with pytest.raises(kerrors.Conflict):
+                await mgmt.patch_status(
+                    api, "CheckoutRegion", "ap-south-1", ns,
+                    {"phase": "Pending"},
+                    resource_version=stale["metadata"]["resourceVersion"],
+                )  # fmt: skip
+            assert await reachable_condition.record(ctx, ref, down)  # reads afresh, then writes
+            after = await mgmt.get(api, "CheckoutRegion", "ap-south-1", ns)
+            assert after["status"]["phase"] == "Degraded"
+            assert rs.condition(kube, ns, "ap-south-1", rs.CONDITION)["reason"] == "Timeout"  # type: ignore[index]
+            assert ctx.remotes is not None
+            await ctx.remotes.aclose()
+    finally:
+        sup.delete_namespace(kube, ns)

@@ -53,6 +53,16 @@ def test_the_apiserver_requires_the_gateway_issuer_and_audience(kube: ControlPla
     assert "spec.edge.gateway.issuer" in err, err
 
 
+def test_the_apiserver_requires_the_gateway_url(kube: ControlPlane) -> None:
+    """No default: the gateway Service speaks plain http, which the URL rule refuses."""
+    sup.install_crds(kube)
+    doc = _region()
+    del doc["spec"]["gatewayUrl"]
+    code, err = _dry_run(kube, doc)
+    assert code != 0
+    assert "spec.gatewayUrl: Required value" in err, err
+
+
 @pytest.mark.parametrize(
     ("kind", "path"),
     [

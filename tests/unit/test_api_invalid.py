@@ -203,6 +203,8 @@ CASES: list[tuple[str, str, Callable[[Doc], None], str]] = [
         "spec.dependencies.postgres.value",
     ),
     ("gateway-url-not-http", REGION, _set("spec.gatewayUrl", "ftp://gw"), "spec.gatewayUrl"),
+    # required: the gateway Service speaks plain http, so no default could carry a bearer token
+    ("gateway-url-missing", REGION, _set("spec.gatewayUrl", ...), "spec.gatewayUrl"),
     (
         "remote-namespace-invalid",
         REGION,

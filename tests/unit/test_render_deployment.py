@@ -90,6 +90,8 @@ def test_payments_deployment_exact() -> None:
                                     "KAFKA_BOOTSTRAP_SERVERS", "eu-west-1-kafka", "bootstrap"
                                 ),
                                 _secret_env("TEMPORAL_ADDRESS", "eu-west-1-temporal", "address"),
+                                # payments checks the region's signature on its operations
+                                _secret_env("CHECKOUT_GATEWAY_KEY", "checkout-gateway-key", "key"),
                                 {
                                     "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
                                     "value": "https://otel-collector.observability:4318",

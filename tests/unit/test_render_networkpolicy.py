@@ -11,7 +11,7 @@ from render_expect import META, SELECTOR, hashed
 
 from checkout_contract import config as region_config
 from checkout_operator.api.checkoutregion import CheckoutRegion
-from checkout_operator.render import deployment, labels, networkpolicy, region, service
+from checkout_operator.render import deployment, networkpolicy, region, service
 from checkout_services import cli
 
 REGION_PODS = {
@@ -198,15 +198,15 @@ def _policy(objects: list[dict[str, Any]], component: str) -> dict[str, Any]:
 
 
 def test_egress_names_peers_where_the_destination_is_known() -> None:
-    """DNS only to the cluster DNS pods; a peer region's gateway by its default Service URL only
-    to that region's gateway pods; an in-cluster collector only to its namespace; what lives
-    behind Secrets or external names by port alone."""
+    """DNS only to the cluster DNS pods; a peer region's gateway behind an in-cluster https
+    Service (e.g. a TLS proxy) and an in-cluster collector only to their namespaces; what
+    lives behind Secrets or external names by port alone."""
     docs = helpers.example_docs()
     doc = copy.deepcopy(docs["eu-west-1"])
     doc["spec"]["tracing"]["otlpEndpoint"] = "https://otel.observability.svc:4318"
     doc["spec"]["networkPolicy"] = {"dnsNamespace": "dns", "dnsPodLabels": ["app=coredns"]}
     peer = copy.deepcopy(docs["eu-central-1"])
-    del peer["spec"]["gatewayUrl"]  # the in-cluster Service URL
+    peer["spec"]["gatewayUrl"] = "https://gateway-tls.edge.svc:8443"  # an in-cluster TLS proxy
     del peer["spec"]["remoteCluster"]
     me, other = CheckoutRegion.model_validate(doc), CheckoutRegion.model_validate(peer)
     _, routes = helpers.example_objects()
@@ -230,9 +230,9 @@ def test_egress_names_peers_where_the_destination_is_known() -> None:
         assert {5432, 6379, 7233, 9092} <= open_ports
     gateway = _policy(objects, "gateway")["spec"]["egress"]
     peer_pods = {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "checkout"}},
-        "podSelector": {"matchLabels": labels.selector("eu-central-1", "gateway")},
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}},
+        "podSelector": {},
     }
-    assert {"to": [peer_pods], "ports": [{"protocol": "TCP", "port": 8080}]} in gateway
+    assert {"to": [peer_pods], "ports": [{"protocol": "TCP", "port": 8443}]} in gateway
     cart = _policy(objects, "cart")["spec"]["egress"]
     assert not any(r.get("to") == [peer_pods] for r in cart)  # only the gateway forwards

@@ -25,6 +25,15 @@ SERVICE_IP = "10.0.0.1"
 FAKE_NODE = "kwok-node-0"
 RESTRICTED_USER = "restricted-user"
 RESTRICTED_GROUP = "checkout:restricted"
+LEAN_CONTROLLERS = (
+    "deployment-controller",
+    "replicaset-controller",
+    "serviceaccount-controller",
+    "node-lifecycle-controller",
+)
+"""kube-controller-manager's controllers in a lean control plane: what takes a Deployment to
+Available (with the scheduler and kwok), gives a new namespace its default ServiceAccount and
+lifts the ``node.kubernetes.io/not-ready`` taint admission puts on a new node once it is Ready."""
 
 _BOOTSTRAP = """
 apiVersion: v1
@@ -102,6 +111,9 @@ class ControlPlane:
     port: int = 0
     nice: int = 0
     """Run every process of the control plane under ``nice -n`` (see :class:`Proc`)."""
+    lean: bool = False
+    """Only :data:`LEAN_CONTROLLERS` in kube-controller-manager (no garbage collector, no
+    namespace, quota, HPA, ... controllers): for tests that start many control planes."""
     procs: list[Proc] = field(default_factory=list)
     kubeconfig: Path = field(init=False)
     restricted_kubeconfig: Path = field(init=False)
@@ -277,7 +289,7 @@ class ControlPlane:
                 f"--secure-port={kcm_port}",
                 f"--cert-dir={pki / 'kcm'}",
                 "--leader-elect=false",
-                "--controllers=*",
+                "--controllers=" + (",".join(LEAN_CONTROLLERS) if self.lean else "*"),
                 "--use-service-account-credentials",
                 f"--service-account-private-key-file={sa.key}",
                 f"--root-ca-file={ca.pair.cert}",

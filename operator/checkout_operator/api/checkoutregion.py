@@ -343,11 +343,12 @@ class CheckoutRegionSpec(ApiModel):
     """The fleet (set of regions that fail over and replicate among each other)."""
     jurisdiction: Jurisdiction
     """Legal area the region's data lives in, e.g. ``EU``, ``US``, ``IN``, ``BR``."""
-    gateway_url: SecureURL | None = None
+    gateway_url: SecureURL
     """URL peers use to reach this region's gateway (they forward writes with the client's
-    bearer token): ``https://`` without user information; plain ``http://`` only to a
-    loopback host (127.0.0.0/8, ``::1``, ``localhost``: fleets on one host, tests). Default:
-    the in-cluster Service URL."""
+    bearer token) and the operator probes its health at: ``https://`` without user
+    information (e.g. the region's TLS load balancer or ingress); plain ``http://`` only to a
+    loopback host (127.0.0.0/8, ``::1``, ``localhost``: fleets on one host, tests). Required:
+    the gateway Service itself speaks plain http, so no default URL could carry a token."""
     home_markets: tuple[HomeMarket, ...] = Field(default=(), max_length=64)
     """Markets this region is the home write-primary of."""
     remote_cluster: RemoteCluster | None = None

@@ -111,8 +111,10 @@ class GatewayAuth(ApiModel):
     """Largest request body accepted (larger: 413)."""
     principal_key_secret_ref: SecretKeyRef = SecretKeyRef(name="checkout-gateway-key", key="key")
     """Secret key holding the key (at least 32 random bytes) the gateway signs the principal it
-    passes to the services with; the orders and cart services check it and refuse requests
-    that did not come through the gateway (``CHECKOUT_GATEWAY_KEY``). Create it per region
+    passes to the services with (and the services sign their calls to each other with); cart,
+    pricing, inventory, orders and payments check it and refuse requests that did not come
+    through the gateway or another service of the region (``CHECKOUT_GATEWAY_KEY``). Create it
+    per region
     namespace, e.g. ``kubectl create secret generic checkout-gateway-key
     --from-literal=key=$(openssl rand -hex 32)``."""
 

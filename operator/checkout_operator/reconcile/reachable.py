@@ -56,8 +56,15 @@ async def record(ctx: region.Context, ref: index.Ref, state: reachability.Reacha
     if conditions is None:
         return False
     old = current(body)
+    # at the version read: a status another writer put there since is not overwritten (a
+    # Conflict is logged by the caller and this state written again on the next probe)
     await client.patch_status(
-        region.API_VERSION, region.REGION_KIND, ref.name, ref.namespace, {"conditions": conditions}
+        region.API_VERSION,
+        region.REGION_KIND,
+        ref.name,
+        ref.namespace,
+        {"conditions": conditions},
+        resource_version=str((body.get("metadata") or {}).get("resourceVersion") or ""),
     )
     if old is None or (old.get("status") == "True") != state.reachable:
         await client.post_event(

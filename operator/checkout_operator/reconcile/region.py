@@ -312,21 +312,35 @@ def _error_reason(exc: kerrors.KubeError) -> tuple[str, bool]:
     return "ApplyFailed", False
 
 
+STATUS_ATTEMPTS: Final = 3
+"""Status writes of one reconcile, when other writers changed the region since it was read."""
+
+
 async def _write_status(
     ctx: Context, body: Mapping[str, Any], outcome: status.Outcome
 ) -> tuple[dict[str, Any], bool]:
+    """Write the status ``outcome`` gives, computed from the region as it is: the patch holds
+    only at the resourceVersion read, so conditions another writer added meanwhile (e.g.
+    ``RemoteClusterReachable``) are read again and kept rather than overwritten."""
+    api_version = str(body.get("apiVersion") or API_VERSION)
+    kind = str(body.get("kind") or REGION_KIND)
     meta = body.get("metadata") or {}
-    previous = body.get("status") or {}
-    new = status.compute(outcome, previous, ctx.clock())
-    if not status.changed(previous, new):
-        return new, False
-    await ctx.client.patch_status(
-        str(body.get("apiVersion") or API_VERSION),
-        str(body.get("kind") or REGION_KIND),
-        str(meta.get("name")),
-        str(meta.get("namespace")),
-        new,
-    )
+    name, namespace = str(meta.get("name")), str(meta.get("namespace"))
+    for attempt in range(1, STATUS_ATTEMPTS + 1):
+        previous = body.get("status") or {}
+        new = status.compute(outcome, previous, ctx.clock())
+        if not status.changed(previous, new):
+            return new, False
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        try:
+            await ctx.client.patch_status(
+                api_version, kind, name, namespace, new, resource_version=version
+            )
+            break
+        except kerrors.Conflict:
+            if attempt == STATUS_ATTEMPTS:
+                raise
+            body = await ctx.client.get(api_version, kind, name, namespace)
     if status.degraded_transition(previous, new):
         await ctx.client.post_event(
             body, type_="Warning", reason=outcome.error_reason, message=outcome.error_message

@@ -126,10 +126,8 @@ def psp_configmap(
 
 
 def gateway_url(region: CheckoutRegion) -> str:
-    if region.spec.gateway_url:
-        return region.spec.gateway_url
-    namespace = region.spec.namespace_for(region.metadata.namespace)
-    return service_url("gateway", namespace)
+    """Where peers reach the region's gateway (``spec.gatewayUrl``: required, https)."""
+    return region.spec.gateway_url
 
 
 def fleet_routing_model(

@@ -22,9 +22,12 @@ SERVICES_COMMAND: Final = "checkout-services"
 # The services listen on 127.0.0.1 unless told otherwise (right for a laptop, wrong in a pod):
 # the kubelet probes, and the Services route to, the pod's IP.
 LISTEN_ALL: Final = "0.0.0.0"  # noqa: S104 (a pod's own network namespace)
-PRINCIPAL_KEY_COMPONENTS: Final = frozenset({"gateway", "orders", "cart", "pricing", "inventory"})
+PRINCIPAL_KEY_COMPONENTS: Final = frozenset(
+    {"gateway", "orders", "cart", "pricing", "inventory", "payments"}
+)
 """The gateway signs the principal with ``CHECKOUT_GATEWAY_KEY`` (and the orders saga its own
-calls); orders, cart, pricing and inventory check it."""
+calls); orders, cart, pricing, inventory and payments check it (every route but health,
+metrics and the providers' webhooks)."""
 
 
 def _config_volume(

@@ -103,10 +103,6 @@ def destination_of(url: str) -> Destination | None:
 
 
 def _peer_gateway(peer: CheckoutRegion) -> tuple[Destination | None, int]:
-    if peer.spec.gateway_url is None:  # the Service URL the fleet routing names: its very pods
-        namespace = peer.spec.namespace_for(peer.metadata.namespace)
-        pods = labels.selector(peer.spec.region, "gateway")
-        return Destination(namespace, tuple(sorted(pods.items()))), PORT
     url = configmaps.gateway_url(peer)
     return destination_of(url), url_port(url)
 

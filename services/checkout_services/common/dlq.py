@@ -5,8 +5,9 @@ RESERVATION_EXPIRED, each event once: the topics are delivered at least once (ou
 MirrorMaker 2), so the reader drops redeliveries by event id through ``common.dedupe`` like
 every other consumer. ``replay EVENT_ID`` re-drives that event's idempotent compensation through
 the owning service: a capture failure -> ``POST <orders>/v1/orders/{id}/compensate``; an
-expired reservation -> ``POST <inventory>/v1/reservations/{id}/release``. Replaying twice
-changes nothing.
+expired reservation -> ``POST <inventory>/v1/reservations/{id}/release``. Both routes refuse
+unsigned requests: the call is signed as ``internal/dlq`` with ``CHECKOUT_GATEWAY_KEY``
+(:mod:`principal`), which the tool needs as the services do. Replaying twice changes nothing.
 
 With tracing on (``OTEL_EXPORTER_OTLP_ENDPOINT``), reading is traced (consume spans continue the
 trace in each record's ``traceparent`` header) and a replay's call runs in the replayed event's
@@ -26,7 +27,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from checkout_contract import config, env
-from checkout_services.common import dedupe, settings, tracing
+from checkout_services.common import dedupe, principal, settings, tracing
 
 _TRACE_HEADERS = ("traceparent", "tracestate")
 _carriers: dict[str, dict[str, str]] = {}
@@ -125,6 +126,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    key = principal.load_key()  # before reading Kafka: without it the replay cannot be sent
     region, events = _events(args)
     event = next((e for e in events if e["eventId"] == args.event_id), None)
     if event is None:
@@ -139,8 +141,13 @@ def _replay(args: argparse.Namespace) -> int:
     if not base:
         print(f"checkout-services dlq: no {service} endpoint in the region config", file=sys.stderr)
         return 2
+    url = base.rstrip("/") + path
+    # both routes take only requests signed with the region's key (common.principal): the
+    # replay signs as internal/dlq with CHECKOUT_GATEWAY_KEY (a missing key: exit 2, named)
+    target = httpx.URL(url).raw_path.decode("ascii")
+    headers = principal.signed_headers(key, "POST", target, principal.internal("dlq"), b"")
     with tracing.attached(_carriers.get(args.event_id)):
-        resp = httpx.post(base.rstrip("/") + path, timeout=30)
+        resp = httpx.post(url, headers=headers, timeout=30)
     if resp.status_code >= 400:
         print(
             f"checkout-services dlq: replay failed: {resp.status_code} {resp.text}", file=sys.stderr

@@ -79,5 +79,10 @@ async def get_order(
     tags=["operations"],
     summary="Run the compensations again (DLQ replay): void, release; idempotent",
 )
-async def compensate(checkout_id: CheckoutPath, svc: Service) -> schemas.CompensationReport:
+async def compensate(
+    checkout_id: CheckoutPath, svc: Service, caller: principal.CallerDep
+) -> schemas.CompensationReport:
+    """Not a client's route (the gateway has none to it): only a request signed with the
+    region's key passes, i.e. the DLQ replay (``internal/dlq``); any other is 401."""
+    del caller  # checked by the dependency; a compensation is not scoped to a client
     return await svc.compensate(checkout_id)

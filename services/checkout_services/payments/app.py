@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 import checkout_tasks
 from checkout_contract import env
-from checkout_services.common import errors, fencing, scrub
+from checkout_services.common import errors, fencing, principal, scrub
 from checkout_services.common import http as common_http
 from checkout_services.common import settings as common_settings
 from checkout_services.payments import (
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or Settings.from_env()
+        principal.install(app.state)  # payment operations: signed by the region's services only
         routing_config = load_routing(cfg.routing_file)
         pool = await db.create_pool(cfg.database_url)
         redis = aioredis.Redis(
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "double charges. Errors are RFC 9457 problem+json.",
         lifespan=lifespan,
     )
+    app.include_router(router.internal)
     app.include_router(router.router)
     # payments carry PSP tokens only: a card-like number is refused before anything reads it
     app.add_middleware(scrub.RefuseCardNumbers, skip_prefixes=("/v1/webhooks/",))

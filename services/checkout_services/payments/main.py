@@ -9,7 +9,7 @@ import sys
 import uvicorn
 
 from checkout_contract import payments as config
-from checkout_services.common import scrub, tracing
+from checkout_services.common import principal, scrub, tracing
 from checkout_services.common import settings as common_settings
 from checkout_services.payments import app as payments_app
 from checkout_services.payments.adapters import base
@@ -25,6 +25,7 @@ def run(*, host: str, port: int) -> int:
     )
     try:
         tracing.setup("payments")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+        principal.load_key()  # CHECKOUT_GATEWAY_KEY: the payment operations check signatures
     except common_settings.SettingsError as exc:
         print(f"checkout-services payments: {exc}", file=sys.stderr)
         return 2

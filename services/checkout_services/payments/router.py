@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from checkout_services.common import errors, idempotency
+from checkout_services.common import errors, idempotency, principal
 from checkout_services.payments import db, exceptions, reconcile, schemas, switchover, webhooks
 from checkout_services.payments.adapters import base
 from checkout_services.payments.deps import Service
@@ -23,8 +23,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code in (402, 404, 409, 422, 502, 503)
 }
 IdemKey = idempotency.IdemKey
+MAX_AGE_SECONDS = 366 * 24 * 3600
+AgeSeconds = Annotated[float | None, Query(ge=0, le=MAX_AGE_SECONDS)]
+"""An age a sweep looks back (at most a year: a larger one overflowed the timestamp, a 500)."""
 
 router = APIRouter()
+"""Open routes: the providers' webhooks (authenticated by each provider's own signature, see
+:mod:`webhook_schemes`), health and metrics."""
+internal = APIRouter(dependencies=[Depends(principal.caller)])
+"""Every payment operation: only for a request signed with the region's key
+(:mod:`common.principal`), i.e. the orders saga (``internal/orders``) or an operator's tooling;
+anything else is 401, so payments cannot be driven from outside the region's services."""
 
 
 def view(p: db.Payment) -> dict[str, Any]:
@@ -110,7 +119,7 @@ async def idempotent(
         base.PSP_TIME.reset(token)
 
 
-@router.post(
+@internal.post(
     "/v1/payments/authorize",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -138,7 +147,7 @@ async def authorize_payment(
         return await run()
 
 
-@router.post(
+@internal.post(
     "/v1/payments/{checkout_id}/details",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -165,7 +174,7 @@ async def payment_details(
     )
 
 
-@router.post(
+@internal.post(
     "/v1/payments/{checkout_id}/capture",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -189,7 +198,7 @@ async def capture_payment(
     )
 
 
-@router.post(
+@internal.post(
     "/v1/payments/{checkout_id}/void",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -213,7 +222,7 @@ async def void_payment(
     )
 
 
-@router.post(
+@internal.post(
     "/v1/payments/{checkout_id}/refunds",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -236,7 +245,7 @@ async def refund_payment(
     )
 
 
-@router.get(
+@internal.get(
     "/v1/payments/{checkout_id}",
     response_model=schemas.PaymentView,
     responses=ERRORS,
@@ -247,7 +256,7 @@ async def get_payment(checkout_id: str, svc: Service) -> dict[str, Any]:
     return view(await svc.get(checkout_id))
 
 
-@router.post(
+@internal.post(
     "/v1/payments/reconcile",
     response_model=schemas.ReconcileReport,
     summary="Resolve stuck payments, void abandoned and stray authorizations",
@@ -255,8 +264,8 @@ async def get_payment(checkout_id: str, svc: Service) -> dict[str, Any]:
 )
 async def reconcile_payments(
     svc: Service,
-    abandon_after_seconds: float | None = None,
-    pending_after_seconds: float | None = None,
+    abandon_after_seconds: AgeSeconds = None,
+    pending_after_seconds: AgeSeconds = None,
 ) -> schemas.ReconcileReport:
     return await reconcile.reconcile(
         svc,

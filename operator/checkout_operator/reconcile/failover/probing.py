@@ -23,7 +23,7 @@ Key = tuple[str, str]
 
 
 def health_url(parsed: CheckoutRegion) -> str:
-    base = parsed.spec.gateway_url or configmaps.gateway_url(parsed)
+    base = configmaps.gateway_url(parsed)
     return base.rstrip("/") + parsed.spec.health_probe.path
 
 
