@@ -186,6 +186,9 @@ async def test_authorize_open_loop(service: tuple[harness.Sim, harness.PaymentsP
 ROUND_TRIPS = 300
 
 
+# stripe 16.1.0 hands httpx its form body as ``data=<bytes>``, which httpx deprecates (a
+# DeprecationWarning on every request; warnings are errors here): the SDK's, ignored for it only
+@pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes:DeprecationWarning")
 async def test_stripe_sdk_vs_adapter_authorize_round_trip(stripe_mock: StripeMock) -> None:
     """One authorize round trip (POST /v1/payment_intents, confirm, manual capture) against
     stripe-mock, sequentially: the hand-written adapter vs the official ``stripe`` SDK on its

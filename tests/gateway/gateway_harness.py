@@ -221,17 +221,8 @@ def start_region(
     workdir.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
     redis_url = redis.url.rsplit("/", 1)[0] + f"/{redis_db}"
-    payments = ph.payments_proc(
-        workdir,
-        name=f"gw{tag}",
-        database_url=postgres.create_database(f"gwpay_{tag}"),
-        redis_url=redis_url,
-        routing=ph.routing_config(sim, creds, region=name),
-        extra_env=SIGNED,  # as deployed: only the saga's signed calls pass
-    ).start()
-    ports = {svc: h.free_port() for svc in ("pricing", "inventory", "orders", "cart")}
+    ports = {svc: h.free_port() for svc in ("pricing", "inventory", "orders", "cart", "payments")}
     endpoints = {svc: f"http://127.0.0.1:{p}" for svc, p in ports.items()}
-    endpoints["payments"] = payments.url
     region = h.region_config(endpoints)
     region["region"] = name
     region["jurisdiction"] = "EU" if name == EU else "US"
@@ -240,6 +231,20 @@ def start_region(
     region["temporalTaskQueue"] = f"checkout-{name}-{tag}"
     region_file = workdir / "region.json"
     region_file.write_text(json.dumps(region))
+    payments = ph.payments_proc(
+        workdir,
+        name=f"gw{tag}",
+        database_url=postgres.create_database(f"gwpay_{tag}"),
+        redis_url=redis_url,
+        routing=ph.routing_config(sim, creds, region=name),
+        port=ports["payments"],
+        # the end of a shopper action signals the region's checkout saga, as deployed
+        extra_env={
+            **SIGNED,  # as deployed: only the saga's signed calls pass
+            "TEMPORAL_ADDRESS": temporal.address,
+            "REGION_CONFIG_FILE": str(region_file),
+        },
+    ).start()
     (workdir / "pricing.json").write_text(json.dumps(h.pricing_config()))
     base = {
         "REGION_CONFIG_FILE": str(region_file),

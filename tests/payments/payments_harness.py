@@ -178,7 +178,10 @@ def routing_config(
     card_eu_providers: tuple[str, ...] = ("stripe-eu", "adyen-eu"),
     retry: list[dict[str, Any]] | None = None,
     breaker: dict[str, Any] | None = None,
+    apms_at: str | None = None,
 ) -> dict[str, Any]:
+    """``apms_at``: the provider (e.g. ``stripe-eu``) that takes UPI, iDEAL and Pix, as its
+    own payment methods; by default the simulator's local dialect (``upi-in`` ...)."""
     cb = breaker or {
         "failureRatePercent": 50,
         "minimumRequests": 20,
@@ -221,17 +224,17 @@ def routing_config(
             route(
                 "upi",
                 {"countries": ["IN"], "currencies": ["INR"], "paymentMethods": ["upi"]},
-                ["upi-in"],
+                [apms_at or "upi-in"],
             ),
             route(
                 "ideal",
                 {"countries": ["NL"], "currencies": ["EUR"], "paymentMethods": ["ideal"]},
-                ["ideal-nl"],
+                [apms_at or "ideal-nl"],
             ),
             route(
                 "pix",
                 {"countries": ["BR"], "currencies": ["BRL"], "paymentMethods": ["pix"]},
-                ["pix-br"],
+                [apms_at or "pix-br"],
             ),
         ],
     }

@@ -209,3 +209,34 @@ async def test_an_unanswered_refund_holds_its_amount_until_the_sweeper_resends_i
     assert refunds_sent(env, c) == ["refunded:900"]  # the same key: Adyen's stored answer
     assert (await refund(client, c, "more", 1)).status_code == 422  # now pending: still held
     assert (await refund(client, c, "lost", 900)).status_code == 200  # accepted, same refund
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["succeeds", "fails"])
+async def test_a_pending_stripe_refund_whose_webhook_is_lost_is_read_back(
+    env: Env, client: httpx.AsyncClient, fails: bool
+) -> None:
+    c = await captured(env, client, "stripe", 1000)
+    env.sim.faults(
+        {"kind": "refund_failure" if fails else "refund_pending", "provider": "stripe", "count": 1},
+        {"kind": "webhook_delay", "provider": "stripe", "latencyMs": 600_000},  # never, here
+    )
+    r = await refund(client, c, "lost", 600)
+    assert (r.status_code, r.json()["refunded_amount"]) == (200, 0), r.text
+    verdict = "refund_failed:600" if fails else "refunded:600"
+    deadline = time.monotonic() + 10
+    while verdict not in refunds_sent(env, c):  # Stripe settled it; refund.updated is lost
+        assert time.monotonic() < deadline, charged(env, c)
+        await asyncio.sleep(0.05)
+    held = await refund(client, c, "more", 1000)
+    assert held.status_code == 422, held.text  # the 600 are still held
+    await asyncio.sleep(0.6)
+    report = await client.post("/v1/payments/reconcile", params={"pending_after_seconds": 0.5})
+    assert report.json()["refunds_read_back"] >= 1, report.text
+    body = (await client.get(f"/v1/payments/{c}")).json()
+    if fails:
+        assert (body["state"], body["refunded_amount"]) == ("captured", 0)
+        assert (await refund(client, c, "all", 1000)).status_code == 200  # free again
+    else:
+        assert (body["state"], body["refunded_amount"]) == ("partially_refunded", 600)
+        await client.post("/v1/payments/reconcile", params={"pending_after_seconds": 0.5})
+        assert (await client.get(f"/v1/payments/{c}")).json()["refunded_amount"] == 600  # once

@@ -74,6 +74,27 @@ async def test_card_authorize_capture_void_refund_are_accepted(
     ]
 
 
+async def test_a_refund_is_read_back_by_its_id(
+    wire: tuple[stripe.StripeAdapter, list[str]],
+) -> None:
+    """The sweeper's read-back of a refund left pending (its webhook lost): GET the Refund."""
+    adapter, seen = wire
+    refund = await adapter.refund(
+        psp_reference="pi_123", checkout_id="co-2", amount=500, currency="EUR", key="k-ref2"
+    )
+    assert refund.modification
+    back = await adapter.retrieve_refund(
+        refund_reference=refund.modification, psp_reference="pi_123"
+    )
+    assert back is not None
+    assert back.psp_reference == "pi_123"
+    assert back.modification == refund.modification
+    assert [s.split(" -> ")[0] for s in seen] == [
+        "POST /v1/refunds",
+        f"GET /v1/refunds/{refund.modification}",
+    ]
+
+
 @pytest.mark.parametrize("method", ["upi", "ideal", "pix"])
 async def test_apm_authorize_is_accepted(
     wire: tuple[stripe.StripeAdapter, list[str]], method: str
@@ -91,6 +112,44 @@ async def test_apm_authorize_is_accepted(
     assert result.psp_reference
     assert result.psp_reference.startswith("pi_")
     assert seen == ["POST /v1/payment_intents -> 200"]
+
+
+async def test_apms_are_sent_as_stripe_documents_them(
+    wire: tuple[stripe.StripeAdapter, list[str]], stripe_mock: StripeMock
+) -> None:
+    """payment_method_data[type], confirm=true with the return_url, no manual capture (they
+    capture on confirmation); an iDEAL without a return_url is not sent (Stripe refuses to
+    confirm a redirect without one)."""
+    adapter, seen = wire
+    sent: list[dict[str, str]] = []
+
+    async def keep(request: httpx.Request) -> None:
+        sent.append(dict(httpx.QueryParams(request.content.decode())))
+
+    adapter.http.event_hooks["request"].append(keep)
+    token = base.PaymentMethodToken(return_url="https://shop.test/back")
+    for method, currency in (("ideal", "EUR"), ("pix", "BRL"), ("upi", "INR")):
+        result = await adapter.authorize(
+            checkout_id=f"co-{method}-2",
+            amount=700,
+            currency=currency,
+            method=method,
+            key=f"k-{method}-2",
+            token=token,
+        )
+        assert (result.psp_reference or "").startswith("pi_")
+        form = sent[-1]
+        assert form["payment_method_data[type]"] == method, form
+        assert form["payment_method_types[0]"] == method, form
+        assert (form["confirm"], form["return_url"]) == ("true", "https://shop.test/back"), form
+        assert "capture_method" not in form, form
+        assert "payment_method" not in form, form
+    assert len(seen) == 3
+    refused = await adapter.authorize(
+        checkout_id="co-ideal-3", amount=700, currency="EUR", method="ideal", key="k-i3"
+    )
+    assert refused.outcome == "rejected"
+    assert len(seen) == 3  # never sent
 
 
 async def test_stripe_mock_refuses_what_stripe_does_not_know(stripe_mock: StripeMock) -> None:

@@ -58,6 +58,7 @@ def start(
     orders_relay: bool = True,
     webhooks: bool = False,
     signed: bool = False,
+    orders_extra: dict[str, str] | None = None,
 ) -> CheckoutEnv:
     """``webhooks``: the providers' webhooks (Stripe, Adyen) reach this payments service.
     ``signed``: every service holds the region's key (:data:`KEY`) and refuses unsigned
@@ -77,6 +78,13 @@ def start(
         for name in ("stripe-eu", "stripe-us", "adyen-eu", "adyen-us")
     }
     ph.register_accounts(sim, creds, hooks if webhooks else {})
+    ports = {name: h.free_port() for name in ("pricing", "inventory", "orders")}
+    endpoints = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
+    endpoints["payments"] = f"http://127.0.0.1:{pay_port}"
+    region = h.region_config(endpoints)
+    region["temporalNamespace"] = temporal.namespace
+    region["temporalTaskQueue"] = f"checkout-{tag}"
+    (workdir / "region.json").write_text(json.dumps(region))
     payments = ph.payments_proc(
         workdir,
         name=f"co{tag}",
@@ -84,16 +92,13 @@ def start(
         redis_url=redis_url,
         routing=ph.routing_config(sim, creds),
         port=pay_port,
-        extra_env=keyed,
+        # a payment leaving requires_action signals the checkout's saga (as deployed)
+        extra_env={
+            **keyed,
+            "TEMPORAL_ADDRESS": temporal.address,
+            "REGION_CONFIG_FILE": str(workdir / "region.json"),
+        },
     ).start()
-
-    ports = {name: h.free_port() for name in ("pricing", "inventory", "orders")}
-    endpoints = {name: f"http://127.0.0.1:{p}" for name, p in ports.items()}
-    endpoints["payments"] = payments.url
-    region = h.region_config(endpoints)
-    region["temporalNamespace"] = temporal.namespace
-    region["temporalTaskQueue"] = f"checkout-{tag}"
-    (workdir / "region.json").write_text(json.dumps(region))
     (workdir / "routing.json").write_text(json.dumps(h.fleet_routing()))
     (workdir / "pricing.json").write_text(json.dumps(h.pricing_config()))
     base = {
@@ -120,6 +125,7 @@ def start(
         "DATABASE_URL": postgres.create_database(f"coord_{tag}"),
         "TEMPORAL_ADDRESS": temporal.address,
         "OUTBOX_RELAY": "1" if orders_relay else "0",
+        **(orders_extra or {}),
     }
     orders = h.ServiceProc("orders", workdir, orders_env, port=ports["orders"]).start()
     return CheckoutEnv(

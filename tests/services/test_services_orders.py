@@ -28,6 +28,7 @@ from checkout_stack.components.temporal import Temporal
 from checkout_stack.pytest_plugin import KafkaClusters
 
 pytestmark = pytest.mark.stack
+ACTION_TIMEOUT_S = 15
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,8 @@ def env(
         temporal,
         kafka_clusters.get(h.REGION).bootstrap,
         webhooks=True,
+        # the saga's durable timer for a shopper action (900 s by default)
+        orders_extra={"ORDERS_SHOPPER_ACTION_TIMEOUT_SECONDS": str(ACTION_TIMEOUT_S)},
     )
     try:
         yield e
@@ -227,8 +230,14 @@ async def test_a_checkout_is_one_workflow_task_and_its_history_replays(
     assert result.replay_failure is None, result.replay_failure
 
 
-async def test_3ds_action_goes_to_the_shopper_and_the_saga_waits_for_it(
-    env: ce.CheckoutEnv,
+async def history_kinds(temporal: Temporal, cid: str) -> list[str]:
+    tc = await Client.connect(temporal.address, namespace=temporal.namespace)
+    hist = await tc.get_workflow_handle(f"checkout-{cid}").fetch_history()
+    return [EventType.Name(e.event_type) for e in hist.events]
+
+
+async def test_3ds_action_goes_to_the_shopper_and_the_webhook_signals_the_saga(
+    env: ce.CheckoutEnv, temporal: Temporal
 ) -> None:
     sku = new_sku(env, 4)
     cid = f"co-{uuid.uuid4().hex[:10]}"
@@ -239,27 +248,143 @@ async def test_3ds_action_goes_to_the_shopper_and_the_saga_waits_for_it(
         payment = resp.json()["payment"]
         assert payment["state"] == "requires_action"
         assert payment["action"]["type"] == "redirect_to_url"  # where the shopper's browser goes
-        # the shopper passes the challenge; Stripe's webhook authorizes; the saga captures
-        await wait_order(client, cid, "fulfilment_requested")
+        # the shopper passes the challenge; Stripe's webhook authorizes; payments signals the
+        # saga, which captures well before its timer
+        await wait_order(client, cid, "fulfilment_requested", wait_s=ACTION_TIMEOUT_S - 3)
     assert await payment_state(env, cid) == "captured"
+    kinds = await history_kinds(temporal, cid)
+    assert "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED" in kinds, kinds
+    assert "EVENT_TYPE_TIMER_STARTED" in kinds, kinds  # the bound, a durable timer
+    async with httpx.AsyncClient(timeout=10) as c:
+        metrics = (await c.get(f"{env.payments.url}/metrics")).text
+    assert 'payments_saga_signals_total{outcome="sent"}' in metrics, metrics[-1500:]
+    assert "EVENT_TYPE_TIMER_FIRED" not in kinds, kinds
 
 
-async def test_an_action_the_shopper_never_completes_is_voided(env: ce.CheckoutEnv) -> None:
+@pytest.fixture
+def shopper_is_the_test(env: ce.CheckoutEnv) -> Iterator[None]:
+    """The next card needs 3-D Secure, nobody but the test completes it, and the provider's
+    webhook is late (10 min): only the shopper's return can decide."""
+    env.sim.admin("POST", "settings", {"autoCompleteMs": -1})
+    env.sim.faults(
+        {"kind": "three_ds", "provider": "stripe", "operation": "authorize", "count": 1},
+        {"kind": "webhook_delay", "latencyMs": 600_000},
+    )
+    yield
+    env.sim.admin("POST", "settings", {"autoCompleteMs": 5})
+
+
+async def waiting_for_the_shopper(
+    env: ce.CheckoutEnv, client: httpx.AsyncClient, cid: str, sku: str
+) -> str:
+    """Place the checkout; it waits for the shopper: the provider's reference of its payment."""
+    resp = await client.post("/v1/checkouts", json=body(cid, sku, 1))
+    assert resp.json()["payment"]["state"] == "requires_action", resp.text
+    payment = (await client.get(f"{env.payments.url}/v1/payments/{cid}")).json()
+    return str(payment["psp_reference"])
+
+
+@pytest.mark.usefixtures("shopper_is_the_test")
+async def test_a_checkout_waiting_for_3ds_completes_when_the_shopper_posts_details(
+    env: ce.CheckoutEnv, temporal: Temporal
+) -> None:
+    """No webhook in time (delayed 10 min): the shopper's return (POST .../payment-details)
+    is what authorizes, and the saga captures on payments' signal, not on a poll."""
     sku = new_sku(env, 4)
     cid = f"co-{uuid.uuid4().hex[:10]}"
-    env.sim.admin("POST", "settings", {"autoCompleteMs": 600_000})  # the shopper walks away
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        ref = await waiting_for_the_shopper(env, client, cid, sku)
+        early = await client.post(
+            f"/v1/checkouts/{cid}/payment-details", json={"market": "DE", "details": {}}
+        )
+        assert (early.status_code, early.json()["state"]) == (200, "requires_action")
+        wrong = await client.post(
+            f"/v1/checkouts/{cid}/payment-details", json={"market": "FR", "details": {}}
+        )
+        assert h.assert_problem(wrong, 422)["field"] == "market"
+        unknown = await client.post(
+            "/v1/checkouts/co-nope/payment-details", json={"market": "DE", "details": {}}
+        )
+        h.assert_problem(unknown, 404)
+        shopper = f"shopper/{ref}/complete"
+        env.sim.admin("POST", shopper, {"outcome": "authorized"})
+        started = time.monotonic()
+        key = {"Idempotency-Key": f"details-{cid}"}
+        path, done = f"/v1/checkouts/{cid}/payment-details", {"market": "DE", "details": {}}
+        back = await client.post(path, json=done, headers=key)
+        assert back.status_code == 200, back.text
+        assert back.json() == {"checkout_id": cid, "state": "authorized", "action": None}
+        again = await client.post(path, json=done, headers=key)
+        assert (again.json(), again.headers.get("idempotent-replayed")) == (back.json(), "true")
+        other = await client.post(path, json={**done, "details": {"x": "y"}}, headers=key)
+        h.assert_problem(other, 422)  # the same key with another body
+        await wait_order(client, cid, "fulfilment_requested", wait_s=ACTION_TIMEOUT_S - 3)
+        took = time.monotonic() - started
+    assert took < ACTION_TIMEOUT_S - 3, took
+    assert await payment_state(env, cid) == "captured"
+    [charge] = env.sim.payments(cid)  # one charge, captured in full
+    assert (charge["status"], charge["captured"]) == ("captured", charge["amount"]), charge
+    kinds = await history_kinds(temporal, cid)
+    assert "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED" in kinds, kinds
+    assert "EVENT_TYPE_TIMER_FIRED" not in kinds, kinds
+
+
+@pytest.mark.usefixtures("shopper_is_the_test")
+async def test_a_shopper_who_fails_3ds_gets_402_and_the_order_is_compensated(
+    env: ce.CheckoutEnv, temporal: Temporal
+) -> None:
+    sku = new_sku(env, 4)
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
+        ref = await waiting_for_the_shopper(env, client, cid, sku)
+        shopper = f"shopper/{ref}/complete"
+        env.sim.admin("POST", shopper, {"outcome": "declined"})
+        back = await client.post(
+            f"/v1/checkouts/{cid}/payment-details", json={"market": "DE", "details": {}}
+        )
+        assert h.assert_problem(back, 402)["reason"] == "declined"
+        await wait_order(client, cid, "compensated", wait_s=ACTION_TIMEOUT_S - 3)
+    assert await payment_state(env, cid) == "declined"
+    assert await stock(env, sku) == 4
+    assert [p["captured"] for p in env.sim.payments(cid)] == [0]
+    tc = await Client.connect(temporal.address, namespace=temporal.namespace)
+    result = await tc.get_workflow_handle(f"checkout-{cid}").result()
+    assert result["final"] == "payment_declined"
+
+
+async def test_an_action_the_shopper_never_completes_is_voided_at_the_deadline(
+    env: ce.CheckoutEnv, temporal: Temporal
+) -> None:
+    sku = new_sku(env, 4)
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    env.sim.admin("POST", "settings", {"autoCompleteMs": -1})  # the shopper walks away
     env.sim.faults({"kind": "three_ds", "provider": "stripe", "operation": "authorize", "count": 1})
     try:
         async with httpx.AsyncClient(base_url=env.orders.url, timeout=60) as client:
             resp = await client.post("/v1/checkouts", json=body(cid, sku, 1))
             assert resp.json()["payment"]["state"] == "requires_action", resp.text
-            await wait_order(client, cid, "capture_failed", wait_s=90)
+            started = time.monotonic()
+            await wait_order(client, cid, "compensated", wait_s=ACTION_TIMEOUT_S + 30)
+            took = time.monotonic() - started
     finally:
         env.sim.admin("POST", "settings", {"autoCompleteMs": 5})
+    assert took >= ACTION_TIMEOUT_S - 2, took  # not before the bound
     assert await payment_state(env, cid) in ("voided", "void_pending")
     assert await stock(env, sku) == 4
     # never authorized (the challenge was never passed), never captured, and cancelled
     assert [(p["status"], p["captured"]) for p in env.sim.payments(cid)] == [("voided", 0)]
+    tc = await Client.connect(temporal.address, namespace=temporal.namespace)
+    result = await tc.get_workflow_handle(f"checkout-{cid}").result()
+    assert result["final"] == "action_expired"
+    assert "EVENT_TYPE_TIMER_FIRED" in await history_kinds(temporal, cid)
+    # an abandoned action is no capture failure: nothing for the DLQ
+    conn = await asyncpg.connect(env.orders_env["DATABASE_URL"])
+    try:
+        assert await conn.fetchval("SELECT state FROM orders WHERE checkout_id = $1", cid) == (
+            "compensated"
+        )
+    finally:
+        await conn.close()
 
 
 async def test_a_token_payments_refuses_is_a_422_not_a_dependency_failure(

@@ -43,6 +43,18 @@ async def _local_body(gw: svc.Gateway, request: Request, service: str, route: st
     return await gw.local(request, admission, service, route, raw)
 
 
+async def _write(gw: svc.Gateway, request: Request, route: str) -> Response:
+    """A write for the body's ``market``, served by the orders service of its writer region."""
+    principal = await gw.authenticate(request, route)
+    raw = await request.body()
+    try:
+        market = svc.market_of(svc.parse_object(raw))
+    except exceptions.GatewayError as exc:
+        raise svc.reject_body(gw, route, exc) from None
+    admission = await gw.admit(request, route, principal, market)
+    return await gw.write(request, admission, "orders", route, market, raw)
+
+
 @router.post(
     CHECKOUTS,
     status_code=201,
@@ -53,14 +65,27 @@ async def _local_body(gw: svc.Gateway, request: Request, service: str, route: st
 )
 async def checkout(request: Request, idempotency_key: IdemKey = None) -> Response:
     gw = get_gateway(request)
-    principal = await gw.authenticate(request, CHECKOUTS)
-    raw = await request.body()
-    try:
-        market = svc.market_of(svc.parse_object(raw))
-    except exceptions.GatewayError as exc:
-        raise svc.reject_body(gw, CHECKOUTS, exc) from None
-    admission = await gw.admit(request, CHECKOUTS, principal, market)
-    return await gw.write(request, admission, "orders", CHECKOUTS, market, raw)
+    return await _write(gw, request, CHECKOUTS)
+
+
+PAYMENT_DETAILS: Final = "/v1/checkouts/{checkout_id}/payment-details"
+
+
+@router.post(
+    PAYMENT_DETAILS,
+    tags=["checkouts"],
+    summary="The shopper is back from 3-D Secure / a redirect: complete the checkout's payment "
+    "in the market's write-primary region (forwarded when elsewhere)",
+    openapi_extra=schemas.json_body(schemas.PAYMENT_DETAILS),
+    response_model=schemas.Passthrough,
+)
+async def payment_details(
+    checkout_id: CheckoutPath, request: Request, idempotency_key: IdemKey = None
+) -> Response:
+    """Like a checkout: the client's token, its rate limits, the market's writer. The orders
+    service there checks that this principal owns the checkout, hands the details to payments
+    and the checkout's saga learns the outcome from payments (then captures or voids)."""
+    return await _write(get_gateway(request), request, PAYMENT_DETAILS)
 
 
 WEBHOOKS: Final = "/v1/webhooks/{provider}"

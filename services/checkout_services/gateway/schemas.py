@@ -41,6 +41,20 @@ CHECKOUT: Final[dict[str, Any]] = {
         "shipping_option": {"type": "string", "minLength": 1, "maxLength": 64},
     },
 }
+PAYMENT_DETAILS: Final[dict[str, Any]] = {
+    "type": "object",
+    "required": ["market"],
+    "properties": {
+        "market": CHECKOUT["properties"]["market"],
+        "details": {
+            "type": "object",
+            "maxProperties": 8,
+            "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 20000},
+            "description": "what the shopper's browser brought back (Adyen: e.g. "
+            "redirectResult); empty for Stripe",
+        },
+    },
+}
 CART: Final[dict[str, Any]] = {
     "type": "object",
     "required": ["market", "currency"],

@@ -4,6 +4,10 @@ HTTP calls carry the request id and an ``Idempotency-Key`` derived from the chec
 random per attempt). Transient failures (transport errors, 5xx, 409 in-progress) are retried a
 few times here with exponential backoff and full jitter, then by Temporal's retry policy; a
 definite 4xx is a non-retryable ``ApplicationError`` whose ``type`` is the problem's slug.
+
+Why one module over 400 lines: the worker registers the activities of one object (its HTTP
+client, pool and in-process placements, the one signed ``call``); each activity is a short
+step, and splitting them by step would only spread that shared state over several classes.
 """
 
 from __future__ import annotations
@@ -292,6 +296,12 @@ class Activities:
             payment = (await self.call("GET", "payments", f"/v1/payments/{checkout_id}")).json()
         return payment
 
+    @activity.defn(name="payment_state")
+    async def payment_state(self, checkout_id: str) -> dict[str, Any]:
+        """The payment as payments has it now (the saga's one read at its deadline)."""
+        payment = (await self.call("GET", "payments", f"/v1/payments/{checkout_id}")).json()
+        return {"state": payment.get("state"), "action": payment.get("action")}
+
     @activity.defn(name="complete")
     async def complete(self, inp: dict[str, Any], payment: dict[str, Any]) -> str:
         """Captured: the stock is sold; PAYMENT_CAPTURED and FULFILLMENT_REQUESTED (outbox)."""
@@ -411,6 +421,19 @@ class Activities:
             )
         self.outcomes.labels("capture_failed").inc()
 
+    @activity.defn(name="order_compensated")
+    async def order_compensated(self, checkout_id: str, reason: str) -> None:
+        """After compensating a placed order whose payment never completed (the shopper's
+        action expired or was refused): the order is marked, no DLQ (nothing failed on our
+        side), and the outcome counted once."""
+        done = await self.pool.fetchval(
+            "UPDATE orders SET state = 'compensated', updated_at = now()"
+            " WHERE checkout_id = $1 AND state = 'placed' RETURNING 1",
+            checkout_id,
+        )
+        if done:
+            self.outcomes.labels(reason).inc()
+
     def all(self) -> list[Any]:
         return [
             self.place,
@@ -424,4 +447,6 @@ class Activities:
             self.release,
             self.notify_failure,
             self.capture_failed,
+            self.payment_state,
+            self.order_compensated,
         ]

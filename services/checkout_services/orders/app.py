@@ -33,7 +33,11 @@ from checkout_services.common import http as common_http
 from checkout_services.orders import privacy, router
 from checkout_services.orders.activities import Activities
 from checkout_services.orders.service import OrdersService
-from checkout_services.orders.workflow import CheckoutSagaWorkflow, CheckoutWorkflow
+from checkout_services.orders.workflow import (
+    ACTION_TIMEOUT_S,
+    CheckoutSagaWorkflow,
+    CheckoutWorkflow,
+)
 
 log = logging.getLogger("checkout_services.orders")
 MIGRATIONS = (db.COMMON_MIGRATIONS, "checkout_services.orders.migrations")
@@ -44,13 +48,24 @@ class Settings:
     common: settings.CommonSettings
     temporal_address: str
     run_worker: bool = True
+    action_timeout_s: float = ACTION_TIMEOUT_S
 
     @classmethod
     def from_env(cls) -> Settings:
+        raw = settings.env_str("ORDERS_SHOPPER_ACTION_TIMEOUT_SECONDS", str(ACTION_TIMEOUT_S))
+        try:
+            timeout = float(raw)
+        except ValueError:
+            raise settings.SettingsError(
+                f"ORDERS_SHOPPER_ACTION_TIMEOUT_SECONDS must be a number, got {raw!r}"
+            ) from None
+        if timeout <= 0:
+            raise settings.SettingsError("ORDERS_SHOPPER_ACTION_TIMEOUT_SECONDS must be > 0")
         return cls(
             common=settings.CommonSettings.from_env(database=True, redis=True),
             temporal_address=settings.env_str(env.TEMPORAL_ADDRESS),
             run_worker=settings.env_str("ORDERS_WORKER", "1") not in ("0", "false", "no"),
+            action_timeout_s=timeout,
         )
 
 
@@ -125,7 +140,9 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                         max_concurrent_activities=200,
                     )
                     await stack.enter_async_context(worker)
-                app.state.service = OrdersService(pool, temporal, region, guard, acts, answers)
+                app.state.service = OrdersService(
+                    pool, temporal, region, guard, acts, answers, s.action_timeout_s
+                )
                 app.state.idem = idempotency.IdempotencyStore(redis, prefix="orders:idem:")
                 app.state.health_checks = {
                     "postgres": lambda: pool.fetchval("SELECT 1"),

@@ -61,3 +61,17 @@ class CustomerIdTaken(OrdersError):
     """The customer id belongs to another principal: its profile is not overwritten."""
 
     status, slug, title = 409, "customer-id-taken", "Customer id already in use"
+
+
+class PaymentNotWaiting(OrdersError):
+    status, slug, title = 404, "payment-not-found", "No payment for this checkout"
+
+
+class DetailsRejected(OrdersError):
+    """The provider refused what the shopper came back with (unknown, expired, used)."""
+
+    status, slug, title = 422, "details-rejected", "The payment details were refused"
+
+
+class MarketMismatch(OrdersError):
+    status, slug, title = 422, "market-mismatch", "The checkout belongs to another market"

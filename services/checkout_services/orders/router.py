@@ -37,6 +37,30 @@ async def checkout(
     )
 
 
+@router.post(
+    "/v1/checkouts/{checkout_id}/payment-details",
+    response_model=schemas.PaymentView,
+    tags=["checkouts"],
+    summary="The shopper is back from 3-D Secure / a redirect: complete the payment's action",
+)
+async def payment_details(
+    checkout_id: CheckoutPath,
+    body: schemas.PaymentDetailsRequest,
+    request: Request,
+    svc: Service,
+    idem: Idem,
+    caller: principal.CallerDep,
+    idempotency_key: idempotency.IdemKey = None,
+) -> Response:
+    async def handler() -> tuple[int, Any]:
+        view = await svc.payment_details(checkout_id, body, owner=caller.tag)
+        return 200, view.model_dump(mode="json")
+
+    return await idempotency.run(
+        idem, request, idempotency_key, body.model_dump(mode="json"), handler, scope=caller.tag
+    )
+
+
 @router.get(
     "/v1/orders/{checkout_id}",
     response_model=schemas.OrderView,

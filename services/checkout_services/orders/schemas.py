@@ -55,6 +55,25 @@ class CheckoutRequest(Strict):
     customer: Customer | None = None
 
 
+class PaymentDetailsRequest(Strict):
+    """The shopper is back from 3-D Secure or a redirect: what the browser brought back (Adyen:
+    e.g. ``redirectResult`` from the return URL; Stripe: nothing, the payment is read back)."""
+
+    market: str = Field(pattern=r"^[A-Z]{2}$", description="the checkout's market (routing)")
+    details: dict[str, Annotated[str, Field(min_length=1, max_length=20000)]] = Field(
+        default_factory=dict, max_length=8
+    )
+
+
+class PaymentView(Strict):
+    """What the shopper's client needs next: the payment's state and the provider's next
+    action, if any (a further challenge)."""
+
+    checkout_id: str
+    state: str
+    action: dict[str, Any] | None = None
+
+
 class OrderView(Strict):
     checkout_id: str
     market: str

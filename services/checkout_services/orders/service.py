@@ -18,14 +18,14 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from checkout_contract import config
+from checkout_contract import config, saga
 from checkout_services.common import scrub, write_guard
 from checkout_services.orders import exceptions, privacy, schemas
 from checkout_services.orders.activities import Activities
-from checkout_services.orders.workflow import CheckoutSagaWorkflow, SagaBase
+from checkout_services.orders.workflow import ACTION_TIMEOUT_S, CheckoutSagaWorkflow, SagaBase
 
 log = logging.getLogger("checkout_services.orders")
 FAILURES: dict[str, type[exceptions.CheckoutFailed]] = {
@@ -44,7 +44,7 @@ workflow task may have been lost with a crash and retried in another process).""
 def workflow_id(checkout_id: str) -> str:
     """The saga's Temporal workflow id: it lands in the history, visibility and logs
     unscrubbed, so a checkout id that holds a card number is refused."""
-    return f"checkout-{scrub.require_no_pan(checkout_id, 'checkout_id')}"
+    return saga.workflow_id(scrub.require_no_pan(checkout_id, "checkout_id"))
 
 
 def eagerly_started(handle: WorkflowHandle[Any, Any]) -> bool:
@@ -61,6 +61,8 @@ class OrdersService:
     guard: write_guard.WriteGuard
     activities: Activities
     answers: Counter | None = None
+    action_timeout_s: float = ACTION_TIMEOUT_S
+    """How long the saga waits for the shopper's action before it voids (its durable timer)."""
 
     async def checkout(
         self, req: schemas.CheckoutRequest, owner: str | None = None
@@ -94,6 +96,7 @@ class OrdersService:
         customer = inp.pop("customer", None)
         # the workflow history is a trace: no e-mail or card number in free text reaches it
         inp = scrub.scrub_value(inp)
+        inp["action_timeout_s"] = self.action_timeout_s
         if customer is not None:
             # the profile goes to the customers table (erasable); the saga's history keeps
             # only the id
@@ -224,6 +227,38 @@ class OrdersService:
             raise exceptions.OrderNotFound(f"no order for checkout {checkout_id}")
         return schemas.OrderView(**{**dict(row), "lines": json.loads(row["lines"])})
 
+    async def payment_details(
+        self, checkout_id: str, req: schemas.PaymentDetailsRequest, owner: str | None = None
+    ) -> schemas.PaymentView:
+        """The shopper is back from the provider's action: only the checkout's owner may
+        complete it (else 404, as for a checkout that does not exist). Payments submits the
+        details (or reads the payment back) and, when the action ended, signals the saga,
+        which then captures or voids."""
+        market = await self.pool.fetchval(
+            "SELECT o.market FROM orders o LEFT JOIN checkout_owners c USING (checkout_id)"
+            " WHERE o.checkout_id = $1 AND ($2::text IS NULL OR c.owner = $2)",
+            checkout_id,
+            owner,
+        )
+        if market is None:
+            raise exceptions.OrderNotFound(f"no order for checkout {checkout_id}")
+        if market != req.market:
+            raise exceptions.MarketMismatch(
+                f"checkout {checkout_id} is not in market {req.market}", field="market"
+            )
+        path = f"/v1/payments/{checkout_id}/details"
+        try:
+            resp = await self.activities.call("POST", "payments", path, {"details": req.details})
+        except ApplicationError as exc:
+            raise details_problem(checkout_id, exc) from exc
+        payment = resp.json()
+        waiting = payment["state"] == "requires_action"  # else the action is history
+        return schemas.PaymentView(
+            checkout_id=checkout_id,
+            state=payment["state"],
+            action=payment.get("action") if waiting else None,
+        )
+
     async def compensate(self, checkout_id: str) -> schemas.CompensationReport:
         """Replay of a DLQ entry: void and release again (both idempotent), then mark the
         order compensated. Running it twice changes nothing."""
@@ -245,3 +280,26 @@ class OrdersService:
         return schemas.CompensationReport(
             checkout_id=checkout_id, payment=payment, stock=stock, order_state=state
         )
+
+
+def details_problem(checkout_id: str, exc: ApplicationError) -> exceptions.OrdersError:
+    """Payments' refusal of the shopper's details, as the orders API says it."""
+    status = exc.details[0] if exc.details and isinstance(exc.details[0], int) else 503
+    if status == 402:
+        return exceptions.PaymentDeclined(
+            f"the payment of checkout {checkout_id} was declined",
+            checkout_id=checkout_id,
+            reason="declined",
+        )
+    if status == 422:
+        return exceptions.DetailsRejected(
+            "the provider refused these details (unknown, expired or already used)",
+            field="details",
+        )
+    if status == 404:
+        return exceptions.PaymentNotWaiting(f"no payment for checkout {checkout_id}")
+    return exceptions.DependencyFailed(
+        f"payments could not complete the details of {checkout_id}; retry with the same details",
+        checkout_id=checkout_id,
+        reason=exc.type or "transient",
+    )

@@ -32,6 +32,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
+from checkout_contract import saga
+
 RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
@@ -53,6 +55,18 @@ COMPENSATION_RETRY = RetryPolicy(
 TIMEOUT = timedelta(seconds=15)
 COMPLETE_LOCAL = "complete-as-local-activity"
 """Patch id: 'complete' became a local activity (workflows started before still replay)."""
+SHOPPER_EVENT = "shopper-action-by-signal"
+"""Patch id: a checkout waiting for the shopper waits for the payments signal under a durable
+timer (before: its capture activity polled, ~30 s). Only checkouts with a shopper action reach
+it, so the one-task happy path writes no marker."""
+ACTION_TIMEOUT_S = 900.0
+"""How long a checkout waits for the shopper's 3-D Secure / redirect / QR code by default
+(the input's ``action_timeout_s``, from ``ORDERS_SHOPPER_ACTION_TIMEOUT_SECONDS``)."""
+PAID = frozenset({"authorized", "capture_pending", "captured"})
+"""The shopper's action succeeded (an APM may capture on confirmation): capture goes on."""
+ACTION_ENDED = PAID | {"declined", "voided", "void_pending", "failed"}
+"""Payment states that end the wait (the signal can come out of order: once one of these is
+seen, a late ``requires_action`` changes nothing)."""
 
 
 def failure(err: FailureError) -> tuple[str, str, int]:
@@ -139,6 +153,46 @@ def stage_of(err: FailureError) -> str:
 class CheckoutSagaWorkflow(SagaBase):
     """The current shape: one workflow task for a checkout that goes well."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.payment: dict[str, Any] | None = None
+        """The last word of payments on a shopper action (:data:`saga.PAYMENT_CHANGED`)."""
+
+    @workflow.signal(name=saga.PAYMENT_CHANGED)
+    def payment_changed(self, event: dict[str, Any]) -> None:
+        if self.payment is not None and self.payment.get("state") in ACTION_ENDED:
+            return  # already decided; a late or reordered signal changes nothing
+        self.payment = event
+        if self.outcome is not None and "payment" in self.outcome:
+            # later answers (a retried checkout, the 'placed' update) carry the next action
+            self.outcome["payment"] = {"state": event.get("state"), "action": event.get("action")}
+
+    def action_ended(self) -> bool:
+        return self.payment is not None and self.payment.get("state") in ACTION_ENDED
+
+    async def shopper_acted(self, cid: str, inp: dict[str, Any]) -> bool:
+        """Wait for the shopper's action to end (payments' signal), at most the input's
+        ``action_timeout_s``. True: authorized, capture now. False: declined, voided, or the
+        shopper never came back; the authorization is voided, the stock released and the order
+        compensated. At the deadline the payment is read once, so a lost signal never voids a
+        payment the shopper did complete."""
+        timeout = timedelta(seconds=float(inp.get("action_timeout_s", ACTION_TIMEOUT_S)))
+        try:
+            await workflow.wait_condition(self.action_ended, timeout=timeout)
+        except TimeoutError:
+            try:
+                self.payment = await self.local("payment_state", cid)
+            except FailureError:  # payments does not answer: void (retried until it does)
+                self.payment = saga.payment_event("requires_action", None)
+        state = self.payment.get("state") if self.payment else None
+        if state in PAID:
+            return True
+        reason = "action_expired" if state == "requires_action" else "payment_declined"
+        await self.compensate(cid, voiding=True, releasing=True)
+        await self.act("order_compensated", cid, reason, retry=COMPENSATION_RETRY)
+        self.final = reason
+        return False
+
     @workflow.run
     async def run(self, inp: dict[str, Any]) -> dict[str, Any]:
         cid = inp["checkout_id"]
@@ -157,6 +211,8 @@ class CheckoutSagaWorkflow(SagaBase):
         self.outcome = {"state": "placed", "order": placed["order"], "quote": placed["quote"]}
         if "payment" in placed:  # the shopper's pending action, for every later answer too
             self.outcome["payment"] = placed["payment"]
+            if workflow.patched(SHOPPER_EVENT) and not await self.shopper_acted(cid, inp):
+                return await self.finish()
         try:
             payment = await self.local("capture", cid, retry=CAPTURE_RETRY)
         except FailureError as err:

@@ -15,11 +15,31 @@ from checkout_contract import env
 from checkout_services.common import errors, fencing, principal, scrub
 from checkout_services.common import http as common_http
 from checkout_services.common import settings as common_settings
-from checkout_services.payments import db, idempotency, metrics, reconcile, router, switchover
+from checkout_services.payments import (
+    db,
+    idempotency,
+    metrics,
+    reconcile,
+    router,
+    saga_signal,
+    switchover,
+)
 from checkout_services.payments.service import PaymentsService
 from checkout_services.payments.settings import Settings, load_routing
 
 log = logging.getLogger("checkout_services.payments")
+
+
+def saga_of(m: metrics.Metrics) -> saga_signal.SagaSignal | None:
+    """The signal to the checkout sagas, where the region's Temporal is configured (the
+    deployment gives payments ``TEMPORAL_ADDRESS`` and the region config, as orders)."""
+    address = os.environ.get(env.TEMPORAL_ADDRESS, "")
+    region_file = os.environ.get(env.REGION_CONFIG_FILE, "")
+    if not address or not region_file:
+        log.info("no Temporal configured: shopper actions reach the saga at its deadline only")
+        return None
+    region = common_settings.load_region_config(region_file)
+    return saga_signal.SagaSignal(address, region.temporal_namespace, m.saga_signals)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         )
         sweeper: checkout_tasks.Guarded | None = None
+        signals: saga_signal.SagaSignal | None = None
         leases = contextlib.AsyncExitStack()
         moves: switchover.Switchover | None = None
         try:
@@ -54,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     metrics=metrics.Metrics(),
                 )
                 app.state.service = service
+                service.saga = signals = saga_of(service.metrics)
                 moves = switchover.Switchover(service, None, cfg.switchover_void_after_seconds)
                 if os.environ.get(env.LEASE_NAMESPACE):
                     # the region's fencing ack waits for its authorizations (and voids)
@@ -78,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if sweeper is not None:
                 await sweeper.stop()
+            if signals is not None:
+                await signals.aclose()
             if moves is not None:
                 await moves.aclose()
             await leases.aclose()

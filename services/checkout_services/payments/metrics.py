@@ -46,5 +46,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.saga_signals = Counter(
+            "payments_saga_signals_total",
+            "Signals to the checkout saga that a shopper action ended, by outcome (sent, "
+            "no-saga, failed: the saga's timer and its one read at the deadline decide)",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     def observe_psp(self, provider: str, operation: str, seconds: float) -> None:
         self.psp_latency.labels(provider, operation).observe(seconds)

@@ -24,6 +24,7 @@ async def reconcile(
         "voided_stray": 0,
         "synced": 0,
         "refunds_resent": 0,
+        "refunds_read_back": 0,
         "errors": 0,
     }
     # 1. Pending payments nobody is working on (the process died, the client went away).
@@ -112,7 +113,41 @@ async def reconcile(
         except exceptions.PaymentsError as exc:
             report["errors"] += 1
             log.warning("reconcile: refund %s/%s: %s", cid, refund_id, exc.detail)
+    # 6. Refunds the provider left pending whose webhook never came: read back where it can.
+    for attempt_id, cid, reference in await refund_ledger.awaiting_verdict(
+        svc.repo.pool, pending_after_s, limit
+    ):
+        try:
+            report["refunds_read_back"] += await read_back_refund(svc, attempt_id, cid, reference)
+        except exceptions.PaymentsError as exc:
+            report["errors"] += 1
+            log.warning("reconcile: pending refund %s/%s: %s", cid, reference, exc.detail)
+        except base.PSPError as exc:
+            report["errors"] += 1
+            log.warning("reconcile: pending refund %s/%s: %s", cid, reference, exc)
     return schemas.ReconcileReport(**report)
+
+
+async def read_back_refund(svc: PaymentsService, attempt_id: int, cid: str, reference: str) -> int:
+    """1 when the provider's current word on the refund settled it, else 0 (still pending, or
+    a provider without a read for refunds)."""
+    payment = await svc.get(cid)
+    if payment.psp_reference is None:
+        return 0
+    adapter = svc.adapter(svc.payment_target(payment))
+    result = await adapter.retrieve_refund(
+        refund_reference=reference, psp_reference=payment.psp_reference
+    )
+    if result is None or result.outcome == "pending":
+        return 0
+    verdict: refund_ledger.Verdict = "succeeded" if result.outcome == "approved" else "failed"
+    detail = None if verdict == "succeeded" else result.reason
+    settled = await refund_ledger.settle(
+        svc.repo.pool, attempt_id, verdict, modification=reference, detail=detail
+    )
+    if settled:
+        svc.metrics.reconciled.labels("refund_read_back").inc()
+    return int(settled)
 
 
 async def void_strays(svc: PaymentsService, attempt: db.Attempt) -> int:

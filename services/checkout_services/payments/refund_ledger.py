@@ -257,3 +257,20 @@ async def unanswered(
         limit,
     )
     return [(r["checkout_id"], r["attempt_scope"], int(r["amount"])) for r in rows]
+
+
+async def awaiting_verdict(
+    pool: asyncpg.Pool, older_than_s: float, limit: int
+) -> list[tuple[int, str, str]]:
+    """(attempt id, checkout, the refund's id at the provider) of refunds the provider accepted
+    as ``pending`` whose verdict has not arrived for ``older_than_s``: read back where the
+    provider has a GET for a refund (a lost ``refund.updated`` must not hold the amount
+    forever)."""
+    rows = await pool.fetch(
+        "SELECT id, checkout_id, psp_reference FROM psp_attempts"
+        " WHERE operation = 'refund' AND status = 'pending' AND psp_reference IS NOT NULL"
+        " AND updated_at < now() - make_interval(secs => $1) ORDER BY id LIMIT $2",
+        older_than_s,
+        limit,
+    )
+    return [(int(r["id"]), r["checkout_id"], r["psp_reference"]) for r in rows]

@@ -121,6 +121,8 @@ class ReconcileReport(BaseModel):
     synced: int
     refunds_resent: int = 0
     """Refunds left without an answer, sent again with their key."""
+    refunds_read_back: int = 0
+    """Refunds pending at the provider settled by reading them back (Stripe's Refund GET)."""
     errors: int
 
 

@@ -22,6 +22,7 @@ from checkout_services.payments import (
     idempotency,
     metrics,
     routing,
+    saga_signal,
 )
 from checkout_services.payments import state_machine as sm
 from checkout_services.payments.adapters import base, registry
@@ -74,6 +75,9 @@ class PaymentsService:
             name: base.load_credentials(p) for name, p in self.providers.items()
         }
         self._adapters: dict[base.Target, base.PSPAdapter] = {}
+        self.saga: saga_signal.SagaSignal | None = None
+        """Set when the region's Temporal is configured: a payment leaving requires_action
+        signals its checkout saga."""
 
     # -- adapters ------------------------------------------------------------------------------
     def adapter(self, target: base.Target) -> base.PSPAdapter:
@@ -201,6 +205,8 @@ class PaymentsService:
         )
         if release and moved is not None and held is not None:
             held.released = True
+        if moved is not None and payment.state == sm.PaymentState.REQUIRES_ACTION:
+            self.shopper_action_moved(moved)
         if moved is None:
             current = await self.get(payment.checkout_id)
             if current.state == target:
@@ -209,6 +215,14 @@ class PaymentsService:
                 f"payment moved to {current.state.value} meanwhile", state=current.state.value
             )
         return moved
+
+    def shopper_action_moved(self, payment: db.Payment) -> None:
+        """The shopper's action ended (or asks for a next one): tell the checkout saga."""
+        if self.saga is not None:
+            waiting = payment.state == sm.PaymentState.REQUIRES_ACTION
+            self.saga.moved(
+                payment.checkout_id, payment.state.value, payment.action if waiting else None
+            )
 
 
 def backoff(attempt: int, base_s: float = 0.02, cap_s: float = 0.5) -> float:

@@ -7,7 +7,7 @@ from typing import get_args
 from starlette.requests import Request
 from starlette.responses import Response
 
-from checkout_services.psp_sim import adyen, stripe, webhooks
+from checkout_services.psp_sim import adyen, stripe_objects, webhooks
 from checkout_services.psp_sim import state as st
 from checkout_services.psp_sim.core import (
     LOCAL_METHODS,
@@ -109,6 +109,7 @@ class AdminRoutes:
         state.keys.clear()
         state.payments.clear()
         state.redirect_results.clear()
+        state.refunds.clear()
         state.faults.clear()
         state.clock_offset = 0.0
         state.webhooks_sent = state.webhooks_failed = state.requests = 0
@@ -143,7 +144,9 @@ class AdminRoutes:
             return self.sim.json(404, {"error": "no card payment waiting for its shopper"})
         body = await read_json(request) or {}
         passed = body.get("outcome", "authorized") == "authorized"
-        done = stripe.shopper_completes if p.provider == "stripe" else adyen.shopper_completes
+        done = (
+            stripe_objects.shopper_completes if p.provider == "stripe" else adyen.shopper_completes
+        )
         return self.sim.json(200, done(self.sim, p, passed=passed))
 
     async def health(self, request: Request) -> Response:

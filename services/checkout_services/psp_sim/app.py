@@ -12,6 +12,7 @@ share one ledger):
     GET  /{ep}/stripe/v1/payment_intents/{id}
     GET  /{ep}/stripe/v1/payment_intents/search?query=metadata['checkout_id']:'...'
     POST /{ep}/stripe/v1/refunds
+    GET  /{ep}/stripe/v1/refunds/{id}
 
 * Adyen-like, JSON, ``X-API-Key`` + ``merchantAccount``::
 
@@ -85,9 +86,10 @@ def create_app(*, seed: int = 0) -> Starlette:
         Route("/_sim/shopper/{pid}/complete", admin.shopper, methods=["POST"]),
         Route("/{ep}/stripe/v1/payment_intents", stripe.create, methods=["POST"]),
         Route("/{ep}/stripe/v1/payment_intents/search", stripe.search, methods=["GET"]),
-        Route("/{ep}/stripe/v1/payment_intents/{pid}", stripe.retrieve, methods=["GET"]),
+        Route("/{ep}/stripe/v1/payment_intents/{oid}", stripe.retrieve, methods=["GET"]),
         Route("/{ep}/stripe/v1/payment_intents/{pid}/{action}", stripe.modify, methods=["POST"]),
         Route("/{ep}/stripe/v1/refunds", stripe.refund, methods=["POST"]),
+        Route("/{ep}/stripe/v1/refunds/{oid}", stripe.retrieve_refund, methods=["GET"]),
         Route("/{ep}/adyen/v71/payments", adyen.authorize, methods=["POST"]),
         Route("/{ep}/adyen/v71/payments/details", adyen.details, methods=["POST"]),
         Route("/{ep}/adyen/v71/payments/{psp}/{kind}", adyen.modify, methods=["POST"]),

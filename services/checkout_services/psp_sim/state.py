@@ -143,6 +143,8 @@ class Payment:
     voided: bool = False
     created: float = field(default_factory=time.time)
     history: list[str] = field(default_factory=list)
+    next_action: dict[str, Any] | None = None
+    """Stripe: what the payer must do while the intent is requires_action (an APM)."""
 
     def view(self) -> dict[str, Any]:
         return {
@@ -171,6 +173,8 @@ class SimState:
         self.payments: dict[str, Payment] = {}
         self.redirect_results: dict[str, tuple[str, bool]] = {}
         """Adyen ``redirectResult`` the shopper's browser brings back -> (payment, passed)."""
+        self.refunds: dict[str, dict[str, Any]] = {}
+        """Stripe Refund objects by id (GET /v1/refunds/{id} reads them; settling updates)."""
         self.faults: list[FaultRule] = []
         self.seed = seed
         self.clock_offset = 0.0

@@ -2,59 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from checkout_services.psp_sim import state as st
-from checkout_services.psp_sim import webhooks
+from checkout_services.psp_sim import stripe_apm
 from checkout_services.psp_sim.core import (
     DECLINES,
-    STRIPE_API_VERSION,
     JsonDict,
     Sim,
     read_form,
+)
+from checkout_services.psp_sim.stripe_objects import (
+    payer_pays,
+    refund_settles,
+    send_event,
+    shopper_authenticates,
+    stripe_view,
 )
 
 
 def stripe_error(status: int, type_: str, message: str, **extra: Any) -> tuple[int, JsonDict]:
     return status, {"error": {"type": type_, "message": message, **extra}}
-
-
-def stripe_view(p: st.Payment) -> JsonDict:
-    status = {
-        "pending": "processing",
-        "authorized": "requires_capture",
-        "declined": "requires_payment_method",
-        "captured": "succeeded",
-        "voided": "canceled",
-        "refunded": "succeeded",
-    }[p.status]
-    return {
-        "id": p.id,
-        "object": "payment_intent",
-        "amount": p.amount,
-        "amount_capturable": p.amount if p.status == "authorized" else 0,
-        "amount_received": p.captured,
-        "currency": p.currency.lower(),
-        "capture_method": "manual",
-        "status": status,
-        "metadata": {"checkout_id": p.reference},
-        "last_payment_error": last_payment_error(p),
-    }
-
-
-def last_payment_error(p: st.Payment) -> JsonDict | None:
-    if p.status != "declined":
-        return None
-    if p.decline_class == "authentication":
-        return {"type": "card_error", "code": "payment_intent_authentication_failure"}
-    code, message = DECLINES.get(p.decline_class or "soft", DECLINES["soft"])["stripe"]
-    return {"type": "card_error", "code": "card_declined", "decline_code": code, "message": message}
 
 
 class StripeRoutes:
@@ -109,6 +82,10 @@ class StripeRoutes:
                     param="payment_method",
                     code="resource_missing",
                 )
+            if method in stripe_apm.METHODS:
+                wrong = stripe_apm.refusal(method, currency, form.get("return_url"))
+                if wrong is not None:
+                    return stripe_error(400, "invalid_request_error", wrong[1], param=wrong[0])
             reference = form.get("metadata[checkout_id]", "")
             p = sim.new_payment(
                 "stripe", ep, acct.account, reference, amount, currency.upper(), method, "pi_"
@@ -126,6 +103,12 @@ class StripeRoutes:
                     decline_code=code,
                     payment_intent=stripe_view(p),
                 )
+            if method in stripe_apm.METHODS:  # the payer acts in their bank or app
+                p.next_action = stripe_apm.next_action(p, form.get("return_url"), sim.state.now())
+                p.history.append("requires_action")
+                if sim.auto_complete_ms >= 0:
+                    sim.schedule(payer_pays(sim, p))
+                return 200, stripe_view(p)
             if faults.three_ds and method == "card":
                 p.history.append("requires_action")
                 if sim.auto_complete_ms >= 0:  # else the shopper acts through the admin API
@@ -259,12 +242,13 @@ class StripeRoutes:
                     k[len("metadata[") : -1]: v for k, v in params if k.startswith("metadata[")
                 },
             }
+            sim.state.refunds[refund["id"]] = refund  # the object GET /v1/refunds/{id} reads
             if faults.refund_pending or faults.refund_failure:
                 # Stripe: a Refund may stay pending, then succeed or fail (refund.updated).
                 p.refunding += amount
                 refund["status"] = "pending"
-                sim.schedule(refund_settles(sim, p, dict(refund), not faults.refund_failure))
-                return 200, refund
+                sim.schedule(refund_settles(sim, p, refund, not faults.refund_failure))
+                return 200, dict(refund)
             p.refunded += amount
             if p.refunded == p.captured:
                 p.status = "refunded"
@@ -280,26 +264,43 @@ class StripeRoutes:
             execute=execute,
         )
 
-    async def retrieve(self, request: Request) -> Response:
+    async def read_one(
+        self, request: Request, kind: str, find: Callable[[st.Account, str], JsonDict | None]
+    ) -> Response:
+        """GET of one object by id (``{oid}``), 404 ``resource_missing`` when this account has
+        no such ``kind``."""
         sim = self.sim
-        ep = request.path_params["ep"]
         acct = sim.authenticate("stripe", request)
         if acct is None:
             return sim.unauthorized("stripe")
-        pid = request.path_params["pid"]
+        oid = request.path_params["oid"]
 
         def execute(faults: st.Faults) -> tuple[int, JsonDict]:
-            p = self.owned(acct, pid)
-            if p is None:
-                return stripe_error(
-                    404,
-                    "invalid_request_error",
-                    f"No such payment_intent: '{pid}'",
-                    code="resource_missing",
-                )
-            return 200, stripe_view(p)
+            found = find(acct, oid)
+            if found is None:
+                missing = f"No such {kind}: '{oid}'"
+                return stripe_error(404, "invalid_request_error", missing, code="resource_missing")
+            return 200, found
 
-        return await sim.read("stripe", ep, "retrieve", execute)
+        return await sim.read("stripe", request.path_params["ep"], "retrieve", execute)
+
+    async def retrieve(self, request: Request) -> Response:
+        def intent(acct: st.Account, pid: str) -> JsonDict | None:
+            p = self.owned(acct, pid)
+            return None if p is None else stripe_view(p)
+
+        return await self.read_one(request, "payment_intent", intent)
+
+    async def retrieve_refund(self, request: Request) -> Response:
+        """GET /v1/refunds/{id}: the Refund as it is now (pending, succeeded, failed)."""
+
+        def refund(acct: st.Account, rid: str) -> JsonDict | None:
+            found = self.sim.state.refunds.get(rid)
+            if found is None or self.owned(acct, str(found["payment_intent"])) is None:
+                return None
+            return dict(found)
+
+        return await self.read_one(request, "refund", refund)
 
     async def search(self, request: Request) -> Response:
         sim = self.sim
@@ -331,70 +332,3 @@ class StripeRoutes:
             return 200, {"object": "search_result", "data": found, "has_more": False}
 
         return await sim.read("stripe", ep, "lookup", execute)
-
-
-def send_event(sim: Sim, payment: st.Payment, event_type: str, obj: JsonDict | None = None) -> None:
-    """A Stripe Event (``data.object`` = ``obj``, else the PaymentIntent), signed in
-    ``Stripe-Signature``."""
-    acct = sim.state.accounts.get((payment.provider, payment.account))
-    if acct is None or not acct.webhook_url:
-        return
-    event = {
-        "id": sim.state.new_id("evt_"),
-        "object": "event",
-        "api_version": STRIPE_API_VERSION,
-        "created": int(sim.state.now()),
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": event_type,
-        "data": {"object": obj if obj is not None else stripe_view(payment)},
-    }
-    body = json.dumps(event).encode()
-    webhooks.deliver_later(sim, payment, acct, body, "Stripe-Signature")
-
-
-async def shopper_authenticates(sim: Sim, payment: st.Payment) -> None:
-    """The shopper passes the 3-D Secure challenge after autoCompleteMs: the intent moves to
-    requires_capture and Stripe says so by webhook."""
-    await asyncio.sleep(max(sim.auto_complete_ms, 0) / 1000)
-    shopper_completes(sim, payment, passed=True)
-
-
-def shopper_completes(sim: Sim, payment: st.Payment, *, passed: bool) -> JsonDict:
-    """The shopper finished the 3-D Secure challenge: the intent is requires_capture, or back
-    to requires_payment_method (``payment_intent_authentication_failure``); Stripe sends the
-    browser to ``return_url?payment_intent=<id>&redirect_status=...``."""
-    if payment.status == "pending":
-        payment.status = "authorized" if passed else "declined"
-        payment.history.append(payment.status)
-        if not passed:
-            payment.decline_class = "authentication"
-        send_event(
-            sim,
-            payment,
-            "payment_intent.amount_capturable_updated"
-            if passed
-            else "payment_intent.payment_failed",
-        )
-    return {"payment_intent": payment.id, "redirect_status": "succeeded" if passed else "failed"}
-
-
-async def refund_settles(sim: Sim, payment: st.Payment, refund: JsonDict, ok: bool) -> None:
-    """A pending Refund reaches its final status after autoCompleteMs: ``refund.updated``
-    (and ``refund.failed`` when it failed), ``data.object`` the Refund."""
-    await asyncio.sleep(max(sim.auto_complete_ms, 0) / 1000)
-    amount = int(refund["amount"])
-    payment.refunding -= amount
-    if ok:
-        payment.refunded += amount
-        if payment.refunded == payment.captured:
-            payment.status = "refunded"
-        payment.history.append(f"refunded:{amount}")
-        refund["status"] = "succeeded"
-    else:
-        payment.history.append(f"refund_failed:{amount}")
-        refund["status"] = "failed"
-        refund["failure_reason"] = "expired_or_canceled_card"
-    for event_type in ("refund.updated",) + (() if ok else ("refund.failed",)):
-        send_event(sim, payment, event_type, refund)

@@ -230,6 +230,14 @@ class PSPAdapter(Protocol):
 
     async def retrieve(self, *, psp_reference: str) -> FoundPayment | None: ...
 
+    async def retrieve_refund(
+        self, *, refund_reference: str, psp_reference: str
+    ) -> PSPResult | None:
+        """A refund read back by its own id (Stripe: GET /v1/refunds/{id}), as the refund
+        answer would say it; None where the provider has no such read (Adyen: its REFUND /
+        REFUND_FAILED webhook is the only word) or does not know the refund."""
+        ...
+
 
 RETRY_ROUNDS = 3
 """How often a throttled (429) or lock-contended request is sent again, same key."""
@@ -252,6 +260,11 @@ class HTTPAdapter:
 
     async def retrieve(self, *, psp_reference: str) -> FoundPayment | None:
         raise NotImplementedError
+
+    async def retrieve_refund(
+        self, *, refund_reference: str, psp_reference: str
+    ) -> PSPResult | None:
+        return None  # no read of a refund: the provider's webhook decides
 
     async def complete_action(
         self, *, psp_reference: str, details: dict[str, str], key: str

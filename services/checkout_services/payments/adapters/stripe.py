@@ -33,6 +33,11 @@ API_VERSION = "2026-08-26.dahlia"
 v0.203.0, hack/checkout_stack/versions.py); sent in ``Stripe-Version`` on every request."""
 
 APM_TYPES = frozenset({"upi", "ideal", "pix"})
+"""Created as Stripe documents them: ``payment_method_data[type]``, ``confirm=true`` (they
+capture on confirmation: no ``capture_method=manual``), ``return_url``; the answer is
+``requires_action`` with ``redirect_to_url`` (iDEAL), ``pix_display_qr_code`` or
+``upi_handle_redirect_or_display_qr_code``, and ``payment_intent.succeeded`` follows."""
+REDIRECT_APMS = frozenset({"ideal"})
 HARD = frozenset(
     {
         "stolen_card",
@@ -124,6 +129,11 @@ class StripeAdapter(base.HTTPAdapter):
         }
 
     def accepts(self, method: str, token: base.PaymentMethodToken | None) -> bool:
+        """A card needs the client's PaymentMethod id; iDEAL a return URL (Stripe refuses to
+        confirm a redirect method without one); Pix and UPI show a QR code or hand over to
+        the payer's app, a return URL is passed when the client gave one."""
+        if method in REDIRECT_APMS:
+            return bool(token is not None and token.return_url)
         return method in APM_TYPES or bool(token is not None and token.stripe)
 
     def retry_after(self, resp: httpx.Response, round_: int) -> float | None:
@@ -188,7 +198,9 @@ class StripeAdapter(base.HTTPAdapter):
         token: base.PaymentMethodToken | None = None,
     ) -> base.PSPResult:
         if not self.accepts(method, token):
-            return base.PSPResult("rejected", reason="no Stripe payment method from the client")
+            return base.PSPResult(
+                "rejected", reason="no Stripe payment method (or iDEAL return URL) from the client"
+            )
         resp = await self.send(
             "POST",
             "/v1/payment_intents",
@@ -275,6 +287,26 @@ class StripeAdapter(base.HTTPAdapter):
                 self.target.provider, f"details: HTTP {resp.status_code}", "server_error"
             )
         return self.intent_answer(resp)
+
+    async def retrieve_refund(
+        self, *, refund_reference: str, psp_reference: str
+    ) -> base.PSPResult | None:
+        """GET /v1/refunds/{id}: a refund left ``pending`` whose ``refund.updated`` webhook
+        never came is settled by what Stripe says now (strongly consistent, like the
+        PaymentIntent's GET)."""
+        resp = await self.send(
+            "GET",
+            f"/v1/refunds/{refund_reference}",
+            headers=self.headers(),
+            operation="refund_retrieve",
+        )
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise base.PSPAmbiguous(
+                self.target.provider, f"refund_retrieve: HTTP {resp.status_code}", "server_error"
+            )
+        return refund_verdict(base.json_body(resp), psp_reference)
 
     async def lookup(self, *, checkout_id: str) -> list[base.FoundPayment]:
         raise base.LookupUnsupported(

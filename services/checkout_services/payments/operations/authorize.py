@@ -56,7 +56,7 @@ async def authorize(svc: PaymentsService, req: schemas.AuthorizeRequest) -> db.P
         raise exceptions.PaymentMethodRequired(
             f"no provider of route {route.name} can take a {req.payment_method} payment with the "
             "payment_method_token sent (a card needs a Stripe PaymentMethod id or Adyen's "
-            "paymentMethod, Adyen a return_url)",
+            "paymentMethod, Adyen and a Stripe iDEAL a return_url)",
             field="payment_method_token",
         )
     owner = svc.new_owner()
