@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from checkout_operator.api import load
@@ -157,6 +158,39 @@ def start_mm2(
     assert mm2.command[1].endswith(mirrormaker.PROPERTIES_KEY)
     assert mm2.command[2] == "--clusters"
     return kafka.run_mirrormaker(path, env, clusters=mm2.command[3:])
+
+
+CONNECT_STATE_KINDS = ("configs", "offsets", "status")
+
+
+async def forget_connect_state(
+    target_bootstrap: str, peers: Sequence[str], timeout_s: float = 30
+) -> list[str]:
+    """Delete what earlier MM2s of the flows ``<peer>-><target>`` left on the target cluster:
+    the dedicated-mode Connect topics ``mm2-{configs,offsets,status}.<peer>.internal``.
+
+    The session's clusters are shared by every test, and a dedicated MM2 names its Connect
+    group and topics after the flow only (``<peer>-mm2``), so a new MM2 for a flow another test
+    ran first starts the OLD connector configs from ``mm2-configs`` (e.g. the Default policy and
+    ``checkout\\..*``) until it has written its own: for a moment the old MirrorSourceTask
+    replicates under the old policy, and the source offsets it commits are shared with the new
+    one. A test whose MM2 must start as a new region's Deployment would (no earlier flow state)
+    calls this first. Returns the deleted topics.
+    """
+    names = [f"mm2-{kind}.{peer}.internal" for peer in peers for kind in CONNECT_STATE_KINDS]
+    admin = AIOKafkaAdminClient(bootstrap_servers=target_bootstrap)
+    await admin.start()
+    try:
+        present = [n for n in names if n in set(await admin.list_topics())]
+        if present:
+            await admin.delete_topics(present)
+        deadline = time.monotonic() + timeout_s
+        while set(present) & set(await admin.list_topics()):
+            assert time.monotonic() < deadline, f"{present} still listed after {timeout_s} s"
+            await asyncio.sleep(0.2)
+        return present
+    finally:
+        await admin.close()
 
 
 # --- producing and reading events ---------------------------------------------------------------

@@ -139,10 +139,18 @@ async def test_identity_policy_keeps_topic_names_one_direction(
     primary = fleet_h.region(EU_WEST, [], policy="Identity", topic_patterns=patterns)
     props = fleet_h.rendered_mm2(standby, [standby, primary]).properties
     assert "IdentityReplicationPolicy" in props
+    # A new standby's MM2 starts with no flow state. The earlier tests' MM2s into eu-central-1
+    # ran the same flow (eu-west-1->eu-central-1, Default policy, checkout\..*) on these shared
+    # clusters: their connector configs in mm2-configs.eu-west-1.internal would run first and
+    # copy a poll of this topic (500 records) to eu-west-1.<topic>, then commit its offsets.
+    await fleet_h.forget_connect_state(clusters[EU_CENTRAL].bootstrap, [EU_WEST])
     mm2s.append(fleet_h.start_mm2(kafka_clusters, standby, [standby, primary], clusters, tmp_path))
-    await fleet_h.produce_events(clusters[EU_WEST].bootstrap, EU_WEST, range(1000), topic)
+    assert (
+        await fleet_h.produce_events(clusters[EU_WEST].bootstrap, EU_WEST, range(1000), topic)
+        == 1000
+    )
     got = await fleet_h.wait_for_counts(clusters[EU_CENTRAL].bootstrap, {topic: 1000}, 300)
-    assert got == {topic: 1000}
+    assert got == {topic: 1000}, f"MM2 log {mm2s[0].log}"
     assert (await fleet_h.end_offsets(clusters[EU_CENTRAL].bootstrap, [f"{EU_WEST}.{topic}"])) == {
         f"{EU_WEST}.{topic}": 0
     }
