@@ -70,6 +70,12 @@ EXPECTED: dict[str, tuple[str, str]] = {
 }
 
 
+TRANSIENT = frozenset({"rolling-out"})
+"""States read while the operator is still writing (the region right after its first reconcile,
+before the failover engine adds ``markets``): their shape may be a part of the committed one,
+never more."""
+
+
 class Dumper:
     def __init__(self, fleet: Fleet, tmp: Path) -> None:
         self.fleet = fleet
@@ -97,7 +103,10 @@ class Dumper:
             assert committed.exists(), f"{committed} missing: rerun with WRITE (module docstring)"
             old = yaml.safe_load(committed.read_text())
             assert engine.health(engine.REGION_DIR, committed)["status"] == want_status
-            assert _shape(old) == _shape(obj), f"{state}: the operator's status changed shape"
+            if state in TRANSIENT:  # caught mid-way: the operator may not have written it all
+                assert _shape(obj) <= _shape(old), f"{state}: the operator's status changed shape"
+            else:
+                assert _shape(old) == _shape(obj), f"{state}: the operator's status changed shape"
 
 
 def _shape(obj: dict[str, Any]) -> set[str]:
@@ -203,7 +212,7 @@ async def test_the_health_testdata_are_what_the_operator_writes(kube: Any, tmp_p
     install_edge_crds(kube)  # the regions render HTTPRoutes and DNSEndpoints
     async with running_fleet(kube, BASE) as fleet:
         d = Dumper(fleet, tmp_path)
-        await d.dump("rolling-out", "eu-a")
+        await d.dump("rolling-out", "eu-a", fleet.first_bodies["eu-a"])
         for name in fleet.regions:
             await sup.eventually(lambda n=name: _ready(fleet, n), within=120, what=f"{name} ready")
         ready = await fleet.body("eu-a")

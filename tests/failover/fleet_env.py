@@ -148,6 +148,8 @@ class Fleet:
     client: kclient.KubeClient
     ctl: controller.Controller
     engine: failover.Engine
+    first_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each region as its first reconcile left it (children applied, none ready yet)."""
 
     def child_ns(self, name: str) -> str:
         return f"{self.ns}-{name}"
@@ -251,6 +253,7 @@ async def running_fleet(
             await client.request("POST", f"/apis/{API}/namespaces/{ns}/checkoutregions", body=body)
         for r in regions.values():
             await ctl.reconcile(index.Ref(ns, r.name))
+            fleet.first_bodies[r.name] = await fleet.body(r.name)
             if keepers:
                 store = leasestore.LeaseStore.from_kubeconfig(kube.kubeconfig, ns)
                 r.keeper = keeping.LeaseKeeper(r.name, FLEET, store, skew=0.5, interval=0.3)
