@@ -114,6 +114,9 @@ def start_slow(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
     words = proc.stdout.readline().split()
     assert words[0] == "running", words
     session = int(words[1])
+    deadline = time.monotonic() + 10  # sh forks its two sleeps (late on a loaded machine)
+    while len(alive_in_session(session)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(alive_in_session(session)) == 3  # sh and its two sleeps
     return proc, session
 
