@@ -3,6 +3,7 @@ at DEBUG), error messages, problem bodies, metrics or the OpenAPI document."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 import uuid
@@ -54,6 +55,13 @@ def test_missing_credentials_name_the_file_not_a_value(
 def test_cli_reports_bad_settings_without_a_traceback(tmp_path: Path) -> None:
     bindir = Path(sys.executable).parent
     env = {"PATH": str(bindir)}
+    proc = subprocess.run(
+        [str(bindir / "checkout-services"), "payments"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 2
+    assert "CHECKOUT_GATEWAY_KEY" in proc.stderr  # the region's key first: without it, nothing
+    assert "Traceback" not in proc.stderr
+    env["CHECKOUT_GATEWAY_KEY"] = secrets.token_hex(32)
     proc = subprocess.run(
         [str(bindir / "checkout-services"), "payments"], capture_output=True, text=True, env=env
     )
