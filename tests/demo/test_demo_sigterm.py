@@ -164,6 +164,9 @@ def test_a_second_ctrl_c_lets_the_clean_up_finish(tmp_path: Path, sessions: list
     assert proc.returncode == 130, (text, err)
     assert "interrupted" in text
     assert "Traceback" not in err
+    deadline = time.monotonic() + 5  # SIGTERMed sleeps die a moment after sh is reaped
+    while alive_in_session(session) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert alive_in_session(session) == []
 
 
