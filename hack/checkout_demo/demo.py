@@ -707,7 +707,10 @@ def run(opts: Options) -> int:
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C and SIGTERM stop the demo even when it inherited SIGINT ignored (a job started in
+    # the background by a shell without job control, as CI runners do): Python then leaves
+    # SIGINT ignored and the first Ctrl-C did nothing.
+    previous = {s: signal.signal(s, on_term) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         demo.up()
         startup = time.monotonic() - began
@@ -730,7 +733,8 @@ def run(opts: Options) -> int:
         with stopping.Shutdown():
             print("demo: stopping everything it started", flush=True)
             demo.down_all()
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 async def _run(demo: Demo) -> dict[str, Any]:

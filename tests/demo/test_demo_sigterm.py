@@ -101,10 +101,16 @@ def alive_in_session(sid: int) -> list[int]:
     return [pid for pid, stat in processes().items() if stat.sid == sid and stat.running]
 
 
+IGNORING_SIGINT = "/bin/sh", "-c", 'trap "" INT; exec "$0" "$@"'
+"""Prefix of a command line: run it with SIGINT ignored (exec keeps the disposition)."""
+
+
 def start_slow(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    """The slow program, started as CI starts jobs: with SIGINT ignored (a background job of a
+    shell without job control), which Python keeps unless the demo installs its own handler."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "hack")}
     proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_CLEAN_UP, str(tmp_path)],
+        [*IGNORING_SIGINT, sys.executable, "-c", SLOW_CLEAN_UP, str(tmp_path)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
