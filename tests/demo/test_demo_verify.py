@@ -9,6 +9,7 @@ The CLI's last resort turns any other error into one line and a traceback in the
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from pathlib import Path
@@ -36,11 +37,15 @@ async def test_kafka_that_never_answers_is_unverified_within_the_deadline() -> N
             bootstrap, what="us-east-1's ORDER_PLACED events", deadline_s=1.5
         )
     took = time.monotonic() - began
-    assert 1.0 <= took < 10, took
+    # it retried, and gave up in time (as soon as the next backoff would pass the deadline, so
+    # possibly a pause before it: no lower bound on the time, which jitter makes vary)
+    assert took < 10, took
     message = str(caught.value)
     assert message.startswith("could not verify us-east-1's ORDER_PLACED events because ")
     assert "KafkaConnectionError" in message, message
-    assert "attempt(s) in 1.5 s" in message
+    tries = re.search(r"\((\d+) attempt\(s\) in 1\.5 s\)", message)
+    assert tries is not None, message
+    assert int(tries.group(1)) >= 2, message
 
 
 async def test_database_that_never_answers_is_unverified() -> None:
