@@ -92,11 +92,6 @@ def before_by_region(load: LoadGen, marks: Mapping[str, float]) -> dict[str, lis
     return dict(sorted(out.items()))
 
 
-def per_region_p95(load: LoadGen, marks: Mapping[str, float]) -> dict[str, float | None]:
-    """Steady state (before the fault): p95 of acknowledged checkouts per region."""
-    return {r: pct(v, 95) for r, v in before_by_region(load, marks).items()}
-
-
 def build(
     *,
     demo: RunRecord,
@@ -134,7 +129,8 @@ def build(
         failover["first_ack_by_new_writer_seconds"] = (
             round(min(served) - fault, 2) if served else None
         )
-    region_p95 = per_region_p95(load, demo.marks)
+    steady = before_by_region(load, demo.marks)
+    region_p95 = {r: pct(v, 95) for r, v in steady.items()}
     latency_misses = {r: v for r, v in region_p95.items() if v is not None and v > P95_GOAL_MS}
     broken = []
     if verdict.double_charges:
@@ -199,7 +195,7 @@ def build(
             demo.marks.get("fault", 0.0),
         ),
         "p95_before_by_region_ms": region_p95,
-        "n_before_by_region": {r: len(v) for r, v in before_by_region(load, demo.marks).items()},
+        "n_before_by_region": {r: len(v) for r, v in steady.items()},
         "marks": {k: round(v, 2) for k, v in demo.marks.items()},
         "workdir": str(getattr(demo, "workdir", "")),
         "startup_seconds": round(startup_seconds, 1),
