@@ -12,7 +12,6 @@ import asyncio
 import os
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from checkout_services.common import http as lean_http
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "payments"))
 import payments_harness as harness
 
+import made_ids
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
 from checkout_stack.components.stripe_mock import StripeMock
@@ -45,7 +45,7 @@ def service(
     proc = harness.payments_proc(
         root,
         name="bench",
-        database_url=postgres.create_database(f"pay_bench_{uuid.uuid4().hex[:8]}"),
+        database_url=postgres.create_database(f"pay_bench_{made_ids.ref(n=8)}"),
         redis_url=redis.url.rsplit("/", 1)[0] + "/8",
         routing=harness.routing_config(sim, creds),
     ).start()
@@ -95,7 +95,7 @@ async def open_loop(url: str, rate: int, seconds: float) -> dict[str, object]:
     async with httpx.AsyncClient(base_url=url, timeout=30, transport=transport) as client:
 
         async def one(i: int, scheduled: float) -> None:
-            c = f"bench_{rate}_{i}_{uuid.uuid4().hex[:8]}"
+            c = f"bench_{rate}_{i}_{made_ids.ref(n=8)}"
             sent = time.perf_counter()
             try:
                 r = await client.post(
@@ -214,7 +214,7 @@ async def test_stripe_sdk_vs_adapter_authorize_round_trip(stripe_mock: StripeMoc
                     amount=1999,
                     currency="EUR",
                     method="card",
-                    key=f"a-{i}-{uuid.uuid4().hex}",
+                    key=f"a-{i}-{made_ids.ref(n=32)}",
                     token=token,
                 )
                 out.append((time.perf_counter() - t0) * 1000)
@@ -240,7 +240,7 @@ async def test_stripe_sdk_vs_adapter_authorize_round_trip(stripe_mock: StripeMoc
                     "payment_method_types": ["card"],
                     "metadata": {"checkout_id": f"b{i}"},
                 },
-                options={"idempotency_key": f"s-{i}-{uuid.uuid4().hex}"},
+                options={"idempotency_key": f"s-{i}-{made_ids.ref(n=32)}"},
             )
             out.append((time.perf_counter() - t0) * 1000)
         return out

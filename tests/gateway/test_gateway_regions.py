@@ -15,13 +15,14 @@ import hashlib
 import hmac
 import json
 import time
-import uuid
 
 import gateway_harness as gh
 import httpx
 import pytest
 import services_harness as h
 from gateway_harness import Fleet
+
+import made_ids
 
 pytestmark = pytest.mark.stack
 
@@ -35,7 +36,7 @@ def new_sku(fleet: Fleet) -> str:
 def test_a_write_sent_to_the_wrong_region_is_forwarded_and_charged_once(fleet: Fleet) -> None:
     fleet.route({}, {}, 1)
     sku = new_sku(fleet)
-    cid = f"co-{uuid.uuid4().hex[:10]}"
+    cid = f"co-{made_ids.ref(n=10)}"
     body = gh.checkout_body(cid, "US", sku)
     key = {"Idempotency-Key": f"k-{cid}", **fleet.keys.auth("shopper-us")}
     eu_before = fleet.checkouts_seen(gh.EU)
@@ -66,7 +67,7 @@ def test_a_write_sent_to_the_wrong_region_is_forwarded_and_charged_once(fleet: F
 def test_concurrent_duplicates_through_both_regions_charge_once(fleet: Fleet) -> None:
     fleet.route({}, {}, 1)
     sku = new_sku(fleet)
-    cid = f"co-{uuid.uuid4().hex[:10]}"
+    cid = f"co-{made_ids.ref(n=10)}"
     body = gh.checkout_body(cid, "DE", sku)
     headers = {"Idempotency-Key": f"k-{cid}", **fleet.keys.auth("shopper-de")}
 
@@ -112,13 +113,13 @@ def test_a_move_fences_then_the_new_writer_takes_every_write(fleet: Fleet) -> No
 
     try:
         fleet.route({}, {}, 1)
-        before = post(gh.EU, f"co-{uuid.uuid4().hex[:10]}")
+        before = post(gh.EU, f"co-{made_ids.ref(n=10)}")
         assert before.status_code == 201, before.text
         assert before.headers["x-checkout-served-by"] == gh.US
         # the operator fences US's writer (epoch 2): every region answers 503 + Retry-After
         fleet.route({}, {"US": "Fencing"}, 2)
         for region in (gh.EU, gh.US):
-            fenced = post(region, f"co-{uuid.uuid4().hex[:10]}")
+            fenced = post(region, f"co-{made_ids.ref(n=10)}")
             body = h.assert_problem(fenced, 503)
             assert body["writer"] == gh.US
             assert int(fenced.headers["retry-after"]) >= 1
@@ -127,7 +128,7 @@ def test_a_move_fences_then_the_new_writer_takes_every_write(fleet: Fleet) -> No
         fleet.route({"US": gh.EU}, {}, 3)
         placed = []
         for region in (gh.US, gh.EU, gh.US):
-            cid = f"co-{uuid.uuid4().hex[:10]}"
+            cid = f"co-{made_ids.ref(n=10)}"
             resp = post(region, cid)
             assert resp.status_code == 201, resp.text
             assert resp.headers["x-checkout-served-by"] == gh.EU
@@ -152,7 +153,7 @@ def test_a_provider_reaches_the_payments_webhook_through_the_edge(fleet: Fleet) 
     assert fleet.creds is not None
     secret = fleet.creds.values["stripe-eu"]["webhook-secret"]
     event = {
-        "id": f"evt_{uuid.uuid4().hex}",
+        "id": f"evt_{made_ids.ref(n=32)}",
         "object": "event",
         "type": "payment_intent.canceled",
         "data": {
@@ -160,7 +161,7 @@ def test_a_provider_reaches_the_payments_webhook_through_the_edge(fleet: Fleet) 
                 "id": "pi_x",
                 "object": "payment_intent",
                 "status": "canceled",
-                "metadata": {"checkout_id": f"nobody-{uuid.uuid4().hex[:8]}"},
+                "metadata": {"checkout_id": f"nobody-{made_ids.ref(n=8)}"},
             }
         },
     }

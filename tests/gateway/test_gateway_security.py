@@ -16,7 +16,6 @@ import http.client
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import pytest
 import services_harness as h
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+import made_ids
 from checkout_services.common import principal
 from checkout_stack.components.redis import Redis
 
@@ -80,7 +80,7 @@ def new_cart(c: httpx.Client, headers: dict[str, str]) -> str:
 def test_a_withdrawn_key_is_not_accepted_again(sec: Sec) -> None:
     jwks = sec.keys.jwks_file
     original = jwks.read_text()
-    new = gh.Keys(gh.rsa_key(), "k-next-" + uuid.uuid4().hex[:6], jwks)
+    new = gh.Keys(gh.rsa_key(), "k-next-" + made_ids.ref(n=6), jwks)
     old_auth = sec.keys.auth("olga")
     try:
         with httpx.Client(base_url=sec.gateway.url, timeout=30) as c:
@@ -223,7 +223,7 @@ def _post(fleet: gh.Fleet, body: dict[str, Any], sub: str, key: str | None = Non
 def test_orders_and_checkout_ids_belong_to_their_principal(fleet: gh.Fleet) -> None:
     fleet.route({}, {}, 1)
     fleet.stock("tee", 1000)
-    cid = f"co-{uuid.uuid4().hex[:10]}"
+    cid = f"co-{made_ids.ref(n=10)}"
     placed = _post(fleet, gh.checkout_body(cid, "DE"), "alice")
     assert placed.status_code == 201, placed.text
     with httpx.Client(base_url=fleet.gateways[gh.EU], timeout=30) as c:
@@ -245,11 +245,11 @@ def test_orders_and_checkout_ids_belong_to_their_principal(fleet: gh.Fleet) -> N
 def test_idempotency_keys_are_scoped_to_the_principal(fleet: gh.Fleet) -> None:
     fleet.route({}, {}, 1)
     fleet.stock("tee", 1000)
-    key = f"k-{uuid.uuid4().hex[:8]}"
-    alice = _post(fleet, gh.checkout_body(f"co-{uuid.uuid4().hex[:10]}", "DE"), "alice", key)
+    key = f"k-{made_ids.ref(n=8)}"
+    alice = _post(fleet, gh.checkout_body(f"co-{made_ids.ref(n=10)}", "DE"), "alice", key)
     assert alice.status_code == 201, alice.text
     # same key, another principal and checkout: its own record (was 422 'key reused')
-    bob = _post(fleet, gh.checkout_body(f"co-{uuid.uuid4().hex[:10]}", "DE"), "bob", key)
+    bob = _post(fleet, gh.checkout_body(f"co-{made_ids.ref(n=10)}", "DE"), "bob", key)
     assert bob.status_code == 201, bob.text
     assert bob.headers.get("idempotent-replayed") is None
     assert bob.json()["checkout_id"] != alice.json()["checkout_id"]
@@ -258,11 +258,11 @@ def test_idempotency_keys_are_scoped_to_the_principal(fleet: gh.Fleet) -> None:
 async def test_customer_ids_belong_to_their_principal(fleet: gh.Fleet) -> None:
     fleet.route({}, {}, 1)
     fleet.stock("tee", 1000)
-    customer_id = f"cust-{uuid.uuid4().hex[:8]}"
+    customer_id = f"cust-{made_ids.ref(n=8)}"
 
     def body(email: str) -> dict[str, Any]:
         return {
-            **gh.checkout_body(f"co-{uuid.uuid4().hex[:10]}", "DE"),
+            **gh.checkout_body(f"co-{made_ids.ref(n=10)}", "DE"),
             "customer": {"customer_id": customer_id, "email": email},
         }
 
@@ -328,11 +328,11 @@ def test_pricing_and_inventory_refuse_requests_that_did_not_come_through_the_gat
     fleet.route({}, {}, 1)
     fleet.stock("tee", 1000)  # signed like a service's call: accepted
     region = fleet.regions[gh.EU]
-    reserve = {"checkout_id": f"co-{uuid.uuid4().hex[:10]}", "market": "DE", "lines": []}
+    reserve = {"checkout_id": f"co-{made_ids.ref(n=10)}", "market": "DE", "lines": []}
     forged = {"X-Checkout-Principal": "alice", "X-Checkout-Principal-Sig": "v1,1,00"}
     calls: list[tuple[str, str, str, dict[str, Any] | None]] = [
         (region.pricing.url, "POST", "/v1/quotes", _quote()),
-        (region.pricing.url, "GET", f"/v1/quotes/{uuid.uuid4().hex}", None),
+        (region.pricing.url, "GET", f"/v1/quotes/{made_ids.ref(n=32)}", None),
         (region.inventory.url, "GET", "/v1/stock/tee", None),
         (region.inventory.url, "GET", "/v1/stock/tee/global", None),
         (region.inventory.url, "PUT", "/v1/stock/tee", {"available": 0}),
@@ -365,5 +365,5 @@ def test_pricing_and_inventory_refuse_requests_that_did_not_come_through_the_gat
         )
         assert quoted.status_code == 201, quoted.text
     # and the saga, which calls pricing and inventory itself, signs: a checkout still goes through
-    placed = _post(fleet, gh.checkout_body(f"co-{uuid.uuid4().hex[:10]}", "DE"), "carol")
+    placed = _post(fleet, gh.checkout_body(f"co-{made_ids.ref(n=10)}", "DE"), "carol")
     assert placed.status_code == 201, placed.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import httpx
@@ -11,11 +10,13 @@ import payments_harness as harness
 import pytest
 from payments_env import Env
 
+import made_ids
+
 pytestmark = pytest.mark.stack
 
 
 def cid() -> str:
-    return f"co_{uuid.uuid4().hex[:16]}"
+    return f"co_{made_ids.ref(n=16)}"
 
 
 def auth_body(checkout_id: str, **over: Any) -> dict[str, Any]:

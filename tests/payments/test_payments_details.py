@@ -3,7 +3,6 @@ the simulator as Adyen and Stripe; nobody completes the challenge but the test's
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,11 +11,13 @@ import pytest
 from payments_env import Env
 from test_payments_webhooks import authorize_card
 
+import made_ids
+
 pytestmark = pytest.mark.stack
 
 
 def cid() -> str:
-    return f"dt_{uuid.uuid4().hex[:16]}"
+    return f"dt_{made_ids.ref(n=16)}"
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ async def test_adyen_details_authorise_the_payment_once(
     c, ref = await challenged(env, client, "adyen")
     back = shopper(env, ref)
     body = {"details": {"redirectResult": back["redirectResult"]}}
-    key = f"k-{uuid.uuid4().hex}"
+    key = f"k-{made_ids.ref(n=32)}"
     r = await details(client, c, body, key)
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "authorized"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import payments_harness as harness
 import pytest
 from payments_env import new_env
 
+import made_ids
 from checkout_contract import env as contract_env
 from checkout_kube import client as kclient
 from checkout_operator.reconcile import leases
@@ -91,13 +91,15 @@ async def test_in_flight_authorization_delays_the_fencing_ack_and_a_drain_voids_
     )
     try:
         async with httpx.AsyncClient(base_url=env.url, timeout=30) as http:
-            left = f"co_left_{uuid.uuid4().hex[:8]}"
+            left = f"co_left_{made_ids.ref(n=8)}"
             r = await http.post("/v1/payments/authorize", json=body(left, "DE"))
             assert r.status_code == 200, r.text
             assert r.json()["state"] == "authorized"
 
             # NL's lease is held by the peer: no new authorization here, the writer is named
-            r = await http.post("/v1/payments/authorize", json=body(f"co_{uuid.uuid4().hex}", "NL"))
+            r = await http.post(
+                "/v1/payments/authorize", json=body(f"co_{made_ids.ref(n=32)}", "NL")
+            )
             assert r.status_code == 409, r.text
             problem = r.json()
             assert problem["type"].endswith("not-lease-holder")
@@ -113,7 +115,7 @@ async def test_in_flight_authorization_delays_the_fencing_ack_and_a_drain_voids_
                     "latencyMs": 3000,
                 }
             )
-            slow_id = f"co_slow_{uuid.uuid4().hex[:8]}"
+            slow_id = f"co_slow_{made_ids.ref(n=8)}"
             slow = asyncio.create_task(
                 http.post("/v1/payments/authorize", json=body(slow_id, "DE"))
             )
@@ -129,7 +131,7 @@ async def test_in_flight_authorization_delays_the_fencing_ack_and_a_drain_voids_
                 acks_while_in_flight.append(lease.acked_epoch)
                 if refused is None and time.monotonic() - fenced_at > 1.0:
                     refused = await http.post(
-                        "/v1/payments/authorize", json=body(f"co_{uuid.uuid4().hex}", "DE")
+                        "/v1/payments/authorize", json=body(f"co_{made_ids.ref(n=32)}", "DE")
                     )
                 await asyncio.sleep(0.1)
             done_at = time.monotonic()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -16,11 +15,13 @@ import pytest
 from payments_env import Env
 from test_payments_webhooks import authorize_card, post_signed, wait_state
 
+import made_ids
+
 pytestmark = pytest.mark.stack
 
 
 def cid() -> str:
-    return f"rf_{uuid.uuid4().hex[:16]}"
+    return f"rf_{made_ids.ref(n=16)}"
 
 
 async def captured(env: Env, client: httpx.AsyncClient, provider: str, amount: int) -> str:
@@ -168,7 +169,7 @@ async def test_a_stripe_refund_that_fails_after_it_succeeded_is_taken_back(
             "metadata": {"checkout_id": c},
         }
         body = json.dumps(
-            {"id": f"evt_{uuid.uuid4().hex}", "type": "refund.updated", "data": {"object": obj}}
+            {"id": f"evt_{made_ids.ref(n=32)}", "type": "refund.updated", "data": {"object": obj}}
         ).encode()
         resp = await post_signed(client, "stripe-eu", secret, body, "Stripe-Signature")
         assert resp.status_code == 200, resp.text

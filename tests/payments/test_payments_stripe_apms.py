@@ -6,7 +6,6 @@ call ends captured without a second charge."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 from payments_env import Env, new_env
 from test_payments_webhooks import wait_state
 
+import made_ids
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
 
@@ -50,7 +50,7 @@ async def client(apm_env: Env) -> AsyncIterator[httpx.AsyncClient]:
 def authorize_body(method: str, token: dict[str, str] | None) -> dict[str, object]:
     country, currency, _ = CASES[method]
     body: dict[str, object] = {
-        "checkout_id": f"apm_{uuid.uuid4().hex[:16]}",
+        "checkout_id": f"apm_{made_ids.ref(n=16)}",
         "amount": 4200,
         "currency": currency,
         "country": country,

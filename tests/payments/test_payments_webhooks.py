@@ -8,13 +8,14 @@ import hashlib
 import hmac
 import json
 import time
-import uuid
 from typing import Any
 
 import httpx
 import payments_harness as harness
 import pytest
 from payments_env import Env
+
+import made_ids
 
 pytestmark = pytest.mark.stack
 
@@ -26,7 +27,7 @@ LOCAL = [
 
 
 def cid() -> str:
-    return f"lm_{uuid.uuid4().hex[:16]}"
+    return f"lm_{made_ids.ref(n=16)}"
 
 
 async def wait_state(
@@ -195,7 +196,7 @@ async def authorize_card(client: httpx.AsyncClient, c: str, amount: int) -> http
 def stripe_event(event_type: str, pi: dict[str, Any]) -> bytes:
     return json.dumps(
         {
-            "id": f"evt_{uuid.uuid4().hex}",
+            "id": f"evt_{made_ids.ref(n=32)}",
             "object": "event",
             "type": event_type,
             "data": {"object": pi},

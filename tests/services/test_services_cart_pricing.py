@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import httpx
 import pytest
 import services_harness as h
 
+import made_ids
 from checkout_services.common import principal
 from checkout_stack.components.redis import Redis
 
@@ -170,10 +170,10 @@ async def test_pricing_bad_input_names_the_field(pricing: h.ServiceProc) -> None
             json={"country": "ZZ", "currency": "EUR", "lines": [{"sku": "tee", "quantity": 1}]},
         )
         assert h.assert_problem(nowhere, 422)["field"] == "country"
-        h.assert_problem(await client.get(f"/v1/quotes/{uuid.uuid4().hex}"), 404)
+        h.assert_problem(await client.get(f"/v1/quotes/{made_ids.ref(n=32)}"), 404)
 
 
-KEY = ("pricing-test-key-" + uuid.uuid4().hex).encode()
+KEY = ("pricing-test-key-" + made_ids.ref(n=32)).encode()
 
 
 def _signed(method: str, path: str, who: str, body: bytes = b"") -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 import services_harness as h
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 
+import made_ids
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
 from checkout_stack.pytest_plugin import KafkaClusters
@@ -33,7 +33,7 @@ def inventory(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[h.ServiceProc]:
     workdir = tmp_path_factory.mktemp("inventory")
-    dsn = postgres.create_database(f"inv_{uuid.uuid4().hex[:8]}")
+    dsn = postgres.create_database(f"inv_{made_ids.ref(n=8)}")
     env = {
         **h.write_configs(workdir),
         "DATABASE_URL": dsn,
@@ -83,7 +83,7 @@ async def consume_all(
 async def test_1000_concurrent_reservations_for_100_units(
     inventory: h.ServiceProc, kafka_clusters: KafkaClusters
 ) -> None:
-    sku = f"sku-{uuid.uuid4().hex[:8]}"
+    sku = f"sku-{made_ids.ref(n=8)}"
     async with httpx.AsyncClient(
         base_url=inventory.url, timeout=60, limits=httpx.Limits(max_connections=200)
     ) as client:
@@ -165,8 +165,8 @@ async def test_1000_concurrent_reservations_for_100_units(
 
 
 async def test_reservation_is_idempotent_and_released_once(inventory: h.ServiceProc) -> None:
-    sku = f"sku-{uuid.uuid4().hex[:8]}"
-    co = f"co-{uuid.uuid4().hex[:8]}"
+    sku = f"sku-{made_ids.ref(n=8)}"
+    co = f"co-{made_ids.ref(n=8)}"
     body = {"checkout_id": co, "market": "FR", "lines": [{"sku": sku, "quantity": 3}]}
     async with httpx.AsyncClient(base_url=inventory.url, timeout=30) as client:
         await client.put(f"/v1/stock/{sku}", json={"available": 5})
@@ -189,11 +189,11 @@ async def test_reservation_is_idempotent_and_released_once(inventory: h.ServiceP
 
 
 async def test_idempotency_key(inventory: h.ServiceProc) -> None:
-    sku = f"sku-{uuid.uuid4().hex[:8]}"
+    sku = f"sku-{made_ids.ref(n=8)}"
     async with httpx.AsyncClient(base_url=inventory.url, timeout=30) as client:
         await client.put(f"/v1/stock/{sku}", json={"available": 5})
         body = {"checkout_id": f"co-{sku}", "market": "NL", "lines": [{"sku": sku, "quantity": 1}]}
-        key = {"Idempotency-Key": uuid.uuid4().hex}
+        key = {"Idempotency-Key": made_ids.ref(n=32)}
         first = await client.post("/v1/reservations", json=body, headers=key)
         assert first.status_code == 201
         replay = await client.post("/v1/reservations", json=body, headers=key)
