@@ -84,6 +84,36 @@ def build_kubernetes() -> str:
     return f"built {', '.join(paths.K8S_BINARIES)} into {dest}"
 
 
+def _go_build(component: str, module_dir: str, package: str, dest: Path) -> str:
+    """``go build`` of ``package`` in the tool module ``module_dir`` to ``dest``."""
+    if dest.exists():
+        return f"cached {dest}"
+    tmp = dest.parent.with_name(dest.parent.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    run_logged(
+        component,
+        [str(paths.go_bin()), "build", "-trimpath", "-ldflags=-s -w", "-o",
+         str(tmp / dest.name), package],
+        paths.logs_dir() / f"build-{component}.log",
+        cwd=paths.REPO / module_dir,
+        env=_go_env(),
+        rerun=RERUN,
+    )  # fmt: skip
+    shutil.rmtree(dest.parent, ignore_errors=True)
+    tmp.rename(dest.parent)
+    return f"built {dest}"
+
+
+def build_node() -> str:
+    """The real node's kube-proxy (same module as the control plane: its compile is shared)
+    and CoreDNS (only the plugins the node uses)."""
+    proxy = _go_build("kube-proxy", versions.K8S_TOOLS_MODULE_DIR,
+                      "k8s.io/kubernetes/cmd/kube-proxy", paths.kube_proxy_bin())  # fmt: skip
+    dns = _go_build("coredns", versions.COREDNS_MODULE_DIR, ".", paths.coredns_bin())
+    return f"{proxy}; {dns}"
+
+
 def _go_install(
     component: str,
     package: str,
@@ -208,6 +238,7 @@ STEPS: dict[str, Callable[[], str]] = {
     "kafka": fetch_kafka,
     "temporal": check_temporal,
     "kubernetes": build_kubernetes,
+    "node": build_node,
     "kwok": build_kwok,
     "helm": build_helm,
     "stripe-mock": build_stripe_mock,
@@ -231,6 +262,7 @@ def outputs() -> dict[str, list[Path]]:
         ],
         "temporal": [paths.venv_bin("temporal")],
         "kubernetes": [k8s / name for name in paths.K8S_BINARIES],
+        "node": [paths.kube_proxy_bin(), paths.coredns_bin()],
         "kwok": [paths.kwok_bin(), paths.kwok_stages()],
         "helm": [paths.helm_bin()],
         "stripe-mock": [paths.stripe_mock_bin()],

@@ -1,10 +1,12 @@
 """A real kubelet (built from the pinned k8s.io/kubernetes) with containerd and runc runs a pod of
-the services image: scheduled by the scheduler, its ConfigMap mounted and its readiness probed by
-the kubelet, restarted by the kubelet when its container is killed.
+the services image: scheduled by the scheduler, given its own network namespace and an address
+on the node's bridge (CNI), its ConfigMap mounted and its readiness probed by the kubelet,
+restarted by the kubelet when its container is killed.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import pathlib
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from checkout_stack import images
+from checkout_stack.components import node_net
 from checkout_stack.components.node import TAINT, Node
 from checkout_stack.errors import StackError
 
@@ -44,13 +47,12 @@ def node(
     real.stop()
 
 
-def pod_body(namespace: str, image: str, port: int) -> dict[str, Any]:
+def pod_body(namespace: str, image: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "psp-sim", "namespace": namespace},
         "spec": {
-            "hostNetwork": True,
             "automountServiceAccountToken": False,
             "nodeSelector": {"kubernetes.io/hostname": "node-0"},
             "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
@@ -66,10 +68,10 @@ def pod_body(namespace: str, image: str, port: int) -> dict[str, Any]:
                     "name": "psp-sim",
                     "image": image,
                     "imagePullPolicy": "Never",
-                    "args": ["psp-sim", "--host", "127.0.0.1", "--port", str(port)],
+                    "args": ["psp-sim", "--host", "0.0.0.0", "--port", "8080"],
+                    # to the pod's own address, from the kubelet in the node's namespace
                     "readinessProbe": {
-                        # the node's address is the machine's; the pod listens on loopback only
-                        "httpGet": {"host": "127.0.0.1", "path": "/_sim/health", "port": port},
+                        "httpGet": {"path": "/_sim/health", "port": 8080},
                         "periodSeconds": 2,
                     },
                     "securityContext": {
@@ -108,15 +110,16 @@ def test_kubelet_runs_a_pod_of_the_services_image(
     ns = sup.unique("node")
     kube.kubectl("create", "namespace", ns)
     kube.kubectl("-n", ns, "create", "configmap", "node-test", "--from-literal=greeting=hello")
-    port = sup.free_port()
-    sup.apply_yaml(kube, pod_body(ns, services_image, port))
+    sup.apply_yaml(kube, pod_body(ns, services_image))
     log = node.dir / "kubelet.log"
     st = sup.wait_for(lambda: _ready(kube, ns), 180, "pod Ready (kubelet readiness probe)", log)
-    assert st["podIP"] == st["hostIP"]  # host network
+    # its own network namespace, an address of the node's pod range (CNI bridge + host-local)
+    assert ipaddress.ip_address(st["podIP"]) in ipaddress.ip_network(node_net.POD_CIDR), st
+    assert st["hostIP"] == node_net.GATEWAY
     (container,) = st["containerStatuses"]
     assert container["imageID"], container
     cid = container["containerID"].removeprefix("containerd://")
-    assert sup.http_get(f"http://127.0.0.1:{port}/_sim/health")
+    assert node.http_get(f"http://{st['podIP']}:8080/_sim/health")[0] == 200
 
     # the ConfigMap is mounted, the root filesystem is read-only, the user is 10001
     script = (
