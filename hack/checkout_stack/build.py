@@ -84,25 +84,40 @@ def build_kubernetes() -> str:
     return f"built {', '.join(paths.K8S_BINARIES)} into {dest}"
 
 
-def _go_build(component: str, module_dir: str, package: str, dest: Path) -> str:
-    """``go build`` of ``package`` in the tool module ``module_dir`` to ``dest``."""
+def _go_into(
+    component: str,
+    dest: Path,
+    argv: Callable[[Path], list[str]],
+    cwd: Path,
+    env: Callable[[Path], dict[str, str]],
+    extra: Callable[[Path], None] | None = None,
+) -> str:
+    """Run the go command ``argv(tmp)`` that writes ``dest``'s binary into a fresh ``tmp``
+    folder, then make ``tmp`` ``dest``'s folder (nothing half-built is ever at ``dest``)."""
     if dest.exists():
         return f"cached {dest}"
     tmp = dest.parent.with_name(dest.parent.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    run_logged(
-        component,
-        [str(paths.go_bin()), "build", "-trimpath", "-ldflags=-s -w", "-o",
-         str(tmp / dest.name), package],
-        paths.logs_dir() / f"build-{component}.log",
-        cwd=paths.REPO / module_dir,
-        env=_go_env(),
-        rerun=RERUN,
-    )  # fmt: skip
+    run_logged(component, argv(tmp), paths.logs_dir() / f"build-{component}.log", cwd=cwd,
+               env=env(tmp), rerun=RERUN)  # fmt: skip
+    if extra is not None:
+        extra(tmp)
     shutil.rmtree(dest.parent, ignore_errors=True)
     tmp.rename(dest.parent)
     return f"built {dest}"
+
+
+def _go_build(component: str, module_dir: str, package: str, dest: Path) -> str:
+    """``go build`` of ``package`` in the tool module ``module_dir`` to ``dest``."""
+    return _go_into(
+        component,
+        dest,
+        lambda tmp: [str(paths.go_bin()), "build", "-trimpath", "-ldflags=-s -w", "-o",
+                     str(tmp / dest.name), package],
+        paths.REPO / module_dir,
+        lambda _tmp: _go_env(),
+    )  # fmt: skip
 
 
 def build_node() -> str:
@@ -121,24 +136,15 @@ def _go_install(
     extra: Callable[[Path], None] | None = None,
     tags: str = "",
 ) -> str:
-    if dest.exists():
-        return f"cached {dest}"
-    tmp = dest.parent.with_name(dest.parent.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    run_logged(
+    return _go_into(
         component,
-        [str(paths.go_bin()), "install", "-trimpath", "-ldflags=-s -w", f"-tags={tags}", package],
-        paths.logs_dir() / f"build-{component}.log",
-        cwd=paths.cache_dir(),
-        env={**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""},
-        rerun=RERUN,
-    )
-    if extra is not None:
-        extra(tmp)
-    shutil.rmtree(dest.parent, ignore_errors=True)
-    tmp.rename(dest.parent)
-    return f"built {dest}"
+        dest,
+        lambda _tmp: [str(paths.go_bin()), "install", "-trimpath", "-ldflags=-s -w",
+                      f"-tags={tags}", package],
+        paths.cache_dir(),
+        lambda tmp: {**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""},
+        extra,
+    )  # fmt: skip
 
 
 KWOK_STAGES = (
