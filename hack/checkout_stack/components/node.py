@@ -299,10 +299,22 @@ class Node:
         for pid in _shims_of(self.socket):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        # the pods' network namespaces (containerd keeps them under its state folder)
-        for mount in sorted((self.dir / "containerd" / "state").glob("**/netns/*")):
-            subprocess.run(["umount", str(mount)], capture_output=True, check=False)
+        # what the kubelet and containerd mounted and no pod teardown unmounted (the pods'
+        # network namespaces, /dev/shm, root filesystems, volumes): deepest first
+        for mount in sorted(_mounts_under(self.dir), key=lambda p: -len(p.parts)):
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
         self.net.delete()
+
+
+def _mounts_under(folder: Path) -> list[Path]:
+    """Mount points of this process's mount namespace inside ``folder``."""
+    prefix = str(folder.resolve()) + "/"
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point.startswith(prefix):
+            points.append(Path(point))
+    return points
 
 
 def _shims_of(socket: Path) -> list[int]:
