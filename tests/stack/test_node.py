@@ -1,7 +1,8 @@
 """A real kubelet (built from the pinned k8s.io/kubernetes) with containerd and runc runs a pod of
 the services image: scheduled by the scheduler, given its own network namespace and an address
-on the node's bridge (CNI), its ConfigMap mounted and its readiness probed by the kubelet,
-restarted by the kubelet when its container is killed.
+on the node's bridge (CNI; its hostPort through the portmap plugin), its ConfigMap mounted (and
+updated when the ConfigMap changes) and its readiness probed by the kubelet, restarted by the
+kubelet when its container is killed.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import pathlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +24,8 @@ from checkout_stack.errors import StackError
 from . import operator_support as sup
 
 pytestmark = pytest.mark.stack
+HOST_PORT = 18080
+"""A hostPort: the node's network namespace is its own, so a fixed port cannot collide."""
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +73,8 @@ def pod_body(namespace: str, image: str) -> dict[str, Any]:
                     "image": image,
                     "imagePullPolicy": "Never",
                     "args": ["psp-sim", "--host", "0.0.0.0", "--port", "8080"],
+                    # on the node's address (the CNI portmap plugin's DNAT)
+                    "ports": [{"containerPort": 8080, "hostPort": HOST_PORT}],
                     # to the pod's own address, from the kubelet in the node's namespace
                     "readinessProbe": {
                         "httpGet": {"path": "/_sim/health", "port": 8080},
@@ -120,6 +126,7 @@ def test_kubelet_runs_a_pod_of_the_services_image(
     assert container["imageID"], container
     cid = container["containerID"].removeprefix("containerd://")
     assert node.http_get(f"http://{st['podIP']}:8080/_sim/health")[0] == 200
+    assert node.http_get(f"http://{node_net.GATEWAY}:{HOST_PORT}/_sim/health")[0] == 200
 
     # the ConfigMap is mounted, the root filesystem is read-only, the user is 10001
     script = (
@@ -131,6 +138,20 @@ def test_kubelet_runs_a_pod_of_the_services_image(
     )
     done = node.ctr("tasks", "exec", "--exec-id", "check", cid, "python3", "-c", script)
     assert done.stdout.split() == ["hello", "10001", "10001", "EROFS"], done.stdout
+
+    # a ConfigMap change reaches the mounted file (what the services' routing follows): how
+    # long, with the node's syncFrequency of 10 s (printed: the real-pod demo's failover needs it)
+    began = time.monotonic()
+    kube.kubectl("-n", ns, "patch", "configmap", "node-test", "--type=merge",
+                 "-p", json.dumps({"data": {"greeting": "changed"}}))  # fmt: skip
+
+    def changed() -> bool:
+        read = "print(open('/etc/checkout-test/greeting').read())"
+        done = node.ctr("tasks", "exec", "--exec-id", "read", cid, "python3", "-c", read)
+        return done.stdout.strip() == "changed"
+
+    sup.wait_for(changed, 90, "the ConfigMap change in the mounted file", log)
+    print(f"ConfigMap change visible in the pod after {time.monotonic() - began:.1f} s")
 
     # the kubelet restarts a killed container (as in a kill-region GameDay)
     node.ctr("tasks", "kill", "--signal", "SIGKILL", cid)
