@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 
 
@@ -30,13 +31,24 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def relay(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    host: str,
+    port: int,
+    sock: socket.socket | None = None,
 ) -> None:
-    """One accepted connection piped to ``host:port`` and back, until either side closes."""
+    """One accepted connection piped to ``host:port`` and back, until either side closes;
+    ``sock``: an unconnected socket to connect with (e.g. one made in another namespace)."""
     try:
-        up_reader, up_writer = await asyncio.open_connection(host, port)
+        if sock is None:
+            up_reader, up_writer = await asyncio.open_connection(host, port)
+        else:
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+            up_reader, up_writer = await asyncio.open_connection(sock=sock)
     except OSError:
         writer.close()
+        if sock is not None:
+            sock.close()
         return
     await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
 

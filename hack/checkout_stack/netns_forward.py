@@ -8,6 +8,12 @@ CoreDNS, and on the bridge's gateway address, for the pods) and connects out fro
 same port numbers on both sides, nothing listening on any of the machine's own addresses.
 
 ``python -m checkout_stack.netns_forward NETNS_PATH ADDR[,ADDR...] PORT...``
+
+The other way (:func:`expose`, what a ``kubectl port-forward`` or a NodePort gives): the
+machine's ``127.0.0.1:<local>`` -> ``<host>:<port>`` inside the node's namespace (a pod or
+ClusterIP address), e.g. a region's entry for the demo's edges and load.
+
+``python -m checkout_stack.netns_forward --expose NETNS_PATH LOCAL_PORT HOST PORT``
 """
 
 from __future__ import annotations
@@ -53,5 +59,24 @@ async def main(path: Path, addrs: list[str], ports: list[int]) -> None:
     await asyncio.gather(*(server.serve_forever() for server in servers))
 
 
+async def expose(path: Path, local: int, host: str, port: int) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, os._exit, 0)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with entered(path):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        await relay(reader, writer, host, port, sock=sock)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", local)
+    print(f"exposing {host}:{port} of {path} at 127.0.0.1:{local}", flush=True)
+    await server.serve_forever()
+
+
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), sys.argv[2].split(","), [int(p) for p in sys.argv[3:]]))
+    if sys.argv[1] == "--expose":
+        ns, local, host, port = sys.argv[2:6]
+        asyncio.run(expose(Path(ns), int(local), host, int(port)))
+    else:
+        addrs, ports = sys.argv[2].split(","), [int(p) for p in sys.argv[3:]]
+        asyncio.run(main(Path(sys.argv[1]), addrs, ports))

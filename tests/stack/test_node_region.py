@@ -6,6 +6,7 @@ control plane whose only node is a real kubelet (containerd, runc; no kwok), and
 - one service reaches another through the address the operator rendered into the region
   ConfigMap (``http://checkout-pricing:8080``: CoreDNS, then the Service's ClusterIP through
   kube-proxy's iptables rules), from inside the orders container;
+- the gateway Service's ClusterIP, exposed on the machine's loopback, answers from outside;
 - a container killed with SIGKILL is restarted by the kubelet and Ready again.
 
 The services reach the machine's PostgreSQL, Redis, Kafka and Temporal at the node's gateway
@@ -181,6 +182,12 @@ def test_region_deployments_run_as_real_pods(cluster: Cluster, tmp_path: pathlib
         cid = orders.removeprefix("containerd://")
         done = node.ctr("tasks", "exec", "--exec-id", "probe", cid, "python3", "-c", PROBE)
         assert done.stdout.split() == ["http://checkout-pricing:8080", "200"], done.stdout
+
+        # the region's entry from the machine (as the demo's edges and load need it): the
+        # gateway Service's ClusterIP exposed on the machine's loopback
+        svc = sup.get(kube, "-n", ns, "service", "checkout-gateway")["spec"]
+        entry = node.expose(svc["clusterIP"], svc["ports"][0]["port"])
+        assert sup.http_get(f"http://127.0.0.1:{entry}/health/ready")
 
         # the kubelet restarts a killed container (a kill-region GameDay kills containers)
         pricing = pods["pricing"]["status"]["containerStatuses"][0]

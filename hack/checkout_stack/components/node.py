@@ -233,6 +233,11 @@ class Node:
         """An OCI archive from `make image` into containerd's CRI namespace."""
         self.ctr("images", "import", "--no-unpack=false", str(archive))
 
+    def expose(self, host: str, port: int) -> int:
+        """``host:port`` inside the node (a pod IP or a Service's ClusterIP) at the returned port
+        of the machine's loopback (:func:`checkout_stack.netns_forward.expose`)."""
+        return self.net.expose(self.procs, host, port)
+
     def http_get(self, url: str, timeout: float = 5) -> tuple[int, str]:
         """GET ``url`` from inside the node's network namespace (a pod or ClusterIP address, as
         the kubelet's probes and kube-proxy see them): status and body."""

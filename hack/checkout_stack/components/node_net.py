@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Final
 
 from checkout_stack import certs, paths
-from checkout_stack.components.kube import ControlPlane, _kubeconfig
+from checkout_stack.components.kube import SERVICE_CIDR, ControlPlane, _kubeconfig
 from checkout_stack.errors import MissingTool
 from checkout_stack.netns import Netns
-from checkout_stack.proc import Proc
+from checkout_stack.proc import Proc, free_port
 
 COMPONENT: Final = "node"
 BRIDGE: Final = "cni0"
@@ -190,6 +190,8 @@ class PodNetwork:
         ns.run("ip", "link", "add", BRIDGE, "type", "bridge")
         ns.run("ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE)
         ns.run("ip", "link", "set", BRIDGE, "up")
+        # the node's own connections to ClusterIPs need a route before kube-proxy's DNAT
+        ns.run("ip", "route", "add", SERVICE_CIDR, "dev", BRIDGE, "src", GATEWAY)
         ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
         # pod -> ClusterIP -> pod on the same bridge: the reply must meet kube-proxy's DNAT
         ns.run("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
@@ -244,6 +246,22 @@ class PodNetwork:
                     fix="read the log above",
                 ).start()
             )
+
+    def expose(self, procs: list[Proc], host: str, port: int) -> int:
+        """``host:port`` of the node's namespace (a pod or ClusterIP address) at a free port of
+        the machine's loopback (returned), for as long as the node runs."""
+        assert self.netns is not None, "create() first"
+        local = free_port()
+        log = self.dir / f"expose-{host}-{port}.log"
+        proc = Proc(
+            f"{COMPONENT}/expose",
+            [sys.executable, "-m", "checkout_stack.netns_forward", "--expose",
+             str(self.netns.path), str(local), host, str(port)],
+            log=log, env={"PYTHONPATH": str(_HACK)}, fix="read the log above",
+        ).start()  # fmt: skip
+        procs.append(proc)
+        proc.wait_ready(lambda: "exposing" in log.read_text(), 30, "listening")
+        return local
 
     def delete(self) -> None:
         if self.netns is not None:
