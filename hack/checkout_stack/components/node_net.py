@@ -21,7 +21,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,6 +266,10 @@ class PodNetwork:
         return local
 
     def delete(self) -> None:
+        """The namespace, and the ``kubernetes`` EndpointSlice that pointed into it."""
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            self.kube.kubectl("-n", "default", "delete", "endpointslice", "kubernetes-node",
+                              "--ignore-not-found", check=False, timeout=10)  # fmt: skip
         if self.netns is not None:
             self.netns.delete()
             self.netns = None
