@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from checkout_services.payments import db, exceptions, keys, refund_ledger, schemas
+from checkout_services.payments import db, exceptions, keys, refund_ledger, release, schemas
 from checkout_services.payments.adapters import base
 from checkout_services.payments.operations import authorize, modify, refund, void
 from checkout_services.payments.service import PaymentsService
@@ -25,6 +25,7 @@ async def reconcile(
         "synced": 0,
         "refunds_resent": 0,
         "refunds_read_back": 0,
+        "released_late": 0,
         "errors": 0,
     }
     # 1. Pending payments nobody is working on (the process died, the client went away).
@@ -125,6 +126,15 @@ async def reconcile(
         except base.PSPError as exc:
             report["errors"] += 1
             log.warning("reconcile: pending refund %s/%s: %s", cid, reference, exc)
+    # 7. Captures the saga gave up on whose outcome came and could not be undone at once.
+    for payment in await release.due(svc, limit):
+        try:
+            report["released_late"] += int(await release.settle(svc, payment) is not None)
+        except exceptions.OperationInProgress:
+            continue
+        except exceptions.PaymentsError as exc:
+            report["errors"] += 1
+            log.warning("reconcile: release %s: %s", payment.checkout_id, exc.detail)
     return schemas.ReconcileReport(**report)
 
 

@@ -10,7 +10,7 @@ import logging
 import random
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -29,6 +29,9 @@ from checkout_services.payments.adapters import base, registry
 from checkout_services.payments.settings import Settings
 
 log = logging.getLogger("checkout_services.payments")
+
+SAGA_WAITS_IN: Final = frozenset({sm.PaymentState.REQUIRES_ACTION, sm.PaymentState.CAPTURE_PENDING})
+"""States the checkout saga waits on: every move out of them is signalled to it."""
 
 
 @dataclasses.dataclass
@@ -205,8 +208,8 @@ class PaymentsService:
         )
         if release and moved is not None and held is not None:
             held.released = True
-        if moved is not None and payment.state == sm.PaymentState.REQUIRES_ACTION:
-            self.shopper_action_moved(moved)
+        if moved is not None and payment.state in SAGA_WAITS_IN:
+            self.tell_saga(moved)
         if moved is None:
             current = await self.get(payment.checkout_id)
             if current.state == target:
@@ -216,8 +219,9 @@ class PaymentsService:
             )
         return moved
 
-    def shopper_action_moved(self, payment: db.Payment) -> None:
-        """The shopper's action ended (or asks for a next one): tell the checkout saga."""
+    def tell_saga(self, payment: db.Payment) -> None:
+        """The shopper's action ended (or asks for a next one), or the provider decided a
+        capture it had accepted: tell the checkout saga."""
         if self.saga is not None:
             waiting = payment.state == sm.PaymentState.REQUIRES_ACTION
             self.saga.moved(
