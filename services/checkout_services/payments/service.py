@@ -60,6 +60,15 @@ class PaymentsService:
         metrics: metrics.Metrics,
     ) -> None:
         self.settings = settings
+        routing_config, self.only_method = routing.by_wire(routing_config)
+        """Providers that take one payment method only (a method carried by a provider API)."""
+        local = routing.simulator_dialect(routing_config)
+        if local:
+            log.warning(
+                "providers %s speak the PSP simulator's local dialect (no real provider API has"
+                " it): give them api: stripe or adyen",
+                ", ".join(local),
+            )
         self.routing = routing_config
         self.repo = repo
         self.idem = idem
@@ -112,6 +121,14 @@ class PaymentsService:
         return self.target_of(
             payment.provider, payment.provider_type, payment.endpoint, payment.account
         )
+
+    def takes(
+        self, target: base.Target, method: str, token: base.PaymentMethodToken | None
+    ) -> bool:
+        """Whether this provider can take the payment (its one method, if it has one, and what
+        the client sent)."""
+        only = self.only_method.get(target.provider)
+        return (only is None or only == method) and self.adapter(target).accepts(method, token)
 
     def breaker_for(self, target: base.Target) -> breaker.CircuitBreaker:
         settings = self.breaker_settings.get(target.provider, config.CircuitBreaker())

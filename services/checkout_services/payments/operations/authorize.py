@@ -50,9 +50,7 @@ async def authorize(svc: PaymentsService, req: schemas.AuthorizeRequest) -> db.P
         if req.payment_method_token is not None
         else None
     )
-    if not any(
-        svc.adapter(base.Target.of(p)).accepts(req.payment_method, token) for p in route.providers
-    ):
+    if not any(svc.takes(base.Target.of(p), req.payment_method, token) for p in route.providers):
         raise exceptions.PaymentMethodRequired(
             f"no provider of route {route.name} can take a {req.payment_method} payment with the "
             "payment_method_token sent (a card needs a Stripe PaymentMethod id or Adyen's "
@@ -386,7 +384,7 @@ async def attempt_provider(
     cid = payment.checkout_id
     adapter = svc.adapter(target)
     token = token_of(payment)
-    if not adapter.accepts(payment.payment_method, token):
+    if not svc.takes(target, payment.payment_method, token):
         return "next"  # the client has no payment method for this provider: not sent
     key = keys.psp_idempotency_key(cid, "authorize", provider.name)
     attempt = await svc.repo.start_attempt(
