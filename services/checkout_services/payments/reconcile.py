@@ -8,7 +8,7 @@ import logging
 
 from checkout_services.payments import db, exceptions, keys, refund_ledger, release, schemas
 from checkout_services.payments.adapters import base
-from checkout_services.payments.operations import authorize, modify, refund, void
+from checkout_services.payments.operations import modify, recovery, refund, void
 from checkout_services.payments.service import PaymentsService
 from checkout_services.payments.state_machine import PaymentState as S
 
@@ -37,7 +37,7 @@ async def reconcile(
                 if current.state != S.PENDING:
                     continue
                 attempts = await svc.repo.attempts(cid, "authorize")
-                settled = await authorize.resolve_open_attempts(svc, current, attempts)
+                settled = await recovery.resolve_open_attempts(svc, current, attempts)
                 if settled.state == S.PENDING:
                     declined = [a for a in attempts if a.status == "declined"]
                     if declined:
@@ -197,7 +197,7 @@ async def stray_payments(
         return found
     reference = attempt.psp_reference
     if reference is None:
-        result = await authorize.replay(
+        result = await recovery.replay(
             svc, attempt, adapter, payment, attempt.psp_idempotency_key, "timeout"
         )
         if result is None or result.psp_reference is None or result.status != "authorized":
