@@ -20,7 +20,6 @@ import pytest
 from openapi_schema_validator import OAS31Validator
 
 import loopback_http
-from checkout_contract import payments as config
 from checkout_services.payments import routing, webhook_schemes
 from checkout_services.payments.adapters import adyen, base, registry
 
@@ -215,28 +214,7 @@ async def test_a_upi_provider_carried_by_adyen_speaks_adyens_checkout_api(
     UPI types (``upi_collect`` with the payer's VPA from the client, ``upi_qr`` without),
     validated like every Adyen request; it takes nothing but UPI."""
     adapter, problems = wire
-    cfg = config.PaymentRoutingConfig.model_validate(
-        {
-            "region": "in",
-            "routes": [
-                {
-                    "name": "shop/upi",
-                    "match": {"paymentMethods": ["upi"]},
-                    "strategy": "priority",
-                    "providers": [
-                        {
-                            "name": "upi-in",
-                            "type": "upi",
-                            "api": "adyen",
-                            "endpoint": f"{sim.url}/eu/adyen",
-                            "account": ACCOUNT,
-                            "credentialsDir": "/unused",
-                        }
-                    ],
-                }
-            ],
-        }
-    )
+    cfg = harness.carried_routing("upi-in", "upi", "adyen", f"{sim.url}/eu/adyen", ACCOUNT)
     wired, only = routing.by_wire(cfg)
     [provider] = wired.routes[0].providers
     built = registry.build(base.Target.of(provider), adapter.credentials, adapter.http)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
+import payments_harness as harness
 import pytest
 
-from checkout_contract import payments as config
 from checkout_services.payments import routing
 from checkout_services.payments.adapters import base, registry, stripe
 from checkout_stack.components.stripe_mock import StripeMock
@@ -194,28 +194,7 @@ async def test_an_ideal_provider_carried_by_stripe_sends_stripes_payment_method_
     """A PSPRoute provider ``type: ideal`` with ``api: stripe`` is a Stripe PaymentIntent with
     ``payment_method_types[]=ideal``, accepted by stripe-mock."""
     adapter, seen = wire
-    cfg = config.PaymentRoutingConfig.model_validate(
-        {
-            "region": "eu",
-            "routes": [
-                {
-                    "name": "shop/ideal",
-                    "match": {"paymentMethods": ["ideal"]},
-                    "strategy": "priority",
-                    "providers": [
-                        {
-                            "name": "ideal-nl",
-                            "type": "ideal",
-                            "api": "stripe",
-                            "endpoint": stripe_mock.url,
-                            "account": "acct_test",
-                            "credentialsDir": "/unused",
-                        }
-                    ],
-                }
-            ],
-        }
-    )
+    cfg = harness.carried_routing("ideal-nl", "ideal", "stripe", stripe_mock.url, "acct_test")
     wired, only = routing.by_wire(cfg)
     [provider] = wired.routes[0].providers
     built = registry.build(base.Target.of(provider), adapter.credentials, adapter.http)
