@@ -138,7 +138,8 @@ async def test_webhook_signature_is_verified(env: Env, client: httpx.AsyncClient
         assert secret not in r.text
     r = await post_signed(client, "upi-in", secret, body)
     assert r.status_code == 200
-    assert r.json()["outcome"] == "ignored"  # no such checkout
+    assert r.json()["outcome"] == "unheld"  # no such checkout here: another region's?
+    assert r.headers["x-checkout-webhook-unheld"] == "1"  # the gateway asks the other regions
     r = await post_signed(client, "no-such-psp", secret, body)
     assert r.status_code == 404
 
@@ -251,6 +252,7 @@ async def test_a_webhook_for_one_provider_never_moves_another_providers_payment(
     r = await post_signed(client, "stripe-eu", secret, body, "Stripe-Signature")
     assert r.status_code == 200, r.text
     assert r.json()["outcome"] == "ignored"
+    assert "x-checkout-webhook-unheld" not in r.headers  # held here: nobody else is asked
     assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "authorized"
 
 

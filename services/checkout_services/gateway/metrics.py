@@ -45,6 +45,13 @@ class GatewayMetrics(metrics.ServiceMetrics):
             ["outcome"],
             registry=self.registry,
         )
+        self.webhook_lookups = Counter(
+            "checkout_gateway_webhook_lookups",
+            "Provider webhooks naming a payment the local payments service does not hold, passed"
+            " to the other regions: held (a peer held it all), nowhere, unanswered (503)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.bot_flags = Counter(
             "checkout_gateway_bot_flags",
             "Requests flagged for bot-like velocity",

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from checkout_services.common import ids
-from checkout_services.gateway import auth, exceptions, schemas
+from checkout_services.gateway import auth, exceptions, schemas, webhooks
 from checkout_services.gateway import service as svc
 from checkout_services.gateway.deps import IdemKey, get_gateway
 
@@ -105,19 +105,21 @@ ProviderPath = Annotated[str, Path(min_length=1, max_length=63, pattern=r"^[a-z0
 @router.post(
     WEBHOOKS,
     tags=["webhooks"],
-    summary="A payment provider's webhook, passed to this region's payments service",
+    summary="A payment provider's webhook, passed to this region's payments service (and to the"
+    " other regions' when it names a payment this region does not hold)",
     response_model=schemas.Passthrough,
 )
 async def provider_webhook(provider: ProviderPath, request: Request) -> Response:
     """Providers send no JWT: the payments service verifies their own signature (Stripe's
     ``Stripe-Signature``, Adyen's HMAC in the body) over the body passed here byte for byte.
-    Rate-limited per provider name like any client."""
+    Rate-limited per provider name like any client. A notification for a payment of another
+    region is passed on there (:mod:`gateway.webhooks`)."""
     gw = get_gateway(request)
     principal = auth.Principal(client_id=f"psp:{provider}", subject=provider)
     raw = await request.body()
     admission = await gw.admit(request, WEBHOOKS, principal, None)
     admission = dataclasses.replace(admission, webhook=True)
-    return await gw.local(request, admission, "payments", WEBHOOKS, raw)
+    return await webhooks.deliver(gw, request, admission, WEBHOOKS, raw)
 
 
 @router.get(

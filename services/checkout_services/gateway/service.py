@@ -42,6 +42,9 @@ ORIGIN_PROBE: Final = "x-checkout-origin-probe"
 """On a forwarded payment-details request: the market's writer holds no such checkout and asks
 this region, one of the market's read regions, whether it does (:meth:`Gateway.details`)."""
 SERVED_BY: Final = "x-checkout-served-by"
+WEBHOOK_UNHELD: Final = "x-checkout-webhook-unheld"
+"""From payments (internal, never passed to the provider): the webhook names a payment that
+region does not hold (:mod:`gateway.webhooks`)."""
 BOT_SUSPECT: Final = "x-checkout-bot-suspect"
 
 # end-to-end request headers worth passing on (everything else is dropped)
@@ -59,6 +62,7 @@ PASS_RESPONSE: Final = frozenset(
         "location",
         "x-checkout-writer",
         SERVED_BY,
+        WEBHOOK_UNHELD,
         "www-authenticate",
     }
 )

@@ -97,6 +97,11 @@ class RoutingTable:
     def gateway_url(self, region: str) -> str | None:
         return self._urls.get(region)
 
+    def regions(self) -> tuple[str, ...]:
+        """Every region of the fleet (with or without a usable gateway URL)."""
+        loaded = self.refresh()
+        return tuple(r.name for r in loaded.regions) if loaded is not None else ()
+
     def markets(self) -> tuple[str, ...]:
         return tuple(self._by_market)
 

@@ -288,10 +288,11 @@ async def provider_webhook(provider: str, request: Request, svc: Service) -> Res
     """Stripe: ``Stripe-Signature``; Adyen: ``additionalData.hmacSignature`` in each item (the
     answer is ``[accepted]``, as Adyen expects); local methods: ``Sim-Signature``."""
     outcome = await webhooks.handle(svc, provider, request.headers, await request.body())
+    held = {webhooks.UNHELD_HEADER: "1"} if webhooks.unheld(outcome) else None
     configured = svc.providers.get(provider)
     if configured is not None and configured.type == "adyen":
-        return PlainTextResponse("[accepted]")
-    return JSONResponse(outcome)
+        return PlainTextResponse("[accepted]", headers=held)
+    return JSONResponse(outcome, headers=held)
 
 
 @router.get("/health/live", summary="Liveness", tags=["health"])

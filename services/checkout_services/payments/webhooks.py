@@ -12,6 +12,13 @@ What each event does (events come from :mod:`webhook_schemes`):
 - voided / void_failed: void_pending -> voided, or back to authorized.
 - refunded / refund_failed: settle the refund they name (:mod:`refund_ledger`): the
   refunded amount grows, or the amount the open refund held is refundable again.
+
+An event about a payment this region does not hold is ``unheld``: not recorded (the region
+that holds the payment records and applies it), and the answer carries :data:`UNHELD_HEADER`
+(still 2xx) so that the gateway passes the delivery on to the other regions' payments (a
+provider has one webhook URL; a checkout may have been paid in another region). A batch
+(Adyen) is unheld when any of its items is: every region applies the items it holds, and a
+region that sees the batch again finds its own items ``duplicate`` (event ids are kept).
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from checkout_services.payments.service import PaymentsService
 from checkout_services.payments.state_machine import PaymentState as S
 
 SIGNATURE_HEADERS = {"stripe": "stripe-signature"}
+UNHELD_HEADER = "x-checkout-webhook-unheld"
+"""On the answer to the gateway (an internal header: the gateway does not pass it to the
+provider): the delivery names a payment this region does not hold."""
 LOCAL_HEADER = "sim-signature"
 
 
@@ -54,6 +64,12 @@ async def handle(
     return outcomes[0] if len(outcomes) == 1 else {"outcome": "batch", "events": outcomes}
 
 
+def unheld(outcome: Mapping[str, Any]) -> bool:
+    """Whether :func:`handle`'s outcome names a payment another region may hold."""
+    events = outcome.get("events") if outcome.get("outcome") == "batch" else [outcome]
+    return any(e.get("outcome") == "unheld" for e in events or [])
+
+
 def same_account(payment: db.Payment, provider: config.Provider) -> bool:
     """A provider's webhook moves only the payments made at that provider account (an
     account's regional endpoints share its webhooks)."""
@@ -63,6 +79,8 @@ def same_account(payment: db.Payment, provider: config.Provider) -> bool:
 async def apply(svc: PaymentsService, provider: config.Provider, event: ws.Event) -> dict[str, Any]:
     if event.account is not None and event.account != provider.account:
         return {"outcome": "ignored"}
+    if event.reference and event.kind is not None and await svc.repo.get(event.reference) is None:
+        return {"outcome": "unheld"}  # not recorded here: the holder's region applies it
     if not await svc.repo.record_webhook(provider.name, event.event_id, "received"):
         return {"outcome": "duplicate"}
     payment = await svc.repo.get(event.reference) if event.reference else None
