@@ -336,3 +336,33 @@ class Fleet:
 
     def charges(self, checkout_id: str) -> list[dict[str, object]]:
         return self.sim.payments(checkout_id)
+
+
+def webhook_edge(workdir: Path, redis_url: str, payments: dict[str, str]) -> list[h.ServiceProc]:
+    """EU's and US's gateways (started), each in front of only its region's payments service
+    (``payments``: region -> URL), one routing file naming both: for tests whose providers'
+    webhooks come in through one region's edge, as deployed (no other service behind them)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    keys = make_keys(workdir)
+    ports = {EU: h.free_port(), US: h.free_port()}
+    routing = workdir / "edge-routing.json"
+    write_atomically(
+        routing, routing_doc({n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, {}, {}, 1)
+    )
+    started: list[h.ServiceProc] = []
+    try:
+        for name, market in ((EU, "DE"), (US, "US")):
+            region = h.region_config({"payments": payments[name]})
+            region.update(region=name, jurisdiction=market if market == "US" else "EU")
+            region["homeMarkets"] = [market]
+            region_file = workdir / f"edge-{name}.json"
+            region_file.write_text(json.dumps(region))
+            # every delivery of a provider is one client: its bucket must take a chaos run
+            limits = {"GATEWAY_CLIENT_RATE": "100000", "GATEWAY_CLIENT_BURST": "100000"}
+            env = gateway_env(keys, region_file, routing, redis_url, **limits)
+            started.append(h.ServiceProc("gateway", workdir, env, port=ports[name]).start())
+    except BaseException:
+        for proc in started:
+            proc.stop()
+        raise
+    return started

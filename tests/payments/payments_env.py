@@ -42,13 +42,7 @@ def new_env(
     creds = harness.make_credentials(workdir / "creds")
     dsn = postgres.create_database(f"pay_{name}_{uuid.uuid4().hex[:8]}")
     port = harness.free_port()
-    webhook_urls = {
-        n: f"http://127.0.0.1:{port}/v1/webhooks/{n}"
-        for n in ("upi-in", "ideal-nl", "pix-br", "adyen-eu", "stripe-eu", "stripe-us")
-    }
-    # One Adyen merchant account (served at two regional endpoints) has one webhook endpoint.
-    webhook_urls["adyen-us"] = webhook_urls["adyen-eu"]
-    harness.register_accounts(sim, creds, webhook_urls)
+    harness.register_accounts(sim, creds, harness.webhook_urls(f"http://127.0.0.1:{port}"))
     routing = harness.routing_config(sim, creds, **routing_kw)  # type: ignore[arg-type]
     proc = harness.payments_proc(
         workdir,

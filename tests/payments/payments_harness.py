@@ -139,6 +139,17 @@ def make_credentials(root: Path) -> Credentials:
     return creds
 
 
+def webhook_urls(base: str) -> dict[str, str]:
+    """Every account's webhook URL at ``base`` (a payments service, or a gateway)."""
+    urls = {
+        n: f"{base}/v1/webhooks/{n}"
+        for n in ("upi-in", "ideal-nl", "pix-br", "adyen-eu", "stripe-eu", "stripe-us")
+    }
+    # One Adyen merchant account (served at two regional endpoints) has one webhook endpoint.
+    urls["adyen-us"] = urls["adyen-eu"]
+    return urls
+
+
 def register_accounts(sim: Sim, creds: Credentials, webhook_urls: dict[str, str]) -> None:
     """Tell the simulator each account's key and secret (the providers' side of the setup)."""
     accounts = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import sys
 import time
 import uuid
 from collections import Counter
@@ -29,6 +30,11 @@ from payments_env import Env, new_env
 
 from checkout_stack.components.postgres import Postgres
 from checkout_stack.components.redis import Redis
+
+for _sub in ("services", "gateway"):  # the gateway harness (the edge the webhooks come in by)
+    if str(Path(__file__).resolve().parents[1] / _sub) not in sys.path:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / _sub))
+import gateway_harness  # noqa: E402
 
 pytestmark = pytest.mark.stack
 
@@ -100,9 +106,19 @@ def regions(
         extra_env=CHAOS_ENV,
     ).start()
     b = Env(sim, a.creds, b_proc, b_dsn, root)
+    # The providers' webhooks come in through region A's gateway (one URL per account, as
+    # deployed); a notification for a payment of region B is passed on there by the gateway.
+    edge = gateway_harness.webhook_edge(
+        root / "edge",
+        redis.url.rsplit("/", 1)[0] + "/8",
+        {gateway_harness.EU: a.url, gateway_harness.US: b.url},
+    )
+    harness.register_accounts(sim, a.creds, harness.webhook_urls(edge[0].url))
     try:
         yield a, b
     finally:
+        for gateway in edge:
+            gateway.stop()
         a.payments.stop()
         b.payments.stop()
 

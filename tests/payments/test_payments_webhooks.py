@@ -138,8 +138,11 @@ async def test_webhook_signature_is_verified(env: Env, client: httpx.AsyncClient
         assert secret not in r.text
     r = await post_signed(client, "upi-in", secret, body)
     assert r.status_code == 200
-    assert r.json()["outcome"] == "unheld"  # no such checkout here: another region's?
+    assert r.json() == {"outcome": "ignored", "held": False}  # no such checkout here
     assert r.headers["x-checkout-webhook-unheld"] == "1"  # the gateway asks the other regions
+    again = await post_signed(client, "upi-in", secret, body)  # redelivered: unheld again
+    assert again.json() == {"outcome": "duplicate", "held": False}
+    assert again.headers["x-checkout-webhook-unheld"] == "1"
     r = await post_signed(client, "no-such-psp", secret, body)
     assert r.status_code == 404
 
@@ -172,6 +175,9 @@ async def test_webhooks_are_idempotent_and_stale_ones_are_ignored(
         r = await post_signed(client, "pix-br", secret, body)
         assert r.status_code == 200, r.text
         result: dict[str, Any] = r.json()
+        # applied here (or a redelivery of it): nobody else is asked; else another region is
+        held = result["outcome"] in ("applied", "duplicate")
+        assert ("x-checkout-webhook-unheld" not in r.headers) == held, (r.headers, result)
         return result
 
     assert (await send("e1", "payment.authorized"))["outcome"] == "applied"
@@ -252,7 +258,8 @@ async def test_a_webhook_for_one_provider_never_moves_another_providers_payment(
     r = await post_signed(client, "stripe-eu", secret, body, "Stripe-Signature")
     assert r.status_code == 200, r.text
     assert r.json()["outcome"] == "ignored"
-    assert "x-checkout-webhook-unheld" not in r.headers  # held here: nobody else is asked
+    # not this region's to apply: another region may hold the checkout's payment at Stripe
+    assert r.headers["x-checkout-webhook-unheld"] == "1"
     assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "authorized"
 
 

@@ -388,6 +388,22 @@ class Repository:
         )
         return row is not None
 
+    async def note_webhook(self, provider: str, event_id: str, outcome: str) -> None:
+        await self.pool.execute(
+            "UPDATE webhook_events SET outcome = $3 WHERE provider = $1 AND event_id = $2",
+            provider,
+            event_id,
+            outcome,
+        )
+
+    async def webhook_outcome(self, provider: str, event_id: str) -> str | None:
+        outcome: str | None = await self.pool.fetchval(
+            "SELECT outcome FROM webhook_events WHERE provider = $1 AND event_id = $2",
+            provider,
+            event_id,
+        )
+        return outcome
+
     async def forget_webhook(self, provider: str, event_id: str) -> None:
         await self.pool.execute(
             "DELETE FROM webhook_events WHERE provider = $1 AND event_id = $2", provider, event_id

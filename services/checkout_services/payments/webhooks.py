@@ -13,12 +13,15 @@ What each event does (events come from :mod:`webhook_schemes`):
 - refunded / refund_failed: settle the refund they name (:mod:`refund_ledger`): the
   refunded amount grows, or the amount the open refund held is refundable again.
 
-An event about a payment this region does not hold is ``unheld``: not recorded (the region
-that holds the payment records and applies it), and the answer carries :data:`UNHELD_HEADER`
-(still 2xx) so that the gateway passes the delivery on to the other regions' payments (a
-provider has one webhook URL; a checkout may have been paid in another region). A batch
-(Adyen) is unheld when any of its items is: every region applies the items it holds, and a
-region that sees the batch again finds its own items ``duplicate`` (event ids are kept).
+A provider has one webhook URL, while a checkout may have been paid in another region (resumed
+there): an event this region cannot apply to a payment of its own - no such payment, a payment
+at another provider or of another attempt (``ignored``), or one whose state the event does not
+move (``stale``) - is marked ``"held": false`` and recorded as :data:`ELSEWHERE`, and the answer
+carries :data:`UNHELD_HEADER` (still 2xx): the gateway passes the delivery on to the other
+regions' payments, each of which applies what it holds (``gateway/webhooks.py``). A redelivery
+of such an event is unheld again (so a delivery the gateway could not pass on, answered 503,
+reaches the holder when the provider retries), and never applied twice here or there: the
+event ids are kept in every region. A batch (Adyen) is unheld when any of its items is.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from checkout_services.payments.state_machine import PaymentState as S
 SIGNATURE_HEADERS = {"stripe": "stripe-signature"}
 UNHELD_HEADER = "x-checkout-webhook-unheld"
 """On the answer to the gateway (an internal header: the gateway does not pass it to the
-provider): the delivery names a payment this region does not hold."""
+provider): the delivery names a payment this region does not hold (see the docstring)."""
+ELSEWHERE = "elsewhere"
+"""The recorded outcome of an event this region could not apply to a payment of its own."""
 LOCAL_HEADER = "sim-signature"
 
 
@@ -67,7 +72,22 @@ async def handle(
 def unheld(outcome: Mapping[str, Any]) -> bool:
     """Whether :func:`handle`'s outcome names a payment another region may hold."""
     events = outcome.get("events") if outcome.get("outcome") == "batch" else [outcome]
-    return any(e.get("outcome") == "unheld" for e in events or [])
+    return any(e.get("held") is False for e in events or [])
+
+
+async def apply(svc: PaymentsService, provider: config.Provider, event: ws.Event) -> dict[str, Any]:
+    """:func:`apply_here`, and whether this region held what the event is about."""
+    if event.account is not None and event.account != provider.account:
+        return {"outcome": "ignored"}  # another merchant account: no region of ours holds it
+    if not await svc.repo.record_webhook(provider.name, event.event_id, "received"):
+        if await svc.repo.webhook_outcome(provider.name, event.event_id) == ELSEWHERE:
+            return {"outcome": "duplicate", "held": False}
+        return {"outcome": "duplicate"}
+    outcome = await apply_here(svc, provider, event)
+    if outcome["outcome"] in ("ignored", "stale") and event.kind is not None:
+        await svc.repo.note_webhook(provider.name, event.event_id, ELSEWHERE)
+        return {**outcome, "held": False}
+    return outcome
 
 
 def same_account(payment: db.Payment, provider: config.Provider) -> bool:
@@ -76,13 +96,10 @@ def same_account(payment: db.Payment, provider: config.Provider) -> bool:
     return (payment.provider_type, payment.account) == (provider.type, provider.account)
 
 
-async def apply(svc: PaymentsService, provider: config.Provider, event: ws.Event) -> dict[str, Any]:
-    if event.account is not None and event.account != provider.account:
-        return {"outcome": "ignored"}
-    if event.reference and event.kind is not None and await svc.repo.get(event.reference) is None:
-        return {"outcome": "unheld"}  # not recorded here: the holder's region applies it
-    if not await svc.repo.record_webhook(provider.name, event.event_id, "received"):
-        return {"outcome": "duplicate"}
+async def apply_here(
+    svc: PaymentsService, provider: config.Provider, event: ws.Event
+) -> dict[str, Any]:
+    """The event applied to this region's payment (recorded by :func:`apply` already)."""
     payment = await svc.repo.get(event.reference) if event.reference else None
     if payment is None or event.kind is None:
         return {"outcome": "ignored"}
