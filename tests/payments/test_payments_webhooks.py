@@ -175,16 +175,29 @@ async def test_webhooks_are_idempotent_and_stale_ones_are_ignored(
         r = await post_signed(client, "pix-br", secret, body)
         assert r.status_code == 200, r.text
         result: dict[str, Any] = r.json()
-        # applied here (or a redelivery of it): nobody else is asked; else another region is
-        held = result["outcome"] in ("applied", "duplicate")
+        # held here: nobody else is asked; else the gateway asks the other regions
+        held = result.get("held") is not False
         assert ("x-checkout-webhook-unheld" not in r.headers) == held, (r.headers, result)
         return result
 
     assert (await send("e1", "payment.authorized"))["outcome"] == "applied"
     assert (await send("e1", "payment.authorized"))["outcome"] == "duplicate"
     assert (await send("e2", "payment.captured"))["outcome"] == "applied"
-    assert (await send("e3", "payment.authorized"))["outcome"] == "stale"  # out of order
+    # out of order: cannot be this payment's, maybe another region's (asked by the gateway)
+    assert await send("e3", "payment.authorized") == {
+        "outcome": "stale",
+        "kind": "authorized",
+        "held": False,
+    }
+    assert (await send("e3", "payment.authorized"))["held"] is False  # redelivered: again
     assert (await send("e4", "payment.voided"))["outcome"] == "stale"  # captured can't be voided
+    # what this payment is already: held here, nobody else asked
+    assert await send("e5", "payment.captured") == {
+        "outcome": "stale",
+        "kind": "captured",
+        "held": True,
+    }
+    assert (await send("e1", "payment.authorized"))["outcome"] == "duplicate"  # applied here
     assert (await client.get(f"/v1/payments/{c}")).json()["state"] == "captured"
 
 

@@ -15,8 +15,8 @@ What each event does (events come from :mod:`webhook_schemes`):
 
 A provider has one webhook URL, while a checkout may have been paid in another region (resumed
 there): an event this region cannot apply to a payment of its own - no such payment, a payment
-at another provider or of another attempt (``ignored``), or one whose state the event does not
-move (``stale``) - is marked ``"held": false`` and recorded as :data:`ELSEWHERE`, and the answer
+at another provider or of another attempt (``ignored``), or one the event cannot move from its
+state (``stale``; not when the payment is in the event's state already) - is marked ``"held": false`` and recorded as :data:`ELSEWHERE`, and the answer
 carries :data:`UNHELD_HEADER` (still 2xx): the gateway passes the delivery on to the other
 regions' payments, each of which applies what it holds (``gateway/webhooks.py``). A redelivery
 of such an event is unheld again (so a delivery the gateway could not pass on, answered 503,
@@ -84,7 +84,7 @@ async def apply(svc: PaymentsService, provider: config.Provider, event: ws.Event
             return {"outcome": "duplicate", "held": False}
         return {"outcome": "duplicate"}
     outcome = await apply_here(svc, provider, event)
-    if outcome["outcome"] in ("ignored", "stale") and event.kind is not None:
+    if outcome["outcome"] in ("ignored", "stale") and "held" not in outcome and event.kind:
         await svc.repo.note_webhook(provider.name, event.event_id, ELSEWHERE)
         return {**outcome, "held": False}
     return outcome
@@ -123,7 +123,9 @@ async def apply_here(
     if move is None:
         return {"outcome": "stale", "kind": event.kind}
     target, fields = move
-    if payment.state == target or not sm.can(payment.state, target):
+    if payment.state == target:  # what the event says is this payment's state already
+        return {"outcome": "stale", "kind": event.kind, "held": True}
+    if not sm.can(payment.state, target):
         return {"outcome": "stale", "kind": event.kind}
     try:
         moved = await svc.move(payment, target, **fields)
