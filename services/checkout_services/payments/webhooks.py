@@ -16,9 +16,10 @@ What each event does (events come from :mod:`webhook_schemes`):
 A provider has one webhook URL, while a checkout may have been paid in another region (resumed
 there): an event this region cannot apply to a payment of its own - no such payment, a payment
 at another provider or of another attempt (``ignored``), or one the event cannot move from its
-state (``stale``; not when the payment is in the event's state already) - is marked ``"held": false`` and recorded as :data:`ELSEWHERE`, and the answer
-carries :data:`UNHELD_HEADER` (still 2xx): the gateway passes the delivery on to the other
-regions' payments, each of which applies what it holds (``gateway/webhooks.py``). A redelivery
+state (``stale``; not when the payment is in the event's state already) - is marked
+``"held": false`` and recorded as :data:`ELSEWHERE`, and the answer carries
+:data:`UNHELD_HEADER` (still 2xx): the gateway passes the delivery on to the other regions'
+payments, each of which applies what it holds (``gateway/webhooks.py``). A redelivery
 of such an event is unheld again (so a delivery the gateway could not pass on, answered 503,
 reaches the holder when the provider retries), and never applied twice here or there: the
 event ids are kept in every region. A batch (Adyen) is unheld when any of its items is.
