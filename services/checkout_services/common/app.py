@@ -17,7 +17,10 @@ def create(
     description: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     service_metrics: metrics.ServiceMetrics,
+    unscanned_prefixes: tuple[str, ...] = (),
 ) -> FastAPI:
+    """``unscanned_prefixes``: paths whose bodies a payment provider signs (webhooks), which the
+    card-number guard does not read (:class:`scrub.RefuseCardNumbers`)."""
     app = FastAPI(
         title=f"checkout {service}",
         version="0.1.0",
@@ -32,6 +35,6 @@ def create(
     app.add_middleware(requestid.RequestIdMiddleware)
     tracing.instrument_app(app)  # nothing when tracing is off
     # outermost: a card number is refused before anything reads, logs, traces or stores it
-    app.add_middleware(scrub.RefuseCardNumbers)
+    app.add_middleware(scrub.RefuseCardNumbers, skip_prefixes=unscanned_prefixes)
     scrub.install_logging()
     return app

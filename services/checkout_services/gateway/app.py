@@ -129,6 +129,9 @@ def create_app(cfg: Settings | None = None, lease_view: leases.LeaseView | None 
         "writes sent to the market's write-primary region.",
         lifespan=lifespan,
         service_metrics=gm,
+        # as at payments: Adyen's 16-digit pspReferences pass the Luhn check one time in ten,
+        # and a refused notification is retried, then dropped, by the provider
+        unscanned_prefixes=("/v1/webhooks/",),
     )
 
     @app.exception_handler(exceptions.GatewayError)
