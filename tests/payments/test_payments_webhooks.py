@@ -331,6 +331,39 @@ async def test_an_asynchronous_capture_failure_then_the_void(
     assert (row["captures"], row["charged"]) == (0, 0)
 
 
+async def test_a_capture_failure_before_the_capture_answer_waits_for_it(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    """Adyen's CAPTURE success=false comes while our capture request has no answer yet (it
+    timed out after Adyen took it): 503, so Adyen delivers it again once the retried capture
+    recorded capture_pending; then it is applied (before: ``stale``, and the payment stayed
+    capture_pending with the authorization open)."""
+    c = cid()
+    env.sim.faults(
+        {"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1},
+        {"kind": "capture_failure", "provider": "adyen", "operation": "capture", "count": 1},
+        {
+            "kind": "timeout_after_charge",
+            "provider": "adyen",
+            "operation": "capture",
+            "count": 1,
+            "latencyMs": 1500,
+        },
+    )
+    assert (await authorize_card(client, c, 2200)).json()["provider"] == "adyen-eu"
+    # Adyen takes the capture and notifies at once, its answer comes after our timeout: the
+    # capture is replayed with the same key (by payments, else by the client's retry)
+    state = ""
+    for _ in range(40):
+        r = await client.post(f"/v1/payments/{c}/capture", json={})
+        if r.status_code == 200:
+            state = r.json()["state"]
+            break
+        await asyncio.sleep(0.1)
+    assert state in ("capture_pending", "capture_failed"), state
+    await wait_state(client, c, "capture_failed")
+
+
 async def test_a_void_while_the_capture_is_pending_refunds_the_late_capture_once(
     env: Env, client: httpx.AsyncClient
 ) -> None:

@@ -5,6 +5,8 @@ What each event does (events come from :mod:`webhook_schemes`):
 
 - authorized / declined: a payment waiting for the shopper (requires_action) is settled.
 - captured: the capture (requested, or an APM that captures on confirmation) is done.
+- capture_failed while our capture request is unanswered (timed out, to be replayed): 503, so
+  the provider delivers it again once the payment is capture_pending.
 - captured / capture_failed out of capture_pending: the orders saga is signalled
   (:meth:`PaymentsService.move`); on capture_failed it compensates and sends
   PAYMENT_CAPTURE_FAILED to its DLQ. An outcome the saga stopped waiting for is undone
@@ -127,6 +129,13 @@ async def apply_here(
     if payment.state == target:  # what the event says is this payment's state already
         return {"outcome": "stale", "kind": event.kind, "held": True}
     if not sm.can(payment.state, target):
+        if event.kind == "capture_failed" and await capturing(svc, payment):
+            # our capture request has not recorded the provider's answer yet (it timed out):
+            # not applied, not remembered, so the redelivery finds it capture_pending
+            await svc.repo.forget_webhook(provider.name, event.event_id)
+            raise exceptions.PaymentNotReady(
+                f"checkout {event.reference!r} is still being captured; deliver again later"
+            )
         return {"outcome": "stale", "kind": event.kind}
     try:
         moved = await svc.move(payment, target, **fields)
@@ -168,6 +177,14 @@ async def settle_pending(
         )
     except exceptions.IllegalTransitionError:
         return None
+
+
+async def capturing(svc: PaymentsService, payment: db.Payment) -> bool:
+    """An authorized payment whose capture request is in flight or its answer unknown."""
+    if payment.state != S.AUTHORIZED:
+        return False
+    attempts = await svc.repo.attempts(payment.checkout_id, "capture")
+    return any(a.status in ("in_flight", "unknown") for a in attempts)
 
 
 def target_of(payment: db.Payment, event: ws.Event) -> tuple[S, dict[str, Any]] | None:
