@@ -13,6 +13,16 @@ topics, by name (:mod:`checkout_contract.classification`: market-scoped topics a
 ``<base>.<MARKET>``). A negative lookahead keeps only the allowed markets, so a market the
 fleet does not know is excluded too (fail closed). Aggregates flow everywhere.
 
+No replay of old rules: a dedicated-mode MM2 keeps each flow's connector and task configs in
+the Connect topic ``mm2-configs.<peer>.internal`` on this region's Kafka, and on start runs the
+stored tasks (the previous topics, policy, residency excludes) before rewriting them from the new
+properties. MM2 4.1 names that topic per flow but takes worker settings per target cluster, so a
+settings hash in its name is not possible (peers would share one topic). The Deployment's init
+container deletes the flows' config topics before MM2 starts (``Recreate``: the old process is
+gone); a settings change changes the pod template's config hash, so it always starts clean.
+Positions (``mm2-offsets.<peer>.internal``), checkpoints and offset-syncs are kept: an allowed
+topic resumes where it stopped (at-least-once, no gap) and group offsets keep translating.
+
 Bootstrap servers are never written into either: they come from env vars filled from the
 Secrets the CheckoutRegion references, read through Kafka's ``EnvVarConfigProvider``
 (``${env:KAFKA_BOOTSTRAP_<ALIAS>}``), so the same properties run unchanged in a test harness
@@ -202,6 +212,55 @@ def properties_configmap(
     )
 
 
+TOPICS_TOOL: Final = "/opt/kafka/bin/kafka-topics.sh"
+TOOL_JVM_OPTS: Final = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true"
+
+
+def config_topic(source: str) -> str:
+    """The Connect config topic of the dedicated-mode flow ``source-><this region>``."""
+    return f"mm2-configs.{source}.internal"
+
+
+def config_topics_regex(region: CheckoutRegion) -> str:
+    """A regex full-matching exactly the config topics of the flows into ``region``."""
+    names = [config_topic(p.region).replace(".", r"\.") for p in region.spec.replication.peers]
+    return "(?:" + "|".join(sorted(names)) + ")"
+
+
+def clear_configs_container(region: CheckoutRegion) -> dict[str, Any]:
+    """Init container: delete the flows' config topics so MM2 starts from its properties only.
+
+    ``$(VAR)`` is expanded by the kubelet from the container's env (no shell in the command)."""
+    tmp_mount = pods.tmp_volume()[1]
+    own = region.spec.region
+    return {
+        "name": "clear-connect-configs",
+        "image": region.spec.replication.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [
+            TOPICS_TOOL,
+            "--bootstrap-server",
+            f"$({bootstrap_env(own)})",
+            "--delete",
+            "--if-exists",
+            "--topic",
+            config_topics_regex(region),
+        ],
+        "env": [
+            pods.env_from_secret(bootstrap_env(own), region.spec.dependencies.kafka),
+            pods.env_value("LOG_DIR", "/tmp/logs"),  # noqa: S108 (an emptyDir in the pod)
+            pods.env_value("KAFKA_HEAP_OPTS", "-Xms32m -Xmx128m"),
+            pods.env_value("KAFKA_JVM_PERFORMANCE_OPTS", TOOL_JVM_OPTS),
+        ],
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "192Mi"},
+            "limits": {"memory": "256Mi"},
+        },
+        "securityContext": pods.container_security_context(),
+        "volumeMounts": [tmp_mount],
+    }
+
+
 def standalone_deployment(
     region: CheckoutRegion, namespace: str, config_hash: str
 ) -> hashing.KubeObject:
@@ -254,6 +313,7 @@ def standalone_deployment(
                         "serviceAccountName": NAME,
                         "automountServiceAccountToken": False,
                         "securityContext": pods.pod_security_context(),
+                        "initContainers": [clear_configs_container(region)],
                         "containers": [container],
                         "volumes": [
                             {"name": "properties", "configMap": {"name": NAME}},
