@@ -260,6 +260,16 @@ async def produce_events(
     return n
 
 
+async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
+    """The offset ``group`` committed for ``tp`` on the cluster (None: none)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        return await consumer.committed(tp)  # type: ignore[no-any-return]
+    finally:
+        await consumer.stop()
+
+
 async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
     """Sum of partition end offsets per topic (0 for a topic that does not exist)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)

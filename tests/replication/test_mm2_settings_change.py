@@ -24,7 +24,6 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +42,6 @@ pytestmark = pytest.mark.stack
 
 SOURCE, TARGET = "us-east-1", "eu-west-1"
 BEFORE, DOWN, AFTER = range(0, 200), range(200, 300), range(300, 400)
-
-
-@pytest.fixture
-def mm2s() -> Iterator[list[MirrorMaker]]:
-    started: list[MirrorMaker] = []
-    yield started
-    for mm in started:
-        mm.stop()
 
 
 def source_region(eu_allowed: bool) -> CheckoutRegion:
@@ -89,15 +80,6 @@ async def produce_all(bootstrap: str, run: str, topics: list[str], seqs: range) 
         assert await fleet_h.produce_events(bootstrap, run, seqs, topic) == len(seqs)
 
 
-async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    await consumer.start()
-    try:
-        return await consumer.committed(tp)  # type: ignore[no-any-return]
-    finally:
-        await consumer.stop()
-
-
 async def commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
     await consumer.start()
@@ -112,10 +94,10 @@ async def wait_translated(
     bootstrap: str, group: str, tp: TopicPartition, above: int, timeout_s: float
 ) -> int | None:
     deadline = time.monotonic() + timeout_s
-    got = await committed(bootstrap, group, tp)
+    got = await fleet_h.committed(bootstrap, group, tp)
     while (got or 0) <= above and time.monotonic() < deadline:
         await asyncio.sleep(2)
-        got = await committed(bootstrap, group, tp)
+        got = await fleet_h.committed(bootstrap, group, tp)
     return got
 
 

@@ -13,15 +13,12 @@ topics, by name (:mod:`checkout_contract.classification`: market-scoped topics a
 ``<base>.<MARKET>``). A negative lookahead keeps only the allowed markets, so a market the
 fleet does not know is excluded too (fail closed). Aggregates flow everywhere.
 
-No replay of old rules: a dedicated-mode MM2 keeps each flow's connector and task configs in
-the Connect topic ``mm2-configs.<peer>.internal`` on this region's Kafka, and on start runs the
-stored tasks (the previous topics, policy, residency excludes) before rewriting them from the new
-properties. MM2 4.1 names that topic per flow but takes worker settings per target cluster, so a
-settings hash in its name is not possible (peers would share one topic). The Deployment's init
-container deletes the flows' config topics before MM2 starts (``Recreate``: the old process is
-gone); a settings change changes the pod template's config hash, so it always starts clean.
-Positions (``mm2-offsets.<peer>.internal``), checkpoints and offset-syncs are kept: an allowed
-topic resumes where it stopped (at-least-once, no gap) and group offsets keep translating.
+No replay of old rules: dedicated-mode MM2 runs the connector and task configs stored in
+``mm2-configs.<peer>.internal`` (the previous topics, policy, residency excludes) before it
+rewrites them, and MM2 4.1 takes that topic's name per target, not per flow (no settings hash in
+it). So the pod's init container deletes the flows' config topics before MM2 starts; a settings
+change changes the pod template's hash, hence a new pod. Positions (``mm2-offsets``), checkpoints
+and offset-syncs stay: allowed topics resume without a gap and group offsets keep translating.
 
 Bootstrap servers are never written into either: they come from env vars filled from the
 Secrets the CheckoutRegion references, read through Kafka's ``EnvVarConfigProvider``
@@ -216,6 +213,15 @@ TOPICS_TOOL: Final = "/opt/kafka/bin/kafka-topics.sh"
 TOOL_JVM_OPTS: Final = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true"
 
 
+def _jvm_env(heap: str, jvm_opts: str) -> list[dict[str, Any]]:
+    """The env of a Kafka image's script: logs in the writable /tmp, heap and JVM flags."""
+    return [
+        pods.env_value("LOG_DIR", "/tmp/logs"),  # noqa: S108 (an emptyDir in the pod)
+        pods.env_value("KAFKA_HEAP_OPTS", heap),
+        pods.env_value("KAFKA_JVM_PERFORMANCE_OPTS", jvm_opts),
+    ]
+
+
 def config_topic(source: str) -> str:
     """The Connect config topic of the dedicated-mode flow ``source-><this region>``."""
     return f"mm2-configs.{source}.internal"
@@ -248,9 +254,7 @@ def clear_configs_container(region: CheckoutRegion) -> dict[str, Any]:
         ],
         "env": [
             pods.env_from_secret(bootstrap_env(own), region.spec.dependencies.kafka),
-            pods.env_value("LOG_DIR", "/tmp/logs"),  # noqa: S108 (an emptyDir in the pod)
-            pods.env_value("KAFKA_HEAP_OPTS", "-Xms32m -Xmx128m"),
-            pods.env_value("KAFKA_JVM_PERFORMANCE_OPTS", TOOL_JVM_OPTS),
+            *_jvm_env("-Xms32m -Xmx128m", TOOL_JVM_OPTS),
         ],
         "resources": {
             "requests": {"cpu": "50m", "memory": "192Mi"},
@@ -279,9 +283,7 @@ def standalone_deployment(
         ],
         "env": [
             *bootstrap_env_vars(region),
-            pods.env_value("LOG_DIR", "/tmp/logs"),  # noqa: S108 (an emptyDir in the pod)
-            pods.env_value("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m"),
-            pods.env_value("KAFKA_JVM_PERFORMANCE_OPTS", JVM_PERFORMANCE_OPTS),
+            *_jvm_env("-Xms256m -Xmx512m", JVM_PERFORMANCE_OPTS),
         ],
         "resources": {
             "requests": {"cpu": "100m", "memory": "512Mi"},
