@@ -81,7 +81,10 @@ async def produce_all(bootstrap: str, run: str, topics: list[str], seqs: range) 
 
 
 async def commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    """Commit ``offset`` for ``group`` (no auto-commit: stopping must not commit a position)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         consumer.assign([tp])
@@ -131,9 +134,10 @@ async def test_settings_change_never_replays_old_rules(
             break
         await asyncio.sleep(2)
     assert got == want, f"v1 did not replicate: {got}; MM2 log {mm2s[0].log}"
+    assert await fleet_h.committed(src, group, upstream) == 150
     before = await wait_translated(dst, group, mirrored, 0, 120)
     assert before is not None, "no translated offset before the change"
-    assert 0 < before <= len(BEFORE), f"v1 translated {before}"
+    assert 0 < before <= 150, f"v1 translated {before} for an upstream offset of 150"
 
     # the change: US keeps its data out of the EU, eu-west-1 stops pulling promo topics
     v2 = [
@@ -148,6 +152,7 @@ async def test_settings_change_never_replays_old_rules(
     mm2s.append(fleet_h.start_mm2(kafka_clusters, v2[0], v2, clusters, tmp_path / "v2"))
     await produce_all(src, run, topics, AFTER)
     await commit(src, group, upstream, len(BEFORE) + len(DOWN) + len(AFTER))
+    assert await fleet_h.committed(src, group, upstream) == len(BEFORE) + len(DOWN) + len(AFTER)
 
     total = len(BEFORE) + len(DOWN) + len(AFTER)
     deadline = time.monotonic() + 180
