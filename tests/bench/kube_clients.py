@@ -140,16 +140,15 @@ class Lightkube(Ops):
     async def get_cr(self, ns: str, name: str) -> None:
         await self.c.get(self.Region, name, namespace=ns)
 
-    async def patch_status(self, ns: str, name: str, i: int) -> None:
+    async def _merge(self, res: Any, ns: str, name: str, body: dict[str, Any]) -> str:
         from lightkube.types import PatchType
 
-        await self.c.patch(
-            self.Region.Status,
-            name,
-            {"status": {"observedGeneration": i}},
-            namespace=ns,
-            patch_type=PatchType.MERGE,
-        )
+        obj = await self.c.patch(res, name, body, namespace=ns, patch_type=PatchType.MERGE)
+        assert obj.metadata is not None
+        return str(obj.metadata.resourceVersion)
+
+    async def patch_status(self, ns: str, name: str, i: int) -> None:
+        await self._merge(self.Region.Status, ns, name, {"status": {"observedGeneration": i}})
 
     async def read_lease_rv(self, ns: str, name: str) -> str:
         obj = await self.c.get(self.Lease, name, namespace=ns)
@@ -157,13 +156,7 @@ class Lightkube(Ops):
         return str(obj.metadata.resourceVersion)
 
     async def patch_lease(self, ns: str, name: str, rv: str, i: int) -> str:
-        from lightkube.types import PatchType
-
-        obj = await self.c.patch(
-            self.Lease, name, lease_patch(rv, i), namespace=ns, patch_type=PatchType.MERGE
-        )
-        assert obj.metadata is not None
-        return str(obj.metadata.resourceVersion)
+        return await self._merge(self.Lease, ns, name, lease_patch(rv, i))
 
     async def list_watch(self, ns: str, name: str, i: int) -> str:
         # lightkube's list() is an iterator over items: the list's own resourceVersion is not
@@ -197,42 +190,40 @@ class Kr8s(Ops):
     async def close(self) -> None:
         pass
 
+    async def _call(
+        self, method: str, api: str, ns: str, url: str, body: dict[str, Any] | None = None
+    ) -> Any:
+        """kr8s's raw call (its objects have no status subresource nor a compare-and-swap
+        merge patch): the JSON answer."""
+        extra: dict[str, Any] = {"params": {"labelSelector": f"{FLEET_LABEL}=bench"}}
+        if body is not None:
+            extra = {
+                "headers": {"Content-Type": "application/merge-patch+json"},
+                "data": json.dumps(body),
+            }
+        async with self.api.call_api(
+            method, version=api, base="/apis", namespace=ns, url=url, **extra
+        ) as r:
+            return r.json()
+
     async def get_cr(self, ns: str, name: str) -> None:
-        async with self.api.call_api("GET", version=f"{GROUP}/{VERSION}", base="/apis",
-                                     namespace=ns, url=f"{PLURAL}/{name}") as r:  # fmt: skip
-            r.json()
+        await self._call("GET", f"{GROUP}/{VERSION}", ns, f"{PLURAL}/{name}")
 
     async def patch_status(self, ns: str, name: str, i: int) -> None:
-        async with self.api.call_api(
-            "PATCH", version=f"{GROUP}/{VERSION}", base="/apis", namespace=ns,
-            url=f"{PLURAL}/{name}/status",
-            headers={"Content-Type": "application/merge-patch+json"},
-            data=json.dumps({"status": {"observedGeneration": i}}),
-        ) as r:  # fmt: skip
-            r.json()
+        body = {"status": {"observedGeneration": i}}
+        await self._call("PATCH", f"{GROUP}/{VERSION}", ns, f"{PLURAL}/{name}/status", body)
 
     async def read_lease_rv(self, ns: str, name: str) -> str:
-        async with self.api.call_api(
-            "GET", version="coordination.k8s.io/v1", base="/apis", namespace=ns,
-            url=f"leases/{name}",
-        ) as r:  # fmt: skip
-            return str(r.json()["metadata"]["resourceVersion"])
+        lease = await self._call("GET", "coordination.k8s.io/v1", ns, f"leases/{name}")
+        return str(lease["metadata"]["resourceVersion"])
 
     async def patch_lease(self, ns: str, name: str, rv: str, i: int) -> str:
-        async with self.api.call_api(
-            "PATCH", version="coordination.k8s.io/v1", base="/apis", namespace=ns,
-            url=f"leases/{name}",
-            headers={"Content-Type": "application/merge-patch+json"},
-            data=json.dumps(lease_patch(rv, i)),
-        ) as r:  # fmt: skip
-            return str(r.json()["metadata"]["resourceVersion"])
+        body = lease_patch(rv, i)
+        lease = await self._call("PATCH", "coordination.k8s.io/v1", ns, f"leases/{name}", body)
+        return str(lease["metadata"]["resourceVersion"])
 
     async def list_watch(self, ns: str, name: str, i: int) -> str:
-        async with self.api.call_api(
-            "GET", version="coordination.k8s.io/v1", base="/apis", namespace=ns, url="leases",
-            params={"labelSelector": f"{FLEET_LABEL}=bench"},
-        ) as r:  # fmt: skip
-            body = r.json()
+        body = await self._call("GET", "coordination.k8s.io/v1", ns, "leases")
         rv = str(body["metadata"]["resourceVersion"])
         want = await self.patch_lease(
             ns, name, str(body["items"][0]["metadata"]["resourceVersion"]), i

@@ -19,7 +19,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from checkout_contract.lease import FENCED_ACK, KEEPER, WriteLease, valid_until
 from checkout_contract.timeutil import micro_time
@@ -183,7 +182,9 @@ class LeaseKeeper:
         (:func:`holder.siblings_busy`)."""
         return holder.siblings_busy(lease, self.key, self.wall() if now is None else now, self.skew)
 
-    async def _patch(self, lease: WriteLease, notes: dict[str, str | None], renew: bool) -> Any:
+    async def _patch(
+        self, lease: WriteLease, notes: dict[str, str | None], renew: bool
+    ) -> WriteLease:
         obj = json.loads(json.dumps(lease.raw))
         # only what this keeper changes (its keys, maybe renewTime), at the read resourceVersion
         obj["metadata"]["annotations"] = notes
@@ -192,6 +193,21 @@ class LeaseKeeper:
         else:
             obj["spec"] = {}
         return await self.store.replace(obj)
+
+    async def _write(
+        self, lease: WriteLease, notes: dict[str, str | None], *, renew: bool, what: str
+    ) -> WriteLease | None:
+        """:meth:`_patch`, or None (counted and logged) when the store failed; a lost
+        compare-and-swap (:class:`Conflict`) goes up to :meth:`_keep_retrying`."""
+        try:
+            written = await self._patch(lease, notes, renew)
+        except Conflict:
+            raise
+        except LeaseStoreError as exc:
+            self.errors += 1
+            log.warning("%s of %s failed: %s", what, lease.market, exc)
+            return None
+        return written
 
     async def _keep(self, lease: WriteLease, started: float) -> None:
         held = self.held.get(lease.market)
@@ -216,22 +232,13 @@ class LeaseKeeper:
                 notes[FENCED_ACK] = str(lease.epoch)
             elif not busy and mine is not None and mine.stopped == lease.epoch:
                 return  # already said so; waiting for the siblings (or for nothing)
-            try:
-                self.seen[lease.market] = await self._patch(lease, notes, renew=bool(busy))
-                self._remember(self.seen[lease.market])
-            except Conflict:
-                raise
-            except LeaseStoreError as exc:
-                self.errors += 1
-                log.warning("fencing ack of %s failed: %s", lease.market, exc)
+            written = await self._write(lease, notes, renew=bool(busy), what="fencing ack")
+            if written is not None:
+                self.seen[lease.market] = written
+                self._remember(written)
             return
-        try:
-            renewed = await self._patch(lease, self._record(lease, now, 0), renew=True)
-        except Conflict:
-            raise
-        except LeaseStoreError as exc:
-            self.errors += 1
-            log.warning("renewal of %s failed: %s", lease.market, exc)
+        renewed = await self._write(lease, self._record(lease, now, 0), renew=True, what="renewal")
+        if renewed is None:
             return
         self.renewals += 1
         self.seen[lease.market] = renewed
