@@ -10,17 +10,24 @@ time, CPU and peak RSS are its own. Per client, N times each, against a real kub
   the keeper's renewal: one annotation and ``spec.renewTime``);
 * ``list_watch``: LIST the fleet's Leases by label, patch the Lease, WATCH from the list's
   resourceVersion (with ``allowWatchBookmarks`` where the client can send it) until the
-  MODIFIED event of that patch arrives: an informer's start plus one event.
+  MODIFIED event of that patch arrives, then close the watch (its connection cannot be kept:
+  the server has not ended the response): an informer's start plus one event.
 
 Prints one JSON line: import seconds, latencies (ms) per operation, CPU seconds, peak RSS,
-wall time, and what the client could not do as asked (``notes``).
+wall time, and what the client could not do as asked (``notes``). With
+``KUBE_CLIENT_BENCH_PROFILE=<client>`` that client's loop runs under cProfile (its top functions
+by own time go to stderr; the figures then include the profiler's cost).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import cProfile
 import datetime
 import json
+import os
+import pstats
 import resource
 import sys
 import time
@@ -109,11 +116,13 @@ class Ours(Ops):
         lease_api = "coordination.k8s.io/v1"
         items, rv = await self.c.list_versioned(lease_api, "Lease", ns, {FLEET_LABEL: "bench"})
         want = await self.patch_lease(ns, name, str(items[0]["metadata"]["resourceVersion"]), i)
-        async for type_, obj in self.c.watch(
+        events = self.c.watch(
             lease_api, "Lease", ns, {FLEET_LABEL: "bench"}, timeout_seconds=10, resource_version=rv
-        ):
-            if type_ == "MODIFIED" and obj["metadata"]["resourceVersion"] == want:
-                return want
+        )
+        async with contextlib.aclosing(events):
+            async for type_, obj in events:
+                if type_ == "MODIFIED" and obj["metadata"]["resourceVersion"] == want:
+                    return want
         raise RuntimeError("watch ended before the patch's event")
 
 
@@ -166,12 +175,14 @@ class Lightkube(Ops):
         ]
         rv = max((str(x.metadata.resourceVersion) for x in items if x.metadata), key=int)
         want = await self.patch_lease(ns, name, rv, i)
-        async for type_, obj in self.c.watch(
+        events = self.c.watch(
             self.Lease, namespace=ns, labels={FLEET_LABEL: "bench"}, resource_version=rv,
             server_timeout=10,
-        ):  # fmt: skip
-            if type_ == "MODIFIED" and obj.metadata and obj.metadata.resourceVersion == want:
-                return want
+        )  # fmt: skip
+        async with contextlib.aclosing(events):
+            async for type_, obj in events:
+                if type_ == "MODIFIED" and obj.metadata and obj.metadata.resourceVersion == want:
+                    return want
         raise RuntimeError("watch ended before the patch's event")
 
 
@@ -228,12 +239,14 @@ class Kr8s(Ops):
         want = await self.patch_lease(
             ns, name, str(body["items"][0]["metadata"]["resourceVersion"]), i
         )
-        async for type_, obj in self.api.async_watch(
+        events = self.api.async_watch(
             "leases.coordination.k8s.io", namespace=ns,
             label_selector={FLEET_LABEL: "bench"}, since=rv,
-        ):  # fmt: skip
-            if type_ == "MODIFIED" and obj.metadata.resourceVersion == want:
-                return want
+        )  # fmt: skip
+        async with contextlib.aclosing(events):
+            async for type_, obj in events:
+                if type_ == "MODIFIED" and obj.metadata.resourceVersion == want:
+                    return want
         raise RuntimeError("watch ended before the patch's event")
 
 
@@ -325,6 +338,10 @@ async def main(which: str, kubeconfig: str, ns: str, region: str, lease: str, n:
         # one warm-up round (connections, discovery), not counted
         await ops.get_cr(ns, region)
         rv = await ops.read_lease_rv(ns, lease)
+        profiled = os.environ.get("KUBE_CLIENT_BENCH_PROFILE") == which
+        profile = cProfile.Profile() if profiled else None
+        if profile is not None:
+            profile.enable()
         cpu0, wall0 = cpu_now(), time.perf_counter()
         for i in range(n):
             await timed(lat["get_cr"], ops.get_cr(ns, region))
@@ -332,6 +349,9 @@ async def main(which: str, kubeconfig: str, ns: str, region: str, lease: str, n:
             rv = await timed(lat["patch_lease"], ops.patch_lease(ns, lease, rv, i))
             rv = await timed(lat["list_watch"], ops.list_watch(ns, lease, i))
         cpu, wall = cpu_now() - cpu0, time.perf_counter() - wall0
+        if profile is not None:
+            profile.disable()
+            pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(25)
     finally:
         await ops.close()
     print(json.dumps({
