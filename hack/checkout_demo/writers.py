@@ -76,7 +76,7 @@ class Published:
             data = api.configmap(cluster.region_namespace(name), ROUTING_CONFIGMAP)
             if data and "routing.json" in data:
                 rendered = json.loads(data["routing.json"])
-                self._record_routing(t, name, rendered)
+                self.record_routing(t, name, rendered)
                 if routing is None or name not in self.down:
                     routing = rendered
         if routing is not None:
@@ -99,7 +99,7 @@ class Published:
             self.messages[market] = message
         self.source = source or self.source
 
-    def _record_routing(self, t: float, region: str, rendered: dict[str, Any]) -> None:
+    def record_routing(self, t: float, region: str, rendered: dict[str, Any]) -> None:
         """What each region's services follow: the routing ConfigMap rendered into the region
         (the write guard and the gateway read it), apart from the operator's status."""
         for m in rendered.get("markets") or ():
