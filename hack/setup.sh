@@ -11,8 +11,10 @@ apt_packages+=(chromium)
 # the images (`make image`): podman/buildah with runc (crun fails on hybrid cgroups), a base
 # root filesystem from Debian packages (mmdebstrap), slirp4netns for pods' own network namespaces
 apt_packages+=(podman buildah mmdebstrap runc slirp4netns)
-# a real node for the stack: containerd (CRI v1) + runc; catatonit is the pod sandbox image
-apt_packages+=(containerd catatonit)
+# a real node for the stack: containerd (CRI v1) + runc; catatonit is the pod sandbox image;
+# pod networking: the CNI plugins (bridge, host-local, loopback, portmap), iptables (kube-proxy,
+# portmap), iproute2 (`ip netns`, the node's bridge), util-linux (nsenter)
+apt_packages+=(containerd catatonit containernetworking-plugins iptables iproute2 util-linux)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -84,6 +84,51 @@ def build_kubernetes() -> str:
     return f"built {', '.join(paths.K8S_BINARIES)} into {dest}"
 
 
+def _go_into(
+    component: str,
+    dest: Path,
+    argv: Callable[[Path], list[str]],
+    cwd: Path,
+    env: Callable[[Path], dict[str, str]],
+    extra: Callable[[Path], None] | None = None,
+) -> str:
+    """Run the go command ``argv(tmp)`` that writes ``dest``'s binary into a fresh ``tmp``
+    folder, then make ``tmp`` ``dest``'s folder (nothing half-built is ever at ``dest``)."""
+    if dest.exists():
+        return f"cached {dest}"
+    tmp = dest.parent.with_name(dest.parent.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    run_logged(component, argv(tmp), paths.logs_dir() / f"build-{component}.log", cwd=cwd,
+               env=env(tmp), rerun=RERUN)  # fmt: skip
+    if extra is not None:
+        extra(tmp)
+    shutil.rmtree(dest.parent, ignore_errors=True)
+    tmp.rename(dest.parent)
+    return f"built {dest}"
+
+
+def _go_build(component: str, module_dir: str, package: str, dest: Path) -> str:
+    """``go build`` of ``package`` in the tool module ``module_dir`` to ``dest``."""
+    return _go_into(
+        component,
+        dest,
+        lambda tmp: [str(paths.go_bin()), "build", "-trimpath", "-ldflags=-s -w", "-o",
+                     str(tmp / dest.name), package],
+        paths.REPO / module_dir,
+        lambda _tmp: _go_env(),
+    )  # fmt: skip
+
+
+def build_node() -> str:
+    """The real node's kube-proxy (same module as the control plane: its compile is shared)
+    and CoreDNS (only the plugins the node uses)."""
+    proxy = _go_build("kube-proxy", versions.K8S_TOOLS_MODULE_DIR,
+                      "k8s.io/kubernetes/cmd/kube-proxy", paths.kube_proxy_bin())  # fmt: skip
+    dns = _go_build("coredns", versions.COREDNS_MODULE_DIR, ".", paths.coredns_bin())
+    return f"{proxy}; {dns}"
+
+
 def _go_install(
     component: str,
     package: str,
@@ -91,24 +136,15 @@ def _go_install(
     extra: Callable[[Path], None] | None = None,
     tags: str = "",
 ) -> str:
-    if dest.exists():
-        return f"cached {dest}"
-    tmp = dest.parent.with_name(dest.parent.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    run_logged(
+    return _go_into(
         component,
-        [str(paths.go_bin()), "install", "-trimpath", "-ldflags=-s -w", f"-tags={tags}", package],
-        paths.logs_dir() / f"build-{component}.log",
-        cwd=paths.cache_dir(),
-        env={**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""},
-        rerun=RERUN,
-    )
-    if extra is not None:
-        extra(tmp)
-    shutil.rmtree(dest.parent, ignore_errors=True)
-    tmp.rename(dest.parent)
-    return f"built {dest}"
+        dest,
+        lambda _tmp: [str(paths.go_bin()), "install", "-trimpath", "-ldflags=-s -w",
+                      f"-tags={tags}", package],
+        paths.cache_dir(),
+        lambda tmp: {**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""},
+        extra,
+    )  # fmt: skip
 
 
 KWOK_STAGES = (
@@ -208,6 +244,7 @@ STEPS: dict[str, Callable[[], str]] = {
     "kafka": fetch_kafka,
     "temporal": check_temporal,
     "kubernetes": build_kubernetes,
+    "node": build_node,
     "kwok": build_kwok,
     "helm": build_helm,
     "stripe-mock": build_stripe_mock,
@@ -231,6 +268,7 @@ def outputs() -> dict[str, list[Path]]:
         ],
         "temporal": [paths.venv_bin("temporal")],
         "kubernetes": [k8s / name for name in paths.K8S_BINARIES],
+        "node": [paths.kube_proxy_bin(), paths.coredns_bin()],
         "kwok": [paths.kwok_bin(), paths.kwok_stages()],
         "helm": [paths.helm_bin()],
         "stripe-mock": [paths.stripe_mock_bin()],

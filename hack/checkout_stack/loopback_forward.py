@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 
 
@@ -29,14 +30,32 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.close()
 
 
+async def relay(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    host: str,
+    port: int,
+    sock: socket.socket | None = None,
+) -> None:
+    """One accepted connection piped to ``host:port`` and back, until either side closes;
+    ``sock``: an unconnected socket to connect with (e.g. one made in another namespace)."""
+    try:
+        if sock is None:
+            up_reader, up_writer = await asyncio.open_connection(host, port)
+        else:
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+            up_reader, up_writer = await asyncio.open_connection(sock=sock)
+    except OSError:
+        writer.close()
+        if sock is not None:
+            sock.close()
+        return
+    await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+
 async def _serve(host: str, port: int) -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(host, port)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await relay(reader, writer, host, port)
 
     return await asyncio.start_server(handle, "127.0.0.1", port)
 

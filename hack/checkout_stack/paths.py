@@ -73,6 +73,16 @@ def kubelet_bin() -> Path:
     return built_k8s_dir() / "kubelet"
 
 
+def kube_proxy_bin() -> Path:
+    """kube-proxy of the real node: the pinned k8s.io/kubernetes (its own folder, so that adding
+    it did not invalidate the control plane's)."""
+    return cache_dir() / "bin" / f"kube-proxy-{versions.KUBERNETES}" / "kube-proxy"
+
+
+def coredns_bin() -> Path:
+    return cache_dir() / "bin" / f"coredns-{versions.COREDNS}" / "coredns"
+
+
 def kwok_bin() -> Path:
     return cache_dir() / "bin" / f"kwok-{versions.KWOK}" / "kwok"
 

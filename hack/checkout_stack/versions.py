@@ -11,6 +11,9 @@ from __future__ import annotations
 KUBERNETES = "v1.35.4"
 # etcd server, built in the same `go build` as Kubernetes: the version k8s.io/kubernetes requires.
 ETCD = "v3.6.5"
+# CoreDNS, the real node's cluster DNS: the Go module github.com/coredns/coredns built with only
+# the plugins it uses (hack/tools/coredns/main.go).
+COREDNS = "v1.15.0"
 # kwok: simulated nodes and pod lifecycle.
 KWOK = "v0.8.0"
 # helm v3 CLI.
@@ -33,3 +36,4 @@ STRIPE_API_VERSION = "2026-08-26.dahlia"
 POSTGRES_MAJOR = "15"
 
 K8S_TOOLS_MODULE_DIR = "hack/tools/k8s"
+COREDNS_MODULE_DIR = "hack/tools/coredns"

@@ -171,7 +171,9 @@ async def test_card_payment_and_its_modifications_match_the_descriptions(
     assert problems == []
     sent = await notifications(2)
     codes = [n["notificationItems"][0]["NotificationRequestItem"]["eventCode"] for n in sent]
-    assert codes == ["CAPTURE", "REFUND"]
+    # Adyen does not promise delivery order (each webhook is sent on its own), nor does the
+    # simulator: a loaded CI run delivered REFUND first.
+    assert sorted(codes) == ["CAPTURE", "REFUND"]
     for n in sent:
         # Adyen documents additionalData.hmacSignature (the signature) but its Webhooks
         # description's NotificationAdditionalData does not list it (and allows nothing

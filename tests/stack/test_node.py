@@ -1,24 +1,31 @@
 """A real kubelet (built from the pinned k8s.io/kubernetes) with containerd and runc runs a pod of
-the services image: scheduled by the scheduler, its ConfigMap mounted and its readiness probed by
-the kubelet, restarted by the kubelet when its container is killed.
+the services image: scheduled by the scheduler, given its own network namespace and an address
+on the node's bridge (CNI; its hostPort through the portmap plugin), its ConfigMap mounted (and
+updated when the ConfigMap changes) and its readiness probed by the kubelet, restarted by the
+kubelet when its container is killed.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import pathlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from checkout_stack import images
+from checkout_stack.components import node_net
 from checkout_stack.components.node import TAINT, Node
 from checkout_stack.errors import StackError
 
 from . import operator_support as sup
 
 pytestmark = pytest.mark.stack
+HOST_PORT = 18080
+"""A hostPort: the node's network namespace is its own, so a fixed port cannot collide."""
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +51,12 @@ def node(
     real.stop()
 
 
-def pod_body(namespace: str, image: str, port: int) -> dict[str, Any]:
+def pod_body(namespace: str, image: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "psp-sim", "namespace": namespace},
         "spec": {
-            "hostNetwork": True,
             "automountServiceAccountToken": False,
             "nodeSelector": {"kubernetes.io/hostname": "node-0"},
             "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
@@ -66,10 +72,12 @@ def pod_body(namespace: str, image: str, port: int) -> dict[str, Any]:
                     "name": "psp-sim",
                     "image": image,
                     "imagePullPolicy": "Never",
-                    "args": ["psp-sim", "--host", "127.0.0.1", "--port", str(port)],
+                    "args": ["psp-sim", "--host", "0.0.0.0", "--port", "8080"],
+                    # on the node's address (the CNI portmap plugin's DNAT)
+                    "ports": [{"containerPort": 8080, "hostPort": HOST_PORT}],
+                    # to the pod's own address, from the kubelet in the node's namespace
                     "readinessProbe": {
-                        # the node's address is the machine's; the pod listens on loopback only
-                        "httpGet": {"host": "127.0.0.1", "path": "/_sim/health", "port": port},
+                        "httpGet": {"path": "/_sim/health", "port": 8080},
                         "periodSeconds": 2,
                     },
                     "securityContext": {
@@ -108,15 +116,17 @@ def test_kubelet_runs_a_pod_of_the_services_image(
     ns = sup.unique("node")
     kube.kubectl("create", "namespace", ns)
     kube.kubectl("-n", ns, "create", "configmap", "node-test", "--from-literal=greeting=hello")
-    port = sup.free_port()
-    sup.apply_yaml(kube, pod_body(ns, services_image, port))
+    sup.apply_yaml(kube, pod_body(ns, services_image))
     log = node.dir / "kubelet.log"
     st = sup.wait_for(lambda: _ready(kube, ns), 180, "pod Ready (kubelet readiness probe)", log)
-    assert st["podIP"] == st["hostIP"]  # host network
+    # its own network namespace, an address of the node's pod range (CNI bridge + host-local)
+    assert ipaddress.ip_address(st["podIP"]) in ipaddress.ip_network(node_net.POD_CIDR), st
+    assert st["hostIP"] == node_net.GATEWAY
     (container,) = st["containerStatuses"]
     assert container["imageID"], container
     cid = container["containerID"].removeprefix("containerd://")
-    assert sup.http_get(f"http://127.0.0.1:{port}/_sim/health")
+    assert node.http_get(f"http://{st['podIP']}:8080/_sim/health")[0] == 200
+    assert node.http_get(f"http://{node_net.GATEWAY}:{HOST_PORT}/_sim/health")[0] == 200
 
     # the ConfigMap is mounted, the root filesystem is read-only, the user is 10001
     script = (
@@ -128,6 +138,20 @@ def test_kubelet_runs_a_pod_of_the_services_image(
     )
     done = node.ctr("tasks", "exec", "--exec-id", "check", cid, "python3", "-c", script)
     assert done.stdout.split() == ["hello", "10001", "10001", "EROFS"], done.stdout
+
+    # a ConfigMap change reaches the mounted file (what the services' routing follows): how
+    # long, with the node's syncFrequency of 10 s (printed: the real-pod demo's failover needs it)
+    began = time.monotonic()
+    kube.kubectl("-n", ns, "patch", "configmap", "node-test", "--type=merge",
+                 "-p", json.dumps({"data": {"greeting": "changed"}}))  # fmt: skip
+
+    def changed() -> bool:
+        read = "print(open('/etc/checkout-test/greeting').read())"
+        done = node.ctr("tasks", "exec", "--exec-id", "read", cid, "python3", "-c", read)
+        return done.stdout.strip() == "changed"
+
+    sup.wait_for(changed, 90, "the ConfigMap change in the mounted file", log)
+    print(f"ConfigMap change visible in the pod after {time.monotonic() - began:.1f} s")
 
     # the kubelet restarts a killed container (as in a kill-region GameDay)
     node.ctr("tasks", "kill", "--signal", "SIGKILL", cid)

@@ -105,11 +105,20 @@ class KafkaCluster:
     auto_create_topics: bool = True
     """``auto.create.topics.enable``: False makes a producer to a missing topic fail, as on a
     production cluster, so tests show that the services create their topics themselves."""
+    pod_address: str = ""
+    """Set: a second listener (``PODS``) for clients in a real node's pods, bound on loopback at
+    ``pod_port`` (the node forwards it) and advertised as ``pod_address:pod_port``, where the
+    pods reach it; the loopback listener keeps advertising ``127.0.0.1``."""
+    pod_port: int = 0
     procs: list[Proc] = field(default_factory=list)
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def pod_bootstrap(self) -> str:
+        return f"{self.pod_address}:{self.pod_port}"
 
     @property
     def log(self) -> Path:
@@ -119,6 +128,12 @@ class KafkaCluster:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.controller_port = self.controller_port or free_port()
+        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        advertised = list(listeners)
+        if self.pod_address:
+            self.pod_port = self.pod_port or free_port()
+            listeners.append(f"PODS://127.0.0.1:{self.pod_port}")
+            advertised.append(f"PODS://{self.pod_bootstrap}")
         props = self.dir / "server.properties"
         props.write_text(
             "\n".join(
@@ -126,12 +141,13 @@ class KafkaCluster:
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"listeners={','.join(listeners)},"
                     f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    f"advertised.listeners={','.join(advertised)}",
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    "listener.security.protocol.map="
+                    "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PODS:PLAINTEXT",
                     f"log.dirs={self.dir / 'data'}",
                     "num.partitions=1",
                     "offsets.topic.replication.factor=1",

@@ -4,9 +4,10 @@ Everything lives under the node's folder: containerd's root, state and socket, t
 root dir, its config and client certificate (``system:node:<name>``, signed by the control
 plane's CA). Suited to this machine's hybrid cgroups: cgroupfs driver, ``failCgroupV1: false``
 (Kubernetes 1.35 refuses cgroup v1 otherwise), no QoS cgroup tree, no node-allocatable
-enforcement, eviction off (a shared disk must not taint the node). Pods run in the host network
-(``hostNetwork: true``); a loopback-only CNI config makes the runtime report its network ready.
-The pod sandbox ("pause") image is made locally from Debian's static ``catatonit``.
+enforcement, eviction off (a shared disk must not taint the node). The node runs in a network
+namespace of its own, where pods get addresses on a bridge, Services work through kube-proxy and
+cluster DNS through CoreDNS (:mod:`node_net`). The pod sandbox ("pause") image is made locally
+from Debian's static ``catatonit``.
 Images reach containerd with ``ctr -n k8s.io images import`` of the OCI archives `make image`
 saves.
 """
@@ -14,20 +15,24 @@ saves.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from checkout_stack import certs, images, paths
+from checkout_stack import certs, images, netns, paths
+from checkout_stack.components import node_net
 from checkout_stack.components.kube import ControlPlane, _kubeconfig
 from checkout_stack.errors import MissingTool, StackError
-from checkout_stack.proc import Proc, free_port, http_ok
+from checkout_stack.proc import Proc, free_port
 
 COMPONENT: Final = "node"
 NODE_NAME: Final = "node-0"
@@ -52,6 +57,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   path = "{dir}/containerd/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{pause}"
+  netns_mounts_under_state_dir = true
   enable_selinux = false
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -69,7 +75,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 """
 
 
-def _kubelet_config(dir: Path, ca: Path, port: int, healthz: int, sock: Path) -> dict[str, object]:
+def _kubelet_config(dir: Path, ca: Path, port: int, healthz: int, sock: Path,
+                    taints: tuple[str, ...]) -> dict[str, object]:  # fmt: skip
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -92,7 +99,9 @@ def _kubelet_config(dir: Path, ca: Path, port: int, healthz: int, sock: Path) ->
         "failSwapOn": False,
         "registerNode": True,
         # only pods meant for a real node land here (the other tests' pods go to kwok's node)
-        "registerWithTaints": [{"key": TAINT, "effect": "NoSchedule"}],
+        "registerWithTaints": [{"key": t, "effect": "NoSchedule"} for t in taints],
+        "clusterDNS": [node_net.GATEWAY],
+        "clusterDomain": node_net.CLUSTER_DOMAIN,
         "evictionHard": {
             "memory.available": "0%",
             "nodefs.available": "0%",
@@ -127,7 +136,15 @@ class Node:
     kube: ControlPlane
     dir: Path
     name: str = NODE_NAME
+    taints: tuple[str, ...] = (TAINT,)
+    """``NoSchedule`` taints it registers with: by default only pods that tolerate :data:`TAINT`
+    land here (on a control plane that also has kwok's node); none for a node of its own."""
+    forward_ports: tuple[int, ...] = ()
+    """Ports of the machine's loopback servers the pods reach at :data:`node_net.GATEWAY`."""
     procs: list[Proc] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.net = node_net.PodNetwork(self.kube, self.dir, self.name, self.forward_ports)
 
     @property
     def socket(self) -> Path:
@@ -154,18 +171,14 @@ class Node:
             "kubelet", paths.kubelet_bin(), "run `hack/stack build --only kubernetes`"
         )
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "cni").mkdir(exist_ok=True)
         (self.dir / "manifests").mkdir(exist_ok=True)
-        (self.dir / "cni" / "10-loopback.conflist").write_text(
-            json.dumps(
-                {"cniVersion": "1.0.0", "name": "lo-only", "plugins": [{"type": "loopback"}]}
-            )
-        )
+        ns = self.net.create()
+        self.net.start(self.procs)
         config = self.dir / "containerd.toml"
         config.write_text(
             _CONTAINERD_TOML.format(dir=self.dir, pause=PAUSE_REF, runc=shutil.which("runc"))
         )
-        containerd = self._proc("containerd", ["containerd", "--config", str(config)])
+        containerd = self._proc("containerd", ns.wrap(["containerd", "--config", str(config)]))
         containerd.wait_ready(lambda: self.socket.exists(), timeout=60, what="listening")
         self.import_archive(self._pause_archive())
 
@@ -181,17 +194,14 @@ class Node:
         healthz = free_port()
         kubelet_config = self.dir / "kubelet-config.json"
         kubelet_config.write_text(json.dumps(_kubelet_config(
-            self.dir, pki / "ca.crt", free_port(), healthz, self.socket
+            self.dir, pki / "ca.crt", free_port(), healthz, self.socket, self.taints
         ), indent=1))  # fmt: skip
-        proc = self._proc(
+        self._proc(
             "kubelet",
-            [str(kubelet), f"--config={kubelet_config}", f"--kubeconfig={kubeconfig}",
+            ns.wrap([str(kubelet), f"--config={kubelet_config}", f"--kubeconfig={kubeconfig}",
              f"--root-dir={self.dir / 'kubelet'}", f"--cert-dir={self.dir / 'kubelet-pki'}",
-             f"--hostname-override={self.name}", "--v=1"],
+             f"--hostname-override={self.name}", f"--node-ip={node_net.GATEWAY}", "--v=1"]),
         )  # fmt: skip
-        proc.wait_ready(
-            lambda: http_ok(f"http://127.0.0.1:{healthz}/healthz"), timeout=120, what="healthy"
-        )
         self.wait_ready()
         return self
 
@@ -222,6 +232,28 @@ class Node:
     def import_archive(self, archive: Path) -> None:
         """An OCI archive from `make image` into containerd's CRI namespace."""
         self.ctr("images", "import", "--no-unpack=false", str(archive))
+
+    def expose(self, host: str, port: int) -> int:
+        """``host:port`` inside the node (a pod IP or a Service's ClusterIP) at the returned port
+        of the machine's loopback (:func:`checkout_stack.netns_forward.expose`)."""
+        return self.net.expose(self.procs, host, port)
+
+    def http_get(self, url: str, timeout: float = 5) -> tuple[int, str]:
+        """GET ``url`` from inside the node's network namespace (a pod or ClusterIP address, as
+        the kubelet's probes and kube-proxy see them): status and body."""
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        assert self.net.netns is not None, "start() first"
+        with netns.entered(self.net.netns.path):
+            sock = socket.create_connection((host, port), timeout=timeout)
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.sock = sock
+        try:
+            conn.request("GET", parts.path or "/")
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode(errors="replace")
+        finally:
+            conn.close()
 
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -255,8 +287,9 @@ class Node:
 
     def stop(self) -> None:
         """The kubelet first; the pods' containers (killed through containerd); containerd; then
-        any shim of this node's containerd still there (by pid)."""
+        any shim of this node's containerd still there (by pid); the network namespaces."""
         if not self.procs:
+            self.net.delete()
             return
         kubelet = [p for p in self.procs if p.component.endswith("/kubelet")]
         for proc in kubelet:
@@ -271,6 +304,22 @@ class Node:
         for pid in _shims_of(self.socket):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # what the kubelet and containerd mounted and no pod teardown unmounted (the pods'
+        # network namespaces, /dev/shm, root filesystems, volumes): deepest first
+        for mount in sorted(_mounts_under(self.dir), key=lambda p: -len(p.parts)):
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+        self.net.delete()
+
+
+def _mounts_under(folder: Path) -> list[Path]:
+    """Mount points of this process's mount namespace inside ``folder``."""
+    prefix = str(folder.resolve()) + "/"
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point.startswith(prefix):
+            points.append(Path(point))
+    return points
 
 
 def _shims_of(socket: Path) -> list[int]:
