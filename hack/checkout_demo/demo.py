@@ -22,10 +22,8 @@ from checkout_demo import cluster, report, report_files, scenarios, stopping, ve
 from checkout_demo.load import LoadGen, Router
 from checkout_demo.stack import STOCK, Stack
 from checkout_demo.view import WriterEvent
-from checkout_demo.writers import ROUTING_CONFIGMAP, Published
+from checkout_demo.writers import Published
 from checkout_stack.errors import StackError
-
-__all__ = ["ROUTING_CONFIGMAP", "STOCK", "Demo", "Options", "run"]
 
 
 @dataclass
