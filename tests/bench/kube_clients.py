@@ -14,7 +14,8 @@ time, CPU and peak RSS are its own. Per client, N times each, against a real kub
   the server has not ended the response): an informer's start plus one event.
 
 Prints one JSON line: import seconds, latencies (ms) per operation, CPU seconds, peak RSS,
-wall time, and what the client could not do as asked (``notes``). With
+wall time, and what the client could not do as asked (``notes``: read in the code of the
+versions pinned by the ``bench-clients`` extra; re-read them when a pin moves). With
 ``KUBE_CLIENT_BENCH_PROFILE=<client>[,<client>...]`` each named client's loop runs under
 cProfile (its top functions by cumulative time go to stderr; its figures then include the
 profiler's cost).
