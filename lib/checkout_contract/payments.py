@@ -8,9 +8,15 @@ mounted (``credentials_dir``), and the Deployment mounts it there.
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import (
+    AfterValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from checkout_contract import urls
 from checkout_contract.model import ConfigModel
@@ -21,6 +27,10 @@ DEFAULT_MOUNT_DIR: Final = "/etc/checkout/psp-routing"
 CREDENTIALS_MOUNT_ROOT: Final = "/etc/checkout/psp-credentials"
 
 ProviderType = Literal["stripe", "adyen", "upi", "ideal", "pix"]
+MethodProviderType = Literal["upi", "ideal", "pix"]
+"""Provider types that name a payment method, not a provider API: without ``api`` they speak
+the PSP simulator's own dialect (no real API has that shape: demos and tests only)."""
+WireApi = Literal["stripe", "adyen"]
 Strategy = Literal["priority", "weighted"]
 FailureClass = Literal[
     "soft_decline",  # e.g. insufficient funds, do-not-honor: another provider may approve
@@ -67,6 +77,27 @@ class Provider(ConfigModel):
     ``webhook-secret``)."""
     weight: int = Field(default=1, ge=0)
     timeout_ms: int = Field(default=2000, ge=1)
+    api: WireApi | None = None
+    """For a payment-method type (``upi``, ``ideal``, ``pix``): the provider API that carries
+    the method, with the method's own type there (Stripe ``payment_method_types``: ``upi``,
+    ``ideal``, ``pix``; Adyen ``paymentMethod.type``: ``upi_collect`` / ``upi_qr`` /
+    ``upi_intent``, ``ideal``, ``pix``); the provider then takes only that method. Not set on
+    ``stripe`` / ``adyen`` providers."""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_api(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``api`` is written only when set: the routing file (and its hash, which rolls the
+        payments pods) of every route without it stays byte for byte what it was."""
+        out: dict[str, Any] = handler(self)
+        if self.api is None:
+            out.pop("api", None)
+        return out
+
+    @model_validator(mode="after")
+    def _api_only_for_methods(self) -> Provider:
+        if self.api is not None and self.type in ("stripe", "adyen"):
+            raise ValueError(f"api: only for the payment-method types, not for {self.type!r}")
+        return self
 
 
 class RetryRule(ConfigModel):

@@ -105,3 +105,56 @@ def test_the_shopper_back_from_3ds_completes_the_checkout_through_either_gateway
     assert (charge["status"], charge["captured"]) == ("captured", charge["amount"]), charge
     assert charge["provider"] == provider
     assert gh.metric(us, "checkout_gateway_requests_total", market="DE", decision="forwarded")
+
+
+def test_details_after_the_market_moved_complete_where_the_checkout_was_created(
+    fleet: Fleet,
+) -> None:
+    """DE moves from EU to US while the shopper is at the issuer. The details reach US (the new
+    writer: directly, or forwarded by EU's gateway), whose orders service holds no such
+    checkout; US's gateway finds it at EU, one of DE's read regions, where the payment and
+    the saga waiting for it live: authorized there, captured by EU's saga. A checkout that
+    exists nowhere stays 404."""
+    fleet.route({}, {}, 1)
+    fleet.stock("tee", 1000)
+    fleet.sim.admin("POST", "settings", {"autoCompleteMs": -1})
+    fleet.sim.faults(
+        {"kind": "three_ds", "provider": "stripe", "operation": "authorize", "count": 1},
+        {"kind": "webhook_delay", "provider": "stripe", "latencyMs": 600_000},
+    )
+    cid = f"co-{uuid.uuid4().hex[:10]}"
+    owner = fleet.keys.auth("shopper-moved")
+    eu, us = fleet.gateways[gh.EU], fleet.gateways[gh.US]
+    back = {"market": "DE", "details": {}}
+    try:
+        with httpx.Client(timeout=60) as c:
+            placed = c.post(f"{eu}/v1/checkouts", json=gh.checkout_body(cid, "DE"), headers=owner)
+            assert placed.status_code == 201, placed.text
+            assert placed.json()["payment"]["state"] == "requires_action", placed.text
+            [charge] = fleet.charges(cid)
+            fleet.route({"DE": gh.US}, {}, 2)  # DE moved while the shopper was at the issuer
+            fleet.sim.admin("POST", f"shopper/{charge['id']}/complete", {"outcome": "authorized"})
+
+            nowhere = f"co-{uuid.uuid4().hex[:10]}"
+            gone = c.post(f"{us}/v1/checkouts/{nowhere}/payment-details", json=back, headers=owner)
+            h.assert_problem(gone, 404)
+            other = c.post(
+                f"{us}/v1/checkouts/{cid}/payment-details",
+                json=back,
+                headers=fleet.keys.auth("someone-else"),
+            )
+            h.assert_problem(other, 404)  # found nowhere for another principal either
+
+            done = c.post(f"{eu}/v1/checkouts/{cid}/payment-details", json=back, headers=owner)
+            assert done.status_code == 200, done.text
+            assert done.headers["x-checkout-served-by"] == gh.EU  # where the checkout lives
+            assert done.json() == {"checkout_id": cid, "state": "authorized", "action": None}
+            wait_order(c, f"{eu}/v1/orders/{cid}", owner, "fulfilment_requested")
+        [captured] = [p for p in fleet.charges(cid) if p["captured"]]
+        assert captured["captured"] == captured["amount"]
+        assert gh.metric(us, "checkout_gateway_origin_lookups_total", outcome="found") >= 1
+        assert gh.metric(us, "checkout_gateway_origin_lookups_total", outcome="nowhere") >= 2
+    finally:
+        fleet.route({}, {}, 3)
+        fleet.sim.admin("DELETE", "faults")
+        fleet.sim.admin("POST", "settings", {"autoCompleteMs": 5})

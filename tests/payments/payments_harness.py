@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from checkout_contract import payments as config
 from checkout_stack import servers
 from checkout_stack.servers import BIN, free_port, wait_http
 
@@ -284,3 +285,24 @@ def payments_proc(
         **(extra_env or {}),
     }
     return PaymentsProc(port, env, workdir / f"payments-{name}.log")
+
+
+def carried_routing(
+    name: str, method: str, api: str, endpoint: str, account: str
+) -> config.PaymentRoutingConfig:
+    """One route of one provider ``type: <method>`` carried by ``api`` (Stripe or Adyen)."""
+    provider = {
+        "name": name,
+        "type": method,
+        "api": api,
+        "endpoint": endpoint,
+        "account": account,
+        "credentialsDir": "/unused",
+    }
+    route = {
+        "name": f"shop/{method}",
+        "match": {"paymentMethods": [method]},
+        "strategy": "priority",
+        "providers": [provider],
+    }
+    return config.PaymentRoutingConfig.model_validate({"region": "eu", "routes": [route]})

@@ -20,8 +20,8 @@ import pytest
 from openapi_schema_validator import OAS31Validator
 
 import loopback_http
-from checkout_services.payments import webhook_schemes
-from checkout_services.payments.adapters import adyen, base
+from checkout_services.payments import routing, webhook_schemes
+from checkout_services.payments.adapters import adyen, base, registry
 
 pytestmark = pytest.mark.stack
 
@@ -206,6 +206,29 @@ async def test_apm_requests_match_the_description(
         checkout_id=c, amount=700, currency="EUR", method=method, key=f"{c}:a", token=token
     )
     assert result.outcome != "rejected", result
+    assert problems == []
+
+
+async def test_a_upi_provider_carried_by_adyen_speaks_adyens_checkout_api(
+    wire: tuple[adyen.AdyenAdapter, list[str]], sim: harness.Sim
+) -> None:
+    """A PSPRoute provider ``type: upi`` with ``api: adyen`` is Adyen's Checkout API with its
+    UPI types (``upi_collect`` with the payer's VPA from the client, ``upi_qr`` without),
+    validated like every Adyen request; it takes nothing but UPI."""
+    adapter, problems = wire
+    cfg = harness.carried_routing("upi-in", "upi", "adyen", f"{sim.url}/eu/adyen", ACCOUNT)
+    wired, only = routing.by_wire(cfg)
+    [provider] = wired.routes[0].providers
+    built = registry.build(base.Target.of(provider), adapter.credentials, adapter.http)
+    assert isinstance(built, adyen.AdyenAdapter)
+    assert only == {"upi-in": "upi"}
+    for given in ({"type": "upi_collect", "virtualPaymentAddress": "shopper@upi"}, None):
+        token = base.PaymentMethodToken(adyen=given, return_url=harness.RETURN_URL)
+        c = f"aw_{uuid.uuid4().hex[:12]}"
+        result = await built.authorize(
+            checkout_id=c, amount=900, currency="INR", method="upi", key=f"{c}:a", token=token
+        )
+        assert result.outcome == "pending", result  # the payer approves in the UPI app
     assert problems == []
 
 

@@ -228,3 +228,38 @@ def test_a_checkout_gets_the_same_weighted_order_everywhere() -> None:
     ]
     for name in "abc":
         assert 0.28 < firsts.count(name) / 3000 < 0.39  # still spread by weight over checkouts
+
+
+def method_route(**provider: Any) -> config.PaymentRoutingConfig:
+    p = {
+        "name": "upi-in",
+        "type": "upi",
+        "endpoint": "https://checkout-live.adyen.test",
+        "account": "ShopIN",
+        "credentialsDir": "/etc/checkout/psp-credentials/upi",
+        **provider,
+    }
+    return config.PaymentRoutingConfig.model_validate(
+        {
+            "region": "in",
+            "routes": [{"name": "shop/upi", "match": {}, "strategy": "priority", "providers": [p]}],
+        }
+    )
+
+
+def test_a_method_type_carried_by_a_provider_api_becomes_that_api_for_its_method_only() -> None:
+    wired, only = routing.by_wire(method_route(api="adyen"))
+    [p] = wired.routes[0].providers
+    assert (p.type, p.api, only) == ("adyen", None, {"upi-in": "upi"})
+    assert routing.simulator_dialect(wired) == []
+    # without api: the simulator's dialect, named at start
+    plain, none = routing.by_wire(method_route())
+    assert (plain.routes[0].providers[0].type, none) == ("upi", {})
+    assert routing.simulator_dialect(plain) == ["upi-in"]
+
+
+def test_api_is_refused_on_a_provider_api_and_kept_out_of_the_file_when_unset() -> None:
+    with pytest.raises(ValueError, match="only for the payment-method types"):
+        method_route(type="stripe", api="adyen")
+    assert '"api"' not in method_route().to_json()  # files without it keep their hash
+    assert '"api": "adyen"' in method_route(api="adyen").to_json()

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
+import payments_harness as harness
 import pytest
 
-from checkout_services.payments.adapters import base, stripe
+from checkout_services.payments import routing
+from checkout_services.payments.adapters import base, registry, stripe
 from checkout_stack.components.stripe_mock import StripeMock
 
 pytestmark = pytest.mark.stack
@@ -184,3 +186,29 @@ async def test_a_card_without_a_client_token_is_not_sent(
     )
     assert result.outcome == "rejected"
     assert seen == []
+
+
+async def test_an_ideal_provider_carried_by_stripe_sends_stripes_payment_method_type(
+    wire: tuple[stripe.StripeAdapter, list[str]], stripe_mock: StripeMock
+) -> None:
+    """A PSPRoute provider ``type: ideal`` with ``api: stripe`` is a Stripe PaymentIntent with
+    ``payment_method_types[]=ideal``, accepted by stripe-mock."""
+    adapter, seen = wire
+    cfg = harness.carried_routing("ideal-nl", "ideal", "stripe", stripe_mock.url, "acct_test")
+    wired, only = routing.by_wire(cfg)
+    [provider] = wired.routes[0].providers
+    built = registry.build(base.Target.of(provider), adapter.credentials, adapter.http)
+    assert isinstance(built, stripe.StripeAdapter)
+    assert only == {"ideal-nl": "ideal"}
+    token = base.PaymentMethodToken(return_url="https://shop.test/back")
+    result = await built.authorize(
+        checkout_id="co-ideal-carried",
+        amount=500,
+        currency="EUR",
+        method="ideal",
+        key="k-ideal-carried",
+        token=token,
+    )
+    assert result.psp_reference
+    assert result.psp_reference.startswith("pi_")
+    assert seen == ["POST /v1/payment_intents -> 200"]

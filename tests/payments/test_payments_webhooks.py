@@ -309,6 +309,35 @@ async def test_an_asynchronous_capture_failure_then_the_void(
     assert (row["captures"], row["charged"]) == (0, 0)
 
 
+async def test_a_void_while_the_capture_is_pending_refunds_the_late_capture_once(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    """The checkout gave up on a capture Adyen had accepted: the void cannot cancel it, so it
+    is recorded as a release, and the CAPTURE that comes later (delivered twice) is refunded
+    once, under the refund id ``late-capture``."""
+    c = cid()
+    env.sim.faults(
+        {"kind": "decline", "provider": "stripe", "declineClass": "soft", "count": 1},
+        {"kind": "webhook_delay", "provider": "adyen", "latencyMs": 600},
+        {"kind": "webhook_duplicate", "provider": "adyen"},
+    )
+    assert (await authorize_card(client, c, 2100)).json()["provider"] == "adyen-eu"
+    r = await client.post(f"/v1/payments/{c}/capture", json={})
+    assert r.json()["state"] == "capture_pending", r.text
+    r = await client.post(f"/v1/payments/{c}/void", json={})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "capture_pending"  # recorded as a release, not a 409
+    body = await wait_state(client, c, "refunded")  # CAPTURE, the refund, then REFUND
+    assert body["refunded_amount"] == body["captured_amount"] == 2100
+    again = await client.post("/v1/payments/reconcile", json={"pending_after_seconds": 0})
+    assert again.json()["released_late"] == 0, again.text
+    (adyen,) = [p for p in env.sim.payments(c) if p["provider"] == "adyen"]
+    history = adyen["history"]
+    assert [h for h in history if h.startswith("refunded")] == ["refunded:2100"], history
+    row = env.sim.ledger()["checkouts"][c]
+    assert (row["captures"], row["refunds"]) == (1, 1)
+
+
 async def test_rate_limits_and_transient_errors_are_retried_with_the_same_key(
     env: Env, client: httpx.AsyncClient
 ) -> None:

@@ -59,8 +59,10 @@ def start(
     webhooks: bool = False,
     signed: bool = False,
     orders_extra: dict[str, str] | None = None,
+    card_eu_providers: tuple[str, ...] = ("stripe-eu", "adyen-eu"),
 ) -> CheckoutEnv:
-    """``webhooks``: the providers' webhooks (Stripe, Adyen) reach this payments service.
+    """``card_eu_providers``: who takes EU card payments, in order (e.g. only ``adyen-eu``).
+    ``webhooks``: the providers' webhooks (Stripe, Adyen) reach this payments service.
     ``signed``: every service holds the region's key (:data:`KEY`) and refuses unsigned
     requests, as deployed; the orders saga signs its calls (without it every check is off)."""
     # unsigned: the check off everywhere, the DLQ tool (run with ``orders_env``) included
@@ -90,7 +92,7 @@ def start(
         name=f"co{tag}",
         database_url=postgres.create_database(f"copay_{tag}"),
         redis_url=redis_url,
-        routing=ph.routing_config(sim, creds),
+        routing=ph.routing_config(sim, creds, card_eu_providers=card_eu_providers),
         port=pay_port,
         # a payment leaving requires_action signals the checkout's saga (as deployed)
         extra_env={

@@ -300,6 +300,8 @@ CASES: list[tuple[str, str, Callable[[Doc], None], str]] = [
     ),
     ("currency-not-iso", ROUTE, _set("spec.match.currencies", ["usd"]), "spec.match.currencies[0]"),
     ("timeout-zero", ROUTE, _set("spec.providers[0].timeoutMs", 0), "spec.providers[0].timeoutMs"),
+    # api names the API carrying a payment-method type (upi, ideal, pix), never a provider API's
+    ("api-on-stripe", ROUTE, _set("spec.providers[0].api", "adyen"), "spec.providers[0].api"),
     (
         "endpoint-no-scheme",
         ROUTE,

@@ -62,8 +62,17 @@ class PSPMatch(ApiModel):
         return sum(1 for values in dimensions if values)
 
 
+_API_MESSAGE: Final = "api is only for the payment-method types upi, ideal and pix"
+
+
 class PSPProvider(ApiModel):
     """One payment service provider account at one regional endpoint."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": cel_rules(
+            rule("!has(self.api) || self.type in ['upi', 'ideal', 'pix']", _API_MESSAGE, ".api")
+        )
+    }
 
     name: str = Field(pattern=DNS_LABEL, max_length=63)
     """Unique within the route; names the provider in logs, metrics and payment records."""
@@ -82,6 +91,18 @@ class PSPProvider(ApiModel):
     """Share of traffic under the weighted strategy."""
     timeout_ms: int = Field(default=2000, ge=1, le=60000)
     """Per-call timeout."""
+    api: Literal["stripe", "adyen"] | None = None
+    """For the payment-method types (upi, ideal, pix): the provider API that carries the
+    method (Stripe PaymentIntents with ``payment_method_types``, Adyen's Checkout API with
+    ``paymentMethod.type`` ``upi_collect`` / ``ideal`` / ``pix``); the provider then takes
+    only that method. Without it, those types speak the PSP simulator's own dialect (demos and
+    tests: no real provider has that API)."""
+
+    @model_validator(mode="after")
+    def _api_for_methods(self) -> PSPProvider:
+        if self.api is not None and self.type not in ("upi", "ideal", "pix"):
+            raise RuleViolation(["api"], _API_MESSAGE)
+        return self
 
 
 class RetryRule(ApiModel):

@@ -90,6 +90,7 @@ def psp_route(route: PSPRoute) -> payments_config.Route:
                 credentials_dir=psp.credentials_dir(p.credentials_secret_ref.name),
                 weight=p.weight,
                 timeout_ms=p.timeout_ms,
+                api=p.api,
             )
             for p in spec.providers
         ),

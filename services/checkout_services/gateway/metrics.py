@@ -38,6 +38,13 @@ class GatewayMetrics(metrics.ServiceMetrics):
             registry=self.registry,
             buckets=FORWARD_BUCKETS,
         )
+        self.origin_lookups = Counter(
+            "checkout_gateway_origin_lookups",
+            "Payment details the market's writer did not hold, looked up at the market's other"
+            " read regions: found, nowhere, unanswered",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.bot_flags = Counter(
             "checkout_gateway_bot_flags",
             "Requests flagged for bot-like velocity",

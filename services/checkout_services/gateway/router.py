@@ -84,8 +84,18 @@ async def payment_details(
 ) -> Response:
     """Like a checkout: the client's token, its rate limits, the market's writer. The orders
     service there checks that this principal owns the checkout, hands the details to payments
-    and the checkout's saga learns the outcome from payments (then captures or voids)."""
-    return await _write(get_gateway(request), request, PAYMENT_DETAILS)
+    and the checkout's saga learns the outcome from payments (then captures or voids). A
+    checkout the writer does not hold (the market moved while the shopper was at the issuer)
+    is completed in the region that created it (:meth:`svc.Gateway.details`)."""
+    gw = get_gateway(request)
+    principal = await gw.authenticate(request, PAYMENT_DETAILS)
+    raw = await request.body()
+    try:
+        market = svc.market_of(svc.parse_object(raw))
+    except exceptions.GatewayError as exc:
+        raise svc.reject_body(gw, PAYMENT_DETAILS, exc) from None
+    admission = await gw.admit(request, PAYMENT_DETAILS, principal, market)
+    return await gw.details(request, admission, PAYMENT_DETAILS, market, raw)
 
 
 WEBHOOKS: Final = "/v1/webhooks/{provider}"

@@ -7,6 +7,13 @@ gateway with the original ``Idempotency-Key`` (so a retry through any region hit
 idempotency record and the PSP's own dedup). While M is being fenced, or no region holds its
 lease yet, the answer is 503 + Retry-After naming the writer. A forwarded write is never
 forwarded again: a peer whose table disagrees answers 503 until the tables converge.
+
+The shopper's return from 3-D Secure (``payment-details``) is a write that continues a checkout
+where it was created: when the market moved to another region while the shopper was at the
+issuer, the new writer's orders service holds no such checkout (404). Its gateway then asks the
+market's other read regions (the regions that may hold its data), each serving the request
+only from its own orders service (never forwarding it on); the region whose saga waits for the
+shopper answers. A region that does not answer makes it 503 (retry), never 404.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ from checkout_services.gateway.metrics import GatewayMetrics
 log = logging.getLogger("checkout_services.gateway.service")
 
 FORWARDED_BY: Final = "x-checkout-forwarded-by"
+ORIGIN_PROBE: Final = "x-checkout-origin-probe"
+"""On a forwarded payment-details request: the market's writer holds no such checkout and asks
+this region, one of the market's read regions, whether it does (:meth:`Gateway.details`)."""
 SERVED_BY: Final = "x-checkout-served-by"
 BOT_SUSPECT: Final = "x-checkout-bot-suspect"
 
@@ -272,6 +282,41 @@ class Gateway:
             )
         return await self.forward(request, admission, route, market, holder, body)
 
+    async def details(
+        self, request: Request, admission: Admission, route: str, market: str, body: bytes
+    ) -> Response:
+        """The shopper's payment details: at the market's writer, else at the region that
+        created the checkout (see the module's docstring)."""
+        if request.headers.get(ORIGIN_PROBE) and request.headers.get(FORWARDED_BY):
+            return await self.local(request, admission, "orders", route, body, market)
+        response = await self.write(request, admission, "orders", route, market, body)
+        if response.status_code != 404 or response.headers.get(SERVED_BY) != self.region:
+            return response  # answered, or forwarded (the writer's gateway looked itself)
+        market_route = self.table.route(market)
+        peers = [r for r in market_route.read_regions if r != self.region] if market_route else []
+        unanswered: list[str] = []
+        for peer in peers:
+            try:
+                found = await self.forward(
+                    request, admission, route, market, peer, body, probe=True
+                )
+            except exceptions.UpstreamUnavailable:
+                unanswered.append(peer)
+                continue
+            if found.status_code != 404:
+                self.metrics.origin_lookups.labels("found").inc()
+                return found
+        if unanswered:
+            self.metrics.origin_lookups.labels("unanswered").inc()
+            raise exceptions.UpstreamUnavailable(
+                f"checkout not held by the writer of market {market}; region(s) "
+                f"{', '.join(unanswered)} that may hold it did not answer: retry with the same "
+                "Idempotency-Key",
+                writer=unanswered[0],
+            )
+        self.metrics.origin_lookups.labels("nowhere").inc()
+        return response
+
     async def forward(
         self,
         request: Request,
@@ -280,6 +325,8 @@ class Gateway:
         market: str,
         peer: str,
         body: bytes,
+        *,
+        probe: bool = False,
     ) -> Response:
         base = self.table.gateway_url(peer)
         if base is None:
@@ -287,12 +334,13 @@ class Gateway:
             raise exceptions.UpstreamUnavailable(
                 f"the routing names no gateway URL for region {peer}", writer=peer
             )
+        probe_header = {ORIGIN_PROBE: "1"} if probe else {}
         start = time.perf_counter()
         try:
             response = await self._send(
                 request.method,
                 base + self._target(request),
-                self._headers(request, admission, forward=True),
+                {**self._headers(request, admission, forward=True), **probe_header},
                 body,
                 self.forward_timeout_s,
             )

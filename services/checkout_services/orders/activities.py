@@ -241,7 +241,10 @@ class Activities:
         return {"checkout_id": cid, "total": quote["total"], "currency": inp["currency"]}
 
     @activity.defn(name="capture")
-    async def capture(self, checkout_id: str) -> dict[str, Any]:
+    async def capture(self, checkout_id: str, outcome: str = "poll") -> dict[str, Any]:
+        """Capture. ``outcome``: ``poll`` (the frozen ``Checkout`` shape) waits here, bounded,
+        for a provider that answered "received" to decide; ``signal`` (``CheckoutSaga``)
+        returns ``capture_pending`` at once: the workflow waits for payments' signal."""
         try:
             resp = await self.call(
                 "POST",
@@ -265,6 +268,8 @@ class Activities:
                 key=f"{checkout_id}:capture-after-action",
             )
         out: dict[str, Any] = resp.json()
+        if outcome == "signal" and out.get("state") == "capture_pending":
+            return out
         return await self.capture_outcome(checkout_id, out)
 
     async def capture_outcome(self, checkout_id: str, payment: dict[str, Any]) -> dict[str, Any]:

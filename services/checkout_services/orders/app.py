@@ -35,6 +35,8 @@ from checkout_services.orders.activities import Activities
 from checkout_services.orders.service import OrdersService
 from checkout_services.orders.workflow import (
     ACTION_TIMEOUT_S,
+    CAPTURE_POLL_S,
+    CAPTURE_TIMEOUT_S,
     CheckoutSagaWorkflow,
     CheckoutWorkflow,
 )
@@ -49,24 +51,31 @@ class Settings:
     temporal_address: str
     run_worker: bool = True
     action_timeout_s: float = ACTION_TIMEOUT_S
+    capture_timeout_s: float = CAPTURE_TIMEOUT_S
+    capture_poll_s: float = CAPTURE_POLL_S
 
     @classmethod
     def from_env(cls) -> Settings:
-        raw = settings.env_str("ORDERS_SHOPPER_ACTION_TIMEOUT_SECONDS", str(ACTION_TIMEOUT_S))
-        try:
-            timeout = float(raw)
-        except ValueError:
-            raise settings.SettingsError(
-                f"ORDERS_SHOPPER_ACTION_TIMEOUT_SECONDS must be a number, got {raw!r}"
-            ) from None
-        if timeout <= 0:
-            raise settings.SettingsError("ORDERS_SHOPPER_ACTION_TIMEOUT_SECONDS must be > 0")
         return cls(
             common=settings.CommonSettings.from_env(database=True, redis=True),
             temporal_address=settings.env_str(env.TEMPORAL_ADDRESS),
             run_worker=settings.env_str("ORDERS_WORKER", "1") not in ("0", "false", "no"),
-            action_timeout_s=timeout,
+            action_timeout_s=seconds("ORDERS_SHOPPER_ACTION_TIMEOUT_SECONDS", ACTION_TIMEOUT_S),
+            capture_timeout_s=seconds("ORDERS_CAPTURE_OUTCOME_TIMEOUT_SECONDS", CAPTURE_TIMEOUT_S),
+            capture_poll_s=seconds("ORDERS_CAPTURE_OUTCOME_POLL_SECONDS", CAPTURE_POLL_S),
         )
+
+
+def seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment (> 0)."""
+    raw = settings.env_str(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise settings.SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise settings.SettingsError(f"{name} must be > 0")
+    return value
 
 
 async def watch_dlq(pool: object, gauge: Gauge) -> None:
@@ -141,7 +150,15 @@ def create_app(cfg: Settings | None = None) -> FastAPI:
                     )
                     await stack.enter_async_context(worker)
                 app.state.service = OrdersService(
-                    pool, temporal, region, guard, acts, answers, s.action_timeout_s
+                    pool,
+                    temporal,
+                    region,
+                    guard,
+                    acts,
+                    answers,
+                    s.action_timeout_s,
+                    capture_timeout_s=s.capture_timeout_s,
+                    capture_poll_s=s.capture_poll_s,
                 )
                 app.state.idem = idempotency.IdempotencyStore(redis, prefix="orders:idem:")
                 app.state.health_checks = {

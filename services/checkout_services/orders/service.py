@@ -25,7 +25,13 @@ from checkout_contract import config, saga
 from checkout_services.common import scrub, write_guard
 from checkout_services.orders import exceptions, privacy, schemas
 from checkout_services.orders.activities import Activities
-from checkout_services.orders.workflow import ACTION_TIMEOUT_S, CheckoutSagaWorkflow, SagaBase
+from checkout_services.orders.workflow import (
+    ACTION_TIMEOUT_S,
+    CAPTURE_POLL_S,
+    CAPTURE_TIMEOUT_S,
+    CheckoutSagaWorkflow,
+    SagaBase,
+)
 
 log = logging.getLogger("checkout_services.orders")
 FAILURES: dict[str, type[exceptions.CheckoutFailed]] = {
@@ -63,6 +69,11 @@ class OrdersService:
     answers: Counter | None = None
     action_timeout_s: float = ACTION_TIMEOUT_S
     """How long the saga waits for the shopper's action before it voids (its durable timer)."""
+    capture_timeout_s: float = CAPTURE_TIMEOUT_S
+    """How long the saga waits for the outcome of a capture the provider accepted (Adyen
+    ``received``) before it gives the order up (payments then undoes a late outcome)."""
+    capture_poll_s: float = CAPTURE_POLL_S
+    """While it waits: how often it reads the payment, in case a signal was lost."""
 
     async def checkout(
         self, req: schemas.CheckoutRequest, owner: str | None = None
@@ -97,6 +108,8 @@ class OrdersService:
         # the workflow history is a trace: no e-mail or card number in free text reaches it
         inp = scrub.scrub_value(inp)
         inp["action_timeout_s"] = self.action_timeout_s
+        inp["capture_timeout_s"] = self.capture_timeout_s
+        inp["capture_poll_s"] = self.capture_poll_s
         if customer is not None:
             # the profile goes to the customers table (erasable); the saga's history keeps
             # only the id

@@ -62,6 +62,18 @@ it, so the one-task happy path writes no marker."""
 ACTION_TIMEOUT_S = 900.0
 """How long a checkout waits for the shopper's 3-D Secure / redirect / QR code by default
 (the input's ``action_timeout_s``, from ``ORDERS_SHOPPER_ACTION_TIMEOUT_SECONDS``)."""
+CAPTURE_EVENT = "capture-outcome-by-signal"
+"""Patch id: a capture the provider accepted for processing (Adyen ``received``) is awaited in
+the workflow, on payments' signal under a durable timer (before: the capture activity polled
+~10 s x 3 tries, then the saga compensated). Only such captures reach it."""
+CAPTURE_TIMEOUT_S = 3600.0
+"""How long a checkout waits for the provider's word on an accepted capture by default (the
+input's ``capture_timeout_s``, from ``ORDERS_CAPTURE_OUTCOME_TIMEOUT_SECONDS``)."""
+CAPTURE_POLL_S = 300.0
+"""While it waits, how often it reads the payment in case a signal was lost (the input's
+``capture_poll_s``, ``ORDERS_CAPTURE_OUTCOME_POLL_SECONDS``): the fallback, not the way."""
+CAPTURED = frozenset({"captured", "partially_refunded", "refunded"})
+"""A payment read in one of these states was captured."""
 PAID = frozenset({"authorized", "capture_pending", "captured"})
 """The shopper's action succeeded (an APM may capture on confirmation): capture goes on."""
 ACTION_ENDED = PAID | {"declined", "voided", "void_pending", "failed"}
@@ -128,8 +140,8 @@ class SagaBase:
         self.outcome = {"state": "failed", "reason": slug, "status": status, "detail": message}
         self.final = "failed"
 
-    async def capture_failed(self, cid: str, err: FailureError) -> None:
-        _, message, _ = failure(err)
+    async def capture_failed(self, cid: str, err: FailureError | str) -> None:
+        message = err if isinstance(err, str) else failure(err)[1]
         await self.compensate(cid, voiding=True, releasing=True)
         await self.act("capture_failed", cid, message, retry=COMPENSATION_RETRY)
         self.final = "capture_failed"
@@ -157,9 +169,15 @@ class CheckoutSagaWorkflow(SagaBase):
         super().__init__()
         self.payment: dict[str, Any] | None = None
         """The last word of payments on a shopper action (:data:`saga.PAYMENT_CHANGED`)."""
+        self.capture_event: dict[str, Any] | None = None
+        """Payments' word on a capture the provider accepted: its first outcome."""
 
     @workflow.signal(name=saga.PAYMENT_CHANGED)
     def payment_changed(self, event: dict[str, Any]) -> None:
+        if event.get("state") in saga.CAPTURE_OUTCOMES:
+            if self.capture_event is None:  # one outcome; a duplicate changes nothing
+                self.capture_event = event
+            return
         if self.payment is not None and self.payment.get("state") in ACTION_ENDED:
             return  # already decided; a late or reordered signal changes nothing
         self.payment = event
@@ -193,6 +211,53 @@ class CheckoutSagaWorkflow(SagaBase):
         self.final = reason
         return False
 
+    async def capture_decided(
+        self, cid: str, inp: dict[str, Any], payment: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The provider accepted the capture and decides later (Adyen ``received``, then
+        CAPTURE / CAPTURE_FAILED). Wait for payments' signal, at most the input's
+        ``capture_timeout_s``, reading the payment every ``capture_poll_s`` in case a signal
+        was lost. Returns the captured payment (complete the order), or None: the capture
+        failed, or no word came in time; then the saga compensates (void, release, DLQ).
+        Giving up is safe: payments records the void of a ``capture_pending`` payment as a
+        release and undoes the outcome when it comes (a late CAPTURE is refunded, once)."""
+        limit = float(inp.get("capture_timeout_s", CAPTURE_TIMEOUT_S))
+        deadline = workflow.now() + timedelta(seconds=limit)
+        poll = timedelta(seconds=float(inp.get("capture_poll_s", CAPTURE_POLL_S)))
+        while self.capture_event is None:
+            left = deadline - workflow.now()
+            if left <= timedelta(0):
+                break
+            try:
+                await workflow.wait_condition(
+                    lambda: self.capture_event is not None, timeout=min(poll, left)
+                )
+            except TimeoutError:
+                try:
+                    read = await self.local("payment_state", cid)
+                except FailureError:
+                    continue  # payments does not answer: wait on
+                if read.get("state") != "capture_pending" and self.capture_event is None:
+                    self.capture_event = read
+        state = self.capture_event.get("state") if self.capture_event else None
+        # the capture answer's captured_amount (0 while pending) is not the outcome's
+        settled = {k: v for k, v in payment.items() if k != "captured_amount"}
+        if state in CAPTURED:
+            return {**settled, "state": "captured"}
+        if state is not None:
+            await self.capture_failed(cid, f"the provider failed the capture ({state})")
+            return None
+        # No word in time. The void answers the payment's state: still capture_pending (the
+        # release is recorded at payments), or captured just now (then the order goes on).
+        voided = await self.act("void", cid, retry=COMPENSATION_RETRY)
+        if voided in CAPTURED:
+            return {**settled, "state": "captured"}
+        await self.act("release", cid, retry=COMPENSATION_RETRY)
+        detail = f"no capture outcome from the provider in {limit:g} s; payment {voided}"
+        await self.act("capture_failed", cid, detail, retry=COMPENSATION_RETRY)
+        self.final = "capture_unconfirmed"
+        return None
+
     @workflow.run
     async def run(self, inp: dict[str, Any]) -> dict[str, Any]:
         cid = inp["checkout_id"]
@@ -214,10 +279,16 @@ class CheckoutSagaWorkflow(SagaBase):
             if workflow.patched(SHOPPER_EVENT) and not await self.shopper_acted(cid, inp):
                 return await self.finish()
         try:
-            payment = await self.local("capture", cid, retry=CAPTURE_RETRY)
+            # "signal": a capture the provider decides later comes back capture_pending
+            payment = await self.local("capture", cid, "signal", retry=CAPTURE_RETRY)
         except FailureError as err:
             await self.capture_failed(cid, err)
             return await self.finish()
+        if payment.get("state") == "capture_pending" and workflow.patched(CAPTURE_EVENT):
+            decided = await self.capture_decided(cid, inp, payment)
+            if decided is None:
+                return await self.finish()
+            payment = decided
         await self.local("complete", inp, payment)
         self.final = "fulfilment_requested"
         return await self.finish()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from checkout_services.payments import db, exceptions, keys, refund_ledger, schemas
+from checkout_services.payments import db, exceptions, keys, refund_ledger, release, schemas
 from checkout_services.payments.adapters import base
-from checkout_services.payments.operations import authorize, modify, refund, void
+from checkout_services.payments.operations import modify, recovery, refund, void
 from checkout_services.payments.service import PaymentsService
 from checkout_services.payments.state_machine import PaymentState as S
 
@@ -25,6 +25,7 @@ async def reconcile(
         "synced": 0,
         "refunds_resent": 0,
         "refunds_read_back": 0,
+        "released_late": 0,
         "errors": 0,
     }
     # 1. Pending payments nobody is working on (the process died, the client went away).
@@ -36,7 +37,7 @@ async def reconcile(
                 if current.state != S.PENDING:
                     continue
                 attempts = await svc.repo.attempts(cid, "authorize")
-                settled = await authorize.resolve_open_attempts(svc, current, attempts)
+                settled = await recovery.resolve_open_attempts(svc, current, attempts)
                 if settled.state == S.PENDING:
                     declined = [a for a in attempts if a.status == "declined"]
                     if declined:
@@ -125,6 +126,15 @@ async def reconcile(
         except base.PSPError as exc:
             report["errors"] += 1
             log.warning("reconcile: pending refund %s/%s: %s", cid, reference, exc)
+    # 7. Captures the saga gave up on whose outcome came and could not be undone at once.
+    for payment in await release.due(svc, limit):
+        try:
+            report["released_late"] += int(await release.settle(svc, payment) is not None)
+        except exceptions.OperationInProgress:
+            continue
+        except exceptions.PaymentsError as exc:
+            report["errors"] += 1
+            log.warning("reconcile: release %s: %s", payment.checkout_id, exc.detail)
     return schemas.ReconcileReport(**report)
 
 
@@ -187,7 +197,7 @@ async def stray_payments(
         return found
     reference = attempt.psp_reference
     if reference is None:
-        result = await authorize.replay(
+        result = await recovery.replay(
             svc, attempt, adapter, payment, attempt.psp_idempotency_key, "timeout"
         )
         if result is None or result.psp_reference is None or result.status != "authorized":

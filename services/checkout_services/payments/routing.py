@@ -123,3 +123,32 @@ def weighted_order(
         out.append(chosen)
         pool.remove(chosen)
     return out + zero
+
+
+def by_wire(
+    routing: config.PaymentRoutingConfig,
+) -> tuple[config.PaymentRoutingConfig, dict[str, str]]:
+    """Providers of a payment-method type carried by a provider API (``type: upi``, ``api:
+    adyen``) become providers of that API (Adyen's Checkout API with its ``upi_*`` types, a
+    Stripe PaymentIntent with ``payment_method_types[]=upi``, ...): the wire format, webhook
+    scheme and everything after are that API's. Returns the config and, for those providers,
+    the one method each takes."""
+    only: dict[str, str] = {}
+    routes = []
+    for route in routing.routes:
+        providers = []
+        for p in route.providers:
+            if p.api is not None:
+                only[p.name] = p.type
+                p = p.model_copy(update={"type": p.api, "api": None})
+            providers.append(p)
+        routes.append(route.model_copy(update={"providers": tuple(providers)}))
+    return routing.model_copy(update={"routes": tuple(routes)}), only
+
+
+def simulator_dialect(routing: config.PaymentRoutingConfig) -> list[str]:
+    """Providers of a payment-method type without ``api``: they speak the PSP simulator's
+    own dialect, which no real provider has."""
+    return sorted(
+        {p.name for r in routing.routes for p in r.providers if p.type in ("upi", "ideal", "pix")}
+    )

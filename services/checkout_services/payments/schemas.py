@@ -123,6 +123,8 @@ class ReconcileReport(BaseModel):
     """Refunds left without an answer, sent again with their key."""
     refunds_read_back: int = 0
     """Refunds pending at the provider settled by reading them back (Stripe's Refund GET)."""
+    released_late: int = 0
+    """Captures the checkout gave up on, undone once their outcome came (refunded / voided)."""
     errors: int
 
 

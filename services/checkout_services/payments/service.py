@@ -10,7 +10,7 @@ import logging
 import random
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -29,6 +29,9 @@ from checkout_services.payments.adapters import base, registry
 from checkout_services.payments.settings import Settings
 
 log = logging.getLogger("checkout_services.payments")
+
+SAGA_WAITS_IN: Final = frozenset({sm.PaymentState.REQUIRES_ACTION, sm.PaymentState.CAPTURE_PENDING})
+"""States the checkout saga waits on: every move out of them is signalled to it."""
 
 
 @dataclasses.dataclass
@@ -57,6 +60,15 @@ class PaymentsService:
         metrics: metrics.Metrics,
     ) -> None:
         self.settings = settings
+        routing_config, self.only_method = routing.by_wire(routing_config)
+        """Providers that take one payment method only (a method carried by a provider API)."""
+        local = routing.simulator_dialect(routing_config)
+        if local:
+            log.warning(
+                "providers %s speak the PSP simulator's local dialect (no real provider API has"
+                " it): give them api: stripe or adyen",
+                ", ".join(local),
+            )
         self.routing = routing_config
         self.repo = repo
         self.idem = idem
@@ -109,6 +121,14 @@ class PaymentsService:
         return self.target_of(
             payment.provider, payment.provider_type, payment.endpoint, payment.account
         )
+
+    def takes(
+        self, target: base.Target, method: str, token: base.PaymentMethodToken | None
+    ) -> bool:
+        """Whether this provider can take the payment (its one method, if it has one, and what
+        the client sent)."""
+        only = self.only_method.get(target.provider)
+        return (only is None or only == method) and self.adapter(target).accepts(method, token)
 
     def breaker_for(self, target: base.Target) -> breaker.CircuitBreaker:
         settings = self.breaker_settings.get(target.provider, config.CircuitBreaker())
@@ -205,8 +225,8 @@ class PaymentsService:
         )
         if release and moved is not None and held is not None:
             held.released = True
-        if moved is not None and payment.state == sm.PaymentState.REQUIRES_ACTION:
-            self.shopper_action_moved(moved)
+        if moved is not None and payment.state in SAGA_WAITS_IN:
+            self.tell_saga(moved)
         if moved is None:
             current = await self.get(payment.checkout_id)
             if current.state == target:
@@ -216,8 +236,9 @@ class PaymentsService:
             )
         return moved
 
-    def shopper_action_moved(self, payment: db.Payment) -> None:
-        """The shopper's action ended (or asks for a next one): tell the checkout saga."""
+    def tell_saga(self, payment: db.Payment) -> None:
+        """The shopper's action ended (or asks for a next one), or the provider decided a
+        capture it had accepted: tell the checkout saga."""
         if self.saga is not None:
             waiting = payment.state == sm.PaymentState.REQUIRES_ACTION
             self.saga.moved(

@@ -5,8 +5,10 @@ What each event does (events come from :mod:`webhook_schemes`):
 
 - authorized / declined: a payment waiting for the shopper (requires_action) is settled.
 - captured: the capture (requested, or an APM that captures on confirmation) is done.
-- capture_failed: capture_pending -> capture_failed; the orders saga, polling the payment,
-  compensates and sends PAYMENT_CAPTURE_FAILED to its DLQ.
+- captured / capture_failed out of capture_pending: the orders saga is signalled
+  (:meth:`PaymentsService.move`); on capture_failed it compensates and sends
+  PAYMENT_CAPTURE_FAILED to its DLQ. An outcome the saga stopped waiting for is undone
+  (:mod:`release`: a late CAPTURE refunded, a late CAPTURE_FAILED voided).
 - voided / void_failed: void_pending -> voided, or back to authorized.
 - refunded / refund_failed: settle the refund they name (:mod:`refund_ledger`): the
   refunded amount grows, or the amount the open refund held is refundable again.
@@ -18,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from checkout_contract import payments as config
-from checkout_services.payments import db, exceptions, refund_ledger
+from checkout_services.payments import db, exceptions, refund_ledger, release
 from checkout_services.payments import state_machine as sm
 from checkout_services.payments import webhook_schemes as ws
 from checkout_services.payments.service import PaymentsService
@@ -89,9 +91,10 @@ async def apply(svc: PaymentsService, provider: config.Provider, event: ws.Event
     if payment.state == target or not sm.can(payment.state, target):
         return {"outcome": "stale", "kind": event.kind}
     try:
-        await svc.move(payment, target, **fields)
+        moved = await svc.move(payment, target, **fields)
     except exceptions.IllegalTransitionError:
         return {"outcome": "stale", "kind": event.kind}
+    await release.settle_quietly(svc, moved)
     return {"outcome": "applied", "state": target.value}
 
 

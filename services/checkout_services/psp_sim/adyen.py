@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from checkout_services.psp_sim import adyen_apm, webhooks
 from checkout_services.psp_sim import state as st
-from checkout_services.psp_sim import webhooks
 from checkout_services.psp_sim.core import (
     DECLINES,
     Executor,
@@ -186,6 +186,12 @@ class AdyenRoutes:
                         "url": f"https://checkoutshopper-test.adyen.test/3ds/{p.id}",
                     },
                 }
+            apm = adyen_apm.answer(method, p.id)
+            if apm is not None:  # the shopper acts, then AUTHORISATION decides
+                p.history.append(str(apm["resultCode"]))
+                if sim.auto_complete_ms >= 0:  # else the shopper acts through the admin API
+                    sim.schedule(shopper_authenticates(sim, p))
+                return 200, {"pspReference": p.id, "merchantReference": reference, **apm}
             p.status = "authorized"
             p.history.append("authorized")
             return 200, {
