@@ -32,7 +32,8 @@ unit:  ## pytest without the real-stack tests
 test: lint typecheck imports  ## everything CI runs: lint, types, layers, all tests
 	$(BIN)/pytest -m 'not bench' --durations=25
 
-bench:  ## benchmarks (print p50/p95/p99, throughput, RSS)
+bench:  ## benchmarks (print p50/p95/p99, throughput, RSS; installs the clients the Kubernetes-client comparison measures)
+	$(BIN)/pip install -q -e '.[dev,services,tracing,bench-clients]'
 	$(BIN)/pytest -m bench -s tests/bench
 
 image:  ## the operator and services images (podman, no Docker; cached by content hash)

@@ -6,8 +6,8 @@ it may write for: its home markets and those of the regions that fail over to it
 from __future__ import annotations
 
 from checkout_demo import cluster
-from checkout_demo.demo import STOCK
 from checkout_demo.load import MARKETS
+from checkout_demo.stack import STOCK
 from checkout_operator.api import load
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.render import configmaps

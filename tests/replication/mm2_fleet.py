@@ -5,13 +5,15 @@ file as is, and the process gets the env vars the rendered Deployment fills from
 (``KAFKA_BOOTSTRAP_<REGION>`` via ``secretKeyRef``). The test plays the kubelet: it resolves each
 ``secretKeyRef`` against the Secrets a cluster would hold (``<region>-kafka`` /
 ``<region>-kafka-remote``, key ``bootstrap``) and runs the Deployment's command
-(``--clusters <region>``) on the stack's Kafka jars.
+(``--clusters <region>``) on the stack's Kafka jars, after its init containers (each run to
+completion first, ``$(VAR)`` in their commands expanded from their env, as the kubelet does).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,12 +28,13 @@ from checkout_operator.api import load
 from checkout_operator.api.checkoutregion import CheckoutRegion
 from checkout_operator.render import mirrormaker
 from checkout_operator.render.region import render_region
+from checkout_stack.components import kafka as kafka_component
 from checkout_stack.components.kafka import KafkaCluster, MirrorMaker
 from checkout_stack.pytest_plugin import KafkaClusters
 
 TOPIC = "checkout.orders"
 GROUP = "checkout-fulfilment"
-MARKETS = {"eu-west-1": "IE", "eu-central-1": "DE", "eu-north-1": "SE"}
+MARKETS = {"eu-west-1": "IE", "eu-central-1": "DE", "eu-north-1": "SE", "us-east-1": "US"}
 
 # Test tuning through the API (single broker, fast discovery, frequent checkpoints/flushes).
 TEST_TUNING: dict[str, Any] = {
@@ -107,10 +110,35 @@ def full_mesh(names: Sequence[str], policy: str = "Default") -> list[CheckoutReg
 
 
 @dataclass(frozen=True)
+class Container:
+    command: list[str]
+    env_refs: dict[str, tuple[str, str]]  # env var -> (secret name, key)
+    env_values: dict[str, str]
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any]) -> Container:
+        env = spec.get("env") or []
+        refs = {
+            e["name"]: (
+                e["valueFrom"]["secretKeyRef"]["name"],
+                e["valueFrom"]["secretKeyRef"]["key"],
+            )
+            for e in env
+            if "valueFrom" in e
+        }
+        values = {e["name"]: e["value"] for e in env if "value" in e}
+        return cls(list(spec["command"]), refs, values)
+
+    def environment(self, secrets: Mapping[tuple[str, str], str]) -> dict[str, str]:
+        return {**self.env_values, **{var: secrets[ref] for var, ref in self.env_refs.items()}}
+
+
+@dataclass(frozen=True)
 class RenderedMM2:
     properties: str
     command: list[str]
     env_refs: dict[str, tuple[str, str]]  # env var -> (secret name, key)
+    init_containers: list[Container]
 
 
 def rendered_mm2(target: CheckoutRegion, fleet: Sequence[CheckoutRegion]) -> RenderedMM2:
@@ -122,13 +150,19 @@ def rendered_mm2(target: CheckoutRegion, fleet: Sequence[CheckoutRegion]) -> Ren
         if o["metadata"]["name"] == mirrormaker.NAME and o["kind"] in ("ConfigMap", "Deployment")
     }
     props = by_kind["ConfigMap"]["data"][mirrormaker.PROPERTIES_KEY]
-    container = by_kind["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    refs = {
-        e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
-        for e in container["env"]
-        if "valueFrom" in e
-    }
-    return RenderedMM2(properties=props, command=list(container["command"]), env_refs=refs)
+    pod = by_kind["Deployment"]["spec"]["template"]["spec"]
+    main = Container.of(pod["containers"][0])
+    inits = [Container.of(c) for c in pod.get("initContainers") or []]
+    return RenderedMM2(props, main.command, main.env_refs, inits)
+
+
+def kubelet_expand(arg: str, env: Mapping[str, str]) -> str:
+    """``$(VAR)`` -> its value from the container's env (``$$`` escapes; unknown stays)."""
+    return re.sub(
+        r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+        lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
+        arg,
+    )
 
 
 def secrets_for(clusters: Mapping[str, KafkaCluster]) -> dict[tuple[str, str], str]:
@@ -150,6 +184,11 @@ def start_mm2(
     """Start the region's MirrorMaker 2 exactly as its rendered Deployment would run it."""
     mm2 = rendered_mm2(target, fleet)
     secrets = secrets_for(clusters)
+    for init in mm2.init_containers:
+        init_env = init.environment(secrets)
+        kafka_component.run_tool(
+            [kubelet_expand(a, init_env) for a in init.command], init_env, workdir / "init"
+        )
     env = {var: secrets[ref] for var, ref in mm2.env_refs.items()}
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"{target.spec.region}-{mirrormaker.PROPERTIES_KEY}"
@@ -170,12 +209,10 @@ async def forget_connect_state(
     the dedicated-mode Connect topics ``mm2-{configs,offsets,status}.<peer>.internal``.
 
     The session's clusters are shared by every test, and a dedicated MM2 names its Connect
-    group and topics after the flow only (``<peer>-mm2``), so a new MM2 for a flow another test
-    ran first starts the OLD connector configs from ``mm2-configs`` (e.g. the Default policy and
-    ``checkout\\..*``) until it has written its own: for a moment the old MirrorSourceTask
-    replicates under the old policy, and the source offsets it commits are shared with the new
-    one. A test whose MM2 must start as a new region's Deployment would (no earlier flow state)
-    calls this first. Returns the deleted topics.
+    group and topics after the flow only (``<peer>-mm2``). The rendered init container already
+    deletes ``mm2-configs`` (no old connector config ever runs), but the positions in
+    ``mm2-offsets`` stay, by design: a test whose MM2 must start as a new region's Deployment
+    would (no earlier positions of the flow) calls this first. Returns the deleted topics.
     """
     names = [f"mm2-{kind}.{peer}.internal" for peer in peers for kind in CONNECT_STATE_KINDS]
     admin = AIOKafkaAdminClient(bootstrap_servers=target_bootstrap)
@@ -221,6 +258,16 @@ async def produce_events(
     finally:
         await producer.stop()
     return n
+
+
+async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
+    """The offset ``group`` committed for ``tp`` on the cluster (None: none)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        return await consumer.committed(tp)  # type: ignore[no-any-return]
+    finally:
+        await consumer.stop()
 
 
 async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:

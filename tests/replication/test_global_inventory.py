@@ -18,7 +18,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +45,6 @@ DOWN = "us-east-1"
 MOVEMENTS = 10_000
 SKUS = [f"sku-{i:02d}" for i in range(24)]
 MIGRATIONS = (db.COMMON_MIGRATIONS, "checkout_services.inventory.migrations")
-
-
-@pytest.fixture
-def mm2s() -> Iterator[list[MirrorMaker]]:
-    started: list[MirrorMaker] = []
-    yield started
-    for mm in started:
-        mm.stop()
 
 
 def three_region_fleet() -> list[CheckoutRegion]:

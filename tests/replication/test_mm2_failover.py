@@ -11,7 +11,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import mm2_fleet as fleet_h
@@ -26,23 +25,6 @@ pytestmark = pytest.mark.stack
 
 A, B = "eu-west-1", "eu-central-1"
 TOTAL, PROCESSED_IN_A = 2000, 1200
-
-
-@pytest.fixture
-def mm2s() -> Iterator[list[MirrorMaker]]:
-    started: list[MirrorMaker] = []
-    yield started
-    for mm in started:
-        mm.stop()
-
-
-async def committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    await consumer.start()
-    try:
-        return await consumer.committed(tp)  # type: ignore[no-any-return]
-    finally:
-        await consumer.stop()
 
 
 async def test_consumer_group_resumes_in_peer_at_translated_offset(
@@ -81,17 +63,17 @@ async def test_consumer_group_resumes_in_peer_at_translated_offset(
             await consumer.commit({tp: OffsetAndMetadata(last + 1, "")})
     finally:
         await consumer.stop()  # region A fails: the group leaves; its offsets stay in A
-    assert await committed(clusters[A].bootstrap, group, tp) == PROCESSED_IN_A
+    assert await fleet_h.committed(clusters[A].bootstrap, group, tp) == PROCESSED_IN_A
 
     # MM2 checkpoints the group and writes the translated offset into eu-central-1
     mirrored = TopicPartition(f"{A}.{topic}", 0)
     translated: int | None = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        translated = await committed(clusters[B].bootstrap, group, mirrored)
+        translated = await fleet_h.committed(clusters[B].bootstrap, group, mirrored)
         if translated:
             await asyncio.sleep(5)  # let a later checkpoint land, then take the settled value
-            translated = await committed(clusters[B].bootstrap, group, mirrored)
+            translated = await fleet_h.committed(clusters[B].bootstrap, group, mirrored)
             break
         await asyncio.sleep(2)
     assert translated, f"no translated offset for {group} in {B}; MM2 log {mm2s[0].log}"

@@ -11,7 +11,6 @@ import datetime
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import mm2_fleet as fleet_h
@@ -30,14 +29,6 @@ pytestmark = pytest.mark.stack
 A, B = "eu-west-1", "eu-central-1"
 MAX_LAG = 100
 OUTAGE_S = 30
-
-
-@pytest.fixture
-def mm2s() -> Iterator[list[MirrorMaker]]:
-    started: list[MirrorMaker] = []
-    yield started
-    for mm in started:
-        mm.stop()
 
 
 async def test_kafka_outage_and_mm2_restart_lose_nothing_and_lag_recovers(

@@ -12,7 +12,7 @@ import datetime
 import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import mm2_fleet as fleet_h
@@ -28,14 +28,6 @@ pytestmark = pytest.mark.stack
 
 EU_WEST, EU_CENTRAL, EU_NORTH = "eu-west-1", "eu-central-1", "eu-north-1"
 PATTERNS = [r"checkout\..*"]
-
-
-@pytest.fixture
-def mm2s() -> Iterator[list[MirrorMaker]]:
-    started: list[MirrorMaker] = []
-    yield started
-    for mm in started:
-        mm.stop()
 
 
 def unique_topic() -> str:

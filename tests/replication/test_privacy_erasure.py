@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +52,6 @@ COMPACTED = {
     "delete.retention.ms": "1000",
     "min.compaction.lag.ms": "0",
 }
-
-
-@pytest.fixture
-def mm2s() -> Iterator[list[MirrorMaker]]:
-    started: list[MirrorMaker] = []
-    yield started
-    for mm in started:
-        mm.stop()
 
 
 def region_config(name: str) -> config.RegionConfig:

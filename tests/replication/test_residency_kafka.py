@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import mm2_fleet as fleet_h
@@ -39,14 +38,6 @@ KINDS = {
     "CUSTOMER_UPSERTED": "personal",
     "STOCK_DELTA": "aggregate",
 }
-
-
-@pytest.fixture
-def mm2s() -> Iterator[list[MirrorMaker]]:
-    started: list[MirrorMaker] = []
-    yield started
-    for mm in started:
-        mm.stop()
 
 
 async def produce_home_events(postgres: Postgres, bootstrap: str, region: str, run: str) -> None:

@@ -85,24 +85,34 @@ async def test_1000_concurrent_reservations_for_100_units(
 ) -> None:
     sku = f"sku-{made_ids.ref(n=8)}"
     async with httpx.AsyncClient(
-        base_url=inventory.url, timeout=60, limits=httpx.Limits(max_connections=200)
+        base_url=inventory.url,
+        timeout=60,
+        # idle connections expire before the server's 5 s keep-alive closes them
+        limits=httpx.Limits(max_connections=200, keepalive_expiry=2.0),
     ) as client:
         assert (await client.put(f"/v1/stock/{sku}", json={"available": 100})).status_code == 200
 
         async def reserve(i: int) -> httpx.Response:
-            return await client.post(
-                "/v1/reservations",
-                json={
-                    "checkout_id": f"co-{sku}-{i}",
-                    "market": "DE",
-                    "lines": [{"sku": sku, "quantity": 1}],
-                    "ttl_seconds": 3600,
-                },
-            )
+            body = {
+                "checkout_id": f"co-{sku}-{i}",
+                "market": "DE",
+                "lines": [{"sku": sku, "quantity": 1}],
+                "ttl_seconds": 3600,
+            }
+            for _ in range(4):
+                try:
+                    return await client.post("/v1/reservations", json=body)
+                except httpx.TransportError:
+                    # a connection dropped under load (a loaded CI run: ReadError): a client
+                    # retries the same checkout; a reservation made before the drop then
+                    # answers 200 (the same reservation), never a second unit
+                    await asyncio.sleep(0.2)
+            return await client.post("/v1/reservations", json=body)
 
         results = await asyncio.gather(*(reserve(i) for i in range(1000)))
         codes = [r.status_code for r in results]
-        assert codes.count(201) == 100, {c: codes.count(c) for c in set(codes)}
+        reserved = codes.count(201) + codes.count(200)
+        assert reserved == 100, {c: codes.count(c) for c in set(codes)}
         assert codes.count(409) == 900
         for r in results:
             if r.status_code == 409:

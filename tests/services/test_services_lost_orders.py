@@ -89,6 +89,14 @@ async def placed_on_kafka(bootstrap: str, wanted: set[str], wait_s: float) -> se
     return seen & wanted
 
 
+# The orders service is SIGKILLed while the client connects to it: a connect cancelled by the
+# client's timeout at that moment can leave asyncio's half-made socket to the dead port unclosed
+# (a loaded CI run: "unclosed <socket.socket ...>" from asyncio's sock_connect, in this test's
+# own client, not in a service). The promise checked here is the orders, not the client's sockets.
+@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
 async def test_no_acknowledged_order_is_lost(env: tuple[ce.CheckoutEnv, h.RelayProc]) -> None:
     e, relay = env
     rng = random.Random(20261125)

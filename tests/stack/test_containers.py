@@ -28,6 +28,7 @@ import yaml
 from checkout_demo import auth
 from checkout_stack import images, podrun
 from checkout_stack.errors import StackError
+from checkout_stack.pod import Pod, running
 
 from . import operator_support as sup
 
@@ -65,7 +66,7 @@ def chart_objects(helm_bin: pathlib.Path, namespace: str, values: dict[str, Any]
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
-def assert_no_writes(pod: podrun.Pod) -> None:
+def assert_no_writes(pod: Pod) -> None:
     assert pod.writes_outside_volumes() == [], f"{pod.name} wrote to its root filesystem"
     assert pod.read_only_errors() == [], f"{pod.name} tried to write outside its volumes"
 
@@ -73,7 +74,7 @@ def assert_no_writes(pod: podrun.Pod) -> None:
 class Fleet:
     """The operator container, running, and the app namespace it reconciles."""
 
-    def __init__(self, pod: podrun.Pod, namespaces: dict[str, str], health_url: str) -> None:
+    def __init__(self, pod: Pod, namespaces: dict[str, str], health_url: str) -> None:
         self.pod = pod
         self.namespaces = namespaces
         """Example region -> its namespace (a region's children have fixed names)."""
@@ -112,7 +113,7 @@ def fleet(
                                                      "items": rest}))  # fmt: skip
     runner = podrun.PodRunner(kube, op_ns, tmp_path_factory.mktemp("operator"), network="host")
     pod = runner.pod(f"checkout-operator-{op_ns}", deployment["spec"]["template"])
-    with podrun.running([pod]):
+    with running([pod]):
         yield Fleet(pod, namespaces, f"http://127.0.0.1:{health}/healthz")
     for ns in (op_ns, *namespaces.values()):
         sup.delete_namespace(kube, ns)
@@ -242,7 +243,7 @@ def test_services_run_read_only_and_answer_their_readiness_probes(
     ]
     assert {p.argv[p.argv.index("--user") + 1] for p in pods} == {"10001:10001"}
     assert all("--read-only" in p.argv for p in pods)
-    with podrun.running(pods):
+    with running(pods):
         failures = []
         for pod in pods:
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import example_data as helpers
 
 from checkout_operator.api.checkoutregion import CheckoutRegion
@@ -111,6 +113,39 @@ def test_standalone_deployment_fills_bootstrap_env_from_secrets() -> None:
         "name": "properties",
         "configMap": {"name": "checkout-mirrormaker2"},
     }
+
+
+def test_init_container_clears_exactly_the_flows_config_topics_before_mm2_starts() -> None:
+    region = helpers.example_region("eu-west-1")
+    pod = mirrormaker.standalone_deployment(region, "shop", "h")["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["command"] == [
+        "/opt/kafka/bin/kafka-topics.sh",
+        "--bootstrap-server",
+        "$(KAFKA_BOOTSTRAP_EU_WEST_1)",
+        "--delete",
+        "--if-exists",
+        "--topic",
+        r"(?:mm2-configs\.eu-central-1\.internal)",
+    ]
+    # the $(VAR) the kubelet expands is this region's own Kafka, from its Secret
+    assert {
+        "name": "KAFKA_BOOTSTRAP_EU_WEST_1",
+        "valueFrom": {"secretKeyRef": {"name": "eu-west-1-kafka", "key": "bootstrap"}},
+    } in init["env"]
+    assert init["image"] == pod["containers"][0]["image"]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    # kafka-topics.sh full-matches --topic as a regex: only config topics, never positions
+    pattern = re.compile(mirrormaker.config_topics_regex(region))
+    assert pattern.fullmatch("mm2-configs.eu-central-1.internal")
+    for kept in (
+        "mm2-offsets.eu-central-1.internal",
+        "mm2-status.eu-central-1.internal",
+        "eu-central-1.checkpoints.internal",
+        "mm2-configs.eu-central-1xinternal",
+        "mm2-configs.eu-west-1.internal",
+    ):
+        assert not pattern.fullmatch(kept), kept
 
 
 def test_strimzi_v1_resource_exact_spec() -> None:

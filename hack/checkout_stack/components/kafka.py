@@ -330,6 +330,31 @@ def run_mirrormaker(
     return MirrorMaker(proc)
 
 
+TOOLS = {"kafka-topics.sh": "org.apache.kafka.tools.TopicCommand"}
+"""The Kafka image's CLI scripts (``/opt/kafka/bin/<script>``) by their main class."""
+
+
+def run_tool(
+    command: Sequence[str], env: Mapping[str, str], dir: Path, timeout: float = 120
+) -> str:
+    """Run a Kafka image's CLI command (``[/opt/kafka/bin/kafka-topics.sh, args...]``, as a
+    container would) on the stack's jars, to completion; its output. A failure raises."""
+    script = Path(command[0]).name
+    if script not in TOOLS:
+        raise StackError(COMPONENT, f"no main class known for {script}", fix=f"add it to {TOOLS}")
+    dir.mkdir(parents=True, exist_ok=True)
+    log4j = dir / "tool-log4j2.properties"
+    log4j.write_text(LOG4J2.format(level="WARN"))
+    done = run(
+        COMPONENT,
+        _java(TOOLS[script], *command[1:], log4j=log4j, env=env),
+        fix="check the command and that the Kafka cluster is up",
+        env=env,
+        timeout=timeout,
+    )
+    return done.stdout
+
+
 def mirrormaker_dir(base: Path) -> Path:
     return base / f"mm2-{uuid.uuid4().hex[:8]}"
 

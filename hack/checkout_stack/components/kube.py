@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from checkout_stack import certs, paths
+from checkout_stack.components import kube_flags as flags
 from checkout_stack.errors import MissingTool, StackError
 from checkout_stack.proc import Proc, free_port, http_ok, https_ok
 
@@ -219,27 +220,7 @@ class ControlPlane:
         # etcd
         etcd_port, peer_port = free_port(), free_port()
         etcd = self._proc(
-            "etcd",
-            [
-                str(binaries["etcd"]),
-                "--name",
-                "default",
-                "--data-dir",
-                str(self.dir / "etcd"),
-                "--listen-client-urls",
-                f"http://127.0.0.1:{etcd_port}",
-                "--advertise-client-urls",
-                f"http://127.0.0.1:{etcd_port}",
-                "--listen-peer-urls",
-                f"http://127.0.0.1:{peer_port}",
-                "--initial-advertise-peer-urls",
-                f"http://127.0.0.1:{peer_port}",
-                "--initial-cluster",
-                f"default=http://127.0.0.1:{peer_port}",
-                "--unsafe-no-fsync",
-                "--log-level",
-                "warn",
-            ],
+            "etcd", flags.etcd(binaries["etcd"], self.dir / "etcd", etcd_port, peer_port)
         )
         etcd.wait_ready(
             lambda: http_ok(f"http://127.0.0.1:{etcd_port}/health"), timeout=30, what="healthy"
@@ -248,27 +229,16 @@ class ControlPlane:
         # kube-apiserver
         apiserver = self._proc(
             "kube-apiserver",
-            [
-                str(binaries["kube-apiserver"]),
-                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={self.port}",
-                f"--cert-dir={pki}",
-                f"--tls-cert-file={serving.cert}",
-                f"--tls-private-key-file={serving.key}",
-                f"--client-ca-file={ca.pair.cert}",
-                f"--service-account-key-file={sa.cert}",
-                f"--service-account-signing-key-file={sa.key}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=Node,RBAC",
-                "--enable-admission-plugins=NodeRestriction",
-                "--allow-privileged=true",
-                "--endpoint-reconciler-type=none",
-                "--profiling=false",
-                "--v=0",
-            ],
+            flags.apiserver(
+                binaries["kube-apiserver"],
+                etcd_port,
+                self.port,
+                pki,
+                serving,
+                ca.pair,
+                sa,
+                SERVICE_CIDR,
+            ),
         )
         ctx = ssl.create_default_context(cafile=str(ca.pair.cert))
         ctx.load_cert_chain(str(admin.cert), str(admin.key))
@@ -280,68 +250,23 @@ class ControlPlane:
         kcm_port, sched_port = free_port(), free_port()
         kcm = self._proc(
             "kube-controller-manager",
-            [
-                str(binaries["kube-controller-manager"]),
-                f"--kubeconfig={kcm_kc}",
-                f"--authentication-kubeconfig={kcm_kc}",
-                f"--authorization-kubeconfig={kcm_kc}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={kcm_port}",
-                f"--cert-dir={pki / 'kcm'}",
-                "--leader-elect=false",
-                "--controllers=" + (",".join(LEAN_CONTROLLERS) if self.lean else "*"),
-                "--use-service-account-credentials",
-                f"--service-account-private-key-file={sa.key}",
-                f"--root-ca-file={ca.pair.cert}",
-                f"--cluster-signing-cert-file={ca.pair.cert}",
-                f"--cluster-signing-key-file={ca.pair.key}",
-                f"--cluster-name={self.name}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                # the defaults (20 QPS, burst 30 per controller) make a 50-region fleet's 600
-                # pods queue behind client-side throttling, not behind the apiserver
-                "--kube-api-qps=200",
-                "--kube-api-burst=400",
-                # 5 workers each (the defaults) wait in turn on a busy apiserver: 300
-                # Deployments of 50 regions queued behind them
-                "--concurrent-deployment-syncs=20",
-                "--concurrent-replicaset-syncs=20",
-                "--concurrent-horizontal-pod-autoscaler-syncs=20",
-                "--profiling=false",
-                "--v=0",
-            ],
+            flags.controller_manager(
+                binaries["kube-controller-manager"],
+                kcm_kc,
+                kcm_port,
+                pki,
+                sa,
+                ca.pair,
+                self.name,
+                SERVICE_CIDR,
+                LEAN_CONTROLLERS if self.lean else None,
+            ),
         )
         sched = self._proc(
-            "kube-scheduler",
-            [
-                str(binaries["kube-scheduler"]),
-                f"--kubeconfig={sched_kc}",
-                f"--authentication-kubeconfig={sched_kc}",
-                f"--authorization-kubeconfig={sched_kc}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={sched_port}",
-                f"--cert-dir={pki / 'scheduler'}",
-                "--leader-elect=false",
-                "--kube-api-qps=200",
-                "--kube-api-burst=400",
-                "--profiling=false",
-                "--v=0",
-            ],
+            "kube-scheduler", flags.scheduler(binaries["kube-scheduler"], sched_kc, sched_port, pki)
         )
         if self.with_kwok:
-            self._proc(
-                "kwok",
-                [
-                    str(kwok),
-                    f"--kubeconfig={kwok_kc}",
-                    f"--config={paths.kwok_stages()}",
-                    "--manage-all-nodes=false",
-                    "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                    "--cidr=10.0.1.0/24",
-                    "--node-ip=10.0.1.1",
-                    f"--server-address=127.0.0.1:{free_port()}",
-                    "--node-lease-duration-seconds=40",
-                ],
-            )
+            self._proc("kwok", flags.kwok(kwok, kwok_kc, free_port()))
         kcm.wait_ready(
             lambda: https_ok(f"https://127.0.0.1:{kcm_port}/healthz"), timeout=60, what="healthy"
         )

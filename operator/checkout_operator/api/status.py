@@ -61,13 +61,14 @@ class RegionHealth(ApiModel):
     state: HealthState = "Unknown"
     """Healthy, Unhealthy or Unknown."""
     consecutive_failures: int = Field(default=0, ge=0)
-    """Failed (or timed out) probes in a row."""
+    """Failed (or timed out) probes in a row, counted up to failureThreshold (the status is
+    written when it changes, not on every probe)."""
     consecutive_successes: int = Field(default=0, ge=0)
-    """Successful probes in a row."""
+    """Successful probes in a row, counted up to successThreshold."""
     last_probe_time: str = ""
     """When the last probe finished (RFC 3339, UTC)."""
     message: str = ""
-    """Result of the last probe."""
+    """Outcome and reason of the last probe when it did not succeed, e.g. ``Failure(503)``."""
 
 
 class TopicReplicationLag(ApiModel):

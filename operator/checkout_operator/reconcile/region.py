@@ -1,316 +1,83 @@
 """One reconcile of one CheckoutRegion: render -> diff -> apply -> prune -> status.
 
+This module holds the reconcile flow, its status write and the cleanup. The names, Context,
+Desired and Result are in :mod:`.context`, the applies, prunes and error naming in
+:mod:`.children`, the reconcile slots in :mod:`.slots`; the names callers use are re-exported
+here (``__all__``).
+
 All cluster I/O goes through ``checkout_kube``. A reconcile that finds nothing to do
 makes reads only: zero write requests (no apply, no delete, no status patch, no event).
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
 import dataclasses
-import datetime
-import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
-from checkout_kube import client as kclient
 from checkout_kube import errors as kerrors
 from checkout_operator import metrics
 from checkout_operator.kube import remote as kremote
-from checkout_operator.reconcile import errors, index, plan, status
-
-GROUP: Final = "checkout-operator.io"
-API_VERSION: Final = "checkout-operator.io/v1alpha1"
-REGION_KIND: Final = "CheckoutRegion"
-ROUTE_KIND: Final = "PSPRoute"
-REGION_LABEL: Final = "checkout-operator.io/region"
-MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
-MANAGED_BY: Final = "checkout-operator"
-
-KNOWN_CHILD_KINDS: Final[tuple[tuple[str, str], ...]] = (
-    ("v1", "ConfigMap"),
-    ("v1", "Service"),
-    ("v1", "ServiceAccount"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("apps/v1", "Deployment"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("networking.k8s.io/v1", "NetworkPolicy"),
-    ("kafka.strimzi.io/v1", "KafkaMirrorMaker2"),
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
-    ("externaldns.k8s.io/v1alpha1", "DNSEndpoint"),
+from checkout_operator.reconcile import children, errors, index, plan, status
+from checkout_operator.reconcile.children import list_children
+from checkout_operator.reconcile.context import (
+    API_VERSION,
+    BACKGROUND,
+    GROUP,
+    KNOWN_CHILD_KINDS,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    REGION_KIND,
+    REGION_LABEL,
+    ROUTE_KIND,
+    URGENT,
+    Context,
+    Desired,
+    Obj,
+    RemoteTarget,
+    Renderer,
+    Result,
+    labels_for,
+    owner_of,
+    patch_region_status,
+    placement_of,
+    target_client,
 )
-"""Kinds the render can produce: listed (when the server serves them) to find what to prune."""
+from checkout_operator.reconcile.slots import Slots
 
-URGENT: Final = 0
-"""Reconcile priority of a spec change (a new region, an edit, a PSPRoute change)."""
-BACKGROUND: Final = 1
-"""Reconcile priority of children's progress, fleet peers' routing and the periodic resync."""
+__all__ = [
+    "API_VERSION",
+    "BACKGROUND",
+    "GROUP",
+    "KNOWN_CHILD_KINDS",
+    "MANAGED_BY",
+    "MANAGED_BY_LABEL",
+    "REGION_KIND",
+    "REGION_LABEL",
+    "ROUTE_KIND",
+    "STATUS_ATTEMPTS",
+    "URGENT",
+    "Context",
+    "Desired",
+    "Obj",
+    "RemoteTarget",
+    "Renderer",
+    "Result",
+    "Slots",
+    "cleanup_region",
+    "labels_for",
+    "list_children",
+    "owner_of",
+    "patch_region_status",
+    "placement_of",
+    "reconcile_region",
+    "target_client",
+]
 
 logger = logging.getLogger("checkout_operator.reconcile")
-
-Obj = dict[str, Any]
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RemoteTarget:
-    """The region's children go to another cluster, via a kubeconfig in a Secret."""
-
-    secret_namespace: str
-    secret_name: str
-    secret_key: str
-
-
-@dataclass(frozen=True)
-class Desired:
-    """The render of one region: its children and where they go."""
-
-    region: str
-    """The region's name (the value of the region label on its children)."""
-    namespace: str
-    """Namespace of the children (in the target cluster)."""
-    objects: tuple[Obj, ...]
-    remote: RemoteTarget | None = None
-    mounted_kubeconfigs: tuple[tuple[str, str, str], ...] = ()
-    """(Secret name, key, spec field) of kubeconfigs in the children's namespace that the
-    children mount (the lease store's): policy-checked before anything is applied."""
-
-
-Renderer = Callable[
-    [Mapping[str, Any], Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]], Desired
-]
-"""(region body, the PSPRoutes selecting it, every CheckoutRegion of its namespace) -> Desired.
-
-Pure; raises ``errors.InvalidSpec`` naming the field for a spec it cannot render."""
-
-
-class Slots:
-    """At most ``limit`` holders at once; a waiter of a more urgent class (lower number) is
-    admitted before any less urgent one, first come first served within a class.
-
-    Reconciles for a spec change (a new region, an edit) go before those that only roll up
-    children's progress, so that fifty new regions get their children applied first while
-    the rollouts they start proceed in the cluster."""
-
-    def __init__(self, limit: int, classes: int = 2) -> None:
-        if limit < 1:
-            raise ValueError("max_concurrent must be at least 1")
-        self.limit = limit
-        self._free = limit
-        self._waiters: tuple[collections.deque[asyncio.Future[None]], ...] = tuple(
-            collections.deque() for _ in range(classes)
-        )
-
-    @property
-    def in_use(self) -> int:
-        return self.limit - self._free
-
-    @property
-    def waiting(self) -> int:
-        return sum(len(q) for q in self._waiters)
-
-    @contextlib.asynccontextmanager
-    async def hold(self, priority: int = 0) -> AsyncIterator[None]:
-        await self._acquire(priority)
-        try:
-            yield
-        finally:
-            self._release()
-
-    async def _acquire(self, priority: int) -> None:
-        if self._free > 0 and not self.waiting:
-            self._free -= 1
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue = self._waiters[min(max(priority, 0), len(self._waiters) - 1)]
-        queue.append(future)
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self._release()  # handed a slot just as we were cancelled: pass it on
-            else:
-                with contextlib.suppress(ValueError):
-                    queue.remove(future)
-            raise
-
-    def _release(self) -> None:
-        for queue in self._waiters:
-            while queue:
-                future = queue.popleft()
-                if not future.done():
-                    future.set_result(None)  # the slot passes straight to this waiter
-                    return
-        self._free += 1
-
-
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-@dataclass
-class Context:
-    client: kclient.KubeClient
-    renderer: Renderer
-    remotes: kremote.RemoteClients | None = None
-    known_kinds: tuple[tuple[str, str], ...] = KNOWN_CHILD_KINDS
-    clock: Callable[[], datetime.datetime] = _utcnow
-    locks: dict[index.Ref, asyncio.Lock] = field(default_factory=dict)
-    max_concurrent: int | None = None
-    """At most this many reconciles read and write at once (None: no bound). Fifty regions
-    created together then finish a few at a time (their Deployments reach the cluster early,
-    in parallel with the rest) instead of all of them together at the end."""
-    slots: Slots | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.remotes is None:
-            self.remotes = kremote.RemoteClients(self.client)
-        if self.max_concurrent is not None:
-            self.slots = Slots(self.max_concurrent)
-
-    def lock(self, ref: index.Ref) -> asyncio.Lock:
-        return self.locks.setdefault(ref, asyncio.Lock())
-
-    def slot(self, priority: int = URGENT) -> contextlib.AbstractAsyncContextManager[None]:
-        """One of the ``max_concurrent`` reconcile slots (a no-op without a bound)."""
-        return self.slots.hold(priority) if self.slots is not None else contextlib.nullcontext()
-
-
-@dataclass(frozen=True)
-class Result:
-    ref: index.Ref
-    found: bool = True
-    applied: tuple[str, ...] = ()
-    """``Kind/name (reason)`` of each child applied: ``Deployment/x (drift: spec.replicas)``."""
-    pruned: tuple[str, ...] = ()
-    status_written: bool = False
-    ready: bool = False
-    error_reason: str = ""
-    error_message: str = ""
-    permanent: bool = False
-    writes: int = 0
-    """Write requests this reconcile sent (to every cluster)."""
-
-    @property
-    def retry(self) -> bool:
-        return bool(self.error_reason) and not self.permanent
-
-
-async def patch_region_status(
-    client: kclient.KubeClient, body: Mapping[str, Any], new: Mapping[str, Any]
-) -> None:
-    """Merge-patch ``new`` into the status of the CheckoutRegion ``body`` (its name and
-    namespace); a refusal raises the client's :class:`kerrors.KubeError`."""
-    meta = body.get("metadata") or {}
-    await client.patch_status(
-        API_VERSION, REGION_KIND, str(meta["name"]), str(meta["namespace"]), dict(new)
-    )
-
-
-def placement_of(body: Mapping[str, Any]) -> Desired:
-    """Where a region's children live, read from the raw spec (no objects): for cleanup, which
-    must work even when the spec no longer renders."""
-    meta = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    region = str(spec.get("region") or meta.get("name") or "")
-    namespace = str(meta.get("namespace") or "")
-    remote_spec = spec.get("remoteCluster")
-    remote: RemoteTarget | None = None
-    if isinstance(remote_spec, Mapping):
-        ref = remote_spec.get("kubeconfigSecretRef") or {}
-        remote = RemoteTarget(
-            namespace, str(ref.get("name") or ""), str(ref.get("key") or kremote.KUBECONFIG_KEY)
-        )
-        namespace = str(remote_spec.get("namespace") or namespace)
-    return Desired(region=region, namespace=namespace, objects=(), remote=remote)
-
-
-def labels_for(region: str) -> dict[str, str]:
-    return {REGION_LABEL: region, MANAGED_BY_LABEL: MANAGED_BY}
-
-
-def owner_of(body: Mapping[str, Any]) -> plan.Owner:
-    meta = body.get("metadata") or {}
-    return plan.Owner(
-        api_version=str(body.get("apiVersion") or API_VERSION),
-        kind=str(body.get("kind") or REGION_KIND),
-        name=str(meta.get("name")),
-        uid=str(meta.get("uid")),
-        namespace=str(meta.get("namespace")),
-    )
-
-
-async def _list_optional(
-    client: kclient.KubeClient, api_version: str, kind: str, namespace: str | None
-) -> list[Obj]:
-    if not await client.serves(api_version, kind):
-        return []
-    return await client.list(api_version, kind, namespace)
-
-
-async def _gather(aws: Iterable[Awaitable[T]]) -> list[T]:
-    """Run ``aws`` concurrently; wait for all of them, then raise the first error if any."""
-    results = await asyncio.gather(*aws, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results  # type: ignore[return-value]
-
-
-async def list_children(
-    client: kclient.KubeClient,
-    kinds: Sequence[tuple[str, str]],
-    namespace: str,
-    labels: Mapping[str, str],
-) -> list[Obj]:
-    """Live objects of ``kinds`` with ``labels`` in ``namespace`` (kinds not served are skipped).
-
-    One list request per kind, concurrently."""
-    served = [k for k in kinds if await client.serves(*k)]
-    lists = await _gather(client.list(av, kind, namespace, labels) for av, kind in served)
-    return [obj for items in lists for obj in items]
-
-
-async def _target(ctx: Context, desired: Desired) -> kclient.KubeClient:
-    if desired.remote is None:
-        return ctx.client
-    assert ctx.remotes is not None
-    r = desired.remote
-    return await ctx.remotes.get(r.secret_namespace, r.secret_name, r.secret_key)
-
-
-def _describe_api_error(exc: kerrors.KubeError) -> str:
-    text = str(exc)
-    if isinstance(exc, kerrors.ApiError) and exc.causes:
-        causes = "; ".join(str(c) for c in exc.causes)
-        if causes not in text:
-            text = f"{text} ({causes})"
-    return text
-
-
-def _error_reason(exc: kerrors.KubeError) -> tuple[str, bool]:
-    """(condition reason, permanent?) of a cluster error."""
-    if isinstance(exc, kerrors.Invalid):
-        return "ApplyRejected", True
-    if isinstance(exc, kerrors.Forbidden | kerrors.Unauthorized):
-        return "Forbidden", False
-    if isinstance(exc, kremote.KubeconfigNotAllowed):
-        return "KubeconfigNotAllowed", False
-    if isinstance(exc, kerrors.ConfigError):
-        return "RemoteClusterUnavailable", False
-    if isinstance(exc, kerrors.TransportError):
-        return "ClusterUnreachable", False
-    if isinstance(exc, kerrors.KindNotServed):
-        return "KindNotServed", False
-    return "ApplyFailed", False
-
 
 STATUS_ATTEMPTS: Final = 3
 """Status writes of one reconcile, when other writers changed the region since it was read."""
@@ -401,7 +168,7 @@ async def _reconcile(ctx: Context, ref: index.Ref) -> Result:
     if meta.get("deletionTimestamp"):
         return Result(ref)
     generation = int(meta.get("generation") or 0)
-    routes = await _list_optional(ctx.client, API_VERSION, ROUTE_KIND, ref.namespace)
+    routes = await children.list_optional(ctx.client, API_VERSION, ROUTE_KIND, ref.namespace)
     selected = index.routes_for(body, routes)
 
     try:
@@ -424,7 +191,7 @@ async def _reconcile(ctx: Context, ref: index.Ref) -> Result:
         )
 
     try:
-        target = await _target(ctx, desired)
+        target = await target_client(ctx, desired)
         for name, key, field in desired.mounted_kubeconfigs:
             # not there yet: the pods wait for it (and the services check it when they read it)
             with contextlib.suppress(kremote.SecretMissing):
@@ -434,42 +201,10 @@ async def _reconcile(ctx: Context, ref: index.Ref) -> Result:
         kinds = plan.child_kinds(objects, ctx.known_kinds)
         live = await list_children(target, kinds, desired.namespace, labels_for(desired.region))
         todo = plan.plan(objects, live)
-        applied_live: list[Obj] = []
-        applied: list[str] = []
-        # One rank (kind group) at a time, in order; the objects of a rank in parallel.
-        for _, group in itertools.groupby(todo.apply, key=lambda a: plan.apply_rank(a.obj)):
-            items = list(group)
-            responses = await _gather(target.apply(item.obj) for item in items)
-            for item, response in zip(items, responses, strict=True):
-                applied_live.append(response)
-                kind = str(item.obj.get("kind"))
-                metrics.OBJECTS_APPLIED.labels(kind=kind).inc()
-                if item.reason == "drift" or (item.reason == "missing" and _was_ready(body)):
-                    metrics.DRIFT_CORRECTIONS.labels(kind=kind).inc()
-                name = str(plan.key_of(item.obj))
-                applied.append(
-                    f"{name} ({item.reason}: {item.detail})"
-                    if item.detail
-                    else f"{name} ({item.reason})"
-                )
-        pruned: list[str] = []
-        for _, doomed in itertools.groupby(todo.prune, key=plan.apply_rank):
-            objs = list(doomed)
-            await _gather(
-                target.delete(
-                    str(o["apiVersion"]),
-                    str(o["kind"]),
-                    str((o.get("metadata") or {})["name"]),
-                    (o.get("metadata") or {}).get("namespace"),
-                )
-                for o in objs
-            )
-            for o in objs:
-                metrics.OBJECTS_PRUNED.labels(kind=str(o["kind"])).inc()
-                pruned.append(str(plan.key_of(o)))
+        done = await children.apply_and_prune(target, todo, body)
     except kerrors.KubeError as exc:
-        reason, permanent = _error_reason(exc)
-        message = _describe_api_error(exc)
+        reason, permanent = children.error_reason(exc)
+        message = children.describe_api_error(exc)
         outcome = status.Outcome(
             generation,
             desired=len(desired.objects),
@@ -490,13 +225,14 @@ async def _reconcile(ctx: Context, ref: index.Ref) -> Result:
             status_written=written,
         )
 
-    health = [status.child_health(o) for o in (*applied_live, *todo.in_sync)]
+    health = [status.child_health(o) for o in (*done.applied_live, *todo.in_sync)]
     outcome = status.Outcome(
         generation,
         desired=len(objects),
         in_sync=len(objects),
         children=tuple(health),
     )
+    applied, pruned = done.applied, done.pruned
     if applied or pruned:
         logger.info(
             "CheckoutRegion %s: applied %d, pruned %d: %s",
@@ -516,18 +252,11 @@ async def _reconcile(ctx: Context, ref: index.Ref) -> Result:
         )
     return Result(
         ref,
-        applied=tuple(applied),
-        pruned=tuple(pruned),
+        applied=applied,
+        pruned=pruned,
         status_written=written,
         ready=new.get("phase") == "Ready",
     )
-
-
-def _was_ready(body: Mapping[str, Any]) -> bool:
-    st = body.get("status") or {}
-    return st.get("phase") == "Ready" and st.get("observedGeneration") == (
-        body.get("metadata") or {}
-    ).get("generation")
 
 
 async def cleanup_region(ctx: Context, body: Mapping[str, Any]) -> list[str]:
@@ -536,7 +265,7 @@ async def cleanup_region(ctx: Context, body: Mapping[str, Any]) -> list[str]:
     ref = index.ref(body)
     async with ctx.lock(ref):
         placement = placement_of(body)
-        target = await _target(ctx, placement)
+        target = await target_client(ctx, placement)
         kinds = plan.child_kinds((), ctx.known_kinds)
         live = await list_children(target, kinds, placement.namespace, labels_for(placement.region))
         deleted: list[str] = []

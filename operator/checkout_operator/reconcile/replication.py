@@ -123,7 +123,7 @@ async def observe(
             return None
         rep = parsed.spec.replication
         placement = region.placement_of(body)
-        target = await region._target(ctx, placement)
+        target = await region.target_client(ctx, placement)
         bootstraps: dict[str, str] = {}
         problem = ""
         try:

@@ -13,6 +13,13 @@ topics, by name (:mod:`checkout_contract.classification`: market-scoped topics a
 ``<base>.<MARKET>``). A negative lookahead keeps only the allowed markets, so a market the
 fleet does not know is excluded too (fail closed). Aggregates flow everywhere.
 
+No replay of old rules: dedicated-mode MM2 runs the connector and task configs stored in
+``mm2-configs.<peer>.internal`` (the previous topics, policy, residency excludes) before it
+rewrites them, and MM2 4.1 takes that topic's name per target, not per flow (no settings hash in
+it). So the pod's init container deletes the flows' config topics before MM2 starts; a settings
+change changes the pod template's hash, hence a new pod. Positions (``mm2-offsets``), checkpoints
+and offset-syncs stay: allowed topics resume without a gap and group offsets keep translating.
+
 Bootstrap servers are never written into either: they come from env vars filled from the
 Secrets the CheckoutRegion references, read through Kafka's ``EnvVarConfigProvider``
 (``${env:KAFKA_BOOTSTRAP_<ALIAS>}``), so the same properties run unchanged in a test harness
@@ -202,6 +209,62 @@ def properties_configmap(
     )
 
 
+TOPICS_TOOL: Final = "/opt/kafka/bin/kafka-topics.sh"
+TOOL_JVM_OPTS: Final = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true"
+
+
+def _jvm_env(heap: str, jvm_opts: str) -> list[dict[str, Any]]:
+    """The env of a Kafka image's script: logs in the writable /tmp, heap and JVM flags."""
+    return [
+        pods.env_value("LOG_DIR", "/tmp/logs"),  # noqa: S108 (an emptyDir in the pod)
+        pods.env_value("KAFKA_HEAP_OPTS", heap),
+        pods.env_value("KAFKA_JVM_PERFORMANCE_OPTS", jvm_opts),
+    ]
+
+
+def config_topic(source: str) -> str:
+    """The Connect config topic of the dedicated-mode flow ``source-><this region>``."""
+    return f"mm2-configs.{source}.internal"
+
+
+def config_topics_regex(region: CheckoutRegion) -> str:
+    """A regex full-matching exactly the config topics of the flows into ``region``."""
+    names = [config_topic(p.region).replace(".", r"\.") for p in region.spec.replication.peers]
+    return "(?:" + "|".join(sorted(names)) + ")"
+
+
+def clear_configs_container(region: CheckoutRegion) -> dict[str, Any]:
+    """Init container: delete the flows' config topics so MM2 starts from its properties only.
+
+    ``$(VAR)`` is expanded by the kubelet from the container's env (no shell in the command)."""
+    tmp_mount = pods.tmp_volume()[1]
+    own = region.spec.region
+    return {
+        "name": "clear-connect-configs",
+        "image": region.spec.replication.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [
+            TOPICS_TOOL,
+            "--bootstrap-server",
+            f"$({bootstrap_env(own)})",
+            "--delete",
+            "--if-exists",
+            "--topic",
+            config_topics_regex(region),
+        ],
+        "env": [
+            pods.env_from_secret(bootstrap_env(own), region.spec.dependencies.kafka),
+            *_jvm_env("-Xms32m -Xmx128m", TOOL_JVM_OPTS),
+        ],
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "192Mi"},
+            "limits": {"memory": "256Mi"},
+        },
+        "securityContext": pods.container_security_context(),
+        "volumeMounts": [tmp_mount],
+    }
+
+
 def standalone_deployment(
     region: CheckoutRegion, namespace: str, config_hash: str
 ) -> hashing.KubeObject:
@@ -220,9 +283,7 @@ def standalone_deployment(
         ],
         "env": [
             *bootstrap_env_vars(region),
-            pods.env_value("LOG_DIR", "/tmp/logs"),  # noqa: S108 (an emptyDir in the pod)
-            pods.env_value("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m"),
-            pods.env_value("KAFKA_JVM_PERFORMANCE_OPTS", JVM_PERFORMANCE_OPTS),
+            *_jvm_env("-Xms256m -Xmx512m", JVM_PERFORMANCE_OPTS),
         ],
         "resources": {
             "requests": {"cpu": "100m", "memory": "512Mi"},
@@ -254,6 +315,7 @@ def standalone_deployment(
                         "serviceAccountName": NAME,
                         "automountServiceAccountToken": False,
                         "securityContext": pods.pod_security_context(),
+                        "initContainers": [clear_configs_container(region)],
                         "containers": [container],
                         "volumes": [
                             {"name": "properties", "configMap": {"name": NAME}},

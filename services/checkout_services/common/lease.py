@@ -3,6 +3,8 @@ leases, acknowledges their fencing, and answers ``may I write market M?`` for
 :mod:`checkout_services.common.write_guard`. It reads and compare-and-swaps the Leases through
 :class:`checkout_services.common.leasestore.LeaseStore` (the project's one Kubernetes client).
 
+Who a keeper is, what it holds and records, and why it may not write are the pure functions
+of :mod:`checkout_services.common.leaseholder` (re-exported here: ``lease.LeaseLost``, ...).
 The contract itself (names, annotations, the keeper records, the expiry arithmetic, why a
 keeper may ignore a silent sibling) is :mod:`checkout_contract.lease`.
 """
@@ -11,79 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import itertools
 import json
 import logging
-import os
 import random
-import re
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
-from checkout_contract.lease import (
-    FENCED_ACK,
-    KEEPER,
-    STALE_FACTOR,
-    KeeperRecord,
-    WriteLease,
-    valid_until,
-)
+from checkout_contract.lease import FENCED_ACK, KEEPER, WriteLease, valid_until
 from checkout_contract.timeutil import micro_time
+from checkout_services.common import leaseholder as holder
 from checkout_services.common import leasestore
+from checkout_services.common.leaseholder import Held, LeaseLost, keeper_id
 from checkout_services.common.leasestore import Conflict, LeaseStore, LeaseStoreError
 from checkout_tasks import FULL_JITTER, Retries
 
+__all__ = ["Held", "LeaseKeeper", "LeaseLost", "keeper_from_env", "keeper_id"]
+
 log = logging.getLogger("checkout_services.common.lease")
-
-
-_ID_BAD = re.compile(r"[^a-z0-9.-]+")
-_ids = itertools.count(1)
-
-
-def keeper_id(service: str, pod: str | None = None, pid: int | None = None) -> str:
-    """This keeper's identity: ``<service>.<pod>.<pid>.<n>`` (``n`` counts the keepers of this
-    process), made a valid annotation name part: ``keeper.<id>`` is at most 63 characters of
-    ``[a-z0-9.-]`` starting and ending alphanumeric (a long one keeps a hash of the whole)."""
-    pod = pod or os.environ.get("HOSTNAME") or socket.gethostname()
-    raw = f"{service or 'keeper'}.{pod}.{os.getpid() if pid is None else pid}.{next(_ids)}"
-    text = _ID_BAD.sub("-", raw.lower()).strip(".-") or "keeper"
-    room = 63 - len("keeper.")
-    if len(text) > room:
-        digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
-        text = text[: room - 11].rstrip(".-") + "-" + digest
-    return text
-
-
-# -- the holder's side ------------------------------------------------------------------------
-
-
-@dataclass
-class Held:
-    epoch: int
-    valid_until: float
-    """``time.monotonic()`` after which this region must not write (renewal start + duration -
-    skew)."""
-    fenced: bool = False
-
-
-class LeaseLost(Exception):
-    """This region may not write the market (now); ``writer`` is who does, if known."""
-
-    def __init__(self, message: str, *, market: str, writer: str, epoch: int) -> None:
-        super().__init__(message)
-        self.market = market
-        self.writer = writer
-        self.epoch = epoch
-
-
-def _version(lease: WriteLease) -> int:
-    """The Lease's resourceVersion as a number (etcd's revision; 0 if it is not one)."""
-    raw = lease.resource_version
-    return int(raw) if raw.isdigit() else 0
 
 
 class LeaseKeeper:
@@ -156,22 +103,7 @@ class LeaseKeeper:
         held = self.held.get(market)
         if held is not None and not held.fenced and self.clock() < held.valid_until:
             return held.epoch
-        seen = self.seen.get(market)
-        writer = (
-            seen.fencing_to if seen and seen.state == "Fencing" else (seen.holder if seen else "")
-        )
-        epoch = seen.epoch if seen else 0
-        if held is not None and held.fenced:
-            to = writer or "another region"
-            why = f"market {market} is being fenced away from {self.region} (to {to})"
-        elif held is not None:
-            why = f"region {self.region} could not renew its write lease for market {market}"
-        else:
-            why = (
-                f"region {self.region} holds no write lease for market {market}; "
-                f"its writer is {writer or 'unknown'} (epoch {epoch})"
-            )
-        raise LeaseLost(why, market=market, writer=writer, epoch=epoch)
+        raise holder.lost(self.region, market, held, self.seen.get(market))
 
     async def step(self) -> None:
         """One pass: renew what this region holds, acknowledge fencing, forget what it lost."""
@@ -211,7 +143,7 @@ class LeaseKeeper:
         if not lease.market:
             return
         old = self._live.get(lease.market)
-        if old is None or _version(lease) >= _version(old):
+        if old is None or holder.version(lease) >= holder.version(old):
             self._live[lease.market] = lease
 
     async def _keep_retrying(self, lease: WriteLease, started: float) -> None:
@@ -243,32 +175,16 @@ class LeaseKeeper:
 
     def _record(self, lease: WriteLease, now: float, stopped: int) -> dict[str, str | None]:
         """The annotations this keeper patches: its own record, and removal of stale ones."""
-        notes: dict[str, str | None] = {
-            self.key: KeeperRecord(self.key, self.region, now, stopped).dump()
-        }
-        horizon = now - STALE_FACTOR * max(lease.duration, 1.0)
-        for key, rec in lease.keepers.items():
-            if key != self.key and (rec is None or rec.renewed < horizon):
-                notes[key] = None  # merge patch: remove
-        return notes
+        return holder.keeper_notes(lease, self.key, self.region, now, stopped)
 
     def siblings_busy(self, lease: WriteLease, now: float | None = None) -> list[str]:
-        """The other keepers of the holder region that were heard from within ``duration +
-        skew`` and have not recorded that they stopped at the lease's epoch (they block the
-        ``fenced-ack``)."""
-        now = self.wall() if now is None else now
-        recent = now - lease.duration - self.skew
-        return sorted(
-            key
-            for key, rec in lease.keepers.items()
-            if key != self.key
-            and rec is not None
-            and rec.region == lease.holder
-            and rec.renewed >= recent
-            and rec.stopped != lease.epoch
-        )
+        """The other keepers of the holder region that block the ``fenced-ack``
+        (:func:`holder.siblings_busy`)."""
+        return holder.siblings_busy(lease, self.key, self.wall() if now is None else now, self.skew)
 
-    async def _patch(self, lease: WriteLease, notes: dict[str, str | None], renew: bool) -> Any:
+    async def _patch(
+        self, lease: WriteLease, notes: dict[str, str | None], renew: bool
+    ) -> WriteLease:
         obj = json.loads(json.dumps(lease.raw))
         # only what this keeper changes (its keys, maybe renewTime), at the read resourceVersion
         obj["metadata"]["annotations"] = notes
@@ -277,6 +193,21 @@ class LeaseKeeper:
         else:
             obj["spec"] = {}
         return await self.store.replace(obj)
+
+    async def _write(
+        self, lease: WriteLease, notes: dict[str, str | None], *, renew: bool, what: str
+    ) -> WriteLease | None:
+        """:meth:`_patch`, or None (counted and logged) when the store failed; a lost
+        compare-and-swap (:class:`Conflict`) goes up to :meth:`_keep_retrying`."""
+        try:
+            written = await self._patch(lease, notes, renew)
+        except Conflict:
+            raise
+        except LeaseStoreError as exc:
+            self.errors += 1
+            log.warning("%s of %s failed: %s", what, lease.market, exc)
+            return None
+        return written
 
     async def _keep(self, lease: WriteLease, started: float) -> None:
         held = self.held.get(lease.market)
@@ -301,22 +232,13 @@ class LeaseKeeper:
                 notes[FENCED_ACK] = str(lease.epoch)
             elif not busy and mine is not None and mine.stopped == lease.epoch:
                 return  # already said so; waiting for the siblings (or for nothing)
-            try:
-                self.seen[lease.market] = await self._patch(lease, notes, renew=bool(busy))
-                self._remember(self.seen[lease.market])
-            except Conflict:
-                raise
-            except LeaseStoreError as exc:
-                self.errors += 1
-                log.warning("fencing ack of %s failed: %s", lease.market, exc)
+            written = await self._write(lease, notes, renew=bool(busy), what="fencing ack")
+            if written is not None:
+                self.seen[lease.market] = written
+                self._remember(written)
             return
-        try:
-            renewed = await self._patch(lease, self._record(lease, now, 0), renew=True)
-        except Conflict:
-            raise
-        except LeaseStoreError as exc:
-            self.errors += 1
-            log.warning("renewal of %s failed: %s", lease.market, exc)
+        renewed = await self._write(lease, self._record(lease, now, 0), renew=True, what="renewal")
+        if renewed is None:
             return
         self.renewals += 1
         self.seen[lease.market] = renewed

@@ -149,24 +149,33 @@ def _market_entry(
     }
 
 
-def _health_entry(h: fh.Health, success_threshold: int) -> dict[str, Any]:
+def _health_entry(h: fh.Health, thresholds: fh.Thresholds) -> dict[str, Any]:
+    """The region's health for its status. Counts stop at their threshold and the message
+    carries the outcome and reason, not the latency: a region failing the same way probe after
+    probe has the same status, so it is not written again on every probe."""
     last = h.evidence[-1] if h.evidence else None
     return {
         "state": h.state,
-        "consecutiveFailures": h.failures,
-        "consecutiveSuccesses": min(h.successes, success_threshold),
+        "consecutiveFailures": min(h.failures, thresholds.failure_threshold),
+        "consecutiveSuccesses": min(h.successes, thresholds.success_threshold),
         "lastProbeTime": rfc3339(last.at) if last else "",
-        "message": last.describe() if last and last.outcome != "Success" else "",
+        "message": f"{last.outcome}({last.reason})" if last and last.outcome != "Success" else "",
     }
 
 
 class StatusWriter:
     """Each home region's markets and health, written when their essence changed; a market
-    going Down posts one MarketDown Event (not one per round)."""
+    going Down posts one MarketDown Event (not one per round).
+
+    The body a round sees comes from the watch and may predate this writer's own last write:
+    while its resourceVersion is still the one that write started from, the status compared
+    with is what was written (so a lagging watch never causes the same write twice)."""
 
     def __init__(self, client: kclient.KubeClient) -> None:
         self.client = client
         self._down: dict[tuple[str, str], bool] = {}
+        self._written: dict[tuple[str, str], tuple[str, Any]] = {}
+        """(namespace, region) -> (resourceVersion the last write was made on, its essence)."""
 
     async def write(
         self,
@@ -209,12 +218,18 @@ class StatusWriter:
                 "markets": markets,
                 "failoverState": summary.failover_state(name, markets),
                 "writers": summary.writers(markets),
-                "health": _health_entry(health_of(name), hp.success_threshold),
+                "health": _health_entry(
+                    health_of(name), fh.Thresholds(hp.failure_threshold, hp.success_threshold)
+                ),
                 "expectedFailoverSeconds": hp.period_seconds * hp.failure_threshold
                 + parsed.spec.failover.write_lease_seconds,
             }
             previous = body.get("status") or {}
-            if _essence(previous) == _essence(new):
+            key = (namespace, name)
+            version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+            written = self._written.get(key)
+            seen = written[1] if written and written[0] == version else _essence(previous)
+            if seen == _essence(new):
                 continue
             if [(x["writer"], x["epoch"], x["state"]) for x in markets] != [
                 (x.get("writer"), x.get("epoch"), x.get("state"))
@@ -224,7 +239,10 @@ class StatusWriter:
             try:
                 await region.patch_region_status(self.client, body, new)
             except kerrors.KubeError as exc:
+                self._written.pop(key, None)
                 logger.warning("status of %s not written: %s", name, exc)
+            else:
+                self._written[key] = (version, _essence(new))
         return routing_changed
 
 
