@@ -30,7 +30,7 @@ event ids are kept in every region. A batch (Adyen) is unheld when any of its it
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from checkout_contract import payments as config
 from checkout_services.payments import db, exceptions, refund_ledger, release
@@ -41,6 +41,15 @@ from checkout_services.payments.state_machine import PaymentState as S
 
 SIGNATURE_HEADERS = {"stripe": "stripe-signature"}
 UNHELD_HEADER = "x-checkout-webhook-unheld"
+
+ASKED_BY: Final[Mapping[str, str]] = {
+    "captured": "capture",
+    "capture_failed": "capture",
+    "voided": "void",
+    "void_failed": "void",
+}
+"""The modification events and the operation (``psp_attempts.operation``) that asks for each:
+a region holds such an event only if its copy of the payment made that request."""
 """On the answer to the gateway (an internal header: the gateway does not pass it to the
 provider): the delivery names a payment this region does not hold (see the docstring)."""
 ELSEWHERE = "elsewhere"
@@ -137,12 +146,33 @@ async def apply_here(
                 f"checkout {event.reference!r} is still being captured; deliver again later"
             )
         return {"outcome": "stale", "kind": event.kind}
+    if not await asked_here(svc, payment, event):
+        # a capture or cancel this region never asked for: this is the copy of a checkout
+        # resumed in another region (same Idempotency-Key, so the same pspReference there),
+        # and the region that asked holds the event (the chaos run: a CAPTURE_FAILED applied
+        # to this authorized copy left the asking region's capture_pending forever)
+        return {"outcome": "ignored"}
     try:
         moved = await svc.move(payment, target, **fields)
     except exceptions.IllegalTransitionError:
         return {"outcome": "stale", "kind": event.kind}
     await release.settle_quietly(svc, moved)
     return {"outcome": "applied", "state": target.value}
+
+
+async def asked_here(svc: PaymentsService, payment: db.Payment, event: ws.Event) -> bool:
+    """Whether this region's copy asked for what the event answers (:data:`ASKED_BY`). A
+    provider captures some payment methods on its own (Pix, iDEAL: the APM is paid, the
+    provider captures), so a capture of a non-card payment, or of one still waiting for the
+    shopper, needs no request of ours."""
+    asked = ASKED_BY.get(event.kind or "")
+    if asked is None:
+        return True
+    if event.kind == "captured" and (
+        payment.payment_method != "card" or payment.state == S.REQUIRES_ACTION
+    ):
+        return True
+    return bool(await svc.repo.attempts(payment.checkout_id, asked))
 
 
 async def settle_pending(
