@@ -25,6 +25,9 @@ payments, each of which applies what it holds (``gateway/webhooks.py``). A redel
 of such an event is unheld again (so a delivery the gateway could not pass on, answered 503,
 reaches the holder when the provider retries), and never applied twice here or there: the
 event ids are kept in every region. A batch (Adyen) is unheld when any of its items is.
+A capture or cancel outcome this region's copy did not ask for (:func:`asked_here`) is applied
+here too (the copy's view is corrected) and still answered unheld: the region that asked
+holds it.
 """
 
 from __future__ import annotations
@@ -96,7 +99,10 @@ async def apply(svc: PaymentsService, provider: config.Provider, event: ws.Event
             return {"outcome": "duplicate", "held": False}
         return {"outcome": "duplicate"}
     outcome = await apply_here(svc, provider, event)
-    if outcome["outcome"] in ("ignored", "stale") and "held" not in outcome and event.kind:
+    unasked = outcome.get("held") is False and outcome["outcome"] == "applied"
+    if unasked or (
+        outcome["outcome"] in ("ignored", "stale") and "held" not in outcome and event.kind
+    ):
         await svc.repo.note_webhook(provider.name, event.event_id, ELSEWHERE)
         return {**outcome, "held": False}
     return outcome
@@ -146,18 +152,19 @@ async def apply_here(
                 f"checkout {event.reference!r} is still being captured; deliver again later"
             )
         return {"outcome": "stale", "kind": event.kind}
-    if not await asked_here(svc, payment, event):
-        # a capture or cancel this region never asked for: this is the copy of a checkout
-        # resumed in another region (same Idempotency-Key, so the same pspReference there),
-        # and the region that asked holds the event (the chaos run: a CAPTURE_FAILED applied
-        # to this authorized copy left the asking region's capture_pending forever)
-        return {"outcome": "ignored"}
+    # A capture or cancel this region never asked for is about the copy of a checkout resumed
+    # in another region (same Idempotency-Key, so the same pspReference there): this copy's
+    # view is corrected, and the event is still answered unheld so the gateway passes it to
+    # the region that asked (the chaos run: A took B's CAPTURE_FAILED for its own, and B's
+    # copy stayed capture_pending with the authorization open at the provider)
+    held = await asked_here(svc, payment, event)
     try:
         moved = await svc.move(payment, target, **fields)
     except exceptions.IllegalTransitionError:
         return {"outcome": "stale", "kind": event.kind}
     await release.settle_quietly(svc, moved)
-    return {"outcome": "applied", "state": target.value}
+    applied: dict[str, Any] = {"outcome": "applied", "state": target.value}
+    return applied if held else {**applied, "held": False}
 
 
 async def asked_here(svc: PaymentsService, payment: db.Payment, event: ws.Event) -> bool:
