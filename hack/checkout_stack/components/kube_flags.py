@@ -69,6 +69,21 @@ def apiserver(
     ]
 
 
+def _controller(binary: Path, kubeconfig: Path, port: int, cert_dir: Path) -> list[str]:
+    """What the controller-manager and the scheduler are both told: one kubeconfig for the API
+    and for delegated authn/authz, a loopback-only secure port, no leader election."""
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={cert_dir}",
+        "--leader-elect=false",
+    ]
+
+
 def controller_manager(
     binary: Path,
     kubeconfig: Path,
@@ -82,14 +97,7 @@ def controller_manager(
 ) -> list[str]:
     """``controllers`` None: all of them (``*``)."""
     return [
-        str(binary),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        f"--cert-dir={pki / 'kcm'}",
-        "--leader-elect=false",
+        *_controller(binary, kubeconfig, port, pki / "kcm"),
         "--controllers=" + (",".join(controllers) if controllers is not None else "*"),
         "--use-service-account-credentials",
         f"--service-account-private-key-file={sa.key}",
@@ -114,14 +122,7 @@ def controller_manager(
 
 def scheduler(binary: Path, kubeconfig: Path, port: int, pki: Path) -> list[str]:
     return [
-        str(binary),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        f"--cert-dir={pki / 'scheduler'}",
-        "--leader-elect=false",
+        *_controller(binary, kubeconfig, port, pki / "scheduler"),
         "--kube-api-qps=200",
         "--kube-api-burst=400",
         "--profiling=false",
