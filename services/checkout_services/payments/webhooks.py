@@ -99,8 +99,8 @@ async def apply(svc: PaymentsService, provider: config.Provider, event: ws.Event
             return {"outcome": "duplicate", "held": False}
         return {"outcome": "duplicate"}
     outcome = await apply_here(svc, provider, event)
-    unasked = outcome.get("held") is False and outcome["outcome"] == "applied"
-    if unasked or (
+    # held False from apply_here: applied to a copy that did not ask (see asked_here)
+    if outcome.get("held") is False or (
         outcome["outcome"] in ("ignored", "stale") and "held" not in outcome and event.kind
     ):
         await svc.repo.note_webhook(provider.name, event.event_id, ELSEWHERE)
